@@ -1,0 +1,18 @@
+# Ketenpoort gateway: slim, non-root, gunicorn, the same install as the README.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+    KETENPOORT_LOG_FORMAT=json
+
+RUN groupadd --system ketenpoort && useradd --system --gid ketenpoort --home /srv ketenpoort
+WORKDIR /srv
+COPY pyproject.toml README.md ./
+COPY gateway ./gateway
+COPY policies ./policies
+RUN pip install . && mkdir -p /srv/var /srv/keys && chown -R ketenpoort:ketenpoort /srv/var /srv/keys
+
+USER ketenpoort
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=3s --retries=3 \
+  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status == 200 else 1)"
+CMD ["sh", "-c", "ketenpoort init && exec gunicorn --bind 0.0.0.0:8080 --workers 2 --threads 4 --worker-class gthread 'gateway.wsgi:create()'"]

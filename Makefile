@@ -1,0 +1,53 @@
+# Two commands: `make run` (demo gateway on SQLite) and `make test` (lint, types, tests).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+NODE_STAMP := node_modules/.installed
+
+.PHONY: run serve init test lint typecheck pytest bench clean install install-dev
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(STAMP)
+
+$(NODE_STAMP): package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(STAMP)
+install-dev: $(DEV_STAMP) $(NODE_STAMP)
+
+## make run: set up and serve the gateway on http://127.0.0.1:8080 (SQLite).
+run: $(STAMP)
+	$(BIN)/ketenpoort init
+	$(BIN)/ketenpoort serve --host 127.0.0.1 --port 8080
+
+## make test: ruff, mypy and the test suite (SQLite; PostgreSQL too when
+## KETENPOORT_TEST_POSTGRES_URL is set).
+test: install-dev lint typecheck pytest
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check gateway tests bench
+	$(BIN)/ruff format --check gateway tests bench
+
+typecheck: $(DEV_STAMP)
+	$(BIN)/mypy
+
+pytest: $(DEV_STAMP) $(NODE_STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(DEV_STAMP)
+	for f in bench/bench_*.py; do $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""HTTP conventions shared by every route: NL API Design Rules, problem+json, OpenAPI."""

@@ -1,0 +1,231 @@
+"""Request and response conventions applied to every route (NL API Design Rules).
+
+Before a view runs: a request id, W3C Trace Context, the log context, and the checks
+that need no view (406, 415, 413). After it: `API-Version`, the security headers,
+`X-Request-Id` and `traceparent`. Every error becomes RFC 9457 problem+json here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+
+import structlog
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from gateway import API_VERSION
+from gateway.api.openapi import Operation, operation_of
+from gateway.errors import (
+    PROBLEM_MEDIA_TYPE,
+    InternalError,
+    InvalidInput,
+    MethodNotAllowed,
+    NotAcceptable,
+    NotFound,
+    PayloadTooLarge,
+    ProblemError,
+    UnsupportedMediaType,
+)
+from gateway.logs import bind_request, clear_sensitive, get_logger
+
+log = get_logger("gateway.http")
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{7,127}$")
+TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
+
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+HTML_CSP = (
+    "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@dataclass(frozen=True)
+class TraceContext:
+    trace_id: str
+    span_id: str  # this server's span
+    parent_span_id: str | None
+    flags: str
+
+    @property
+    def traceparent(self) -> str:
+        return f"00-{self.trace_id}-{self.span_id}-{self.flags}"
+
+
+def parse_traceparent(value: str | None) -> TraceContext:
+    """Continue a valid incoming trace (W3C Trace Context §3.2), else start one."""
+    span_id = secrets.token_hex(8)
+    match = TRACEPARENT.match(value.strip()) if value else None
+    if match:
+        version, trace_id, parent, flags, rest = match.groups()
+        valid = (
+            version != "ff"
+            and not (version == "00" and rest)
+            and trace_id != "0" * 32
+            and parent != "0" * 16
+        )
+        if valid:
+            return TraceContext(trace_id, span_id, parent, flags)
+    return TraceContext(secrets.token_hex(16), span_id, None, "01")
+
+
+def current_trace() -> TraceContext:
+    trace: TraceContext = g.trace
+    return trace
+
+
+def request_id() -> str:
+    rid: str = g.get("request_id") or "unknown"
+    return rid
+
+
+def current_operation() -> Operation | None:
+    from flask import current_app
+
+    if request.url_rule is None:
+        return None
+    return operation_of(current_app.view_functions.get(request.url_rule.endpoint))
+
+
+def _check_negotiation(op: Operation, max_body: int) -> None:
+    accept = request.headers.get("Accept", "").strip()
+    if accept and request.accept_mimetypes.best_match(list(op.produces)) is None:
+        raise NotAcceptable(f"This resource is available as {', '.join(op.produces)} only.")
+    if request.content_length is not None and request.content_length > max_body:
+        raise PayloadTooLarge(f"The body may be at most {max_body // 1024} KiB.")
+    if op.consumes and request.method in {"POST", "PUT", "PATCH"}:
+        mimetype = request.mimetype
+        charset = request.mimetype_params.get("charset", "utf-8").lower()
+        if not mimetype:
+            raise UnsupportedMediaType(f"Content-Type is missing; send {' or '.join(op.consumes)}.")
+        if mimetype not in op.consumes or charset != "utf-8":
+            raise UnsupportedMediaType(
+                f"Content-Type {mimetype} is not supported; send {' or '.join(op.consumes)}"
+                " (UTF-8)."
+            )
+
+
+def render_problem(error: ProblemError) -> Response:
+    from gateway.services import services
+
+    body = error.body(services().settings.issuer, request_id())
+    response = Response(
+        json.dumps(body, ensure_ascii=False), status=error.status, mimetype=PROBLEM_MEDIA_TYPE
+    )
+    for name, value in error.headers.items():
+        response.headers[name] = value
+    return response
+
+
+def _from_http_exception(exc: HTTPException) -> ProblemError:
+    code = exc.code or 500
+    if code == 404:
+        return NotFound("No resource at this path.")
+    if code == 405:
+        allowed = sorted(set(getattr(exc, "valid_methods", None) or []) - {"OPTIONS"})
+        return MethodNotAllowed(
+            f"{request.method} is not allowed here.",
+            headers={"Allow": ", ".join(allowed)},
+        )
+    if code == 413:
+        return PayloadTooLarge("The body may be at most 256 KiB.")
+    if code == 400:
+        return InvalidInput("The request could not be read.")
+    if code == 415:
+        return UnsupportedMediaType("Unsupported Content-Type.")
+    if code == 406:
+        return NotAcceptable("No acceptable representation.")
+
+    generic = type(
+        "HttpProblem",
+        (ProblemError,),
+        {
+            "status": code,
+            "slug": (exc.name or "error").lower().replace(" ", "-"),
+            "title": exc.name or "Error",
+        },
+    )
+    problem: ProblemError = generic(exc.description or exc.name or "Error")
+    return problem
+
+
+def init_app(app: Flask) -> None:
+    max_body: int = app.config["MAX_CONTENT_LENGTH"]
+
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+        incoming = request.headers.get("X-Request-Id", "")
+        g.request_id = incoming if REQUEST_ID.match(incoming) else str(uuid.uuid4())
+        g.trace = parse_traceparent(request.headers.get("traceparent"))
+        clear_sensitive()
+        bind_request(
+            {
+                "request_id": g.request_id,
+                "trace_id": g.trace.trace_id,
+                "span_id": g.trace.span_id,
+                "route": request.url_rule.rule if request.url_rule else None,
+                "method": request.method,
+            }
+        )
+        op = current_operation()
+        if op is not None:
+            _check_negotiation(op, max_body)
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        response.headers["Content-Security-Policy"] = (
+            HTML_CSP if response.mimetype == "text/html" else API_CSP
+        )
+        response.headers["API-Version"] = API_VERSION
+        response.headers["X-Request-Id"] = request_id()
+        if "trace" in g:
+            response.headers["traceparent"] = g.trace.traceparent
+        op = current_operation()
+        if op is not None and op.cors_any_origin:
+            response.headers["Access-Control-Allow-Origin"] = "*"
+        duration = time.perf_counter() - g.get("started", time.perf_counter())
+        route = request.url_rule.rule if request.url_rule else "<unmatched>"
+        metrics = app.extensions.get("ketenpoort_metrics")
+        if metrics is not None:
+            metrics.observe(request.method, route, response.status_code, duration)
+        log.info(
+            "request",
+            status=response.status_code,
+            duration_ms=round(duration * 1000, 2),
+        )
+        return response
+
+    @app.teardown_request
+    def _forget(_: BaseException | None = None) -> None:
+        clear_sensitive()
+        structlog.contextvars.clear_contextvars()
+
+    @app.errorhandler(ProblemError)
+    def _problem(error: ProblemError) -> Response:
+        return render_problem(error)
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException) -> Response:
+        return render_problem(_from_http_exception(error))
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        log.error("unhandled error", exc_info=error)
+        return render_problem(
+            InternalError("An internal error occurred; quote the request id when reporting it.")
+        )

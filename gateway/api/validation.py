@@ -1,0 +1,139 @@
+"""Parse request bodies and query strings into pydantic models, reporting every error.
+
+An invalid request is answered once with *all* of its errors, each with a JSON pointer,
+so an integrator fixes a request in one round trip. The messages never echo the input:
+a rejected value may be a BSN.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+from flask import Response, current_app, request
+from pydantic import BaseModel, ValidationError
+
+from gateway.errors import FieldError, InvalidInput, MalformedJson, PayloadTooLarge
+from gateway.logs import SENSITIVE_KEYS, mark_sensitive
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _escape(part: str) -> str:
+    return part.replace("~", "~0").replace("/", "~1")
+
+
+def pointer_of(loc: Iterable[int | str]) -> str:
+    parts = [_escape(str(p)) for p in loc]
+    return "/" + "/".join(parts) if parts else ""
+
+
+def field_errors(exc: ValidationError, *, query: bool = False) -> list[FieldError]:
+    errors = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = [p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        message = str(error["msg"])
+        if error["type"] == "extra_forbidden":
+            message = "Unknown field; this API does not accept it"
+        parameter = str(loc[0]) if query and loc else None
+        errors.append(FieldError(pointer_of(loc), message, parameter))
+    return errors
+
+
+def _collect_sensitive(value: Any, under_sensitive: bool = False) -> list[str]:
+    found: list[str] = []
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            sensitive = under_sensitive or str(key).lower() in SENSITIVE_KEYS
+            found.extend(_collect_sensitive(item, sensitive))
+    elif isinstance(value, list):
+        for item in value:
+            found.extend(_collect_sensitive(item, under_sensitive))
+    elif under_sensitive and isinstance(value, str | int):
+        found.append(str(value))
+    return found
+
+
+def _read_at_most(limit: int) -> bytes:
+    """Read the body, refusing more than `limit` bytes even without a Content-Length."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := request.stream.read(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The body may be at most {limit // 1024} KiB.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def read_json_body() -> Any:
+    """The request body as JSON; declares identifier fields sensitive for the logs."""
+    limit: int = current_app.config["MAX_CONTENT_LENGTH"]
+    raw = _read_at_most(limit)
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        position = getattr(exc, "pos", None) or getattr(exc, "start", 0)
+        raise MalformedJson(
+            f"The body is not valid UTF-8 JSON (error at byte {position}).",
+            errors=[FieldError("", "Not valid JSON")],
+        ) from None
+    mark_sensitive(_collect_sensitive(data))
+    return data
+
+
+def parse_body(model: type[M]) -> M:
+    data = read_json_body()
+    if not isinstance(data, dict):
+        raise InvalidInput(
+            "The body must be a JSON object.", errors=[FieldError("", "Expected an object")]
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = field_errors(exc)
+        raise InvalidInput(_summary(errors), errors=errors) from None
+
+
+def parse_query(model: type[M]) -> M:
+    data: dict[str, Any] = {}
+    duplicates = []
+    for key in request.args:
+        values = request.args.getlist(key)
+        if len(values) > 1:
+            duplicates.append(FieldError(pointer_of([key]), "Given more than once", key))
+        data[key] = values[0]
+    try:
+        parsed = model.model_validate(data)
+    except ValidationError as exc:
+        errors = duplicates + field_errors(exc, query=True)
+        raise InvalidInput(_summary(errors), errors=errors) from None
+    if duplicates:
+        raise InvalidInput(_summary(duplicates), errors=duplicates)
+    return parsed
+
+
+def _summary(errors: list[FieldError]) -> str:
+    count = len(errors)
+    return f"The request has {count} invalid value{'s' if count != 1 else ''}; see errors."
+
+
+def json_response(
+    body: BaseModel | Mapping[str, Any],
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    data = (
+        body.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if isinstance(body, BaseModel)
+        else body
+    )
+    response = Response(
+        json.dumps(data, ensure_ascii=False, separators=(",", ":")),
+        status=status,
+        mimetype="application/json",
+    )
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response

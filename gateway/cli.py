@@ -1,0 +1,104 @@
+"""The `ketenpoort` command line.
+
+Errors go to stderr as one line and exit non-zero; results print as JSON with `--json`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from gateway import API_VERSION, __version__
+from gateway.config import ConfigError, Settings, load_settings
+from gateway.keys import KeyStoreError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CliError(click.ClickException):
+    """A failure the operator can act on; printed as `error: …` with exit 1."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def friendly_errors(command: F) -> F:
+    """Turn known failures into one clear line instead of a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (ConfigError, KeyStoreError) as exc:
+            raise CliError(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit(data: dict[str, Any], as_json: bool, human: str) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        click.echo(human)
+
+
+def settings_from_env() -> Settings:
+    return load_settings()
+
+
+@click.group()
+@click.version_option(__version__, prog_name="ketenpoort")
+def main() -> None:
+    """Ketenpoort: the privacy-first data-sharing gateway for chain partners."""
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@friendly_errors
+def init(as_json: bool) -> None:
+    """Create or upgrade the database and create missing keys (idempotent)."""
+    from gateway.bootstrap import initialise
+
+    settings = settings_from_env()
+    result = initialise(settings)
+    created = result["keysCreated"]
+    emit(
+        result,
+        as_json,
+        f"database at {result['database']} is at migration {result['migration']}; "
+        + (f"created keys: {', '.join(created)}" if created else "all keys present"),
+    )
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
+@friendly_errors
+def serve(host: str, port: int, workers: int, threads: int) -> None:
+    """Serve the gateway with gunicorn (a production server)."""
+    from gateway.server import run_gunicorn
+
+    settings = settings_from_env()
+    run_gunicorn(settings, host=host, port=port, workers=workers, threads=threads)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def version(as_json: bool) -> None:
+    """Print the software and API versions."""
+    emit(
+        {"version": __version__, "apiVersion": API_VERSION},
+        as_json,
+        f"ketenpoort {__version__} (API {API_VERSION})",
+    )
+
+
+def run() -> None:  # pragma: no cover - console entry point wrapper
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""One error hierarchy and one RFC 9457 problem+json renderer.
+
+Every error the API can answer is a `ProblemError` subclass carrying a stable slug
+(the last segment of its `type` URI) and an HTTP status. Views raise; `render_problem`
+turns the error into the response. OAuth endpoints have their own RFC 6749 errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with the input: where (a JSON pointer) and what."""
+
+    pointer: str
+    detail: str
+    parameter: str | None = None
+
+    def as_json(self) -> dict[str, str]:
+        data = {"pointer": self.pointer, "detail": self.detail}
+        if self.parameter is not None:
+            data["parameter"] = self.parameter
+        return data
+
+
+class ProblemError(Exception):
+    """Base of every error the HTTP API answers as problem+json."""
+
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal-error"
+    title: ClassVar[str] = "Internal server error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: Sequence[FieldError] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = list(errors)
+        self.headers = dict(headers or {})
+
+    def body(self, issuer: str, instance: str) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": problem_type_uri(issuer, self.slug),
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "instance": instance,
+        }
+        if self.errors:
+            body["errors"] = [error.as_json() for error in self.errors]
+        return body
+
+
+def problem_type_uri(issuer: str, slug: str) -> str:
+    return f"{issuer}/problems/{slug}"
+
+
+class InvalidInput(ProblemError):
+    status = 400
+    slug = "invalid-input"
+    title = "The request has invalid input"
+
+
+class MalformedJson(InvalidInput):
+    slug = "malformed-json"
+    title = "The request body is not valid JSON"
+
+
+class NotFound(ProblemError):
+    status = 404
+    slug = "not-found"
+    title = "Resource not found"
+
+
+class MethodNotAllowed(ProblemError):
+    status = 405
+    slug = "method-not-allowed"
+    title = "Method not allowed"
+
+
+class NotAcceptable(ProblemError):
+    status = 406
+    slug = "not-acceptable"
+    title = "No acceptable representation"
+
+
+class Conflict(ProblemError):
+    status = 409
+    slug = "conflict"
+    title = "Conflict with the current state"
+
+
+class PayloadTooLarge(ProblemError):
+    status = 413
+    slug = "payload-too-large"
+    title = "Request body too large"
+
+
+class UnsupportedMediaType(ProblemError):
+    status = 415
+    slug = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
+class UnprocessableContent(ProblemError):
+    status = 422
+    slug = "unprocessable-content"
+    title = "The request conflicts with an earlier one"
+
+
+class TooManyRequests(ProblemError):
+    status = 429
+    slug = "too-many-requests"
+    title = "Too many requests"
+
+
+class InternalError(ProblemError):
+    status = 500
+    slug = "internal-error"
+    title = "Internal server error"
+
+
+class ServiceUnavailable(ProblemError):
+    status = 503
+    slug = "service-unavailable"
+    title = "Service unavailable"
+
+
+def all_problem_types() -> dict[str, type[ProblemError]]:
+    """Every problem slug the code defines, for the documentation pages."""
+    found: dict[str, type[ProblemError]] = {}
+    stack: list[type[ProblemError]] = [ProblemError]
+    while stack:
+        cls = stack.pop()
+        found.setdefault(cls.slug, cls)
+        stack.extend(cls.__subclasses__())
+    return found

@@ -1,0 +1,262 @@
+"""File-backed key store.
+
+One JSON file per key: the public record in clear, the private material sealed with
+AES-256-GCM under the master key, the record's identity bound in as associated data
+(so a sealed blob cannot be moved to another record). Files are created atomically with
+mode 0600, and never overwritten: a key once written only changes status.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import stat
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from gateway import crypto
+from gateway.logs import get_logger
+
+log = get_logger(__name__)
+
+DEV_MASTER_KEY_FILE = ".dev-master-key"
+
+
+class KeyStoreError(Exception):
+    """The key store is missing a key, or a file in it is unreadable."""
+
+
+class KeyPurpose(StrEnum):
+    TOKEN_SIGNING = "token-signing"  # noqa: S105 - a purpose name, not a secret
+    AUDIT_CHECKPOINT = "audit-checkpoint"
+    PSEUDONYM = "pseudonym"
+    MELDPUNT_ENCRYPTION = "meldpunt-encryption"
+
+
+ALGORITHMS: dict[KeyPurpose, str] = {
+    KeyPurpose.TOKEN_SIGNING: "ES256",
+    KeyPurpose.AUDIT_CHECKPOINT: "Ed25519",
+    KeyPurpose.PSEUDONYM: "ristretto255",
+    KeyPurpose.MELDPUNT_ENCRYPTION: "ECDH-ES+A256KW",
+}
+
+
+@dataclass(frozen=True)
+class MasterKey:
+    key: bytes = field(repr=False)
+    development: bool
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    kid: str
+    purpose: KeyPurpose
+    algorithm: str
+    created: datetime
+    status: str  # "active" | "retired"
+    public_jwk: dict[str, Any] | None = None
+
+    def aad(self) -> bytes:
+        return f"ketenpoort-key:{self.kid}:{self.purpose.value}:{self.algorithm}".encode()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kid": self.kid,
+            "purpose": self.purpose.value,
+            "algorithm": self.algorithm,
+            "created": self.created.isoformat(),
+            "status": self.status,
+            "publicJwk": self.public_jwk,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> KeyRecord:
+        return cls(
+            kid=data["kid"],
+            purpose=KeyPurpose(data["purpose"]),
+            algorithm=data["algorithm"],
+            created=datetime.fromisoformat(data["created"]),
+            status=data["status"],
+            public_jwk=data.get("publicJwk"),
+        )
+
+
+def load_master_key(keys_dir: Path, configured: bytes | None, *, create: bool) -> MasterKey:
+    """The configured master key, or a development key kept beside the keys (warned)."""
+    if configured is not None:
+        return MasterKey(configured, development=False)
+    path = keys_dir / DEV_MASTER_KEY_FILE
+    if not path.exists():
+        if not create:
+            raise KeyStoreError(
+                "KETENPOORT_MASTER_KEY is not set and no development master key exists; "
+                "run `ketenpoort init`"
+            )
+        keys_dir.mkdir(parents=True, exist_ok=True)
+        _write_new_file(path, crypto.b64url(crypto.random_master_key()).encode())
+    log.warning(
+        "development master key in use",
+        detail="KETENPOORT_MASTER_KEY is not set: private keys are sealed under "
+        f"{path}, which lies beside them. Never run production this way.",
+    )
+    try:
+        key = crypto.b64url_decode(path.read_text().strip())
+    except ValueError as exc:
+        raise KeyStoreError(f"{path}: not a base64url master key") from exc
+    if len(key) != 32:
+        raise KeyStoreError(f"{path}: the master key must be 32 bytes")
+    return MasterKey(key, development=True)
+
+
+def _write_new_file(path: Path, data: bytes) -> None:
+    """Write atomically with mode 0600; refuse to replace an existing file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    try:
+        os.fchmod(fd, stat.S_IRUSR | stat.S_IWUSR)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(tmp, path)  # fails with FileExistsError instead of overwriting
+    finally:
+        os.unlink(tmp)
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    try:
+        os.fchmod(fd, stat.S_IRUSR | stat.S_IWUSR)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class KeyStore:
+    """Reads and creates the gateway's keys under one folder."""
+
+    def __init__(self, directory: Path, master: MasterKey) -> None:
+        self.directory = directory
+        self._master = master
+
+    @property
+    def development_master_key(self) -> bool:
+        return self._master.development
+
+    def _path(self, record: KeyRecord) -> Path:
+        return self.directory / f"{record.purpose.value}-{record.kid}.json"
+
+    def _files(self) -> list[Path]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(p for p in self.directory.glob("*.json") if not p.name.startswith(".tmp-"))
+
+    def _read(self, path: Path) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise KeyStoreError(f"{path}: unreadable key file") from exc
+        return data
+
+    def records(self, purpose: KeyPurpose | None = None) -> list[KeyRecord]:
+        found = [KeyRecord.from_json(self._read(p)) for p in self._files()]
+        if purpose is not None:
+            found = [r for r in found if r.purpose == purpose]
+        return sorted(found, key=lambda r: r.created)
+
+    def active(self, purpose: KeyPurpose) -> KeyRecord:
+        """The newest active key of a purpose."""
+        active = [r for r in self.records(purpose) if r.status == "active"]
+        if not active:
+            raise KeyStoreError(f"no active {purpose.value} key; run `ketenpoort init`")
+        return active[-1]
+
+    def get(self, kid: str) -> KeyRecord:
+        for record in self.records():
+            if record.kid == kid:
+                return record
+        raise KeyStoreError(f"no key with kid {kid!r}")
+
+    def missing(self) -> list[KeyPurpose]:
+        return [p for p in KeyPurpose if not any(r.status == "active" for r in self.records(p))]
+
+    def private_material(self, kid: str) -> dict[str, Any]:
+        """The unsealed private material: {"jwk": {...}} or {"scalar": "<b64url>"}."""
+        for path in self._files():
+            data = self._read(path)
+            if data.get("kid") != kid:
+                continue
+            record = KeyRecord.from_json(data)
+            material: dict[str, Any] = json.loads(
+                crypto.unseal(self._master.key, data["sealed"], record.aad())
+            )
+            return material
+        raise KeyStoreError(f"no key with kid {kid!r}")
+
+    def private_jwk(self, kid: str) -> dict[str, Any]:
+        jwk: dict[str, Any] = self.private_material(kid)["jwk"]
+        return jwk
+
+    def secret_scalar(self, kid: str) -> bytes:
+        return crypto.b64url_decode(self.private_material(kid)["scalar"])
+
+    def create(self, purpose: KeyPurpose, *, now: datetime | None = None) -> KeyRecord:
+        """Create a new active key of `purpose`; never touches an existing file."""
+        created = now or datetime.now(UTC)
+        public: dict[str, Any] | None
+        if purpose is KeyPurpose.TOKEN_SIGNING:
+            private, public = crypto.generate_p256_jwk(use="sig", alg="ES256")
+            material: dict[str, Any] = {"jwk": private}
+            kid = public["kid"]
+        elif purpose is KeyPurpose.MELDPUNT_ENCRYPTION:
+            private, public = crypto.generate_p256_jwk(use="enc", alg="ECDH-ES+A256KW")
+            material = {"jwk": private}
+            kid = public["kid"]
+        elif purpose is KeyPurpose.AUDIT_CHECKPOINT:
+            private, public = crypto.generate_ed25519_jwk()
+            material = {"jwk": private}
+            kid = public["kid"]
+        else:
+            public = None
+            material = {"scalar": crypto.b64url(crypto.generate_ristretto255_scalar())}
+            kid = secrets.token_hex(8)
+        record = KeyRecord(
+            kid=kid,
+            purpose=purpose,
+            algorithm=ALGORITHMS[purpose],
+            created=created,
+            status="active",
+            public_jwk=public,
+        )
+        sealed = crypto.seal(self._master.key, json.dumps(material).encode(), record.aad())
+        self.directory.mkdir(parents=True, exist_ok=True)
+        _write_new_file(
+            self._path(record),
+            json.dumps({**record.to_json(), "sealed": sealed}, indent=2).encode(),
+        )
+        log.info("key created", kid=kid, purpose=purpose.value, algorithm=record.algorithm)
+        return record
+
+    def ensure_all(self) -> list[KeyRecord]:
+        """Create the keys that are missing; returns only the newly created ones."""
+        return [self.create(purpose) for purpose in self.missing()]
+
+    def retire(self, kid: str) -> KeyRecord:
+        """Mark a key retired (kept for verifying and decrypting what it made)."""
+        for path in self._files():
+            data = self._read(path)
+            if data.get("kid") == kid:
+                data["status"] = "retired"
+                _replace_file(path, json.dumps(data, indent=2).encode())
+                return KeyRecord.from_json(data)
+        raise KeyStoreError(f"no key with kid {kid!r}")

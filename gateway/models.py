@@ -1,0 +1,3 @@
+"""Imports every domain's models so that Alembic and `Base.metadata` see all tables."""
+
+from __future__ import annotations

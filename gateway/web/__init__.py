@@ -1,0 +1,1 @@
+"""Server-rendered pages (no external scripts, fonts or CDNs: everything works offline)."""

@@ -1,0 +1,83 @@
+"""Fixtures: every database test runs on SQLite and, when configured, on PostgreSQL.
+
+`KETENPOORT_TEST_POSTGRES_URL` (CI sets it) adds a PostgreSQL run of every test that
+uses `database_url`; each test gets its own schema, dropped afterwards. When the
+variable is set and the server is unreachable, the tests fail: they never skip.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+
+from gateway.app import create_app
+from gateway.bootstrap import initialise
+from gateway.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_URL = os.environ.get("KETENPOORT_TEST_POSTGRES_URL", "")
+BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+TEST_ISSUER = "http://127.0.0.1:8080"
+
+
+def _with_search_path(url: str, schema: str) -> str:
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ketenpoort.db'}"
+        return
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield _with_search_path(POSTGRES_URL, schema)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        keys_dir=tmp_path / "keys",
+        policy=ROOT / "policies" / "twente.yaml",
+        issuer=TEST_ISSUER,
+        master_key=secrets.token_bytes(32),
+        log_format="json",
+        testing=True,
+    )
+
+
+@pytest.fixture
+def initialised(settings: Settings) -> dict[str, Any]:
+    return initialise(settings)
+
+
+@pytest.fixture
+def app(settings: Settings, initialised: dict[str, Any]) -> Iterator[Flask]:
+    app = create_app(settings=settings)
+    yield app
+    app.extensions["ketenpoort"].db.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
