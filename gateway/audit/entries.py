@@ -1,0 +1,110 @@
+"""Typed audit entries and their canonical bytes (RFC 8785 JSON).
+
+An entry names actor, action, resource, outcome, the policy rule and digest that decided,
+the purpose given, and — per data subject — a pseudonymised subject reference; never a
+raw identifier. It also carries the fields of Logboek Dataverwerkingen 1.0 (trace and
+span id, status, name, start and end in ms, processing activity).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import rfc8785
+
+from gateway.actors import Actor
+
+SCHEMA_VERSION = 1
+Outcome = Literal["success", "denied", "error"]
+LDV_STATUS = {"success": "Ok", "denied": "Error", "error": "Error"}
+
+
+@dataclass(frozen=True)
+class SubjectRef:
+    """A data subject, pseudonymised: the privacy officer searches by `id`."""
+
+    id: str
+    type: str  # e.g. "ketenpoort-pseudonym"
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    action: str  # dotted verb, e.g. "token.issue", "signal.create", "policy.decide"
+    outcome: Outcome
+    actor: Actor
+    resource_type: str | None = None
+    resource_id: str | None = None
+    policy_rule: str | None = None
+    policy_digest: str | None = None
+    purpose: str | None = None
+    processing_activity: str | None = None
+    subjects: tuple[SubjectRef, ...] = ()
+    detail: dict[str, Any] = field(default_factory=dict)
+    started: datetime | None = None
+    ended: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TraceFields:
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    request_id: str | None
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def build_entry(
+    event: AuditEvent, trace: TraceFields, now: datetime | None = None
+) -> dict[str, Any]:
+    """The entry as a JSON object; its canonical bytes are the Merkle leaf."""
+    now = now or datetime.now(UTC)
+    started = event.started or now
+    ended = event.ended or now
+    entry: dict[str, Any] = {
+        "schemaVersion": SCHEMA_VERSION,
+        "id": str(uuid.uuid4()),
+        "time": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "requestId": trace.request_id,
+        "action": event.action,
+        "outcome": event.outcome,
+        "actor": event.actor.as_audit(),
+        "resource": (
+            {"type": event.resource_type, "id": event.resource_id} if event.resource_type else None
+        ),
+        "policy": (
+            {"rule": event.policy_rule, "digest": event.policy_digest}
+            if event.policy_rule or event.policy_digest
+            else None
+        ),
+        "purpose": event.purpose,
+        "subjects": [{"id": s.id, "type": s.type} for s in event.subjects],
+        "detail": event.detail,
+        "ldv": {
+            "traceId": trace.trace_id,
+            "spanId": trace.span_id,
+            "parentSpanId": trace.parent_span_id,
+            "status": LDV_STATUS[event.outcome],
+            "name": event.action,
+            "startTimeMs": _ms(started),
+            "endTimeMs": _ms(ended),
+            "processingActivityId": event.processing_activity,
+        },
+    }
+    return entry
+
+
+def canonical_bytes(entry: dict[str, Any]) -> bytes:
+    data: bytes = rfc8785.dumps(entry)
+    return data
+
+
+def leaf_hash(data: bytes) -> bytes:
+    """RFC 9162 §2.1.1: SHA-256(0x00 || entry bytes)."""
+    return hashlib.sha256(b"\x00" + data).digest()

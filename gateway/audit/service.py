@@ -1,0 +1,56 @@
+"""`record_event`: the one way anything writes to the audit log.
+
+It adds the entry to the caller's session, so the entry commits or rolls back with
+the action it records: a failed write leaves neither, a committed write always has
+its entry.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from flask import g, has_request_context
+from sqlalchemy.orm import Session
+
+from gateway.audit.entries import AuditEvent, TraceFields, build_entry, canonical_bytes, leaf_hash
+from gateway.audit.models import AuditEntryRow
+
+
+@dataclass(frozen=True)
+class Receipt:
+    leaf_hash: bytes
+
+    @property
+    def leaf_hash_b64(self) -> str:
+        return base64.b64encode(self.leaf_hash).decode("ascii")
+
+
+def _trace() -> TraceFields:
+    if has_request_context() and "trace" in g:
+        trace = g.trace
+        return TraceFields(trace.trace_id, trace.span_id, trace.parent_span_id, g.request_id)
+    return TraceFields(secrets.token_hex(16), secrets.token_hex(8), None, None)
+
+
+def record_event(session: Session, event: AuditEvent, *, now: datetime | None = None) -> Receipt:
+    """Add the entry for `event` to `session`; the caller commits it with its action."""
+    now = now or datetime.now(UTC)
+    entry = build_entry(event, _trace(), now)
+    data = canonical_bytes(entry)
+    digest = leaf_hash(data)
+    session.add(
+        AuditEntryRow(
+            leaf_hash=digest,
+            data=data,
+            action=event.action,
+            outcome=event.outcome,
+            actor_id=event.actor.id,
+            actor_organisation=event.actor.organisation,
+            created_at=now,
+        )
+    )
+    session.flush()
+    return Receipt(digest)

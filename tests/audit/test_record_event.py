@@ -1,0 +1,60 @@
+"""An audit entry commits with its action or not at all; its leaf is RFC 9162 over RFC 8785."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from gateway.actors import Actor
+from gateway.audit import AuditEvent, SubjectRef, record_event
+from gateway.audit.models import AuditEntryRow
+from gateway.config import Settings
+from gateway.db import Database
+
+ACTOR = Actor(type="client", id="police-bvh", organisation="police", scopes=frozenset())
+
+
+def event(**kwargs: object) -> AuditEvent:
+    base: dict[str, object] = {"action": "signal.create", "outcome": "success", "actor": ACTOR}
+    base.update(kwargs)
+    return AuditEvent(**base)  # type: ignore[arg-type]
+
+
+def test_entry_commits_with_the_action(settings: Settings, initialised: object) -> None:
+    database = Database(settings.database_url)
+    with database.transaction() as session:
+        receipt = record_event(
+            session,
+            event(subjects=(SubjectRef("c2lnbmFs", "ketenpoort-pseudonym"),)),
+        )
+    with database.transaction(write=False) as session:
+        row = session.execute(select(AuditEntryRow)).scalar_one()
+    assert row.leaf_hash == receipt.leaf_hash == hashlib.sha256(b"\x00" + row.data).digest()
+    entry = json.loads(row.data)
+    assert row.data == json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
+    assert entry["actor"] == {"type": "client", "id": "police-bvh", "organisation": "police"}
+    assert entry["ldv"]["status"] == "Ok" and len(entry["ldv"]["traceId"]) == 32
+    assert entry["subjects"] == [{"id": "c2lnbmFs", "type": "ketenpoort-pseudonym"}]
+    database.dispose()
+
+
+def test_failed_action_leaves_no_entry(settings: Settings, initialised: object) -> None:
+    database = Database(settings.database_url)
+    with pytest.raises(RuntimeError), database.transaction() as session:
+        record_event(session, event())
+        raise RuntimeError("the action failed after its entry was added")
+    with database.transaction(write=False) as session:
+        assert session.execute(select(func.count(AuditEntryRow.id))).scalar_one() == 0
+    database.dispose()
+
+
+def test_equal_events_get_distinct_leaves(settings: Settings, initialised: object) -> None:
+    database = Database(settings.database_url)
+    with database.transaction() as session:
+        a = record_event(session, event())
+        b = record_event(session, event())
+    assert a.leaf_hash != b.leaf_hash
+    database.dispose()
