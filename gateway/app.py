@@ -12,6 +12,7 @@ from gateway.db import Database
 from gateway.keys import KeyStore, load_master_key
 from gateway.logs import configure_logging
 from gateway.ops.metrics import Metrics
+from gateway.security import check_every_route_is_protected
 from gateway.services import EXTENSION, Services, close_request_session
 
 
@@ -49,4 +50,5 @@ def create_app(
     conventions.init_app(app)
     app.register_blueprint(ops_bp)
     app.register_blueprint(api_bp)
+    check_every_route_is_protected(app)
     return app

@@ -76,6 +76,30 @@ class MalformedJson(InvalidInput):
     title = "The request body is not valid JSON"
 
 
+class Unauthorized(ProblemError):
+    """No valid access token (RFC 6750 `invalid_token`, or no token at all)."""
+
+    status = 401
+    slug = "invalid-token"
+    title = "Missing or invalid access token"
+
+
+class Forbidden(ProblemError):
+    """The token is valid but lacks a scope (RFC 6750 `insufficient_scope`)."""
+
+    status = 403
+    slug = "insufficient-scope"
+    title = "Insufficient scope"
+
+
+class PolicyDenied(ProblemError):
+    """The data-sharing policy does not allow this action."""
+
+    status = 403
+    slug = "policy-denied"
+    title = "Denied by the data-sharing policy"
+
+
 class NotFound(ProblemError):
     status = 404
     slug = "not-found"

@@ -32,6 +32,7 @@ from gateway.errors import (
     UnsupportedMediaType,
 )
 from gateway.logs import bind_request, clear_sensitive, get_logger
+from gateway.security import enforce
 
 log = get_logger("gateway.http")
 
@@ -182,6 +183,7 @@ def init_app(app: Flask) -> None:
         )
         op = current_operation()
         if op is not None:
+            enforce(op)
             _check_negotiation(op, max_body)
 
     @app.after_request

@@ -64,6 +64,8 @@ class Operation:
     response_headers: dict[str, str] = field(default_factory=dict)
     documented: bool = True
     cors_any_origin: bool = False
+    #: An operation without scopes must say it is public; otherwise the app will not start.
+    public: bool = False
 
 
 def operation(**kwargs: Any) -> Callable[[F], F]:

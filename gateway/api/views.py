@@ -29,6 +29,7 @@ def openapi_document() -> dict[str, Any]:
     summary="This API's OpenAPI 3.1 document",
     tags=("meta",),
     cors_any_origin=True,
+    public=True,
 )
 def get_openapi() -> Response:
     return json_response(openapi_document())

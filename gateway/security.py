@@ -1,0 +1,61 @@
+"""Resource protection: every `/v1` operation declares its scopes, and a request hook
+enforces them before the view runs.
+
+The token validator itself (RFC 9068 JWTs, DPoP, revocation) is registered by the OAuth
+package as `services().extra["token_validator"]`. Without one, every protected route
+answers 401: protection fails closed, never open.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from flask import Flask, g
+
+from gateway.actors import Actor
+from gateway.api.openapi import Operation, operation_of
+from gateway.errors import Unauthorized
+from gateway.services import services
+
+TOKEN_VALIDATOR = "token_validator"
+
+
+class TokenValidator(Protocol):
+    def authenticate(self, required_scopes: tuple[str, ...]) -> Actor:
+        """Check the current request's token; raise `Unauthorized` or `Forbidden`."""
+        ...
+
+
+def enforce(op: Operation) -> None:
+    if op.scopes is None:
+        return
+    validator: TokenValidator | None = services().extra.get(TOKEN_VALIDATOR)
+    if validator is None:
+        raise Unauthorized(
+            "This gateway has no token validator configured.",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    g.actor = validator.authenticate(op.scopes)
+
+
+def current_actor() -> Actor:
+    actor: Actor | None = g.get("actor")
+    if actor is None:
+        raise Unauthorized("Authentication required.", headers={"WWW-Authenticate": "Bearer"})
+    return actor
+
+
+class UnprotectedRouteError(RuntimeError):
+    """A `/v1` route declares neither scopes nor that it is public."""
+
+
+def check_every_route_is_protected(app: Flask) -> None:
+    """Refuse to start when a `/v1` route has no operation or no scopes (fail closed)."""
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/v1/"):
+            continue
+        op = operation_of(app.view_functions.get(rule.endpoint))
+        if op is None or (op.scopes is None and not op.public):
+            raise UnprotectedRouteError(
+                f"{rule.rule} must declare scopes=… or public=True in its @operation"
+            )
