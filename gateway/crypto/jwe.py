@@ -28,12 +28,13 @@ directions, and the Concat KDF against RFC 7518 Appendix C.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import re
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -157,6 +158,7 @@ class Recipient:
     header: Mapping[str, Any]
     origins: Mapping[str, str]  # parameter name -> pointer where the sender put it
     encrypted_key: bytes
+    epk: ec.EllipticCurvePublicKey | None = field(default=None, repr=False, compare=False)
 
     @property
     def kid(self) -> str:
@@ -330,8 +332,7 @@ def parse_jwe(data: object) -> ParsedJwe:
     if c.issues:
         raise UnsupportedJweAlgorithm(c.issues)
 
-    for recipient in parsed_recipients:
-        _check_key_management(recipient, entries_has_key=recipient.encrypted_key != b"", c=c)
+    parsed_recipients = [_check_key_management(recipient, c) for recipient in parsed_recipients]
     if c.issues:
         raise MalformedJwe(c.issues)
 
@@ -347,22 +348,24 @@ def parse_jwe(data: object) -> ParsedJwe:
     )
 
 
-def _check_key_management(recipient: Recipient, *, entries_has_key: bool, c: _Collector) -> None:
+def _check_key_management(recipient: Recipient, c: _Collector) -> Recipient:
+    """Check the members the recipient's `alg` needs; keep the parsed `epk`."""
     key_pointer = f"{recipient.pointer}/encrypted_key"
-    if not entries_has_key:
+    if not recipient.encrypted_key:
         c.add(key_pointer, f"is required for {recipient.alg}")
-        return
+        return recipient
     if recipient.alg != ECDH_ES_A256KW:
-        return
+        return recipient
     if len(recipient.encrypted_key) != _WRAPPED_CEK_BYTES:
         c.add(key_pointer, f"must be a wrapped 256-bit key ({_WRAPPED_CEK_BYTES} bytes)")
-    try:
-        _ephemeral_public_key(recipient.header.get("epk"))
-    except ValueError as exc:
-        c.add(recipient.where("epk"), str(exc))
     for name in ("apu", "apv"):
         if name in recipient.header and not _is_b64url(recipient.header[name]):
             c.add(recipient.where(name), "must be a base64url string")
+    try:
+        return replace(recipient, epk=_ephemeral_public_key(recipient.header.get("epk")))
+    except ValueError as exc:
+        c.add(recipient.where("epk"), str(exc))
+        return recipient
 
 
 def _ephemeral_public_key(epk: object) -> ec.EllipticCurvePublicKey:
@@ -428,7 +431,45 @@ def recipient_key_problem(alg: str, public_jwk: Mapping[str, Any]) -> str | None
     return None
 
 
+_PUBLIC_MEMBERS = ("kty", "crv", "x", "y", "n", "e", "use", "alg")
+_PRIVATE_MEMBERS = (*_PUBLIC_MEMBERS, "d", "p", "q", "dp", "dq", "qi")
+_Members = tuple[tuple[str, str], ...]
+
+
+def _members(jwk: Mapping[str, Any], names: Sequence[str]) -> _Members | None:
+    """The JWK members that define the key, as a cache key (None if not all strings)."""
+    items = tuple((name, jwk[name]) for name in names if name in jwk)
+    return items if all(isinstance(value, str) for _, value in items) else None
+
+
 def _public_key(jwk: Mapping[str, Any], alg: str) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey:
+    """Directory keys recur on every request: loading (a point check) is cached."""
+    members = _members(jwk, _PUBLIC_MEMBERS)
+    return _load_public_key(jwk, alg) if members is None else _cached_public_key(members, alg)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_public_key(members: _Members, alg: str) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey:
+    return _load_public_key(dict(members), alg)
+
+
+def _private_key(
+    jwk: Mapping[str, Any], alg: str
+) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
+    members = _members(jwk, _PRIVATE_MEMBERS)
+    return _load_private_key(jwk, alg) if members is None else _cached_private_key(members, alg)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_private_key(
+    members: _Members, alg: str
+) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
+    return _load_private_key(dict(members), alg)
+
+
+def _load_public_key(
+    jwk: Mapping[str, Any], alg: str
+) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey:
     if algorithm_for_key(jwk) != alg:
         raise JweKeyError(f"a {jwk.get('kty')} key cannot be used with {alg}")
     _check_use(jwk, alg)
@@ -448,7 +489,7 @@ def _public_key(jwk: Mapping[str, Any], alg: str) -> ec.EllipticCurvePublicKey |
         raise JweKeyError("the RSA key is invalid") from None
 
 
-def _private_key(
+def _load_private_key(
     jwk: Mapping[str, Any], alg: str
 ) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
     public = _public_key(jwk, alg)  # checks type, curve, size, use and alg first
@@ -516,7 +557,7 @@ def _decrypt(parsed: ParsedJwe, private_jwk: Mapping[str, Any]) -> bytes:
     cek: bytes | None
     try:
         if isinstance(key, ec.EllipticCurvePrivateKey):
-            epk = _ephemeral_public_key(recipient.header.get("epk"))
+            epk = recipient.epk or _ephemeral_public_key(recipient.header.get("epk"))
             kek = concat_kdf(
                 key.exchange(ec.ECDH(), epk),
                 recipient.alg,

@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jwcrypto import jwe as jwcrypto_jwe
@@ -134,6 +137,35 @@ def test_jwcrypto_with_additional_authenticated_data(ec_key: Key, ec_key_2: Key)
     data["aad"] = b64(b"signal BVH-2026-00124")
     with pytest.raises(jwe.JweDecryptionError):
         jwe.decrypt_for_recipient(data, ec_key.private)
+
+
+def test_tag_covers_the_protected_segment_as_sent_even_if_not_canonical(rsa_key: Key) -> None:
+    """Spare bits set in the last base64url character: same header bytes, other string.
+
+    The sender authenticated the string it sent; a decoder that re-encodes the header
+    (jwcrypto does) computes other associated data and fails the tag.
+    """
+    canonical = b64(b'{"enc":"A256GCM"}')
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    segment = canonical[:-1] + alphabet[alphabet.index(canonical[-1]) | 0b11]
+    assert segment != canonical and unb64(segment) == unb64(canonical)
+    cek, iv = os.urandom(32), os.urandom(12)
+    public = rsa_key.jwcrypto.get_op_key("wrapKey")
+    encrypted_key = public.encrypt(
+        cek, padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+    )
+    sealed = AESGCM(cek).encrypt(iv, SECRET, segment.encode())
+    data = {
+        "protected": segment,
+        "header": {"alg": "RSA-OAEP-256", "kid": rsa_key.kid},
+        "encrypted_key": b64(encrypted_key),
+        "iv": b64(iv),
+        "ciphertext": b64(sealed[:-16]),
+        "tag": b64(sealed[-16:]),
+    }
+    assert jwe.decrypt_for_recipient(data, rsa_key.private) == SECRET
+    with pytest.raises(Exception):  # noqa: B017 - jwcrypto's own error type
+        jwcrypto_decrypt(data, rsa_key)
 
 
 def test_ec_key_in_the_key_store_format_decrypts() -> None:
