@@ -1,0 +1,1 @@
+"""Signals: submission, payload envelopes, notifications."""
