@@ -54,7 +54,7 @@ FAMILY_NAMES = [
     "de Wit",
     "Dijkstra",
     "Çelik",
-    "Yılmaz",
+    "Yılmaz",  # noqa: RUF001 - a real Turkish letter, tests normalisation
     "El Amrani",
     "ter Horst",
     "Nijhuis",
