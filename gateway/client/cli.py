@@ -1,0 +1,160 @@
+"""`ketenpoort partner …`: the partner client from the command line.
+
+Configuration comes from a JSON file (`--config`, default `ketenpoort-partner.json`)
+and the environment (`KETENPOORT_PARTNER_ISSUER`, `_CLIENT_ID`, `_SIGNING_KEY`,
+`_ENCRYPTION_KEY`, `_STATE`, `_DPOP`), the environment winning.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import click
+from joserfc.jwk import ECKey
+
+from gateway.client.client import PartnerClient
+from gateway.client.errors import ApiError, KetenpoortError, OAuthError
+
+CONFIG_KEYS = ("issuer", "client_id", "signing_key", "encryption_key", "state", "dpop")
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    if path.exists():
+        config.update(json.loads(path.read_text()))
+    for key in CONFIG_KEYS:
+        value = os.environ.get(f"KETENPOORT_PARTNER_{key.upper()}")
+        if value:
+            config[key] = value
+    missing = [k for k in ("issuer", "client_id", "signing_key") if not config.get(k)]
+    if missing:
+        raise click.ClickException(
+            f"missing configuration: {', '.join(missing)} (set them in {path} or as "
+            + ", ".join(f"KETENPOORT_PARTNER_{k.upper()}" for k in missing)
+            + ")"
+        )
+    return config
+
+
+def make_client(config: dict[str, Any]) -> PartnerClient:
+    dpop = str(config.get("dpop", "true")).lower() not in {"0", "false", "no"}
+    return PartnerClient(
+        config["issuer"],
+        config["client_id"],
+        signing_key=config["signing_key"],
+        encryption_key=config.get("encryption_key"),
+        dpop=dpop,
+        state_path=config.get("state", "ketenpoort-partner-state.json"),
+    )
+
+
+def _write_private(path: Path, data: dict[str, Any]) -> None:
+    if path.exists():
+        raise click.ClickException(f"{path} exists; refusing to overwrite a key")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=2)
+
+
+def generate_partner_keys(directory: Path) -> dict[str, Path]:
+    """A signing and an encryption key pair, and the public JWKS for the meldpunt."""
+    directory.mkdir(parents=True, exist_ok=True)
+    public = []
+    paths: dict[str, Path] = {}
+    for name, use, alg in (("signing", "sig", "ES256"), ("encryption", "enc", "ECDH-ES+A256KW")):
+        key = ECKey.generate_key("P-256", private=True)
+        extra = {"kid": key.thumbprint(), "use": use, "alg": alg}
+        paths[name] = directory / f"{name}.jwk.json"
+        _write_private(paths[name], {**key.as_dict(private=True), **extra})
+        public.append({**key.as_dict(private=False), **extra})
+    paths["public"] = directory / "public.jwks.json"
+    paths["public"].write_text(json.dumps({"keys": public}, indent=2))
+    return paths
+
+
+class _Errors(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ApiError as exc:
+            detail = "; ".join(f"{e.get('pointer')}: {e.get('detail')}" for e in exc.errors)
+            raise click.ClickException(
+                f"{exc.status} {exc.slug}: {exc.detail}" + (f" ({detail})" if detail else "")
+            ) from None
+        except OAuthError as exc:
+            raise click.ClickException(f"token refused: {exc.error}: {exc.description}") from None
+        except KetenpoortError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Errors)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=Path("ketenpoort-partner.json"),
+    show_default=True,
+)
+@click.pass_context
+def partner(ctx: click.Context, config_path: Path) -> None:
+    """Act as a partner system: keys, submit, notifications, withdraw, verify."""
+    ctx.obj = config_path
+
+
+@partner.group()
+def keys() -> None:
+    """Partner key pairs."""
+
+
+@keys.command("init")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=Path("."))
+def keys_init(directory: Path) -> None:
+    """Create a signing and an encryption key pair and the public JWKS to hand over."""
+    paths = generate_partner_keys(directory)
+    click.echo(json.dumps({k: str(v) for k, v in paths.items()}, indent=2))
+
+
+@partner.command()
+@click.argument("file", type=click.Path(exists=True, path_type=Path))
+@click.pass_obj
+def submit(config_path: Path, file: Path) -> None:
+    """Submit a signal from FILE (JSON: reference, category, subject, payload in plain text)."""
+    data = json.loads(file.read_text())
+    client = make_client(load_config(config_path))
+    created = client.submit_signal(
+        data["reference"],
+        data["category"],
+        data["subject"],
+        data["payload"],
+        idempotency_key=data.get("idempotencyKey"),
+    )
+    click.echo(json.dumps(created, indent=2))
+
+
+@partner.command()
+@click.pass_obj
+def notifications(config_path: Path) -> None:
+    """Print the notifications that arrived since the last call."""
+    client = make_client(load_config(config_path))
+    click.echo(json.dumps(client.notifications(), indent=2))
+
+
+@partner.command()
+@click.argument("signal_id")
+@click.pass_obj
+def withdraw(config_path: Path, signal_id: str) -> None:
+    """Withdraw one of your signals."""
+    client = make_client(load_config(config_path))
+    click.echo(json.dumps(client.withdraw(signal_id), indent=2))
+
+
+@partner.command()
+@click.pass_obj
+def verify(config_path: Path) -> None:
+    """Check your receipts and that the audit log only grew since you last looked."""
+    client = make_client(load_config(config_path))
+    click.echo(json.dumps(client.verify().as_json(), indent=2))

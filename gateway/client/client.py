@@ -1,0 +1,364 @@
+"""`PartnerClient`: what a partner's case system needs to talk to Ketenpoort.
+
+It discovers the server (RFC 8414), authenticates with private_key_jwt and DPoP, caches
+and renews access tokens, chooses payload recipients from the directory and the policy,
+encrypts the payload, submits with an idempotency key, retries what is safe to retry,
+and acts as a witness of the audit log.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from gateway.client.auth import client_assertion, dpop_proof, load_private_key
+from gateway.client.errors import ApiError, OAuthError, TransportError
+from gateway.client.state import ClientState, Receipt
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+RENEW_MARGIN_SECONDS = 30
+
+
+def _load_jwk(value: Mapping[str, Any] | str | Path) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        return dict(value)
+    data: dict[str, Any] = json.loads(Path(value).read_text())
+    if "keys" in data:  # a JWKS with one private key
+        keys = [k for k in data["keys"] if "d" in k]
+        if len(keys) != 1:
+            raise ValueError(f"{value}: expected exactly one private key")
+        return dict(keys[0])
+    return data
+
+
+@dataclass
+class _Token:
+    value: str
+    token_type: str
+    expires_at: float
+
+
+class PartnerClient:
+    """A partner system's connection to one Ketenpoort gateway."""
+
+    def __init__(
+        self,
+        issuer: str,
+        client_id: str,
+        signing_key: Mapping[str, Any] | str | Path,
+        encryption_key: Mapping[str, Any] | str | Path | None = None,
+        *,
+        dpop: bool = True,
+        scope: str | None = None,
+        state_path: str | Path | None = None,
+        http: requests.Session | None = None,
+        timeout: float = 10.0,
+        max_attempts: int = 5,
+        backoff: float = 0.5,
+        max_backoff: float = 20.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.issuer = issuer.rstrip("/")
+        self.client_id = client_id
+        self._signing_jwk = _load_jwk(signing_key)
+        self._signing_key = load_private_key(self._signing_jwk)
+        self._encryption_jwk = _load_jwk(encryption_key) if encryption_key is not None else None
+        self.dpop = dpop
+        self.scope = scope
+        self.state_path = Path(state_path) if state_path is not None else None
+        self.state = ClientState.load(self.state_path)
+        self.http = http or requests.Session()
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self._sleep = sleep
+        self._clock = clock
+        self._metadata: dict[str, Any] | None = None
+        self._token: _Token | None = None
+        self._dpop_nonce: str | None = None
+
+    # --- discovery and tokens -------------------------------------------------------
+
+    def metadata(self) -> dict[str, Any]:
+        """The server's RFC 8414 metadata, fetched once."""
+        if self._metadata is None:
+            response = self._send("GET", f"{self.issuer}/.well-known/oauth-authorization-server")
+            if response.status_code != 200:
+                raise ApiError(response.status_code, _json_or_none(response))
+            self._metadata = response.json()
+        return self._metadata
+
+    def access_token(self) -> str:
+        """A valid access token, renewed shortly before it expires."""
+        return self._current_token().value
+
+    def _current_token(self) -> _Token:
+        if self._token is None or self._token.expires_at - RENEW_MARGIN_SECONDS <= self._clock():
+            self._token = self._fetch_token()
+        return self._token
+
+    def _fetch_token(self) -> _Token:
+        endpoint = self.metadata()["token_endpoint"]
+        for _ in range(2):  # a second round only to answer a DPoP nonce challenge
+            form = {
+                "grant_type": "client_credentials",
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": client_assertion(
+                    self._signing_key,
+                    self._signing_jwk,
+                    self.client_id,
+                    self.issuer,
+                    now=self._clock(),
+                ),
+            }
+            if self.scope:
+                form["scope"] = self.scope
+            headers = {"Accept": "application/json"}
+            if self.dpop:
+                headers["DPoP"] = self._proof("POST", endpoint)
+            response = self._send("POST", endpoint, data=form, headers=headers)
+            self._remember_nonce(response)
+            body = _json_or_none(response) or {}
+            if response.status_code == 200:
+                return _Token(
+                    value=body["access_token"],
+                    token_type=body.get("token_type", "Bearer"),
+                    expires_at=self._clock() + float(body.get("expires_in", 300)),
+                )
+            if body.get("error") != "use_dpop_nonce":
+                break
+        raise OAuthError(
+            response.status_code,
+            body.get("error", "server_error"),
+            body.get("error_description", ""),
+        )
+
+    def _proof(self, method: str, url: str, access_token: str | None = None) -> str:
+        return dpop_proof(
+            self._signing_key,
+            self._signing_jwk,
+            method,
+            url,
+            access_token=access_token,
+            nonce=self._dpop_nonce,
+            now=self._clock(),
+        )
+
+    def _remember_nonce(self, response: requests.Response) -> None:
+        nonce = response.headers.get("DPoP-Nonce")
+        if nonce:
+            self._dpop_nonce = nonce
+
+    # --- transport ------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        before_each: Callable[[dict[str, str]], None] | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        """One HTTP exchange with retries on network errors, 429 and 5xx-unavailable."""
+        last_error: Exception | None = None
+        for attempt in range(self.max_attempts):
+            if before_each is not None:
+                before_each(kwargs["headers"])
+            try:
+                response = self.http.request(method, url, timeout=self.timeout, **kwargs)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                last_error = exc
+                self._sleep(self._delay(attempt, None))
+                continue
+            if response.status_code in RETRY_STATUSES and attempt + 1 < self.max_attempts:
+                self._sleep(self._delay(attempt, response.headers.get("Retry-After")))
+                continue
+            return response
+        raise TransportError(f"{method} {url} failed after {self.max_attempts} attempts") from (
+            last_error
+        )
+
+    def _delay(self, attempt: int, retry_after: str | None) -> float:
+        if retry_after is not None:
+            try:
+                return min(float(retry_after), self.max_backoff * 3)
+            except ValueError:
+                pass
+        ceiling = min(self.max_backoff, self.backoff * (2**attempt))
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        accept: str = "application/json",
+    ) -> requests.Response:
+        """An authenticated call to `{issuer}/v1{path}`; raises `ApiError` on an error."""
+        url = f"{self.issuer}/v1{path}"
+        for renewal in range(2):
+            token = self._current_token()
+            sent = {"Accept": accept, **(headers or {})}
+            if token.token_type.lower() == "dpop":
+                sent["Authorization"] = f"DPoP {token.value}"
+            else:
+                sent["Authorization"] = f"Bearer {token.value}"
+            kwargs: dict[str, Any] = {"headers": sent, "params": params}
+            if json_body is not None:
+                kwargs["data"] = json.dumps(json_body).encode()
+                sent["Content-Type"] = "application/json"
+            fresh_proof = None
+            if token.token_type.lower() == "dpop":
+                # every attempt needs a fresh proof: a DPoP proof's jti may be used once
+                def fresh_proof(headers: dict[str, str], value: str = token.value) -> None:
+                    headers["DPoP"] = self._proof(method, url, value)
+
+            response = self._send(method, url, before_each=fresh_proof, **kwargs)
+            self._remember_nonce(response)
+            if response.status_code == 401 and renewal == 0:
+                self._token = None  # expired or revoked early: renew once
+                continue
+            if response.status_code >= 400:
+                retry_after = response.headers.get("Retry-After")
+                raise ApiError(
+                    response.status_code,
+                    _json_or_none(response),
+                    float(retry_after) if retry_after and retry_after.isdigit() else None,
+                )
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- directory and policy -------------------------------------------------------
+
+    def directory(self) -> list[dict[str, Any]]:
+        organisations: list[dict[str, Any]] = self.request("GET", "/directory").json()[
+            "organisations"
+        ]
+        return organisations
+
+    def policy(self) -> dict[str, Any]:
+        policy: dict[str, Any] = self.request("GET", "/policy").json()
+        return policy
+
+    def recipient_keys(self, category: str) -> list[dict[str, Any]]:
+        """The current encryption keys of every recipient the policy requires."""
+        categories = self.policy()["categories"]
+        if category not in categories:
+            raise ValueError(f"unknown category {category!r}; the policy has {sorted(categories)}")
+        required = categories[category]["requiredRecipients"]
+        by_id = {org["id"]: org for org in self.directory()}
+        keys: list[dict[str, Any]] = []
+        for org_id in required:
+            if org_id not in by_id:
+                raise ValueError(f"recipient {org_id!r} is not in the directory")
+            keys.extend(by_id[org_id]["encryptionKeys"]["keys"])
+        return keys
+
+    # --- signals ----------------------------------------------------------------------
+
+    def submit_signal(
+        self,
+        reference: str,
+        category: str,
+        subject: Mapping[str, str],
+        payload: bytes | str | Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Encrypt `payload` for the policy's recipients and submit the signal once."""
+        from gateway.crypto.jwe import encrypt_for_recipients
+
+        if isinstance(payload, Mapping):
+            plaintext = json.dumps(payload, ensure_ascii=False).encode()
+        elif isinstance(payload, str):
+            plaintext = payload.encode()
+        else:
+            plaintext = payload
+        envelope = encrypt_for_recipients(plaintext, self.recipient_keys(category))
+        body = {
+            "reference": reference,
+            "category": category,
+            "subject": dict(subject),
+            "payload": envelope,
+        }
+        key = idempotency_key or str(uuid.uuid4())
+        created: dict[str, Any] = self.request(
+            "POST", "/signals", json_body=body, headers={"Idempotency-Key": key}
+        ).json()
+        self._keep_receipt(created, "signal.create")
+        return created
+
+    def signal(self, signal_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.request("GET", f"/signals/{signal_id}").json()
+        return found
+
+    def signals(self, limit: int = 100) -> Iterator[dict[str, Any]]:
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": limit}
+            if cursor:
+                params["cursor"] = cursor
+            page = self.request("GET", "/signals", params=params).json()
+            yield from page["items"]
+            cursor = page.get("next")
+            if not cursor:
+                return
+
+    def withdraw(self, signal_id: str) -> dict[str, Any]:
+        withdrawn: dict[str, Any] = self.request("DELETE", f"/signals/{signal_id}").json()
+        self._keep_receipt(withdrawn, "signal.withdraw")
+        return withdrawn
+
+    def notifications(self, limit: int = 100) -> list[dict[str, Any]]:
+        """New notifications since the last call; the cursor is kept in the state file."""
+        found: list[dict[str, Any]] = []
+        while True:
+            params: dict[str, Any] = {"limit": limit}
+            if self.state.notifications_cursor:
+                params["after"] = self.state.notifications_cursor
+            page = self.request("GET", "/notifications", params=params).json()
+            found.extend(page["items"])
+            if page.get("next"):
+                self.state.notifications_cursor = page["next"]
+                self.state.save(self.state_path)
+            if not page.get("next") or not page["items"]:
+                return found
+
+    def decrypt(self, envelope: Mapping[str, Any]) -> bytes:
+        """Open a payload shared with this partner, with its own encryption key."""
+        from gateway.crypto.jwe import decrypt_for_recipient
+
+        if self._encryption_jwk is None:
+            raise ValueError("this client was created without an encryption key")
+        plaintext: bytes = decrypt_for_recipient(dict(envelope), self._encryption_jwk)
+        return plaintext
+
+    def _keep_receipt(self, body: Mapping[str, Any], action: str) -> None:
+        receipt = body.get("receipt") or {}
+        if "leafHash" in receipt:
+            self.state.receipts.append(
+                Receipt(leaf_hash=receipt["leafHash"], signal_id=body.get("id"), action=action)
+            )
+            self.state.save(self.state_path)
+
+
+def _json_or_none(response: requests.Response) -> dict[str, Any] | None:
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,1 @@
+"""`ketenpoort demo`: a complete instance with synthetic partners, people and signals."""
