@@ -171,8 +171,21 @@ class FamilyName:
         return f"{self.prefix} {self.core}" if self.prefix else self.core
 
 
-#: How a prefix word is written back for display ("in t" is shown as "in 't").
-_DISPLAY = {"t": "'t", "s": "'s", "d": "d'", "l": "l'"}
+#: How a prefix is written back for display: "in t" is shown as "in 't", "v d" as "v.d.".
+_DISPLAY_WORD = {"t": "'t", "s": "'s", "d": "d'", "l": "l'"}
+_DISPLAY_PREFIX = {
+    "v": "v.",
+    "vd": "v.d.",
+    "v d": "v.d.",
+    "v de": "v. de",
+    "v den": "v. den",
+    "v der": "v. der",
+}
+
+
+def _display(prefix: str) -> str:
+    shown = _DISPLAY_PREFIX.get(prefix)
+    return shown or " ".join(_DISPLAY_WORD.get(w, w) for w in prefix.split())
 
 
 def _split_prefix(words: list[str]) -> tuple[str, list[str]]:
@@ -181,8 +194,9 @@ def _split_prefix(words: list[str]) -> tuple[str, list[str]]:
     Returns the prefix in display form ("in 't", "d'") and the remaining words.
     """
     for length in range(min(_MAX_PREFIX_WORDS, len(words) - 1), 0, -1):
-        if " ".join(words[:length]) in PREFIXES:
-            return " ".join(_DISPLAY.get(w, w) for w in words[:length]), words[length:]
+        candidate = " ".join(words[:length])
+        if candidate in PREFIXES:
+            return _display(candidate), words[length:]
     return "", words
 
 
