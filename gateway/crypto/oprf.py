@@ -15,8 +15,8 @@ Binding choice: **pysodium** (ctypes over the system libsodium ≥ 1.0.18), not 
   core functions, not ristretto255, and encoding ristretto on top of ed25519 points
   in Python would be home-made crypto.
 - pysodium is maintained by Stefan Marsiske, who also maintains liboprf and
-  libopaque (RFC 9497/OPAQUE code built on libsodium); it has been released steadily
-  since 2013 and is among the 10,000 most downloaded PyPI packages. It is a thin,
+  libopaque (RFC 9497/OPAQUE code built on libsodium); it has had releases for over a
+  decade, the latest in 2026, and ranks among PyPI's 10,000 most downloaded packages. It is a thin,
   length-checking ctypes layer, so the C code that runs is the operating system's
   libsodium, which receives the distribution's security updates.
 - rbcl (Nth Party) ships libsodium 1.0.18 as a hex string inside a Python module and,
