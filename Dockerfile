@@ -4,6 +4,9 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     KETENPOORT_LOG_FORMAT=json
 
+# libsodium: the ristretto255 group behind pseudonyms (gateway/crypto/oprf.py, pysodium).
+RUN apt-get update && apt-get install -y --no-install-recommends libsodium23 \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system ketenpoort && useradd --system --gid ketenpoort --home /srv ketenpoort
 WORKDIR /srv
 COPY pyproject.toml README.md ./

@@ -1,0 +1,85 @@
+"""Pseudonyms: the OPRF of each match key under the gateway's pseudonym key.
+
+`Pseudonymiser` holds one key-store scalar and its key id; every pseudonym it makes
+should be stored with that `kid`, so a later key rotation knows which rows to move
+and matching never compares elements made under different keys. Build one per
+process (unsealing the key costs a file read and an AES-GCM open), not per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+from gateway.crypto import oprf
+from gateway.keys import KeyPurpose, KeyStore, KeyStoreError
+from gateway.pseudonyms.matchkeys import derive_match_keys
+
+#: Length of a stored pseudonym: one ristretto255 element.
+PSEUDONYM_BYTES = oprf.ELEMENT_BYTES
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """Moves pseudonyms from one key to another: multiply by `k'·k⁻¹`.
+
+    The factor is secret-equivalent for the rows it applies to, so it is never shown.
+    """
+
+    from_kid: str | None
+    to_kid: str | None
+    _factor: bytes = field(repr=False)
+
+    def apply(self, pseudonym: bytes) -> bytes:
+        return oprf.scalar_mult(self._factor, pseudonym)
+
+    def apply_all(self, pseudonyms: Iterable[bytes]) -> list[bytes]:
+        return [self.apply(p) for p in pseudonyms]
+
+
+class Pseudonymiser:
+    """Turns subjects into pseudonyms under one secret scalar."""
+
+    def __init__(self, scalar: bytes, *, kid: str | None = None) -> None:
+        if not oprf.is_valid_scalar(scalar):
+            raise ValueError("a pseudonym key is a canonical, non-zero ristretto255 scalar")
+        self._scalar = scalar
+        self.kid = kid
+
+    def __repr__(self) -> str:
+        return f"Pseudonymiser(kid={self.kid!r})"
+
+    @classmethod
+    def from_key_store(cls, keys: KeyStore, kid: str | None = None) -> Pseudonymiser:
+        """The active pseudonym key, or the one named `kid` (e.g. a retired one)."""
+        record = keys.active(KeyPurpose.PSEUDONYM) if kid is None else keys.get(kid)
+        if record.purpose is not KeyPurpose.PSEUDONYM:
+            raise KeyStoreError(f"key {record.kid!r} is not a pseudonym key")
+        return cls(keys.secret_scalar(record.kid), kid=record.kid)
+
+    def pseudonym(self, match_key: str) -> bytes:
+        """k·H(match key): the 32-byte element that is stored."""
+        return oprf.evaluate_element(self._scalar, match_key.encode("utf-8"))
+
+    def pseudonyms_for_keys(self, match_keys: Mapping[str, str]) -> dict[str, bytes]:
+        return {family: self.pseudonym(key) for family, key in match_keys.items()}
+
+    def pseudonyms(self, subject: object, *, today: date | None = None) -> dict[str, bytes]:
+        """Pseudonyms by key family (`bsn`, `name_dob`) for a subject as received.
+
+        Raises `InvalidSubject` for invalid or insufficient identifiers.
+        """
+        return self.pseudonyms_for_keys(derive_match_keys(subject, today=today))
+
+    def blind_evaluate(self, blinded_element: bytes) -> bytes:
+        """RFC 9497 BlindEvaluate, for partners that pseudonymise obliviously.
+
+        A partner that blinds a match key and unblinds this answer obtains exactly
+        `pseudonym(match key)`, without the gateway seeing the key.
+        """
+        return oprf.blind_evaluate(self._scalar, blinded_element)
+
+    def rotation_to(self, new: Pseudonymiser) -> Rotation:
+        """The rotation that turns this key's pseudonyms into `new`'s."""
+        return Rotation(self.kid, new.kid, oprf.rotation_factor(self._scalar, new._scalar))
