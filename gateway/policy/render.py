@@ -117,7 +117,12 @@ def to_markdown(loaded: LoadedPolicy) -> str:
             f"- `{four.id}`: {four.description} ({_list(list(four.actions))}{cats}; "
             f"goedkeuring door een andere {roles})"
         )
-    out += ["", "## Testgevallen", "", f"{len(p.tests)} testgevallen; draai ze met "
-            "`ketenpoort policy test`.", ""]  # fmt: skip
+    out += [
+        "",
+        "## Testgevallen",
+        "",
+        f"{len(p.tests)} testgevallen; draai ze met `ketenpoort policy test`.",
+        "",
+    ]
     out += [f"- {case.name}: **{case.expect.effect}** (`{case.expect.rule}`)" for case in p.tests]
     return "\n".join(out) + "\n"

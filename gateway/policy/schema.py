@@ -306,8 +306,12 @@ def _semantic_errors(p: Policy) -> Iterator[SemanticError]:
                 (*loc, "required_recipients"),
                 f"the meldpunt ({p.controller.organisation!r}) must be a required recipient",
             )
-        yield from unknown((*loc, "optional_recipient_kinds"), cat.optional_recipient_kinds, kinds,
-                           "organisation kind")  # fmt: skip
+        yield from unknown(
+            (*loc, "optional_recipient_kinds"),
+            cat.optional_recipient_kinds,
+            kinds,
+            "organisation kind",
+        )
         yield from unknown((*loc, "submitters"), cat.submitters, kinds, "organisation kind")
     for kind, disclosure in p.matching.submitters.items():
         if kind not in kinds:
