@@ -36,7 +36,7 @@ def to_markdown(loaded: LoadedPolicy) -> str:
         "",
         "## Verwerkingsverantwoordelijke",
         "",
-        f"{p.controller.name} (organisatie `{p.controller.organisation}`).",
+        f"{p.controller.name}. Organisatie-id van het meldpunt: `{p.controller.organisation}`.",
         f"Register van verwerkingsactiviteiten (AVG art. 30): <{p.controller.register_uri}>.",
     ]
     if p.controller.contact:
