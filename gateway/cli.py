@@ -100,5 +100,10 @@ def version(as_json: bool) -> None:
     )
 
 
+from gateway.policy.cli import policy as _policy  # noqa: E402 - after `main` exists
+
+main.add_command(_policy)
+
+
 def run() -> None:  # pragma: no cover - console entry point wrapper
     sys.exit(main())

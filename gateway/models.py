@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from gateway.audit.models import AuditEntryRow
+from gateway.policy.models import PolicyVersionRow
 
-__all__ = ["AuditEntryRow"]
+__all__ = ["AuditEntryRow", "PolicyVersionRow"]
