@@ -3,5 +3,14 @@
 from __future__ import annotations
 
 from gateway.audit.models import AuditEntryRow
+from gateway.matching.models import MatchMemberRow, MatchRow, NotificationRow
+from gateway.signals.models import SignalPseudonymRow, SignalRow
 
-__all__ = ["AuditEntryRow"]
+__all__ = [
+    "AuditEntryRow",
+    "MatchMemberRow",
+    "MatchRow",
+    "NotificationRow",
+    "SignalPseudonymRow",
+    "SignalRow",
+]
