@@ -141,7 +141,13 @@ def agreed_keys(a: Mapping[str, bytes], b: Mapping[str, bytes]) -> set[str] | No
 def candidate_pks(
     session: Session, pseudonyms: Mapping[str, bytes], now: datetime, exclude_pk: int
 ) -> list[int]:
-    """Active, unexpired signals sharing any pseudonym: one index seek per pseudonym."""
+    """Active, unexpired signals sharing any pseudonym: one index seek per pseudonym.
+
+    Two statements on purpose: given one join, a planner without fresh statistics may
+    walk every active signal by the (status, expires_at) index instead. The first
+    statement can only be answered from the (family, element) index; the second looks
+    the few hits up by primary key.
+    """
     if not pseudonyms:
         return []
     wanted = or_(
@@ -150,18 +156,18 @@ def candidate_pks(
             for family, element in sorted(pseudonyms.items())
         )
     )
-    query = (
-        select(SignalPseudonymRow.signal_pk)
-        .join(SignalRow, SignalRow.pk == SignalPseudonymRow.signal_pk)
-        .where(
-            wanted,
+    sharing = set(session.execute(select(SignalPseudonymRow.signal_pk).where(wanted)).scalars())
+    sharing.discard(exclude_pk)
+    if not sharing:
+        return []
+    live = session.execute(
+        select(SignalRow.pk).where(
+            SignalRow.pk.in_(sorted(sharing)),
             SignalRow.status == "active",
             SignalRow.expires_at > now,
-            SignalRow.pk != exclude_pk,
         )
-        .distinct()
-    )
-    return sorted(session.execute(query).scalars())
+    ).scalars()
+    return sorted(live)
 
 
 @dataclass

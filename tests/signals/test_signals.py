@@ -45,8 +45,7 @@ def test_create_stores_the_signal_with_its_pseudonyms(database: Database) -> Non
     with database.transaction(write=False) as session:
         assert get_signal(session, "police-oost", signal.id) == signal
         stored = {
-            p.family: p.element
-            for p in session.execute(select(SignalPseudonymRow)).scalars()
+            p.family: p.element for p in session.execute(select(SignalPseudonymRow)).scalars()
         }
         assert stored == subject
         assert get_payload(session, signal.id) == PAYLOAD
@@ -90,7 +89,9 @@ def test_list_pages_are_stable_and_complete(database: Database) -> None:
     ids = []
     with database.transaction() as session:
         for n in range(23):
-            ids.append(create_signal(session, new_signal("police-oost", person()), now=NOW).signal.id)
+            ids.append(
+                create_signal(session, new_signal("police-oost", person()), now=NOW).signal.id
+            )
             create_signal(session, new_signal("zorg-twente", person()), now=NOW)
     seen: list[str] = []
     cursor = None
@@ -205,8 +206,12 @@ def test_withdrawal_forgets_payload_and_pseudonyms(database: Database) -> None:
 
 def test_expiry_forgets_payload_and_pseudonyms(database: Database) -> None:
     with database.transaction() as session:
-        short = create_signal(session, new_signal("police-oost", person(), retention_days=30), now=NOW)
-        long = create_signal(session, new_signal("police-oost", person(), retention_days=90), now=NOW)
+        short = create_signal(
+            session, new_signal("police-oost", person(), retention_days=30), now=NOW
+        )
+        long = create_signal(
+            session, new_signal("police-oost", person(), retention_days=90), now=NOW
+        )
     with database.transaction() as session:
         assert expire_due(session, NOW + timedelta(days=29)) == []
     with database.transaction() as session:
