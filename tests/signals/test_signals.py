@@ -88,7 +88,7 @@ def test_malformed_input_is_a_programming_error(database: Database, change: dict
 def test_list_pages_are_stable_and_complete(database: Database) -> None:
     ids = []
     with database.transaction() as session:
-        for n in range(23):
+        for _ in range(23):
             ids.append(
                 create_signal(session, new_signal("police-oost", person()), now=NOW).signal.id
             )
