@@ -503,9 +503,8 @@ def on_signal_removed(
     if type_ == "signal.expired":
         _notify(session, signal.organisation, type_, now, signal_id=signal.id, match_id=None)
     for match in matches:
-        session.execute(
-            select(MatchRow).where(MatchRow.id == match.id)
-        ).scalar_one().updated_at = now
+        row = session.execute(select(MatchRow).where(MatchRow.id == match.id)).scalar_one()
+        row.updated_at = now
         _notify(session, COORDINATOR, type_, now, signal_id=signal.id, match_id=match.id)
         kinds = _kind_of(session, (s.id for s in match.signals))
         for member in match.signals:

@@ -19,6 +19,7 @@ T = TypeVar("T")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 _PREFIX = "k1:"
+_MAX_KEY = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,10 @@ def decode_cursor(cursor: str | None, *, parameter: str = "cursor") -> int:
         raise InvalidCursor(parameter) from None
     if not raw.startswith(_PREFIX) or not raw[len(_PREFIX) :].isdigit():
         raise InvalidCursor(parameter)
-    if len(raw) > len(_PREFIX) + 19:
+    digits = raw[len(_PREFIX) :]
+    if len(digits) > 19 or int(digits) > _MAX_KEY:  # a BIGINT, or PostgreSQL would refuse
         raise InvalidCursor(parameter)
-    return int(raw[len(_PREFIX) :])
+    return int(digits)
 
 
 def clamp_limit(limit: int | None) -> int:

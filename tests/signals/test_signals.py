@@ -103,7 +103,6 @@ def test_list_pages_are_stable_and_complete(database: Database) -> None:
             pages += 1
             if page.next is None:
                 break
-            # A new signal arriving mid-paging shows up at the end, not shifting pages.
             cursor = page.next
             assert len(page.items) == 5
     assert seen == ids and pages == 5
