@@ -19,25 +19,21 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from sqlalchemy import create_engine, insert, text
 
-from sqlalchemy import create_engine, insert, text  # noqa: E402
-
-from gateway.db import Database  # noqa: E402
-from gateway.matching.service import candidate_pks  # noqa: E402
-from gateway.migrate import upgrade_to_head  # noqa: E402
-from gateway.signals.models import SignalPseudonymRow, SignalRow  # noqa: E402
-from gateway.signals.service import NewSignal, create_signal  # noqa: E402
+from gateway.db import Database
+from gateway.matching.service import candidate_pks
+from gateway.migrate import upgrade_to_head
+from gateway.signals.models import SignalPseudonymRow, SignalRow
+from gateway.signals.service import NewSignal, create_signal
 
 NOW = datetime.now(UTC)
 ORGS = [("police-oost", "police"), ("zorg-twente", "care"), ("roc-twente", "education")]
