@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 from gateway.audit.models import AuditEntryRow
+from gateway.matching.models import MatchMemberRow, MatchRow, NotificationRow
 from gateway.policy.models import PolicyVersionRow
+from gateway.signals.models import SignalPseudonymRow, SignalRow
 
-__all__ = ["AuditEntryRow", "PolicyVersionRow"]
+__all__ = [
+    "AuditEntryRow",
+    "MatchMemberRow",
+    "MatchRow",
+    "NotificationRow",
+    "PolicyVersionRow",
+    "SignalPseudonymRow",
+    "SignalRow",
+]

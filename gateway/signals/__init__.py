@@ -1,1 +1,1 @@
-"""Signals: submission, payload envelopes, notifications."""
+"""Signals: what partners report, stored as pseudonyms and an envelope we cannot read."""

@@ -1,0 +1,1 @@
+"""Matching: clusters of signals about one person, and who is told about them."""

@@ -1,0 +1,71 @@
+"""Matches (clusters of signals about one person) and notifications.
+
+A match is a cluster: signals of different organisations linked by shared pseudonyms.
+It grows when another partner signals the same person and absorbs other matches when a
+new signal links them (the absorbed match keeps its row, with `merged_into` set, so
+earlier notifications still resolve). Each member records the linkage keys by which it
+joined. Notifications have a monotonic integer id: the `after` cursor of the API.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gateway.db import Base
+
+COORDINATOR = "coordinator"
+NOTIFICATION_TYPES = ("match", "match.updated", "signal.withdrawn", "signal.expired")
+
+
+class MatchRow(Base):
+    __tablename__ = "matches"
+
+    pk: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    id: Mapped[str] = mapped_column(String(36), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    merged_into: Mapped[str | None] = mapped_column(String(36))
+
+
+class MatchMemberRow(Base):
+    """A signal in a match, with the linkage keys (comma-separated) that tied it in."""
+
+    __tablename__ = "match_members"
+
+    match_pk: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("matches.pk", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    signal_pk: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("signals.pk", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    linkage_keys: Mapped[str] = mapped_column(String(128))
+    joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_match_members_signal_pk", "signal_pk"),)
+
+
+class NotificationRow(Base):
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    #: An organisation id, or "coordinator" (the meldpunt's coordinators).
+    recipient: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(32))
+    signal_id: Mapped[str | None] = mapped_column(String(36))
+    match_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: JSON object text with type-specific details (never an identifier or pseudonym).
+    extra: Mapped[str] = mapped_column(Text, default="{}")
+
+    __table_args__ = (Index("ix_notifications_recipient_id", "recipient", "id"),)

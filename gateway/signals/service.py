@@ -1,0 +1,395 @@
+"""Storing, reading, withdrawing and expiring signals; matching runs on create.
+
+Inputs are plain data: the HTTP layer has already checked the token, the policy, the
+envelope and derived the pseudonyms. Every function takes the caller's `Session` and
+never commits: the view commits the signal, its matches, its notifications and its
+audit entry together. Write callers must open the session with `write=True` (on SQLite
+that takes the write lock at BEGIN, which is what serialises matching there).
+
+Nothing here writes audit entries; results carry what the entry needs (ids, match ids
+and pseudonymised subject references).
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal, NamedTuple
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from gateway.audit.entries import SubjectRef
+from gateway.matching.service import (
+    HitPolicy,
+    MatchChange,
+    match_new_signal,
+    no_hits,
+    on_signal_removed,
+    utc,
+)
+from gateway.signals.errors import IdempotencyKeyReused
+from gateway.signals.locks import idempotency_lock_key, lock, lock_pseudonyms
+from gateway.signals.models import SignalPseudonymRow, SignalRow
+from gateway.signals.paging import Page, clamp_limit, decode_cursor, encode_cursor
+
+#: The linkage-key families this version derives (see DESIGN.md, "Pseudonyms").
+FAMILIES = frozenset({"bsn", "name_dob"})
+ELEMENT_SIZE = 32
+SUBJECT_REF_TYPE = "ketenpoort-pseudonym"
+
+
+@dataclass(frozen=True)
+class NewSignal:
+    """A signal to store, as the HTTP layer hands it over (no raw identifier in it)."""
+
+    organisation: str
+    organisation_kind: str
+    reference: str
+    category: str
+    #: family ("bsn", "name_dob") → the 32-byte ristretto255 element.
+    pseudonyms: Mapping[str, bytes]
+    #: The key-store id of the pseudonym key the elements were derived under.
+    pseudonym_key_id: str
+    #: The JWE (JSON serialization) as received, as JSON text.
+    payload: str
+    retention_days: int
+    idempotency_key: str | None = None
+    #: A digest of the request body (e.g. SHA-256), compared on an idempotent retry.
+    request_hash: bytes | None = None
+
+    def check(self) -> None:
+        """Programming errors, not client errors: the view validates input first."""
+        if not self.pseudonyms:
+            raise ValueError("a signal needs at least one pseudonym")
+        for family, element in self.pseudonyms.items():
+            if family not in FAMILIES:
+                raise ValueError(f"unknown linkage-key family {family!r}")
+            if len(element) != ELEMENT_SIZE:
+                raise ValueError(f"a {family} pseudonym must be {ELEMENT_SIZE} bytes")
+        if self.retention_days < 1:
+            raise ValueError("retention must be at least one day")
+        if self.idempotency_key is not None and self.request_hash is None:
+            raise ValueError("an idempotency key needs the request hash")
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A stored signal as the API shows it to its own organisation."""
+
+    id: str
+    organisation: str
+    organisation_kind: str
+    reference: str
+    category: str
+    status: str
+    created_at: datetime
+    expires_at: datetime
+    withdrawn_at: datetime | None
+    linkage_keys: tuple[str, ...]
+    #: The earliest active signal of the same organisation about the same person.
+    repeat_of: str | None
+    #: The first response (JSON text) the view stored with `remember_response`.
+    stored_response: str | None = field(default=None, repr=False)
+
+
+class Created(NamedTuple):
+    signal: Signal
+    #: Matches this signal created, grew or merged (empty on an idempotent replay).
+    matches: list[MatchChange]
+    #: False on an idempotent replay: nothing was stored, answer `signal.stored_response`.
+    created: bool
+
+
+@dataclass(frozen=True)
+class Removal:
+    """A withdrawal or expiry: what the audit entry needs."""
+
+    signal: Signal
+    #: False when the signal was already withdrawn or expired (nothing changed).
+    changed: bool
+    match_ids: tuple[str, ...]
+    #: Subject references of the pseudonyms just deleted (empty when unchanged).
+    subjects: tuple[SubjectRef, ...]
+
+
+def pseudonym_ref(element: bytes) -> str:
+    """The privacy officer's handle on a pseudonym: base64url of the group element."""
+    return base64.urlsafe_b64encode(element).rstrip(b"=").decode("ascii")
+
+
+def subject_refs(pseudonyms: Mapping[str, bytes] | Iterable[bytes]) -> tuple[SubjectRef, ...]:
+    """Audit subject references for pseudonyms; never an identifier, only the element."""
+    elements = pseudonyms.values() if isinstance(pseudonyms, Mapping) else pseudonyms
+    refs = sorted({pseudonym_ref(bytes(e)) for e in elements})
+    return tuple(SubjectRef(ref, SUBJECT_REF_TYPE) for ref in refs)
+
+
+def _view(row: SignalRow) -> Signal:
+    return Signal(
+        id=row.id,
+        organisation=row.organisation,
+        organisation_kind=row.organisation_kind,
+        reference=row.reference,
+        category=row.category,
+        status=row.status,
+        created_at=utc(row.created_at),
+        expires_at=utc(row.expires_at),
+        withdrawn_at=utc(row.withdrawn_at) if row.withdrawn_at else None,
+        linkage_keys=tuple(k for k in row.linkage_keys.split(",") if k),
+        repeat_of=row.repeat_of,
+        stored_response=row.stored_response,
+    )
+
+
+def _now(now: datetime | None) -> datetime:
+    return utc(now) if now is not None else datetime.now(UTC)
+
+
+def create_signal(
+    session: Session,
+    new: NewSignal,
+    *,
+    now: datetime | None = None,
+    hit_policy: HitPolicy = no_hits,
+) -> Created:
+    """Store `new` and match it, in the caller's transaction.
+
+    A retry with the same idempotency key and request hash returns the first signal
+    (with its stored response) and changes nothing; the same key with another hash
+    raises `IdempotencyKeyReused` (422).
+    """
+    new.check()
+    moment = _now(now)
+    if new.idempotency_key is not None:
+        lock(session, [idempotency_lock_key(new.organisation, new.idempotency_key)])
+        earlier = session.execute(
+            select(SignalRow)
+            .where(
+                SignalRow.organisation == new.organisation,
+                SignalRow.idempotency_key == new.idempotency_key,
+            )
+            .execution_options(populate_existing=True)
+        ).scalar_one_or_none()
+        if earlier is not None:
+            assert new.request_hash is not None  # checked above
+            if earlier.request_hash is None or not hmac.compare_digest(
+                earlier.request_hash, new.request_hash
+            ):
+                raise IdempotencyKeyReused(
+                    "This Idempotency-Key was used before with another request body."
+                )
+            return Created(_view(earlier), [], False)
+
+    pseudonyms = {family: bytes(element) for family, element in new.pseudonyms.items()}
+    lock_pseudonyms(session, pseudonyms.items())
+    row = SignalRow(
+        id=str(uuid.uuid4()),
+        organisation=new.organisation,
+        organisation_kind=new.organisation_kind,
+        reference=new.reference,
+        category=new.category,
+        status="active",
+        linkage_keys=",".join(sorted(pseudonyms)),
+        created_at=moment,
+        expires_at=moment + timedelta(days=new.retention_days),
+        payload=new.payload,
+        idempotency_key=new.idempotency_key,
+        request_hash=new.request_hash,
+    )
+    session.add(row)
+    session.flush()
+    outcome = match_new_signal(session, row, pseudonyms, moment, hit_policy)
+    row.repeat_of = outcome.repeat_of
+    session.add_all(
+        SignalPseudonymRow(
+            signal_pk=row.pk, family=family, element=element, key_id=new.pseudonym_key_id
+        )
+        for family, element in sorted(pseudonyms.items())
+    )
+    session.flush()
+    return Created(_view(row), outcome.changes, True)
+
+
+def remember_response(session: Session, signal_id: str, response: str) -> None:
+    """Keep the first response (JSON text) so an idempotent retry gets it back verbatim."""
+    row = session.execute(select(SignalRow).where(SignalRow.id == signal_id)).scalar_one()
+    if row.idempotency_key is not None and row.stored_response is None:
+        row.stored_response = response
+        session.flush()
+
+
+def _own(session: Session, organisation: str, signal_id: str) -> SignalRow | None:
+    return session.execute(
+        select(SignalRow)
+        .where(SignalRow.id == signal_id, SignalRow.organisation == organisation)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def get_signal(session: Session, organisation: str, signal_id: str) -> Signal | None:
+    """The organisation's own signal; another organisation's id gives None (a 404)."""
+    row = _own(session, organisation, signal_id)
+    return _view(row) if row is not None else None
+
+
+def list_signals(
+    session: Session, organisation: str, cursor: str | None, limit: int | None
+) -> Page[Signal]:
+    """The organisation's own signals, oldest first, keyset-paged by an opaque cursor."""
+    after = decode_cursor(cursor)
+    size = clamp_limit(limit)
+    rows = list(
+        session.execute(
+            select(SignalRow)
+            .where(SignalRow.organisation == organisation, SignalRow.pk > after)
+            .order_by(SignalRow.pk)
+            .limit(size + 1)
+        ).scalars()
+    )
+    more = len(rows) > size
+    rows = rows[:size]
+    return Page([_view(r) for r in rows], encode_cursor(rows[-1].pk) if more else None)
+
+
+def _pseudonym_rows(session: Session, signal_pk: int) -> list[SignalPseudonymRow]:
+    return list(
+        session.execute(
+            select(SignalPseudonymRow).where(SignalPseudonymRow.signal_pk == signal_pk)
+        ).scalars()
+    )
+
+
+def _remove(
+    session: Session,
+    row: SignalRow,
+    status: Literal["withdrawn", "expired"],
+    now: datetime,
+    hit_policy: HitPolicy,
+) -> Removal:
+    """Forget the pseudonyms and payload of `row` now; its row and audit trail stay."""
+    pseudonyms = _pseudonym_rows(session, row.pk)
+    subjects = subject_refs([p.element for p in pseudonyms])
+    for pseudonym in pseudonyms:
+        session.delete(pseudonym)
+    row.status = status
+    row.payload = None
+    if status == "withdrawn":
+        row.withdrawn_at = now
+    session.flush()
+    type_: Literal["signal.withdrawn", "signal.expired"] = (
+        "signal.withdrawn" if status == "withdrawn" else "signal.expired"
+    )
+    match_ids = on_signal_removed(session, row, type_, now, hit_policy)
+    session.flush()
+    return Removal(_view(row), True, tuple(match_ids), subjects)
+
+
+def withdraw_signal(
+    session: Session,
+    organisation: str,
+    signal_id: str,
+    now: datetime | None = None,
+    *,
+    hit_policy: HitPolicy = no_hits,
+) -> Removal | None:
+    """Withdraw the organisation's own signal: payload and pseudonyms go at once.
+
+    None when the id is not one of the organisation's signals (a 404). Withdrawing an
+    already withdrawn or expired signal changes nothing (`changed` is False).
+    """
+    moment = _now(now)
+    row = _own(session, organisation, signal_id)
+    if row is None:
+        return None
+    # The same locks as a create that could be matching this signal right now.
+    lock_pseudonyms(session, ((p.family, p.element) for p in _pseudonym_rows(session, row.pk)))
+    row = _own(session, organisation, signal_id)  # re-read after waiting
+    assert row is not None
+    if row.status != "active":
+        return Removal(_view(row), False, (), ())
+    return _remove(session, row, "withdrawn", moment, hit_policy)
+
+
+def expire_due(
+    session: Session,
+    now: datetime | None = None,
+    *,
+    limit: int = 1000,
+    hit_policy: HitPolicy = no_hits,
+) -> list[Removal]:
+    """Mark up to `limit` signals past their retention as expired, forgetting their data.
+
+    Expired signals stop matching at `expiresAt` even before this runs (the lookup
+    checks the time); this makes it final. Run it periodically until it returns [].
+    """
+    moment = _now(now)
+    due = [
+        pk
+        for pk in session.execute(
+            select(SignalRow.pk)
+            .where(SignalRow.status == "active", SignalRow.expires_at <= moment)
+            .order_by(SignalRow.expires_at, SignalRow.pk)
+            .limit(limit)
+        ).scalars()
+    ]
+    if not due:
+        return []
+    elements = session.execute(
+        select(SignalPseudonymRow.family, SignalPseudonymRow.element).where(
+            SignalPseudonymRow.signal_pk.in_(due)
+        )
+    ).all()
+    lock_pseudonyms(session, ((family, bytes(element)) for family, element in elements))
+    rows = session.execute(
+        select(SignalRow)
+        .where(SignalRow.pk.in_(due), SignalRow.status == "active")
+        .order_by(SignalRow.pk)
+        .execution_options(populate_existing=True)
+    ).scalars()
+    return [_remove(session, row, "expired", moment, hit_policy) for row in list(rows)]
+
+
+def signals_by_pseudonyms(
+    session: Session, pseudonyms: Iterable[tuple[str, bytes]]
+) -> list[Signal]:
+    """Every signal (any organisation) still holding one of these pseudonyms.
+
+    For the privacy officer's subject search. Withdrawn and expired signals hold no
+    pseudonyms any more; their audit entries carry the subject references instead.
+    """
+    wanted = [(family, bytes(element)) for family, element in pseudonyms]
+    if not wanted:
+        return []
+    condition = or_(
+        *(
+            and_(SignalPseudonymRow.family == family, SignalPseudonymRow.element == element)
+            for family, element in sorted(set(wanted))
+        )
+    )
+    pks = select(SignalPseudonymRow.signal_pk).where(condition)
+    rows = session.execute(
+        select(SignalRow).where(SignalRow.pk.in_(pks)).order_by(SignalRow.pk)
+    ).scalars()
+    return [_view(row) for row in rows]
+
+
+def signal_subject_refs(session: Session, signal_id: str) -> tuple[SubjectRef, ...]:
+    """Subject references of a stored signal's pseudonyms (for read audit entries)."""
+    elements = session.execute(
+        select(SignalPseudonymRow.element)
+        .join(SignalRow, SignalRow.pk == SignalPseudonymRow.signal_pk)
+        .where(SignalRow.id == signal_id)
+    ).scalars()
+    return subject_refs([bytes(e) for e in elements])
+
+
+def get_payload(session: Session, signal_id: str) -> str | None:
+    """The stored JWE of an active signal (for the meldpunt's case work), else None."""
+    return session.execute(
+        select(SignalRow.payload).where(SignalRow.id == signal_id, SignalRow.status == "active")
+    ).scalar_one_or_none()

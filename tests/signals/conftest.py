@@ -1,0 +1,3 @@
+from tests.signals.factory import database
+
+__all__ = ["database"]
