@@ -66,6 +66,13 @@ def _passes_eleven_test(digits: str) -> bool:
     return total % 11 == 0
 
 
+def looks_like_identifier(text: str) -> bool:
+    """True when `text` holds something shaped like a BSN (11-test) or a calendar date."""
+    if _DATE.search(text):
+        return True
+    return any(_passes_eleven_test(m.group(1)) for m in _NINE_DIGITS.finditer(text))
+
+
 def mark_sensitive(values: Iterable[str]) -> None:
     """Declare strings of the current request that must never be logged."""
     extra = {v for v in values if isinstance(v, str) and len(v.strip()) >= 2}

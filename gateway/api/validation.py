@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 from pydantic import BaseModel, ValidationError
 
 from gateway.errors import FieldError, InvalidInput, MalformedJson, PayloadTooLarge
@@ -71,6 +71,7 @@ def read_json_body() -> Any:
     """The request body as JSON; declares identifier fields sensitive for the logs."""
     limit: int = current_app.config["MAX_CONTENT_LENGTH"]
     raw = _read_at_most(limit)
+    g.raw_body = raw
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

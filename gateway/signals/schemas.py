@@ -1,0 +1,112 @@
+"""Request and response bodies of the signals API (lower camelCase on the wire)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from gateway.api.models import ApiModel
+
+
+class SubjectIn(ApiModel):
+    """The person the signal is about. Pseudonymised on arrival; never stored."""
+
+    bsn: str | None = Field(
+        default=None, description="Burgerservicenummer: 9 digits, valid by the 11-test."
+    )
+    family_name: str | None = Field(
+        default=None, description="Family name with prefixes (tussenvoegsels), e.g. 'van der Berg'."
+    )
+    given_names: str | None = Field(default=None, description="Given names.")
+    date_of_birth: str | None = Field(
+        default=None,
+        description="Date of birth, YYYY-MM-DD.",
+        json_schema_extra={"format": "date"},
+    )
+
+
+class SignalCreate(ApiModel):
+    reference: str = Field(
+        description="The partner's own report number: 1-64 printable characters, no personal data."
+    )
+    category: str = Field(description="A category of the active policy (GET /v1/policy).")
+    subject: SubjectIn
+    payload: dict[str, Any] = Field(
+        description=(
+            "JWE in the JSON Serialization (RFC 7516 §7.2), A256GCM, one recipient per key of "
+            "every organisation the policy requires for the category."
+        )
+    )
+
+
+class ReceiptOut(ApiModel):
+    leaf_hash: str = Field(description="Base64 RFC 9162 leaf hash of this action's audit entry.")
+
+
+class SignalOut(ApiModel):
+    id: str
+    organisation: str
+    reference: str
+    category: str
+    status: str = Field(description="active, withdrawn or expired.")
+    created_at: datetime
+    expires_at: datetime
+    linkage_keys: list[str] = Field(description="Which match-key families were derived.")
+    receipt: ReceiptOut | None = Field(
+        default=None, description="Present on write responses: the audit receipt."
+    )
+
+
+class SignalPage(ApiModel):
+    items: list[SignalOut]
+    next: str | None = Field(default=None, description="Cursor of the next page, if any.")
+
+
+class PageQuery(ApiModel):
+    cursor: str | None = Field(default=None, description="Opaque cursor from `next`.")
+    limit: int = Field(default=50, ge=1, le=500, description="Page size, 1-500.")
+
+
+class NotificationQuery(ApiModel):
+    after: str | None = Field(default=None, description="Opaque cursor from `next`.")
+    limit: int = Field(default=50, ge=1, le=500, description="Page size, 1-500.")
+
+
+class NotificationOut(ApiModel):
+    id: str
+    type: str = Field(description="match, match.updated, signal.withdrawn, signal.expired, …")
+    signal_id: str | None = None
+    match_id: str | None = None
+    created_at: datetime
+    organisations: list[str] | None = Field(
+        default=None, description="Other organisations, only where the policy reveals them."
+    )
+    change: str | None = None
+
+
+class NotificationPage(ApiModel):
+    items: list[NotificationOut]
+    next: str | None = None
+
+
+class MatchSignalOut(ApiModel):
+    id: str
+    organisation: str
+    category: str
+    reference: str
+    status: str
+
+
+class MatchOut(ApiModel):
+    id: str
+    signals: list[MatchSignalOut]
+    linkage_keys: list[str] = Field(description="The match-key families that agreed.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class MatchPage(ApiModel):
+    items: list[MatchOut]
+    next: str | None = None
