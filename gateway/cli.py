@@ -100,5 +100,11 @@ def version(as_json: bool) -> None:
     )
 
 
+from gateway.partners.cli import clients, partners  # noqa: E402 - after `main`
+
+main.add_command(partners)
+main.add_command(clients)
+
+
 def run() -> None:  # pragma: no cover - console entry point wrapper
     sys.exit(main())
