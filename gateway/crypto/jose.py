@@ -15,6 +15,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from joserfc import jws
+from joserfc.jws import JWSRegistry
 from joserfc.errors import JoseError as _LibraryJoseError
 from joserfc.jwk import ECKey, Key, RSAKey, import_key
 
@@ -25,6 +26,7 @@ CLIENT_SIGNING_ALGORITHMS = ("ES256", "PS256", "RS256")
 #: Key-management algorithms a partner's encryption key may name (DESIGN.md "Payloads").
 ENCRYPTION_ALGORITHMS = ("ECDH-ES+A256KW", "RSA-OAEP-256")
 MIN_RSA_BITS = 2048
+MAX_HEADER_BYTES = 4096
 #: JWK members that only a private (or symmetric) key has.
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
@@ -195,8 +197,11 @@ def verify_jws(
         raise JoseError("RSA key too small")
     if isinstance(key, ECKey) and key.curve_name != "P-256":
         raise JoseError("EC key not on P-256")
+    registry = JWSRegistry(algorithms=[alg])
+    # A DPoP proof carries its RSA public key in the header: more than joserfc's 512 bytes.
+    registry.max_header_length = MAX_HEADER_BYTES
     try:
-        obj = jws.deserialize_compact(token, key, algorithms=[alg])
+        obj = jws.deserialize_compact(token, key, registry=registry)
     except _LibraryJoseError as exc:
         raise JoseError("the signature does not verify") from exc
     except (ValueError, TypeError) as exc:
