@@ -15,9 +15,9 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from joserfc import jws
-from joserfc.jws import JWSRegistry
 from joserfc.errors import JoseError as _LibraryJoseError
 from joserfc.jwk import ECKey, Key, RSAKey, import_key
+from joserfc.jws import JWSRegistry
 
 from gateway.crypto import b64url, b64url_decode
 

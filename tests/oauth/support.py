@@ -35,8 +35,10 @@ def b64url(data: bytes) -> str:
 
 def new_key(alg: str = "ES256") -> dict[str, Any]:
     """A private JWK for `alg`, with kid and use: sig."""
-    key = ECKey.generate_key("P-256", private=True) if alg == "ES256" else RSAKey.generate_key(
-        2048, private=True
+    key = (
+        ECKey.generate_key("P-256", private=True)
+        if alg == "ES256"
+        else RSAKey.generate_key(2048, private=True)
     )
     return {**key.as_dict(private=True), "kid": key.thumbprint(), "use": "sig", "alg": alg}
 
@@ -59,9 +61,7 @@ def sign(
 ) -> str:
     if library == "jwcrypto":
         token = jwc_jws.JWS(json.dumps(claims).encode())
-        token.add_signature(
-            jwc_jwk.JWK(**private), alg=header["alg"], protected=json.dumps(header)
-        )
+        token.add_signature(jwc_jwk.JWK(**private), alg=header["alg"], protected=json.dumps(header))
         return str(token.serialize(compact=True))
     payload = json.dumps(claims).encode()
     return jws.serialize_compact(header, payload, import_key(private), algorithms=[header["alg"]])
@@ -138,9 +138,11 @@ class PartnerClient:
         typ: str = "dpop+jwt",
     ) -> str:
         private = key or self.dpop_jwk
-        header = {"typ": typ, "alg": private["alg"], "jwk": public_of(
-            {k: v for k, v in private.items() if k not in {"kid", "use", "alg"}}
-        )}
+        header = {
+            "typ": typ,
+            "alg": private["alg"],
+            "jwk": public_of({k: v for k, v in private.items() if k not in {"kid", "use", "alg"}}),
+        }
         claims: dict[str, Any] = {
             "jti": jti or secrets.token_urlsafe(16),
             "htm": method,
@@ -162,9 +164,7 @@ class PartnerClient:
         extra = {"scope": scope} if scope else {}
         headers = {}
         if dpop:
-            headers["DPoP"] = self.dpop_proof(
-                "POST", f"{self.issuer}/oauth/token", library=library
-            )
+            headers["DPoP"] = self.dpop_proof("POST", f"{self.issuer}/oauth/token", library=library)
         return client.post(
             "/oauth/token",
             data=self.form(self.assertion(library=library), **extra),

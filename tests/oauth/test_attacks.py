@@ -17,7 +17,7 @@ from gateway.keys import KeyPurpose
 from gateway.partners.registry import disable_organisation
 from tests.oauth.support import ADMIN, PartnerClient, b64url, new_key, sign
 
-TOKEN = "/oauth/token"  # noqa: S105 - a path
+TOKEN = "/oauth/token"
 API = "/v1/directory"
 
 
@@ -77,12 +77,16 @@ def test_forged_token_with_correct_claims_is_the_control(
 def test_replayed_assertion(client: FlaskClient, partner_client: PartnerClient) -> None:
     assertion = partner_client.assertion()
     assert client.post(TOKEN, data=partner_client.form(assertion)).status_code == 200
-    assert_oauth_error(client.post(TOKEN, data=partner_client.form(assertion)), 400, "invalid_client")
+    assert_oauth_error(
+        client.post(TOKEN, data=partner_client.form(assertion)), 400, "invalid_client"
+    )
 
 
 def test_expired_assertion(client: FlaskClient, partner_client: PartnerClient) -> None:
     assertion = partner_client.assertion(iat=int(time.time()) - 120, lifetime=60)
-    assert_oauth_error(client.post(TOKEN, data=partner_client.form(assertion)), 400, "invalid_client")
+    assert_oauth_error(
+        client.post(TOKEN, data=partner_client.form(assertion)), 400, "invalid_client"
+    )
 
 
 def test_assertion_valid_longer_than_300_seconds(
@@ -97,18 +101,24 @@ def test_assertion_valid_longer_than_300_seconds(
 
 def test_assertion_valid_for_a_year(client: FlaskClient, partner_client: PartnerClient) -> None:
     assertion = partner_client.assertion(lifetime=365 * 86400)
-    assert_oauth_error(client.post(TOKEN, data=partner_client.form(assertion)), 400, "invalid_client")
+    assert_oauth_error(
+        client.post(TOKEN, data=partner_client.form(assertion)), 400, "invalid_client"
+    )
 
 
 def test_assertion_aud_array(client: FlaskClient, partner_client: PartnerClient) -> None:
     aud = [partner_client.issuer, "https://other.example"]
     assertion = partner_client.assertion(aud=aud)
-    assert_oauth_error(client.post(TOKEN, data=partner_client.form(assertion)), 400, "invalid_client")
+    assert_oauth_error(
+        client.post(TOKEN, data=partner_client.form(assertion)), 400, "invalid_client"
+    )
 
 
 def test_assertion_wrong_aud(client: FlaskClient, partner_client: PartnerClient) -> None:
     assertion = partner_client.assertion(aud="https://evil.example/oauth/token")
-    assert_oauth_error(client.post(TOKEN, data=partner_client.form(assertion)), 400, "invalid_client")
+    assert_oauth_error(
+        client.post(TOKEN, data=partner_client.form(assertion)), 400, "invalid_client"
+    )
 
 
 def test_assertion_alg_none(client: FlaskClient, partner_client: PartnerClient) -> None:
@@ -123,7 +133,9 @@ def test_assertion_alg_none(client: FlaskClient, partner_client: PartnerClient) 
         "jti": "none-attack",
     }
     assertion = f"{header}.{b64url(json.dumps(claims).encode())}."
-    assert_oauth_error(client.post(TOKEN, data=partner_client.form(assertion)), 400, "invalid_client")
+    assert_oauth_error(
+        client.post(TOKEN, data=partner_client.form(assertion)), 400, "invalid_client"
+    )
 
 
 def test_assertion_hs256_keyed_with_the_public_key(
@@ -144,7 +156,9 @@ def test_assertion_hs256_keyed_with_the_public_key(
     signing_input = f"{header}.{b64url(json.dumps(claims).encode())}"
     mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
     assertion = f"{signing_input}.{b64url(mac)}"
-    assert_oauth_error(client.post(TOKEN, data=partner_client.form(assertion)), 400, "invalid_client")
+    assert_oauth_error(
+        client.post(TOKEN, data=partner_client.form(assertion)), 400, "invalid_client"
+    )
 
 
 def test_assertion_signed_by_an_unregistered_key(
@@ -152,7 +166,9 @@ def test_assertion_signed_by_an_unregistered_key(
 ) -> None:
     stranger = {**new_key("ES256"), "kid": partner_client.private_jwk["kid"]}
     assertion = partner_client.assertion(key=stranger)
-    assert_oauth_error(client.post(TOKEN, data=partner_client.form(assertion)), 400, "invalid_client")
+    assert_oauth_error(
+        client.post(TOKEN, data=partner_client.form(assertion)), 400, "invalid_client"
+    )
 
 
 def test_client_secret_basic_attempt(client: FlaskClient, partner_client: PartnerClient) -> None:
@@ -247,9 +263,7 @@ def test_access_token_wrong_aud(
     assert_challenge(client.get(API, headers=bearer(token)), 401, "invalid_token")
 
 
-def test_access_token_expired(
-    app: Flask, client: FlaskClient, token_headers: Any
-) -> None:
+def test_access_token_expired(app: Flask, client: FlaskClient, token_headers: Any) -> None:
     headers = token_headers(scopes="directory:read")
     service = app.extensions["ketenpoort"].extra["oauth"]
     service.clock = lambda: time.time() + 601

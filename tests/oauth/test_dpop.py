@@ -13,7 +13,7 @@ from tests.oauth.support import PartnerClient, new_key, register_partner, thumbp
 from tests.oauth.test_attacks import assert_oauth_error
 from tests.oauth.test_token_endpoint import part
 
-TOKEN = "/oauth/token"  # noqa: S105 - a path
+TOKEN = "/oauth/token"
 API = "/v1/directory"
 
 
@@ -27,7 +27,9 @@ def test_dpop_bound_token_works_with_fresh_proofs(
     assert response.status_code == 200, response.get_data(as_text=True)
     body = response.get_json()
     assert body["token_type"] == "DPoP"
-    public = {k: v for k, v in partner_client.dpop_jwk.items() if k in {"kty", "crv", "x", "y", "n", "e"}}
+    public = {
+        k: v for k, v in partner_client.dpop_jwk.items() if k in {"kty", "crv", "x", "y", "n", "e"}
+    }
     assert part(body["access_token"], 1)["cnf"] == {"jkt": thumbprint(public)}
     for _ in range(2):
         proof = partner_client.dpop_proof(
@@ -67,13 +69,21 @@ def test_token_endpoint_refuses_proof_with_private_key_in_header(
     from tests.oauth.support import sign
 
     private = partner_client.dpop_jwk
-    header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": {k: private[k] for k in ("kty", "crv", "x", "y", "d")}}
-    proof = sign(header, {"jti": "x1", "htm": "POST", "htu": f"{TEST_ISSUER}{TOKEN}", "iat": 0}, private)
+    header = {
+        "typ": "dpop+jwt",
+        "alg": "ES256",
+        "jwk": {k: private[k] for k in ("kty", "crv", "x", "y", "d")},
+    }
+    proof = sign(
+        header, {"jti": "x1", "htm": "POST", "htu": f"{TEST_ISSUER}{TOKEN}", "iat": 0}, private
+    )
     response = client.post(TOKEN, data=partner_client.form(), headers={"DPoP": proof})
     assert_oauth_error(response, 400, "invalid_dpop_proof")
 
 
-def test_proof_htu_ignores_query_and_default_port(client: FlaskClient, token_headers: object) -> None:
+def test_proof_htu_ignores_query_and_default_port(
+    client: FlaskClient, token_headers: object
+) -> None:
     headers = token_headers(scopes="directory:read", dpop=True)  # type: ignore[operator]
     proof = headers.partner.dpop_proof(
         "GET", f"{TEST_ISSUER}{API}?x=1#frag", access_token=headers.access_token

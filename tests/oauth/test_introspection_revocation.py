@@ -14,7 +14,7 @@ from gateway.config import Settings
 from tests.oauth.support import PartnerClient, register_partner
 from tests.oauth.test_attacks import assert_challenge, assert_oauth_error
 
-TOKEN = "/oauth/token"  # noqa: S105 - a path
+TOKEN = "/oauth/token"
 API = "/v1/directory"
 
 

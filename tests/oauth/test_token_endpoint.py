@@ -19,7 +19,7 @@ from gateway.audit.models import AuditEntryRow
 from tests.conftest import TEST_ISSUER
 from tests.oauth.support import PartnerClient, register_partner
 
-TOKEN = "/oauth/token"  # noqa: S105 - a path
+TOKEN = "/oauth/token"
 
 
 def part(token: str, index: int) -> dict[str, Any]:
@@ -95,7 +95,9 @@ def test_assertion_aud_may_be_the_token_endpoint(
     assert client.post(TOKEN, data=partner_client.form(assertion)).status_code == 200
 
 
-def test_issuance_is_audited(app: Flask, client: FlaskClient, partner_client: PartnerClient) -> None:
+def test_issuance_is_audited(
+    app: Flask, client: FlaskClient, partner_client: PartnerClient
+) -> None:
     token = client.post(TOKEN, data=partner_client.form()).get_json()["access_token"]
     issued = [e for e in audit_actions(app) if e["action"] == "token.issue"]
     assert len(issued) == 1
