@@ -38,9 +38,10 @@ def consume_jti(session: Session, digest: bytes, *, expires_at: int, now: int) -
         index_elements=[SeenJti.digest],
         set_={"expires_at": expires_at},
         where=SeenJti.expires_at < now,
-    )
-    result = session.execute(stmt)
-    fresh = bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    ).returning(SeenJti.digest)
+    # A row comes back only when inserted (or an expired entry was renewed): portable,
+    # unlike rowcount, which the ORM path does not report on every driver.
+    fresh = session.execute(stmt).first() is not None
     maybe_purge(session, now)
     return fresh
 
