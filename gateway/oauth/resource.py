@@ -86,6 +86,14 @@ class GatewayTokenValidator:
             )
         authorization = request.headers.get("Authorization", "")
         if not authorization:
+            self.service.refusals.record(
+                endpoint=request.url_rule.rule if request.url_rule else request.path,
+                error="no_token",
+                description=None,
+                claimed_client=None,
+                address=client_address(),
+            )
+            # RFC 6750 §3.1: no error code when the request had no authentication at all.
             header = f"{self.challenge(dpop=False)}, {self.challenge(dpop=True)}"
             raise Unauthorized("An access token is required.", headers={"WWW-Authenticate": header})
         scheme, _, token = authorization.partition(" ")

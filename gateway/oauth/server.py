@@ -344,15 +344,15 @@ class OAuthService:
     def _guarded(self, respond: Callable[[], Response]) -> Response:
         """Address rate limit and form-only parameters, then authlib's endpoint."""
         try:
-            if request.args:
-                raise InvalidRequestError(
-                    description="parameters must be sent in the form body, not the query"
-                )
             self.enforce_rate(
                 f"addr:{client_address()}",
                 self.config.requests_per_address,
                 "too many requests from this address",
             )
+            if request.args:
+                raise InvalidRequestError(
+                    description="parameters must be sent in the form body, not the query"
+                )
         except OAuth2Error as error:
             return self.server.handle_error_response(None, error)
         return respond()
