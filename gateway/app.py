@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask
 
+from gateway import oauth
 from gateway.config import Settings, load_settings
 from gateway.db import Database
 from gateway.keys import KeyStore, load_master_key
@@ -47,10 +48,15 @@ def create_app(
     from gateway.api import conventions
     from gateway.api.views import bp as api_bp
     from gateway.ops.views import bp as ops_bp
+    from gateway.partners.views import bp as partners_bp
+    from gateway.signals.views import bp as signals_bp
 
     conventions.init_app(app)
     app.register_blueprint(ops_bp)
     app.register_blueprint(api_bp)
+    oauth.init_app(app)
+    app.register_blueprint(partners_bp)
     policy.init_app(app)  # a broken policy file stops the start (PolicyError)
+    app.register_blueprint(signals_bp)
     check_every_route_is_protected(app)
     return app

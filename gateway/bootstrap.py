@@ -21,6 +21,7 @@ def initialise(settings: Settings) -> dict[str, Any]:
     database = Database(settings.database_url)
     try:
         upgrade_to_head(database.engine)
+        meldpunt_created = _ensure_meldpunt(database, keys)
         with database.engine.connect() as conn:
             revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     finally:
@@ -30,4 +31,17 @@ def initialise(settings: Settings) -> dict[str, Any]:
         "migration": revision,
         "keysCreated": [f"{r.purpose.value}:{r.kid}" for r in created],
         "developmentMasterKey": master.development,
+        "meldpuntUpdated": meldpunt_created,
     }
+
+
+def _ensure_meldpunt(database: Database, keys: KeyStore) -> bool:
+    """The meldpunt organisation, with the key store's meldpunt encryption key."""
+    from gateway.actors import SYSTEM
+    from gateway.keys import KeyPurpose
+    from gateway.partners.registry import ensure_meldpunt
+
+    record = keys.active(KeyPurpose.MELDPUNT_ENCRYPTION)
+    assert record.public_jwk is not None
+    with database.transaction() as session:
+        return ensure_meldpunt(session, record.public_jwk, actor=SYSTEM)

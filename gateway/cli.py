@@ -100,9 +100,18 @@ def version(as_json: bool) -> None:
     )
 
 
-from gateway.policy.cli import policy as _policy  # noqa: E402 - after `main` exists
+from gateway.partners.cli import clients, partners  # noqa: E402 - after `main`
+
+main.add_command(partners)
+main.add_command(clients)
+
+from gateway.policy.cli import policy as _policy  # noqa: E402 - after `main`
 
 main.add_command(_policy)
+
+from gateway.client.cli import partner as _partner  # noqa: E402 - after `main`
+
+main.add_command(_partner)
 
 
 def run() -> None:  # pragma: no cover - console entry point wrapper

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from gateway.audit.models import AuditEntryRow
 from gateway.matching.models import MatchMemberRow, MatchRow, NotificationRow
+from gateway.oauth.models import RateCounter, RevokedToken, SeenJti
+from gateway.partners.models import OAuthClient, Organisation
 from gateway.policy.models import PolicyVersionRow
 from gateway.signals.models import SignalPseudonymRow, SignalRow
 
@@ -12,7 +14,12 @@ __all__ = [
     "MatchMemberRow",
     "MatchRow",
     "NotificationRow",
+    "OAuthClient",
+    "Organisation",
     "PolicyVersionRow",
+    "RateCounter",
+    "RevokedToken",
+    "SeenJti",
     "SignalPseudonymRow",
     "SignalRow",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import current_app, g, request
+from flask import current_app, g
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
@@ -34,11 +34,15 @@ def services() -> Services:
 
 
 def db_session() -> Session:
-    """The request's session; write requests take SQLite's write lock at BEGIN."""
+    """The request's session.
+
+    Every API request writes at least its audit entry (reads are audited too), so the
+    session takes SQLite's write lock at BEGIN: a read transaction that upgrades to a
+    write halfway fails under concurrent writers in WAL mode.
+    """
     session: Session | None = g.get("db_session")
     if session is None:
-        write = request.method not in {"GET", "HEAD", "OPTIONS"}
-        session = services().db.session(write=write)
+        session = services().db.session(write=True)
         g.db_session = session
     return session
 

@@ -81,3 +81,41 @@ def app(settings: Settings, initialised: dict[str, Any]) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+# -- OAuth: real partner clients and real access tokens (tests/oauth/support.py) --------
+
+
+@pytest.fixture
+def partner_client(app: Flask) -> Any:
+    """A registered police client (ES256 key) that builds its own assertions and proofs."""
+    from tests.oauth.support import register_partner
+
+    return register_partner(app, "police")
+
+
+@pytest.fixture
+def token_headers(app: Flask, client: FlaskClient) -> Any:
+    """`token_headers(org, scopes, *, kind=None, dpop=False)` → `{"Authorization": …}`.
+
+    Registers the organisation if new (kind: the org id when it is a valid kind, else
+    "care") and a client with `scopes`, and gets a real access token from /oauth/token
+    with a private_key_jwt assertion. With `dpop=True` the token is DPoP-bound and the
+    returned dict's `.for_request(method, path)` adds a fresh DPoP proof.
+    """
+    from tests.oauth.support import DEFAULT_SCOPES, TokenHeaders, register_partner
+
+    def get(
+        org: str = "police",
+        scopes: str = DEFAULT_SCOPES,
+        *,
+        kind: str | None = None,
+        dpop: bool = False,
+    ) -> dict[str, str]:
+        partner = register_partner(app, org, scopes, kind=kind)
+        response = partner.request_token(client, scope=scopes, dpop=dpop)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        body = response.get_json()
+        return TokenHeaders(partner, body["access_token"], body["token_type"])
+
+    return get

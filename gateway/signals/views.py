@@ -195,7 +195,9 @@ def create() -> Response:
         directory=_directory_keys(session),
         meldpunt_private_jwk=keys.private_jwk(meldpunt_key.kid),
     )
-    linked = {f: p for f, p in pseudonyms.items() if f in set(category.linkage_keys)}
+    linked: dict[str, bytes] = {
+        f: p for f, p in pseudonyms.items() if f in set(category.linkage_keys)
+    }
     if not linked:
         raise InvalidSubject(
             [FieldError("/subject", "No linkage key this category uses can be derived")]

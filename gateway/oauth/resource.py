@@ -1,0 +1,205 @@
+"""Resource protection: the token validator every `/v1` operation goes through.
+
+It checks the RFC 9068 token (signature with our key, `typ: at+jwt`, `iss`, `aud`,
+`exp`), that its `jti` is not revoked and its client still active (one database read),
+the DPoP binding and proof (RFC 9449 §7), and the scopes; it answers RFC 6750
+`WWW-Authenticate` challenges. Tokens in the query string or a form body are refused
+(RFC 9700 §2.4.3 / FAPI 2.0): only the Authorization header carries them.
+"""
+
+from __future__ import annotations
+
+from flask import request
+
+from gateway.actors import Actor
+from gateway.errors import Forbidden, ProblemError, Unauthorized
+from gateway.oauth import rfc9068, store
+from gateway.oauth.errors import safe_description
+from gateway.oauth.rfc9449 import InvalidProof, verify_proof
+from gateway.oauth.server import OAuthService, client_address
+from gateway.partners.registry import find_client
+
+REALM = "ketenpoort"
+FORM = "application/x-www-form-urlencoded"
+
+
+class _Refusal(Exception):
+    def __init__(
+        self, error: str, description: str, *, dpop: bool, client: str | None = None
+    ) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.dpop = dpop
+        self.client = client
+
+
+class GatewayTokenValidator:
+    def __init__(self, service: OAuthService) -> None:
+        self.service = service
+
+    @property
+    def algs(self) -> str:
+        return " ".join(self.service.config.client_algorithms)
+
+    def challenge(self, *, dpop: bool, error: str | None = None, description: str = "") -> str:
+        parts = [f'DPoP algs="{self.algs}"'] if dpop else [f'Bearer realm="{REALM}"']
+        if error:
+            parts.append(f'error="{error}"')
+            if description:
+                parts.append(f'error_description="{safe_description(description)}"')
+        return ", ".join(parts)
+
+    def authenticate(self, required_scopes: tuple[str, ...]) -> Actor:
+        try:
+            return self._authenticate(required_scopes)
+        except _Refusal as refusal:
+            raise self._refuse(refusal) from None
+
+    def _refuse(self, refusal: _Refusal) -> ProblemError:
+        route = request.url_rule.rule if request.url_rule else request.path
+        self.service.refusals.record(
+            endpoint=route,
+            error=refusal.error,
+            description=refusal.description,
+            claimed_client=refusal.client,
+            address=client_address(),
+        )
+        header = self.challenge(
+            dpop=refusal.dpop, error=refusal.error, description=refusal.description
+        )
+        # One problem type for every 401; the RFC 6750 / RFC 9449 error code is in the
+        # challenge, where OAuth clients look for it.
+        return Unauthorized(
+            refusal.description[:1].upper() + refusal.description[1:] + ".",
+            headers={"WWW-Authenticate": header},
+        )
+
+    def _authenticate(self, required_scopes: tuple[str, ...]) -> Actor:
+        if "access_token" in request.args or (
+            request.mimetype == FORM and "access_token" in request.form
+        ):
+            raise _Refusal(
+                "invalid_request",
+                "access tokens are accepted only in the Authorization header",
+                dpop=False,
+            )
+        authorization = request.headers.get("Authorization", "")
+        if not authorization:
+            self.service.refusals.record(
+                endpoint=request.url_rule.rule if request.url_rule else request.path,
+                error="no_token",
+                description=None,
+                claimed_client=None,
+                address=client_address(),
+            )
+            # RFC 6750 §3.1: no error code when the request had no authentication at all.
+            header = f"{self.challenge(dpop=False)}, {self.challenge(dpop=True)}"
+            raise Unauthorized("An access token is required.", headers={"WWW-Authenticate": header})
+        scheme, _, token = authorization.partition(" ")
+        scheme = scheme.lower()
+        token = token.strip()
+        if scheme not in {"bearer", "dpop"} or not token:
+            raise _Refusal("invalid_token", "use the Bearer or DPoP scheme", dpop=False)
+        presented_dpop = scheme == "dpop"
+        now = self.service.now()
+        try:
+            access = rfc9068.decode(
+                token, self.service.signing_keys, issuer=self.service.issuer, now=now
+            )
+        except rfc9068.InvalidAccessToken as exc:
+            raise _Refusal("invalid_token", str(exc), dpop=presented_dpop) from None
+        bound = access.jkt is not None
+        with self.service.db.transaction(write=False) as session:
+            revoked = store.is_revoked(session, access.jti)
+            client = find_client(session, access.client_id)
+        if revoked:
+            raise _Refusal(
+                "invalid_token", "the access token was revoked", dpop=bound, client=access.client_id
+            )
+        if client is None or not client.active or client.organisation != access.organisation:
+            raise _Refusal(
+                "invalid_token",
+                "the client of this access token is disabled",
+                dpop=bound,
+                client=access.client_id,
+            )
+        if bound and not presented_dpop:
+            raise _Refusal(
+                "invalid_token",
+                "a DPoP-bound access token must be sent with the DPoP scheme and a proof",
+                dpop=True,
+                client=access.client_id,
+            )
+        if presented_dpop and not bound:
+            raise _Refusal(
+                "invalid_token",
+                "this access token is not DPoP-bound; use the Bearer scheme",
+                dpop=True,
+                client=access.client_id,
+            )
+        if bound:
+            self._check_proof(access, now)
+        missing = [s for s in required_scopes if s not in access.scopes]
+        if missing:
+            description = f"this operation needs scope {' '.join(required_scopes)}"
+            self.service.refusals.record(
+                endpoint=request.url_rule.rule if request.url_rule else request.path,
+                error="insufficient_scope",
+                description=description,
+                claimed_client=access.client_id,
+                address=client_address(),
+            )
+            challenge = self.challenge(
+                dpop=bound, error="insufficient_scope", description=description
+            )
+            challenge += f', scope="{" ".join(required_scopes)}"'
+            raise Forbidden(description + ".", headers={"WWW-Authenticate": challenge})
+        return Actor(
+            type="client",
+            id=access.client_id,
+            organisation=client.organisation,
+            organisation_kind=client.organisation_kind,
+            scopes=access.scopes,
+        )
+
+    def _check_proof(self, access: rfc9068.AccessToken, now: int) -> None:
+        config = self.service.config
+        proofs = request.headers.getlist("DPoP")
+        if len(proofs) != 1:
+            raise _Refusal(
+                "invalid_dpop_proof",
+                "send exactly one DPoP proof header",
+                dpop=True,
+                client=access.client_id,
+            )
+        try:
+            proof = verify_proof(
+                proofs[0],
+                method=request.method,
+                uri=self.service.issuer + request.path,
+                now=now,
+                max_age=config.dpop_max_age,
+                skew=config.clock_skew,
+                algorithms=config.client_algorithms,
+                access_token=access.token,
+            )
+        except InvalidProof as exc:
+            raise _Refusal(
+                "invalid_dpop_proof", str(exc), dpop=True, client=access.client_id
+            ) from None
+        if proof.jkt != access.jkt:
+            raise _Refusal(
+                "invalid_dpop_proof",
+                "the DPoP proof is signed by another key than the token is bound to",
+                dpop=True,
+                client=access.client_id,
+            )
+        expires = proof.iat + config.dpop_max_age + config.clock_skew
+        if not self.service.consume_jti("dpop", proof.jkt, proof.jti, expires_at=expires):
+            raise _Refusal(
+                "invalid_dpop_proof",
+                "the DPoP proof was used before",
+                dpop=True,
+                client=access.client_id,
+            )

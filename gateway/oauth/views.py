@@ -1,0 +1,103 @@
+"""OAuth endpoints (outside /v1): token, introspection, revocation, JWKS, RFC 8414.
+
+They answer RFC 6749 JSON errors; even the checks the request hooks make before the
+view (415, 413, 406) are rendered that way for these routes.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response
+
+from gateway.api.openapi import operation
+from gateway.api.validation import json_response
+from gateway.errors import ProblemError
+from gateway.oauth.server import (
+    INTROSPECTION_PATH,
+    JWKS_PATH,
+    REVOCATION_PATH,
+    TOKEN_PATH,
+    OAuthService,
+)
+from gateway.services import services
+
+bp = Blueprint("oauth", __name__)
+
+FORM = ("application/x-www-form-urlencoded",)
+OAUTH_SERVICE = "oauth"
+
+
+def oauth() -> OAuthService:
+    service: OAuthService = services().extra[OAUTH_SERVICE]
+    return service
+
+
+@bp.post(TOKEN_PATH)
+@operation(
+    operation_id="oauthToken",
+    summary="OAuth 2.0 token endpoint (client_credentials, private_key_jwt, DPoP)",
+    documented=False,
+    public=True,
+    consumes=FORM,
+)
+def token() -> Response:
+    return oauth().token_response()
+
+
+@bp.post(INTROSPECTION_PATH)
+@operation(
+    operation_id="oauthIntrospect",
+    summary="RFC 7662 token introspection",
+    documented=False,
+    public=True,
+    consumes=FORM,
+)
+def introspect() -> Response:
+    return oauth().introspection_response()
+
+
+@bp.post(REVOCATION_PATH)
+@operation(
+    operation_id="oauthRevoke",
+    summary="RFC 7009 token revocation",
+    documented=False,
+    public=True,
+    consumes=FORM,
+)
+def revoke() -> Response:
+    return oauth().revocation_response()
+
+
+@bp.get(JWKS_PATH)
+@operation(
+    operation_id="oauthJwks",
+    summary="The token-signing public keys",
+    documented=False,
+    public=True,
+    produces=("application/json", "application/jwk-set+json"),
+)
+def jwks() -> Response:
+    return json_response(oauth().jwks())
+
+
+@bp.get("/.well-known/oauth-authorization-server")
+@operation(
+    operation_id="oauthMetadata",
+    summary="RFC 8414 authorization server metadata",
+    documented=False,
+    public=True,
+)
+def metadata() -> Response:
+    return json_response(oauth().metadata())
+
+
+@bp.errorhandler(ProblemError)
+def _oauth_error(error: ProblemError) -> Response:
+    """RFC 6749 §5.2 error body for failures found before the view ran."""
+    code = "temporarily_unavailable" if error.status >= 500 else "invalid_request"
+    body = {"error": code, "error_description": error.detail}
+    response = Response(json.dumps(body), status=error.status, mimetype="application/json")
+    for name, value in error.headers.items():
+        response.headers[name] = value
+    return response

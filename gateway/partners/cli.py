@@ -1,0 +1,191 @@
+"""`ketenpoort partners add|list|disable` and `ketenpoort clients add`.
+
+Each step runs in one transaction with its audit entry (actor: the operator) and
+prints JSON with `--json` (always for `add`, which an operator scripts around).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gateway.actors import cli_actor
+from gateway.config import ConfigError, load_settings
+from gateway.db import Database
+from gateway.partners.registry import (
+    KINDS,
+    RegistryError,
+    add_client,
+    add_organisation,
+    disable_organisation,
+    get_organisation,
+    list_organisations,
+    load_jwks_file,
+    parse_scopes,
+    split_jwks,
+)
+
+
+def _fail(message: str) -> click.ClickException:
+    from gateway.cli import CliError
+
+    return CliError(message)
+
+
+def _database() -> Database:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    return Database(settings.database_url)
+
+
+def _print(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@click.group()
+def partners() -> None:
+    """Register, list and disable partner organisations."""
+
+
+@partners.command("add")
+@click.argument("org")
+@click.option("--name", required=True, help="Display name of the organisation.")
+@click.option("--kind", required=True, help=f"One of: {', '.join(KINDS)}.")
+@click.option("--jwks", "jwks_file", required=True, type=click.Path(path_type=Path))
+@click.option("--scope", default=None, help="Space-separated scopes of its first client.")
+@click.option("--require-dpop", is_flag=True, help="Its client must use DPoP-bound tokens.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the default for add).")
+def partners_add(
+    org: str,
+    name: str,
+    kind: str,
+    jwks_file: Path,
+    scope: str | None,
+    require_dpop: bool,
+    as_json: bool,
+) -> None:
+    """Register organisation ORG and its first OAuth client; prints the client_id."""
+    database = _database()
+    try:
+        if kind not in KINDS:
+            raise RegistryError(f"unknown kind {kind!r}; choose from: {', '.join(KINDS)}")
+        signing, encryption = split_jwks(load_jwks_file(jwks_file))
+        scopes = parse_scopes(scope, kind)
+        actor = cli_actor()
+        with database.transaction() as session:
+            organisation = add_organisation(
+                session,
+                org_id=org,
+                name=name,
+                kind=kind,
+                encryption_keys=encryption,
+                actor=actor,
+            )
+            client = add_client(
+                session,
+                org_id=org,
+                signing_keys=signing,
+                scopes=scopes,
+                require_dpop=require_dpop,
+                actor=actor,
+            )
+            result = {
+                "organisation": organisation.id,
+                "kind": organisation.kind,
+                "client_id": client.client_id,
+                "scope": client.scopes,
+                "require_dpop": client.require_dpop,
+                "encryptionKeyIds": [k["kid"] for k in encryption],
+                "signingKeyIds": [k["kid"] for k in signing],
+            }
+    except RegistryError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        database.dispose()
+    _print(result)
+
+
+@partners.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def partners_list(as_json: bool) -> None:
+    """List organisations with their clients."""
+    database = _database()
+    try:
+        with database.transaction(write=False) as session:
+            found = list_organisations(session)
+    finally:
+        database.dispose()
+    if as_json:
+        _print({"organisations": found})
+        return
+    for org in found:
+        clients = ", ".join(c["client_id"] for c in org["clients"]) or "no clients"
+        click.echo(f"{org['id']}\t{org['kind']}\t{org['status']}\t{org['name']}\t{clients}")
+
+
+@partners.command("disable")
+@click.argument("org")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def partners_disable(org: str, as_json: bool) -> None:
+    """Disable ORG and all its clients; their access tokens stop working at once."""
+    database = _database()
+    try:
+        with database.transaction() as session:
+            organisation = disable_organisation(session, org, actor=cli_actor())
+            result = {"organisation": organisation.id, "status": organisation.status}
+    except RegistryError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        database.dispose()
+    if as_json:
+        _print(result)
+    else:
+        click.echo(f"{org} disabled")
+
+
+@click.group()
+def clients() -> None:
+    """Register OAuth clients for existing organisations."""
+
+
+@clients.command("add")
+@click.argument("org")
+@click.option("--jwks", "jwks_file", required=True, type=click.Path(path_type=Path))
+@click.option("--scope", required=True, help='Space-separated scopes, e.g. "cases:write".')
+@click.option("--require-dpop", is_flag=True, help="The client must use DPoP-bound tokens.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the default for add).")
+def clients_add(org: str, jwks_file: Path, scope: str, require_dpop: bool, as_json: bool) -> None:
+    """Register another OAuth client of ORG (its `use: sig` keys); prints the client_id."""
+    database = _database()
+    try:
+        signing, _encryption = split_jwks(load_jwks_file(jwks_file))
+        with database.transaction() as session:
+            organisation = get_organisation(session, org)
+            if organisation is None:
+                raise RegistryError(f"no organisation {org!r}; register it with `partners add`")
+            scopes = parse_scopes(scope, organisation.kind)
+            client = add_client(
+                session,
+                org_id=org,
+                signing_keys=signing,
+                scopes=scopes,
+                require_dpop=require_dpop,
+                actor=cli_actor(),
+            )
+            result = {
+                "organisation": org,
+                "client_id": client.client_id,
+                "scope": client.scopes,
+                "require_dpop": client.require_dpop,
+                "signingKeyIds": [k["kid"] for k in signing],
+            }
+    except RegistryError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        database.dispose()
+    _print(result)

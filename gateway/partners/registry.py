@@ -1,0 +1,336 @@
+"""The partner registry: register organisations and clients, disable them, list them.
+
+Every change records an audit entry in the caller's session, so a registration and its
+entry commit together. Keys are checked here (public only, with `kid`, RSA ≥ 2048,
+EC P-256) so that nothing unusable or secret reaches the database.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.actors import Actor
+from gateway.audit import AuditEvent, record_event
+from gateway.crypto.jose import JoseError, check_public_jwk, key_use
+from gateway.partners.models import OAuthClient, Organisation
+
+KINDS = ("police", "justice", "care", "education", "municipality", "meldpunt")
+BASE_SCOPES = ("signals:write", "signals:read", "notifications:read", "directory:read")
+MELDPUNT_SCOPES = (*BASE_SCOPES, "cases:write", "audit:read")
+MELDPUNT_ID = "meldpunt"
+MELDPUNT_NAME = "Meldpunt"
+
+_ORG_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+
+
+class RegistryError(Exception):
+    """A registration cannot be done; the message tells the operator why."""
+
+
+@dataclass(frozen=True)
+class ClientRecord:
+    """A client with its organisation, as the authorization server needs it."""
+
+    client_id: str
+    organisation: str
+    organisation_kind: str
+    signing_keys: tuple[dict[str, Any], ...]
+    scopes: frozenset[str]
+    require_dpop: bool
+    active: bool
+
+
+def load_jwks_file(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise RegistryError(f"{path}: cannot read the JWKS file ({exc.strerror})") from None
+    except ValueError:
+        raise RegistryError(f"{path}: not a JSON file") from None
+    if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
+        raise RegistryError(f'{path}: a JWKS file must be {{"keys": [...]}}')
+    return data
+
+
+def split_jwks(jwks: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Check every key and sort them into (signing keys, encryption keys)."""
+    keys = jwks.get("keys")
+    if not isinstance(keys, list) or not keys:
+        raise RegistryError("the JWKS has no keys")
+    signing: list[dict[str, Any]] = []
+    encryption: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for position, raw in enumerate(keys):
+        try:
+            key = check_public_jwk(raw)
+        except JoseError as exc:
+            raise RegistryError(f"key #{position + 1}: {exc}") from None
+        kid = str(key["kid"])
+        if kid in seen:
+            raise RegistryError(f"key #{position + 1}: kid {kid!r} appears twice")
+        seen.add(kid)
+        use = key_use(key)
+        if use is None:
+            raise RegistryError(
+                f"key {kid!r} has neither `use` nor an `alg` that says what it is for"
+            )
+        (signing if use == "sig" else encryption).append({**key, "use": use})
+    return signing, encryption
+
+
+def parse_scopes(scope: str | None, kind: str) -> tuple[str, ...]:
+    allowed = MELDPUNT_SCOPES if kind == "meldpunt" else BASE_SCOPES
+    if scope is None:
+        return BASE_SCOPES
+    wanted = tuple(dict.fromkeys(scope.split()))
+    if not wanted:
+        raise RegistryError("--scope names no scope")
+    unknown = [s for s in wanted if s not in allowed]
+    if unknown:
+        raise RegistryError(
+            f"scope(s) {', '.join(unknown)} not allowed for a {kind} organisation; "
+            f"choose from: {' '.join(allowed)}"
+        )
+    return wanted
+
+
+def _new_client_id(org_id: str) -> str:
+    return f"{org_id}-{secrets.token_hex(6)}"
+
+
+def get_organisation(session: Session, org_id: str) -> Organisation | None:
+    return session.get(Organisation, org_id)
+
+
+def add_organisation(
+    session: Session,
+    *,
+    org_id: str,
+    name: str,
+    kind: str,
+    encryption_keys: Iterable[Mapping[str, Any]],
+    actor: Actor,
+    now: int | None = None,
+) -> Organisation:
+    if not _ORG_ID.match(org_id):
+        raise RegistryError(
+            "organisation id must be 2-63 characters: lower-case letters, digits, hyphens"
+        )
+    if kind not in KINDS:
+        raise RegistryError(f"unknown kind {kind!r}; choose from: {', '.join(KINDS)}")
+    if kind == "meldpunt" and org_id != MELDPUNT_ID:
+        raise RegistryError(
+            "there is one meldpunt organisation, created by `ketenpoort init`; "
+            "add its systems with `ketenpoort clients add meldpunt`"
+        )
+    if not name.strip():
+        raise RegistryError("--name must not be empty")
+    if session.get(Organisation, org_id) is not None:
+        raise RegistryError(
+            f"organisation {org_id!r} exists; add a client with `ketenpoort clients add`"
+        )
+    org = Organisation(
+        id=org_id,
+        name=name.strip(),
+        kind=kind,
+        encryption_jwks={"keys": [dict(k) for k in encryption_keys]},
+        status="active",
+        created_at=now or int(time.time()),
+    )
+    session.add(org)
+    session.flush()
+    record_event(
+        session,
+        AuditEvent(
+            action="partner.register",
+            outcome="success",
+            actor=actor,
+            resource_type="organisation",
+            resource_id=org_id,
+            detail={
+                "kind": kind,
+                "encryptionKeyIds": [k["kid"] for k in org.encryption_jwks["keys"]],
+            },
+        ),
+    )
+    return org
+
+
+def add_client(
+    session: Session,
+    *,
+    org_id: str,
+    signing_keys: list[dict[str, Any]],
+    scopes: tuple[str, ...],
+    require_dpop: bool,
+    actor: Actor,
+    client_id: str | None = None,
+    now: int | None = None,
+) -> OAuthClient:
+    org = session.get(Organisation, org_id)
+    if org is None:
+        raise RegistryError(f"no organisation {org_id!r}; register it with `partners add`")
+    if org.status != "active":
+        raise RegistryError(f"organisation {org_id!r} is disabled")
+    if not signing_keys:
+        raise RegistryError("the JWKS has no signing key (`use: sig`) for the client")
+    allowed = MELDPUNT_SCOPES if org.kind == "meldpunt" else BASE_SCOPES
+    if not set(scopes) <= set(allowed) or not scopes:
+        raise RegistryError(f"scopes must be among: {' '.join(allowed)}")
+    client = OAuthClient(
+        client_id=client_id or _new_client_id(org_id),
+        organisation_id=org_id,
+        signing_jwks={"keys": signing_keys},
+        scopes=" ".join(scopes),
+        require_dpop=require_dpop,
+        status="active",
+        created_at=now or int(time.time()),
+    )
+    session.add(client)
+    session.flush()
+    record_event(
+        session,
+        AuditEvent(
+            action="client.register",
+            outcome="success",
+            actor=actor,
+            resource_type="oauth-client",
+            resource_id=client.client_id,
+            detail={
+                "organisation": org_id,
+                "scopes": list(scopes),
+                "requireDpop": require_dpop,
+                "signingKeyIds": [k["kid"] for k in signing_keys],
+            },
+        ),
+    )
+    return client
+
+
+def disable_organisation(session: Session, org_id: str, *, actor: Actor) -> Organisation:
+    """Disable an organisation and all its clients: their tokens stop working at once."""
+    org = session.get(Organisation, org_id)
+    if org is None:
+        raise RegistryError(f"no organisation {org_id!r}")
+    if org.id == MELDPUNT_ID:
+        raise RegistryError("the meldpunt organisation cannot be disabled")
+    now = int(time.time())
+    clients = session.scalars(
+        select(OAuthClient).where(OAuthClient.organisation_id == org_id)
+    ).all()
+    already = org.status == "disabled"
+    org.status = "disabled"
+    org.disabled_at = org.disabled_at or now
+    for client in clients:
+        client.status = "disabled"
+    record_event(
+        session,
+        AuditEvent(
+            action="partner.disable",
+            outcome="success",
+            actor=actor,
+            resource_type="organisation",
+            resource_id=org_id,
+            detail={"clients": sorted(c.client_id for c in clients), "alreadyDisabled": already},
+        ),
+    )
+    return org
+
+
+def list_organisations(session: Session) -> list[dict[str, Any]]:
+    orgs = session.scalars(select(Organisation).order_by(Organisation.id)).all()
+    clients = session.scalars(select(OAuthClient).order_by(OAuthClient.client_id)).all()
+    by_org: dict[str, list[dict[str, Any]]] = {}
+    for c in clients:
+        by_org.setdefault(c.organisation_id, []).append(
+            {
+                "client_id": c.client_id,
+                "scopes": c.scopes.split(),
+                "requireDpop": c.require_dpop,
+                "status": c.status,
+            }
+        )
+    return [
+        {
+            "id": o.id,
+            "name": o.name,
+            "kind": o.kind,
+            "status": o.status,
+            "encryptionKeyIds": [k.get("kid") for k in o.encryption_jwks.get("keys", [])],
+            "clients": by_org.get(o.id, []),
+        }
+        for o in orgs
+    ]
+
+
+def active_directory(session: Session) -> list[Organisation]:
+    return list(
+        session.scalars(
+            select(Organisation).where(Organisation.status == "active").order_by(Organisation.id)
+        ).all()
+    )
+
+
+def find_client(session: Session, client_id: str) -> ClientRecord | None:
+    row = session.execute(
+        select(OAuthClient, Organisation)
+        .join(Organisation, Organisation.id == OAuthClient.organisation_id)
+        .where(OAuthClient.client_id == client_id)
+    ).first()
+    if row is None:
+        return None
+    client, org = row
+    return ClientRecord(
+        client_id=client.client_id,
+        organisation=org.id,
+        organisation_kind=org.kind,
+        signing_keys=tuple(client.signing_jwks.get("keys", [])),
+        scopes=frozenset(client.scopes.split()),
+        require_dpop=client.require_dpop,
+        active=client.status == "active" and org.status == "active",
+    )
+
+
+def ensure_meldpunt(session: Session, encryption_jwk: Mapping[str, Any], *, actor: Actor) -> bool:
+    """Create the meldpunt organisation, or bring its key up to the key store's; idempotent.
+
+    Returns True when something changed.
+    """
+    public = {k: v for k, v in encryption_jwk.items() if k not in {"d"}}
+    public["use"] = "enc"
+    org = session.get(Organisation, MELDPUNT_ID)
+    if org is None:
+        add_organisation(
+            session,
+            org_id=MELDPUNT_ID,
+            name=MELDPUNT_NAME,
+            kind="meldpunt",
+            encryption_keys=[public],
+            actor=actor,
+        )
+        return True
+    if org.encryption_jwks.get("keys") != [public]:
+        org.encryption_jwks = {"keys": [public]}
+        record_event(
+            session,
+            AuditEvent(
+                action="partner.update",
+                outcome="success",
+                actor=actor,
+                resource_type="organisation",
+                resource_id=MELDPUNT_ID,
+                detail={"encryptionKeyIds": [public.get("kid")]},
+            ),
+        )
+        return True
+    return False
