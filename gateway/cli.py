@@ -9,6 +9,7 @@ import json
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -87,6 +88,25 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 
     settings = settings_from_env()
     run_gunicorn(settings, host=host, port=port, workers=workers, threads=threads)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--dir",
+    "directory",
+    default="var/demo",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+)
+@click.option("--no-serve", is_flag=True, help="Stop after the summary instead of serving.")
+@friendly_errors
+def demo(host: str, port: int, directory: Path, no_serve: bool) -> None:
+    """A complete demo instance on SQLite with partners and signals, then serve it."""
+    from gateway.demo.run import run_demo
+
+    run_demo(directory, host, port, serve=not no_serve)
 
 
 @main.command()

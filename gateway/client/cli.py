@@ -154,6 +154,14 @@ def withdraw(config_path: Path, signal_id: str) -> None:
 
 @partner.command()
 @click.pass_obj
+def matches(config_path: Path) -> None:
+    """List matches (the meldpunt's own systems, scope cases:write)."""
+    client = make_client(load_config(config_path))
+    click.echo(json.dumps(list(client.matches()), indent=2))
+
+
+@partner.command()
+@click.pass_obj
 def verify(config_path: Path) -> None:
     """Check your receipts and that the audit log only grew since you last looked."""
     client = make_client(load_config(config_path))

@@ -323,6 +323,19 @@ class PartnerClient:
         self._keep_receipt(withdrawn, "signal.withdraw")
         return withdrawn
 
+    def matches(self, limit: int = 100) -> Iterator[dict[str, Any]]:
+        """Matches across partners (the meldpunt's own systems, scope `cases:write`)."""
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": limit}
+            if cursor:
+                params["cursor"] = cursor
+            page = self.request("GET", "/matches", params=params).json()
+            yield from page["items"]
+            cursor = page.get("next")
+            if not cursor:
+                return
+
     def notifications(self, limit: int = 100) -> list[dict[str, Any]]:
         """New notifications since the last call; the cursor is kept in the state file."""
         found: list[dict[str, Any]] = []

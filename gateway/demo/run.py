@@ -1,0 +1,287 @@
+"""`ketenpoort demo`: build a fresh instance under `var/demo/`, start the gateway, and
+let five synthetic partners use it through the partner client library over HTTP.
+
+Everything a real deployment does happens here for real: keys in a key store, partners
+registered with their public keys, private_key_jwt + DPoP tokens, JWE payloads,
+pseudonyms, matching, the audit log with signed checkpoints, and partners verifying it.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from gateway.actors import cli_actor
+from gateway.bootstrap import initialise
+from gateway.client import PartnerClient
+from gateway.client.cli import generate_partner_keys
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.demo.people import Person, people
+from gateway.partners.registry import add_client, add_organisation
+
+MELDPUNT_SCOPES = (
+    "cases:write",
+    "audit:read",
+    "notifications:read",
+    "directory:read",
+    "signals:read",
+)
+
+#: (organisation id, display name, kind)
+PARTNERS = (
+    ("politie-oost-nederland", "Politie Oost-Nederland", "police"),
+    ("ggz-twente", "GGZ Twente", "care"),
+    ("jeugdhulp-twente", "Jeugdhulp Twente", "care"),
+    ("roc-van-twente", "ROC van Twente", "education"),
+    ("gemeente-enschede", "Gemeente Enschede", "municipality"),
+)
+
+
+@dataclass
+class DemoInstance:
+    directory: Path
+    issuer: str
+    settings: Settings
+    env: dict[str, str]
+    partner_dirs: dict[str, Path] = field(default_factory=dict)
+    client_ids: dict[str, str] = field(default_factory=dict)
+
+
+def _master_key() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+
+
+def build(directory: Path, host: str, port: int) -> DemoInstance:
+    """A clean instance: database, keys, policy, five partners and a meldpunt client."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    issuer = f"http://{host}:{port}"
+    master = _master_key()
+    (directory / "master-key").write_text(master + "\n")
+    os.chmod(directory / "master-key", 0o600)
+    env = {
+        "KETENPOORT_DATABASE_URL": f"sqlite:///{(directory / 'ketenpoort.db').resolve()}",
+        "KETENPOORT_KEYS_DIR": str((directory / "keys").resolve()),
+        "KETENPOORT_ISSUER": issuer,
+        "KETENPOORT_MASTER_KEY": master,
+        "KETENPOORT_POLICY": os.environ.get(
+            "KETENPOORT_POLICY", str(Path("policies/twente.yaml").resolve())
+        ),
+        "KETENPOORT_LOG_FORMAT": "json",
+        "KETENPOORT_LOG_LEVEL": "WARNING",
+    }
+    settings = Settings(
+        database_url=env["KETENPOORT_DATABASE_URL"],
+        keys_dir=Path(env["KETENPOORT_KEYS_DIR"]),
+        policy=Path(env["KETENPOORT_POLICY"]),
+        issuer=issuer,
+        master_key=base64.urlsafe_b64decode(master + "="),
+        log_level="WARNING",
+    )
+    initialise(settings)
+    instance = DemoInstance(directory, issuer, settings, env)
+    database = Database(settings.database_url)
+    actor = cli_actor()
+    try:
+        registrations = [(*p, None) for p in PARTNERS] + [
+            ("meldpunt", "Meldpunt (casussysteem)", "meldpunt", MELDPUNT_SCOPES)
+        ]
+        for org_id, name, kind, scopes in registrations:
+            folder = directory / "partners" / org_id
+            paths = generate_partner_keys(folder)
+            public = json.loads(paths["public"].read_text())["keys"]
+            with database.transaction() as session:
+                if kind != "meldpunt":
+                    add_organisation(
+                        session,
+                        org_id=org_id,
+                        name=name,
+                        kind=kind,
+                        encryption_keys=[k for k in public if k["use"] == "enc"],
+                        actor=actor,
+                    )
+                client = add_client(
+                    session,
+                    org_id=org_id,
+                    signing_keys=[k for k in public if k["use"] == "sig"],
+                    scopes=scopes
+                    or ("signals:write", "signals:read", "notifications:read", "directory:read"),
+                    require_dpop=False,
+                    actor=actor,
+                )
+                instance.client_ids[org_id] = client.client_id
+            instance.partner_dirs[org_id] = folder
+            (folder / "ketenpoort-partner.json").write_text(
+                json.dumps(
+                    {
+                        "issuer": issuer,
+                        "client_id": instance.client_ids[org_id],
+                        "signing_key": str(paths["signing"].resolve()),
+                        "encryption_key": str(paths["encryption"].resolve()),
+                        "state": str((folder / "state.json").resolve()),
+                    },
+                    indent=2,
+                )
+            )
+    finally:
+        database.dispose()
+    return instance
+
+
+def start_server(instance: DemoInstance, host: str, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **instance.env}
+    process = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
+        [sys.executable, "-m", "gateway", "serve", "--host", host, "--port", str(port)],
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the gateway stopped while starting (exit {process.returncode})")
+        try:
+            if requests.get(f"{instance.issuer}/readyz", timeout=1).status_code == 200:
+                return process
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError("the gateway did not become ready within 60 seconds")
+
+
+def client_for(instance: DemoInstance, org_id: str) -> PartnerClient:
+    folder = instance.partner_dirs[org_id]
+    return PartnerClient(
+        instance.issuer,
+        instance.client_ids[org_id],
+        signing_key=folder / "signing.jwk.json",
+        encryption_key=folder / "encryption.jwk.json",
+        state_path=folder / "state.json",
+    )
+
+
+#: Who reports whom: (person index, organisation, category, with BSN?). People 0-4 are
+#: reported by several partners (matches); the rest by one.
+SCENARIO: tuple[tuple[int, str, str, bool], ...] = (
+    (0, "politie-oost-nederland", "possible-victim", True),
+    (0, "jeugdhulp-twente", "concern", True),
+    (0, "roc-van-twente", "concern", False),  # the school knows name and birth date only
+    (1, "ggz-twente", "possible-victim", True),
+    (1, "gemeente-enschede", "concern", True),
+    (2, "politie-oost-nederland", "possible-perpetrator", True),
+    (2, "gemeente-enschede", "possible-perpetrator", True),
+    (3, "roc-van-twente", "concern", False),
+    (3, "jeugdhulp-twente", "concern", False),
+    (4, "ggz-twente", "concern", True),
+    (4, "politie-oost-nederland", "possible-victim", True),
+    (4, "ggz-twente", "concern", True),  # a repeat by the same organisation: noted, not matched
+)
+
+
+def run_scenario(instance: DemoInstance, crowd: list[Person]) -> dict[str, Any]:
+    clients = {org: client_for(instance, org) for org, _, _ in PARTNERS}
+    submitted: list[tuple[str, str]] = []
+    plan = list(SCENARIO)
+    organisations = [p[0] for p in PARTNERS]
+    for n, person_index in enumerate(range(5, len(crowd))):
+        org = organisations[n % len(organisations)]
+        category = "concern" if org == "roc-van-twente" else "possible-victim"
+        plan.append((person_index, org, category, n % 3 != 0))
+    for n, (index, org, category, with_bsn) in enumerate(plan):
+        person = crowd[index]
+        prefix = org.split("-")[0][:4].upper()
+        created = clients[org].submit_signal(
+            f"{prefix}-2026-{1000 + n}",
+            category,
+            person.subject(with_bsn=with_bsn),
+            {"summary": f"Demo-melding {n}: zorgen over mogelijke uitbuiting.", "contact": org},
+        )
+        submitted.append((org, created["id"]))
+    # one partner withdraws a signal it sent in error
+    withdrawn_org, withdrawn_id = submitted[-1]
+    clients[withdrawn_org].withdraw(withdrawn_id)
+    meldpunt = client_for(instance, "meldpunt")
+    matches = list(meldpunt.matches())
+    coordinator = meldpunt.notifications()
+    partner_notifications = sum(len(c.notifications()) for c in clients.values())
+    verified = {org: client.verify(wait_seconds=15).as_json() for org, client in clients.items()}
+    checkpoint = meldpunt.checkpoint()
+    return {
+        "signals": len(submitted),
+        "withdrawn": 1,
+        "matches": len(matches),
+        "crossPartnerMatches": sum(
+            1 for m in matches if len({s["organisation"] for s in m["signals"]}) > 1
+        ),
+        "coordinatorNotifications": len(coordinator),
+        "partnerNotifications": partner_notifications,
+        "auditTreeSize": checkpoint.size,
+        "checkpointVerified": all(v["checkpointVerified"] for v in verified.values()),
+        "receiptsVerified": sum(v["receiptsVerified"] for v in verified.values()),
+    }
+
+
+def summary_text(instance: DemoInstance, summary: dict[str, Any]) -> str:
+    police = instance.partner_dirs["politie-oost-nederland"] / "ketenpoort-partner.json"
+    meldpunt = instance.partner_dirs["meldpunt"] / "ketenpoort-partner.json"
+    env = " ".join(
+        f"{k}={v}"
+        for k, v in instance.env.items()
+        if k in {"KETENPOORT_DATABASE_URL", "KETENPOORT_KEYS_DIR", "KETENPOORT_MASTER_KEY"}
+    )
+    return f"""
+Ketenpoort demo is running at {instance.issuer}
+
+  signals submitted        {summary["signals"]} by 5 partners ({summary["withdrawn"]} withdrawn)
+  matches                  {summary["matches"]} ({summary["crossPartnerMatches"]} across partners)
+  notifications            {summary["coordinatorNotifications"]} for the coordinator, \
+{summary["partnerNotifications"]} for partners (the policy tells partners nothing)
+  audit log                {summary["auditTreeSize"]} entries; checkpoint verified by every \
+partner: {"yes" if summary["checkpointVerified"] else "NO"}; \
+{summary["receiptsVerified"]} receipts proven included
+
+Open:
+  {instance.issuer}/docs               the API, readable offline
+  {instance.issuer}/v1/openapi.json    OpenAPI 3.1
+  {instance.issuer}/metrics            Prometheus metrics
+
+Try next (in another terminal, from this folder):
+  .venv/bin/ketenpoort partner --config {meldpunt} matches
+  .venv/bin/ketenpoort partner --config {police} notifications
+  .venv/bin/ketenpoort partner --config {police} verify
+  {env} .venv/bin/ketenpoort audit verify
+
+Instance files are in {instance.directory}/ (a second run starts clean). Ctrl-C stops.
+"""
+
+
+def run_demo(directory: Path, host: str, port: int, *, serve: bool = True) -> dict[str, Any]:
+    instance = build(directory, host, port)
+    process = start_server(instance, host, port)
+    try:
+        summary = run_scenario(instance, people(30))
+        print(summary_text(instance, summary), flush=True)
+        if serve:
+            with contextlib.suppress(KeyboardInterrupt):
+                process.wait()
+        return summary
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
