@@ -27,8 +27,13 @@ $(NODE_STAMP): package.json
 install: $(STAMP)
 install-dev: $(DEV_STAMP) $(NODE_STAMP)
 
-## make run: set up and serve the gateway on http://127.0.0.1:8080 (SQLite).
+## make run: set up, build a demo instance with partners and signals under var/demo
+## (SQLite) and serve it on http://127.0.0.1:8080 until Ctrl-C.
 run: $(STAMP)
+	$(BIN)/ketenpoort demo --host 127.0.0.1 --port 8080
+
+## make serve: initialise and serve the configured instance (no demo data).
+serve: $(STAMP)
 	$(BIN)/ketenpoort init
 	$(BIN)/ketenpoort serve --host 127.0.0.1 --port 8080
 
