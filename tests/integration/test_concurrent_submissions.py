@@ -62,19 +62,7 @@ def test_simultaneous_submissions_make_one_match_with_both_signals(
                 (care, _prepared(care, f"JH-{n}", person.subject(with_bsn=n % 2 == 0))),
             ]
             barrier = threading.Barrier(len(bodies))
-
-            def submit(client: PartnerClient, body: dict[str, Any]) -> dict[str, Any]:
-                barrier.wait(timeout=10)
-                response = client.request(
-                    "POST",
-                    "/signals",
-                    json_body=body,
-                    headers={"Idempotency-Key": str(uuid.uuid4())},
-                )
-                created: dict[str, Any] = response.json()
-                return created
-
-            results = list(pool.map(lambda pair: submit(*pair), bodies))
+            results = list(pool.map(lambda pair, b=barrier: _submit(b, *pair), bodies))
             assert all(r["status"] == "active" for r in results)
             expected.append({r["id"] for r in results})
 
@@ -92,6 +80,18 @@ def test_simultaneous_submissions_make_one_match_with_both_signals(
         m["id"] for m in matches
     )
     assert police.notifications() == [] and care.notifications() == []
+
+
+def _submit(
+    barrier: threading.Barrier, client: PartnerClient, body: dict[str, Any]
+) -> dict[str, Any]:
+    """Wait for the other partner, then POST: both requests leave at the same moment."""
+    barrier.wait(timeout=10)
+    response = client.request(
+        "POST", "/signals", json_body=body, headers={"Idempotency-Key": str(uuid.uuid4())}
+    )
+    created: dict[str, Any] = response.json()
+    return created
 
 
 def _all_matches(client: PartnerClient) -> Iterator[dict[str, Any]]:
