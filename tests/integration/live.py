@@ -91,7 +91,12 @@ class LiveGateway:
 
 @contextlib.contextmanager
 def live_gateway(
-    database_url: str, tmp_path: Path, *, workers: int = 2, threads: int = 4
+    database_url: str,
+    tmp_path: Path,
+    *,
+    workers: int = 2,
+    threads: int = 4,
+    log_level: str = "INFO",
 ) -> Iterator[LiveGateway]:
     """Initialise a gateway on `database_url`, serve it, wait until ready, stop it."""
     port = free_port()
@@ -104,6 +109,7 @@ def live_gateway(
         issuer=issuer,
         master_key=master_key,
         log_format="json",
+        log_level=log_level,
     )
     initialise(settings)
     env = {
