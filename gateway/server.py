@@ -25,12 +25,9 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return create_app(settings=self._settings)
 
 
-def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
-    # Build once in the parent so that a bad setting or missing key fails before forking.
-    from gateway.app import create_app
-
-    create_app(settings=settings)
-    options = {
+def gunicorn_options(*, host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
+    """The production server settings (also used by bench/bench_ingest.py's bare app)."""
+    return {
         "bind": f"{host}:{port}",
         "workers": workers,
         "threads": threads,
@@ -42,4 +39,12 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, thre
         "limit_request_line": 8190,
         "forwarded_allow_ips": "127.0.0.1",
     }
+
+
+def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
+    # Build once in the parent so that a bad setting or missing key fails before forking.
+    from gateway.app import create_app
+
+    create_app(settings=settings)
+    options = gunicorn_options(host=host, port=port, workers=workers, threads=threads)
     _Gunicorn(settings, options).run()

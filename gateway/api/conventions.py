@@ -31,7 +31,7 @@ from gateway.errors import (
     ProblemError,
     UnsupportedMediaType,
 )
-from gateway.logs import bind_request, clear_sensitive, get_logger
+from gateway.logs import bind_request, clear_sensitive, get_logger, looks_like_identifier
 from gateway.security import enforce
 
 log = get_logger("gateway.http")
@@ -169,7 +169,9 @@ def init_app(app: Flask) -> None:
     def _start() -> None:
         g.started = time.perf_counter()
         incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if REQUEST_ID.match(incoming) else str(uuid.uuid4())
+        # a caller's request id is kept (logged, audited) unless it looks like personal data
+        keep = REQUEST_ID.match(incoming) and not looks_like_identifier(incoming)
+        g.request_id = incoming if keep else str(uuid.uuid4())
         g.trace = parse_traceparent(request.headers.get("traceparent"))
         clear_sensitive()
         bind_request(

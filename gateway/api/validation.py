@@ -41,10 +41,18 @@ def field_errors(exc: ValidationError, *, query: bool = False) -> list[FieldErro
     return errors
 
 
+#: Keys whose values are sealed (a JWE): its members are public header values ("EC",
+#: "A256GCM") and ciphertext, so marking them would only redact ordinary words such as
+#: "r-ec-eived" from the request's log lines. The key itself stays in SENSITIVE_KEYS.
+_SEALED_KEYS = frozenset({"payload"})
+
+
 def _collect_sensitive(value: Any, under_sensitive: bool = False) -> list[str]:
     found: list[str] = []
     if isinstance(value, Mapping):
         for key, item in value.items():
+            if str(key).lower() in _SEALED_KEYS:
+                continue
             sensitive = under_sensitive or str(key).lower() in SENSITIVE_KEYS
             found.extend(_collect_sensitive(item, sensitive))
     elif isinstance(value, list):

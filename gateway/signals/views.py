@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +28,7 @@ from gateway.matching.service import HitRule, list_matches, list_notifications
 from gateway.policy.engine import Resource
 from gateway.policy.service import authorize, policy_engine
 from gateway.pseudonyms.errors import InvalidSubject
+from gateway.pseudonyms.normalise import PREFIXES, fold
 from gateway.pseudonyms.service import Pseudonymiser
 from gateway.security import current_actor
 from gateway.services import db_session, services
@@ -94,22 +96,52 @@ def _signal_out(signal: Signal, receipt: str | None = None) -> SignalOut:
     )
 
 
-def _reference_errors(reference: str) -> list[FieldError]:
+_NOT_LETTERS = re.compile(r"[\W\d_]+")
+
+
+def _subject_names(subject: Mapping[str, Any]) -> set[str]:
+    """The subject's name words, folded; prefixes and words under 3 letters left out."""
+    words: set[str] = set()
+    for field in ("familyName", "givenNames"):
+        value = subject.get(field)
+        if isinstance(value, str):
+            words.update(
+                w for w in _NOT_LETTERS.split(fold(value)) if len(w) >= 3 and w not in PREFIXES
+            )
+    return words
+
+
+def _holds_personal_data(text: str, names: set[str]) -> bool:
+    """True when `text` has a BSN or date shape or one of the subject's own names.
+
+    Partner-chosen strings (reference, idempotency key) are stored as given, so the
+    subject's name in one would rest in the database; a name counts as a whole word,
+    or anywhere in the text when it is long enough not to occur by accident.
+    """
+    if looks_like_identifier(text):
+        return True
+    folded = fold(text)
+    words = set(_NOT_LETTERS.split(folded))
+    return any(name in words or (len(name) >= 6 and name in folded) for name in names)
+
+
+def _reference_errors(reference: str, names: set[str]) -> list[FieldError]:
     if not 1 <= len(reference) <= 64:
         return [FieldError("/reference", "Must be 1 to 64 characters")]
     if not all(c.isprintable() for c in reference) or reference != reference.strip():
         return [FieldError("/reference", "Must be printable characters without edge spaces")]
-    if looks_like_identifier(reference):
+    if _holds_personal_data(reference, names):
         return [
             FieldError(
                 "/reference",
-                "Looks like personal data (a BSN or a date); use your own report number",
+                "Looks like personal data (a BSN, a date or the subject's name); "
+                "use your own report number",
             )
         ]
     return []
 
 
-def _idempotency_key() -> str | None:
+def _idempotency_key(names: set[str]) -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
@@ -117,6 +149,11 @@ def _idempotency_key() -> str | None:
         raise InvalidInput(
             "The Idempotency-Key header must be 1 to 128 printable ASCII characters.",
             errors=[FieldError("", "Invalid Idempotency-Key header", "Idempotency-Key")],
+        )
+    if _holds_personal_data(key, names):  # it is stored: no personal data in it
+        raise InvalidInput(
+            "The Idempotency-Key header looks like personal data; use a random value.",
+            errors=[FieldError("", "Looks like personal data", "Idempotency-Key")],
         )
     return key
 
@@ -159,14 +196,15 @@ def create() -> Response:
     actor = current_actor()
     organisation = _require_organisation(actor)
     body = parse_body(SignalCreate)
-    idempotency_key = _idempotency_key()
+    subject = body.subject.model_dump(by_alias=True, exclude_none=True)
+    names = _subject_names(subject)
+    idempotency_key = _idempotency_key(names)
     engine = policy_engine()
     category = engine.category(body.category)
 
-    errors = _reference_errors(body.reference)
+    errors = _reference_errors(body.reference, names)
     if category is None:
         errors.append(FieldError("/category", "Not a category of the active policy"))
-    subject = body.subject.model_dump(by_alias=True, exclude_none=True)
     try:
         pseudonyms = pseudonymiser().pseudonyms(subject)
     except InvalidSubject as exc:

@@ -1,0 +1,293 @@
+"""Benchmark: signal ingest through the real stack against a bare Flask endpoint.
+
+    .venv/bin/python bench/bench_ingest.py              # SQLite, and PostgreSQL when
+    KETENPOORT_BENCH_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test \\
+        .venv/bin/python bench/bench_ingest.py          # this is set (a fresh schema)
+
+Both servers run under gunicorn with the same settings (`gateway.server.gunicorn_options`:
+workers, gthread threads, timeouts), one after the other in the same run, on 127.0.0.1
+(ports 18300-18399):
+- the gateway (`python -m gateway serve`): bearer token check, schema validation,
+  policy, pseudonyms (two OPRF evaluations), envelope check (the meldpunt copy is
+  decrypted), the signal, matching and the audit entry in one transaction, the request
+  log line;
+- a bare Flask app whose POST /v1/signals only reads and parses the same JSON.
+
+The load generator is another process (`--load`): a thread pool of `requests` sessions
+posting pre-built bodies (the JWE envelopes are encrypted and the access tokens fetched
+before the clock starts). Every request of a run is a new signal; about a third of the
+people are signalled by two partners, so matches are made as well. The figures are
+printed; nothing is asserted. Knobs: BENCH_REQUESTS (default 600), BENCH_CONCURRENCY
+(8), BENCH_WORKERS (2), BENCH_THREADS (4), BENCH_SECONDS (60, the bound of one run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUESTS = int(os.environ.get("BENCH_REQUESTS", "600"))
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "8"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+THREADS = int(os.environ.get("BENCH_THREADS", "4"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "60"))
+WARMUP = 30
+PARTNERS = {"police": "police", "zorg-twente": "care", "gemeente-hengelo": "municipality"}
+
+
+# --- the bare endpoint (served in its own process) ----------------------------------
+
+
+def bare_app() -> Any:
+    """Flask, one route: read the body (same size limit), parse the JSON, answer 201."""
+    from flask import Flask, Response, request
+
+    app = Flask("bare")
+    app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
+
+    @app.post("/v1/signals")
+    def create() -> Response:
+        data = json.loads(request.get_data())
+        if not isinstance(data, dict):
+            return Response("{}", 400, mimetype="application/json")
+        body = json.dumps({"id": str(uuid.uuid4()), "reference": data.get("reference")})
+        return Response(body, 201, mimetype="application/json")
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return Response('{"status":"ok"}', 200, mimetype="application/json")
+
+    return app
+
+
+def serve_bare(port: int, workers: int, threads: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    from gateway.server import gunicorn_options
+
+    class Bare(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            options = gunicorn_options(
+                host="127.0.0.1", port=port, workers=workers, threads=threads
+            )
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return bare_app()
+
+    Bare().run()
+
+
+@contextmanager
+def bare_server(folder: Path) -> Iterator[str]:
+    from tests.integration.live import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = (folder / "bare.log").open("wb")
+    command = [sys.executable, __file__, "--serve-bare", str(port), str(WORKERS), str(THREADS)]
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("the bare server did not start; see bare.log")
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+        log.close()
+
+
+# --- the load generator (its own process) -------------------------------------------
+
+
+def load(spec_path: str) -> None:
+    """POST every pre-built request with a thread pool; print one JSON line of results."""
+    spec = json.loads(Path(spec_path).read_text())
+    url, items = spec["url"], spec["requests"]
+    local = threading.local()
+    deadline = [0.0]
+
+    def post(item: dict[str, Any]) -> tuple[int, float]:
+        if time.perf_counter() > deadline[0]:
+            return -1, 0.0
+        session = getattr(local, "session", None)
+        if session is None:
+            session = local.session = requests.Session()
+        started = time.perf_counter()
+        response = session.post(url, data=item["body"].encode(), headers=item["headers"])
+        return response.status_code, time.perf_counter() - started
+
+    with ThreadPoolExecutor(spec["concurrency"]) as pool:
+        deadline[0] = time.perf_counter() + spec["seconds"]
+        list(pool.map(post, items[: spec["warmup"]]))  # connections, caches, JIT of paths
+        deadline[0] = time.perf_counter() + spec["seconds"]
+        started = time.perf_counter()
+        results = list(pool.map(post, items[spec["warmup"] :]))
+        elapsed = time.perf_counter() - started
+    done = [(status, seconds) for status, seconds in results if status != -1]
+    latencies = sorted(seconds for _, seconds in done)
+    print(
+        json.dumps(
+            {
+                "count": len(done),
+                "seconds": elapsed,
+                "statuses": dict(Counter(str(status) for status, _ in done)),
+                "p50": statistics.median(latencies),
+                "p95": latencies[int(len(latencies) * 0.95) - 1],
+            }
+        )
+    )
+
+
+def run_load(url: str, items: list[dict[str, Any]], folder: Path) -> dict[str, Any]:
+    spec_path = folder / f"load-{uuid.uuid4().hex[:8]}.json"
+    spec = {
+        "url": url,
+        "requests": items,
+        "concurrency": CONCURRENCY,
+        "seconds": SECONDS,
+        "warmup": WARMUP,
+    }
+    spec_path.write_text(json.dumps(spec))
+    done = subprocess.run(
+        [sys.executable, __file__, "--load", str(spec_path)],
+        capture_output=True,
+        check=True,
+        timeout=SECONDS * 2 + 60,
+        cwd=ROOT,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    return result
+
+
+# --- the run ------------------------------------------------------------------------
+
+
+def database_urls(folder: Path) -> list[tuple[str, str, str | None]]:
+    from sqlalchemy import create_engine, text
+
+    urls: list[tuple[str, str, str | None]] = [("SQLite", f"sqlite:///{folder / 'bench.db'}", None)]
+    base = os.environ.get("KETENPOORT_BENCH_DATABASE_URL")
+    if base:
+        schema = f"bench_{uuid.uuid4().hex[:12]}"
+        with create_engine(base, isolation_level="AUTOCOMMIT").connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        urls.append(("PostgreSQL", f"{base}?options={quote(f'-csearch_path={schema}')}", schema))
+    return urls
+
+
+def drop_schema(schema: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    base = os.environ["KETENPOORT_BENCH_DATABASE_URL"]
+    with create_engine(base, isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+def prebuilt(gateway: Any) -> list[dict[str, Any]]:
+    """Signal requests with bearer tokens and encrypted envelopes, ready to send."""
+    from gateway.crypto.jwe import encrypt_for_recipients
+    from gateway.demo.people import people
+
+    clients = {org: gateway.register(org, kind, dpop=False) for org, kind in PARTNERS.items()}
+    headers = {
+        org: {
+            "Authorization": f"Bearer {client.access_token()}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        for org, client in clients.items()
+    }
+    keys = clients["police"].recipient_keys("possible-victim")
+    rng = random.Random(6)
+    total = REQUESTS + WARMUP
+    persons = people(total)
+    orgs = list(PARTNERS)
+    items: list[dict[str, Any]] = []
+    for n in range(total):
+        # about a third of the signals are about a person another partner signalled
+        person = persons[n - 1] if n % 3 == 2 else persons[n]
+        org = orgs[(n + (1 if n % 3 == 2 else 0)) % len(orgs)]
+        body = {
+            "reference": f"BENCH-{n:05d}",
+            "category": "possible-victim",
+            "subject": person.subject(with_bsn=rng.random() < 0.8),
+            "payload": encrypt_for_recipients(
+                json.dumps({"summary": f"signaal {n}", "details": "x" * 600}).encode(), keys
+            ),
+        }
+        items.append({"headers": headers[org], "body": json.dumps(body)})
+    return items
+
+
+def report(name: str, result: dict[str, Any]) -> float:
+    throughput = result["count"] / result["seconds"]
+    print(
+        f"  {name:<28} {throughput:8.1f} req/s   p50 {result['p50'] * 1000:6.1f} ms   "
+        f"p95 {result['p95'] * 1000:6.1f} ms   n={result['count']}   {result['statuses']}"
+    )
+    return throughput
+
+
+def main() -> None:
+    from tests.integration.live import live_gateway
+
+    folder = Path(tempfile.mkdtemp(prefix="ketenpoort-bench-ingest-"))
+    print(
+        f"ingest: {REQUESTS} signals after {WARMUP} warm-up, {CONCURRENCY} concurrent clients; "
+        f"gunicorn {WORKERS} workers x {THREADS} threads; {os.cpu_count()} CPUs shared with "
+        "the load generator"
+    )
+    for name, url, schema in database_urls(folder):
+        try:
+            with live_gateway(
+                url, folder / name, workers=WORKERS, threads=THREADS, log_level="WARNING"
+            ) as gateway:
+                items = prebuilt(gateway)
+                full = run_load(f"{gateway.issuer}/v1/signals", items, folder)
+            with bare_server(folder) as bare_url:
+                bare = run_load(f"{bare_url}/v1/signals", items, folder)
+        finally:
+            if schema:
+                drop_schema(schema)
+        print(f"{name}:")
+        gateway_rate = report("gateway POST /v1/signals", full)
+        bare_rate = report("bare Flask (parse JSON only)", bare)
+        print(f"  ratio gateway / bare: {gateway_rate / bare_rate:.2f} (goal >= 0.5)")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    if len(sys.argv) > 1 and sys.argv[1] == "--load":
+        load(sys.argv[2])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--serve-bare":
+        serve_bare(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+    else:
+        main()

@@ -1,0 +1,177 @@
+"""A live gateway for integration tests: `python -m gateway serve` in a subprocess.
+
+The server runs gunicorn with its workers, exactly as in production, on 127.0.0.1 and
+a free port of this suite's range; partners are registered in its database beforehand
+and talk to it over HTTP with `gateway.client.PartnerClient`.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from gateway.bootstrap import initialise
+from gateway.client import PartnerClient
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.partners.registry import add_client, add_organisation, get_organisation
+from tests.oauth.support import ADMIN, DEFAULT_SCOPES, enc_key, new_key, public_of
+
+ROOT = Path(__file__).resolve().parents[2]
+PORTS = range(18300, 18400)
+
+
+def free_port(ports: range = PORTS) -> int:
+    """A port of `ports` nobody listens on now (another test run may hold some)."""
+    for port in ports:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
+
+
+@dataclass
+class LiveGateway:
+    issuer: str
+    settings: Settings
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def register(
+        self, org: str, kind: str, scopes: str = DEFAULT_SCOPES, **client_options: Any
+    ) -> PartnerClient:
+        """Register `org` (if new) and a client; returns a `PartnerClient` for it."""
+        private = new_key("ES256")
+        enc_private, enc_public = enc_key()
+        database = Database(self.settings.database_url)
+        try:
+            with database.transaction() as session:
+                if get_organisation(session, org) is None:
+                    add_organisation(
+                        session,
+                        org_id=org,
+                        name=org.capitalize(),
+                        kind=kind,
+                        encryption_keys=[enc_public],
+                        actor=ADMIN,
+                    )
+                client_id = add_client(
+                    session,
+                    org_id=org,
+                    signing_keys=[public_of(private)],
+                    scopes=tuple(scopes.split()),
+                    require_dpop=False,
+                    actor=ADMIN,
+                ).client_id
+        finally:
+            database.dispose()
+        return PartnerClient(
+            self.issuer, client_id, private, enc_private, scope=scopes, **client_options
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def live_gateway(
+    database_url: str,
+    tmp_path: Path,
+    *,
+    workers: int = 2,
+    threads: int = 4,
+    log_level: str = "INFO",
+) -> Iterator[LiveGateway]:
+    """Initialise a gateway on `database_url`, serve it, wait until ready, stop it."""
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    master_key = secrets.token_bytes(32)
+    settings = Settings(
+        database_url=database_url,
+        keys_dir=tmp_path / "live-keys",
+        policy=ROOT / "policies" / "twente.yaml",
+        issuer=issuer,
+        master_key=master_key,
+        log_format="json",
+        log_level=log_level,
+    )
+    initialise(settings)
+    env = {
+        **os.environ,
+        "KETENPOORT_DATABASE_URL": database_url,
+        "KETENPOORT_KEYS_DIR": str(settings.keys_dir),
+        "KETENPOORT_MASTER_KEY": base64.urlsafe_b64encode(master_key).rstrip(b"=").decode(),
+        "KETENPOORT_ISSUER": issuer,
+        "KETENPOORT_POLICY": str(settings.policy),
+        "KETENPOORT_LOG_FORMAT": "json",
+    }
+    log_path = tmp_path / f"gateway-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gateway",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--threads",
+                str(threads),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+    gateway = LiveGateway(issuer, settings, process, log_path)
+    try:
+        _wait_until_ready(gateway)
+        yield gateway
+    finally:
+        _stop(process)
+
+
+def _wait_until_ready(gateway: LiveGateway, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if gateway.process.poll() is not None:
+            raise RuntimeError(f"the gateway exited early:\n{gateway.log()[-4000:]}")
+        try:
+            if requests.get(f"{gateway.issuer}/readyz", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"the gateway was not ready in {timeout} s:\n{gateway.log()[-4000:]}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to gunicorn's arbiter (it stops its workers); SIGKILL the group if stuck."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
