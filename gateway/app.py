@@ -43,6 +43,7 @@ def create_app(
     app.extensions["ketenpoort_metrics"] = Metrics()
     app.teardown_appcontext(close_request_session)
 
+    from gateway import audit
     from gateway.api import conventions
     from gateway.api.views import bp as api_bp
     from gateway.ops.views import bp as ops_bp
@@ -50,5 +51,6 @@ def create_app(
     conventions.init_app(app)
     app.register_blueprint(ops_bp)
     app.register_blueprint(api_bp)
+    audit.init_app(app)
     check_every_route_is_protected(app)
     return app

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from gateway.audit.models import AuditEntryRow
+from gateway.audit.models import AuditCheckpointRow, AuditEntryRow, AuditNodeRow, AuditSubjectRow
 
-__all__ = ["AuditEntryRow"]
+__all__ = ["AuditCheckpointRow", "AuditEntryRow", "AuditNodeRow", "AuditSubjectRow"]
