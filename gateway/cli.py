@@ -100,5 +100,10 @@ def version(as_json: bool) -> None:
     )
 
 
+from gateway.audit.cli import audit as _audit  # noqa: E402 - after `main` exists
+
+main.add_command(_audit)
+
+
 def run() -> None:  # pragma: no cover - console entry point wrapper
     sys.exit(main())

@@ -59,7 +59,7 @@ class VerifierKey:
 
     @classmethod
     def parse(cls, text: str) -> VerifierKey:
-        parts = text.strip().split("+")
+        parts = text.strip().split("+", 2)  # the key itself may hold "+"
         if len(parts) != 3:
             raise NoteError("a verifier key is <name>+<hash>+<key>")
         name, hash_hex, encoded = parts

@@ -217,7 +217,13 @@ def database_source(url: str) -> tuple[Iterator[LogEntry], list[str], Callable[[
             for seq, data, recorded, tree_leaf in result:
                 yield LogEntry(int(seq), bytes(data), bytes(recorded), _leaf_or_missing(tree_leaf))
 
-    return rows(), notes, engine.dispose
+    stream = rows()
+
+    def close() -> None:
+        stream.close()  # a verification that stopped early still frees its cursor
+        engine.dispose()
+
+    return stream, notes, close
 
 
 def _leaf_or_missing(value: bytes | None) -> bytes:
