@@ -16,32 +16,28 @@ import multiprocessing
 import os
 import random
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, func, insert, select, text
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from gateway.actors import Actor  # noqa: E402
-from gateway.audit import AuditEvent, record_event  # noqa: E402
-from gateway.audit.entries import TraceFields, build_entry, canonical_bytes  # noqa: E402
-from gateway.audit.models import AuditEntryRow  # noqa: E402
-from gateway.audit.rfc9162 import leaf_hash  # noqa: E402
-from gateway.audit.sequencer import CheckpointSigner, sequence_batch, sequence_pending  # noqa: E402
-from gateway.audit.tree import (  # noqa: E402
+from gateway.actors import Actor
+from gateway.audit import AuditEvent, record_event
+from gateway.audit.entries import TraceFields, build_entry, canonical_bytes
+from gateway.audit.models import AuditEntryRow
+from gateway.audit.rfc9162 import leaf_hash
+from gateway.audit.sequencer import CheckpointSigner, sequence_batch, sequence_pending
+from gateway.audit.tree import (
     stored_consistency_proof,
     stored_inclusion_proof,
 )
-from gateway.audit.verify import database_source, verify_log  # noqa: E402
-from gateway.crypto import generate_ed25519_jwk  # noqa: E402
-from gateway.db import Database  # noqa: E402
-from gateway.migrate import upgrade_to_head  # noqa: E402
+from gateway.audit.verify import database_source, verify_log
+from gateway.crypto import generate_ed25519_jwk
+from gateway.db import Database
+from gateway.migrate import upgrade_to_head
 
 ACTOR = Actor(type="client", id="bench", organisation="police")
 

@@ -66,6 +66,9 @@ def init(as_json: bool) -> None:
 
     settings = settings_from_env()
     result = initialise(settings)
+    from gateway.audit.cli import record_init
+
+    record_init(settings, result)
     created = result["keysCreated"]
     emit(
         result,

@@ -86,6 +86,42 @@ def _record_cli(settings: Any, action: str, outcome: str, detail: dict[str, Any]
         database.dispose()
 
 
+def record_init(settings: Any, result: dict[str, Any]) -> None:
+    """`ketenpoort init` is an administration step: an entry per created key, one for the run."""
+    from gateway.actors import cli_actor
+    from gateway.audit import AuditEvent, record_event
+    from gateway.db import Database
+
+    database = Database(settings.database_url)
+    try:
+        with database.transaction() as session:
+            for created in result["keysCreated"]:
+                purpose, _, kid = created.partition(":")
+                record_event(
+                    session,
+                    AuditEvent(
+                        action="key.create",
+                        outcome="success",
+                        actor=cli_actor(),
+                        resource_type="key",
+                        resource_id=kid,
+                        detail={"purpose": purpose},
+                    ),
+                )
+            record_event(
+                session,
+                AuditEvent(
+                    action="admin.init",
+                    outcome="success",
+                    actor=cli_actor(),
+                    resource_type="database",
+                    detail={"migration": result["migration"]},
+                ),
+            )
+    finally:
+        database.dispose()
+
+
 @contextmanager
 def _progress(total: int | None, enabled: bool) -> Iterator[Callable[[int], None] | None]:
     """A rich progress bar on a terminal for long logs; nothing otherwise."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -205,7 +205,7 @@ def database_source(url: str) -> tuple[Iterator[LogEntry], list[str], Callable[[
             row[0] for row in conn.execute(text("SELECT note FROM audit_checkpoints ORDER BY id"))
         ]
 
-    def rows() -> Iterator[LogEntry]:
+    def rows() -> Generator[LogEntry, None, None]:
         with engine.connect().execution_options(stream_results=True, yield_per=20_000) as conn:
             result = conn.execute(
                 text(

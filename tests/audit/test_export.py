@@ -109,3 +109,17 @@ def test_cli_export_and_sequence(settings: Settings, database: Database) -> None
             select(AuditEntryRow.action).where(AuditEntryRow.action == "audit.export")
         ).all()
     assert len(actions) == 3  # every export is an entry too
+
+
+def test_cli_init_is_audited(settings: Settings, tmp_path: object) -> None:
+    from dataclasses import replace
+
+    env = cli_env(replace(settings, keys_dir=settings.keys_dir.parent / "fresh-keys"))
+    result = CliRunner().invoke(main, ["init", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    db = Database(settings.database_url)
+    with db.session() as session:
+        rows = session.execute(select(AuditEntryRow.action, AuditEntryRow.actor_id)).all()
+    db.dispose()
+    assert sorted(a for a, _ in rows) == ["admin.init"] + ["key.create"] * 4
+    assert all(actor.startswith("cli:") for _, actor in rows)
