@@ -7,10 +7,11 @@ node ids with a dry run of the pure RFC 9162 code, read them in one query, then 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.audit import rfc9162
@@ -25,18 +26,25 @@ class TreeCorrupt(RuntimeError):
 
 
 def read_nodes(session: Session, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
-    wanted = sorted(set(ids))
-    found: dict[NodeId, bytes] = {}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        rows = session.execute(
-            select(AuditNodeRow.level, AuditNodeRow.idx, AuditNodeRow.hash).where(
-                tuple_(AuditNodeRow.level, AuditNodeRow.idx).in_(chunk)
+    """The stored hashes of `ids`, in one query (grouped by level, so that SQLite, which
+    scans for a row-value IN, uses the primary key)."""
+    by_level: dict[int, list[int]] = defaultdict(list)
+    for level, idx in set(ids):
+        by_level[level].append(idx)
+    if not by_level:
+        return {}
+    node = AuditNodeRow
+    rows = session.execute(
+        select(node.level, node.idx, node.hash).where(
+            or_(
+                *(and_(node.level == level, node.idx.in_(idxs)) for level, idxs in by_level.items())
             )
         )
-        found.update({(level, idx): digest for level, idx, digest in rows})
-    missing = set(wanted) - set(found)
-    if missing:
+    )
+    found: dict[NodeId, bytes] = {(level, idx): digest for level, idx, digest in rows}
+    wanted = sum(len(v) for v in by_level.values())
+    if len(found) != wanted:
+        missing = {(lv, ix) for lv, ixs in by_level.items() for ix in ixs} - set(found)
         raise TreeCorrupt(f"{len(missing)} Merkle node(s) missing, e.g. {min(missing)}")
     return found
 

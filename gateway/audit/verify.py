@@ -18,7 +18,7 @@ import base64
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway.audit import rfc9162
 from gateway.audit.note import Checkpoint, NoteError, VerifierKey, open_checkpoint
@@ -26,9 +26,10 @@ from gateway.audit.note import Checkpoint, NoteError, VerifierKey, open_checkpoi
 Progress = Callable[[int], None]
 
 
-@dataclass(frozen=True)
-class LogEntry:
-    index: int
+class LogEntry(NamedTuple):
+    """One entry as the verifier reads it (a tuple: a million are made per second)."""
+
+    seq: int
     data: bytes
     #: The leaf hash recorded with the entry (the partner's receipt), if known.
     recorded_leaf: bytes | None = None
@@ -142,13 +143,13 @@ def verify_log(
     check_roots_at(0)
     for entry in entries:
         index = compact.size
-        if entry.index != index:
+        if entry.seq != index:
             problem = (
-                f"index {index} is missing (next is {entry.index})"
-                if entry.index > index
-                else f"index {entry.index} appears again after {index - 1}"
+                f"index {index} is missing (next is {entry.seq})"
+                if entry.seq > index
+                else f"index {entry.seq} appears again after {index - 1}"
             )
-            report.findings.append(Finding(min(index, entry.index), problem))
+            report.findings.append(Finding(min(index, entry.seq), problem))
             break
         leaf = rfc9162.leaf_hash(entry.data)
         if entry.recorded_leaf is not None and entry.recorded_leaf != leaf:
