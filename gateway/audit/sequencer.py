@@ -81,7 +81,7 @@ class Batch:
     root: bytes
 
 
-def _has_pending(db: Database) -> bool:
+def has_pending(db: Database) -> bool:
     with db.session() as session:
         found = session.execute(
             select(AuditEntryRow.id).where(AuditEntryRow.seq.is_(None)).limit(1)
@@ -98,7 +98,7 @@ def sequence_batch(
     now: datetime | None = None,
 ) -> Batch | None:
     """Sequence up to `max_batch` pending entries and sign a checkpoint; None if idle."""
-    if not _has_pending(db):
+    if not has_pending(db):
         return None
     with db.session(write=True) as session:
         if not db.is_sqlite:

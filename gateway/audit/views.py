@@ -33,15 +33,23 @@ from gateway.audit.errors import (
     TreeSizeBeyondCheckpoint,
 )
 from gateway.audit.models import AuditCheckpointRow, AuditEntryRow
+from gateway.audit.note import VerifierKey, origin_for
 from gateway.audit.queries import EntryFilter, entries_query, page, stream
-from gateway.audit.sequencer import BackgroundSequencer, signer_from
+from gateway.audit.sequencer import (
+    BackgroundSequencer,
+    has_pending,
+    sequence_pending,
+    signer_from,
+)
 from gateway.audit.service import record_event
 from gateway.audit.tree import (
     latest_checkpoint,
     stored_consistency_proof,
     stored_inclusion_proof,
 )
+from gateway.crypto import ed25519
 from gateway.errors import FieldError, InvalidInput, ProblemError
+from gateway.keys import KeyPurpose
 from gateway.security import current_actor
 from gateway.services import services
 
@@ -51,6 +59,7 @@ TAGS = ("audit",)
 TEXT = ("text/plain",)
 MAX_LIMIT = 1000
 SEQUENCER = "audit_sequencer"
+CATCH_UP_BATCHES = 16
 
 
 # --- models ----------------------------------------------------------------------------
@@ -165,6 +174,17 @@ def audited(resource: str, action: str = "audit.read") -> Callable[[F], F]:
     return decorate
 
 
+def _catch_up() -> None:
+    """Sequence what is pending before reading, so a reader sees every entry committed
+    before its request (read-your-writes). Cheap when nothing is pending; on PostgreSQL
+    it skips when another process holds the sequencer lock."""
+    svc = services()
+    if has_pending(svc.db):
+        sequence_pending(
+            svc.db, signer_from(svc.keys, svc.settings.issuer), max_batches=CATCH_UP_BATCHES
+        )
+
+
 def _checkpoint_size(session: Any) -> tuple[int, AuditCheckpointRow | None]:
     latest = latest_checkpoint(session)
     return (latest.size if latest is not None else 0), latest
@@ -236,6 +256,7 @@ def _filter_of(query: FilterFields, subject: str | None = None) -> EntryFilter:
 @audited("audit-checkpoint")
 def get_checkpoint() -> Response:
     svc = services()
+    _catch_up()
     with svc.db.session() as session:
         latest = latest_checkpoint(session)
         note = latest.note if latest is not None else None
@@ -256,7 +277,9 @@ def get_checkpoint() -> Response:
 )
 def get_key() -> Response:
     svc = services()
-    key = signer_from(svc.keys, svc.settings.issuer).verifier_key
+    record = svc.keys.active(KeyPurpose.AUDIT_CHECKPOINT)
+    assert record.public_jwk is not None
+    key = VerifierKey(origin_for(svc.settings.issuer), ed25519.public_key_bytes(record.public_jwk))
     return Response(key.text() + "\n", mimetype="text/plain")
 
 
@@ -276,6 +299,7 @@ def get_key() -> Response:
 @audited("audit-proof")
 def get_inclusion_proof() -> Response:
     query = parse_query(InclusionQuery)
+    _catch_up()
     if (query.index is None) == (query.leaf_hash is None):
         raise InvalidInput(
             "Give exactly one of index and leafHash.",
@@ -326,6 +350,7 @@ def get_inclusion_proof() -> Response:
 @audited("audit-proof")
 def get_consistency_proof() -> Response:
     query = parse_query(ConsistencyQuery)
+    _catch_up()
     if query.first > query.second:
         raise InvalidInput(
             "first must not be larger than second.",
@@ -354,6 +379,7 @@ def get_consistency_proof() -> Response:
 
 def _entries_page(query: EntriesQuery, subject: str | None) -> Response:
     actor = current_actor()
+    _catch_up()
     if query.cursor is not None and query.start is not None:
         raise InvalidInput(
             "Give start or cursor, not both.",
@@ -427,6 +453,7 @@ def search_entries() -> Response:
 @audited("audit-export", action="audit.export")
 def export_entries() -> Response:
     query = parse_query(ExportQuery)
+    _catch_up()
     actor = current_actor()
     where = _filter_of(query)
     with services().db.session() as session:

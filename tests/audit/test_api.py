@@ -109,7 +109,7 @@ def test_inclusion_proof_by_index_and_by_receipt(
     # treeSize defaults to the latest checkpoint
     assert (
         client.get("/v1/audit/proofs/inclusion?index=3", headers=headers).get_json()["treeSize"]
-        == 12
+        > 12
     )
     assert any(e["resource"] == {"type": "audit-proof", "id": None} for e in audit_reads(database))
 
@@ -157,12 +157,12 @@ def test_proof_errors_are_problems(
         404,
         "leaf-not-found",
     )
-    pending = write_events(database, 1)[0]
+    # read-your-writes: a fresh receipt is provable at once (the read catches the log up)
+    fresh = write_events(database, 1)[0]
     response = client.get(
-        "/v1/audit/proofs/inclusion", query_string={"leafHash": b64(pending)}, headers=h
+        "/v1/audit/proofs/inclusion", query_string={"leafHash": b64(fresh)}, headers=h
     )
-    assert_problem(response, 404, "leaf-not-sequenced")
-    assert response.headers["Retry-After"] == "1"
+    assert response.status_code == 200 and response.get_json()["index"] >= 12
     # a receipt in a later tree than the one asked for
     response = client.get(
         "/v1/audit/proofs/inclusion",
@@ -195,25 +195,27 @@ def test_entries_for_the_privacy_officer_page_by_cursor(
     h = token_headers("meldpunt", "audit:read cases:write")
     seen: list[int] = []
     url = "/v1/audit/entries?limit=5"
+    calls = 0
     while True:
         body = client.get(url, headers=h).get_json()
+        calls += 1
         for item in body["entries"]:
             data = base64.b64decode(item["data"])
-            assert (
-                rfc9162.leaf_hash(data)
-                == base64.b64decode(item["leafHash"])
-                == logged[item["index"]]
-            )
+            assert rfc9162.leaf_hash(data) == base64.b64decode(item["leafHash"])
             assert item["entry"] == json.loads(data)
+            if item["index"] < 12:
+                assert base64.b64decode(item["leafHash"]) == logged[item["index"]]
             seen.append(item["index"])
         if "next" not in body:
             break
         url = f"/v1/audit/entries?limit=5&cursor={body['next']}"
-    assert seen == list(range(12))
-    body = client.get("/v1/audit/entries?start=10&limit=100", headers=h).get_json()
-    assert [e["index"] for e in body["entries"]] == [10, 11] and "next" not in body
+    # the log's own reads are entries too: they show up as each read catches the log up
+    assert seen == list(range(len(seen))) and len(seen) == 12 + calls - 1
+    body = client.get("/v1/audit/entries?start=10&limit=2", headers=h).get_json()
+    assert [e["index"] for e in body["entries"]] == [10, 11] and "next" in body
     reads = [e for e in audit_reads(database) if e["resource"]["type"] == "audit-entries"]  # type: ignore[index]
-    assert len(reads) == 4 and all(e["actor"]["organisation"] == "meldpunt" for e in reads)  # type: ignore[index]
+    assert len(reads) == calls + 1
+    assert all(e["actor"]["organisation"] == "meldpunt" for e in reads)  # type: ignore[index]
 
 
 def test_entry_filters(client: FlaskClient, token_headers: Headers, logged: list[bytes]) -> None:
@@ -227,7 +229,7 @@ def test_entry_filters(client: FlaskClient, token_headers: Headers, logged: list
     assert indices("actorOrganisation=care") == [5, 6, 7, 8]
     assert indices("actorId=police-bvh&action=signal.withdraw") == [9, 10, 11]
     assert indices("outcome=denied") == []
-    assert indices("from=2000-01-01T00:00:00Z&until=2999-01-01T00:00:00Z") == list(range(12))
+    assert indices("from=2000-01-01T00:00:00Z&until=2999-01-01T00:00:00Z")[:12] == list(range(12))
     assert indices("until=2000-01-01T00:00:00Z") == []
     searched = client.post("/v1/audit/entries/_search", json={"subject": PSEUDONYM}, headers=h)
     assert [e["index"] for e in searched.get_json()["entries"]] == [8]
