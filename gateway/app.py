@@ -44,7 +44,7 @@ def create_app(
     app.extensions["ketenpoort_metrics"] = Metrics()
     app.teardown_appcontext(close_request_session)
 
-    from gateway import policy
+    from gateway import audit, policy
     from gateway.api import conventions
     from gateway.api.views import bp as api_bp
     from gateway.ops.views import bp as ops_bp
@@ -54,6 +54,7 @@ def create_app(
     conventions.init_app(app)
     app.register_blueprint(ops_bp)
     app.register_blueprint(api_bp)
+    audit.init_app(app)
     oauth.init_app(app)
     app.register_blueprint(partners_bp)
     policy.init_app(app)  # a broken policy file stops the start (PolicyError)

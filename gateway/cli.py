@@ -67,6 +67,9 @@ def init(as_json: bool) -> None:
 
     settings = settings_from_env()
     result = initialise(settings)
+    from gateway.audit.cli import record_init
+
+    record_init(settings, result)
     created = result["keysCreated"]
     emit(
         result,
@@ -132,6 +135,10 @@ main.add_command(_policy)
 from gateway.client.cli import partner as _partner  # noqa: E402 - after `main`
 
 main.add_command(_partner)
+
+from gateway.audit.cli import audit as _audit  # noqa: E402 - after `main`
+
+main.add_command(_audit)
 
 
 def run() -> None:  # pragma: no cover - console entry point wrapper

@@ -37,6 +37,8 @@ class Settings:
     log_level: str = "INFO"
     max_body_bytes: int = MAX_BODY_BYTES
     testing: bool = False
+    #: Run the audit sequencer in a background thread of this process (off in tests).
+    audit_sequencer: bool = True
 
     @property
     def is_sqlite(self) -> bool:
@@ -77,6 +79,15 @@ def _parse_master_key(value: str) -> bytes:
     return raw
 
 
+def _parse_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be true or false")
+
+
 def _parse_choice(*choices: str) -> Any:
     def parse(value: str) -> str:
         if value not in choices:
@@ -94,6 +105,7 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "MASTER_KEY": ("master_key", _parse_master_key),
     "LOG_FORMAT": ("log_format", _parse_choice("auto", "json", "console")),
     "LOG_LEVEL": ("log_level", _parse_choice("DEBUG", "INFO", "WARNING", "ERROR")),
+    "AUDIT_SEQUENCER": ("audit_sequencer", _parse_bool),
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.audit.models import AuditEntryRow
+from gateway.audit.models import AuditCheckpointRow, AuditEntryRow, AuditNodeRow, AuditSubjectRow
 from gateway.matching.models import MatchMemberRow, MatchRow, NotificationRow
 from gateway.oauth.models import RateCounter, RevokedToken, SeenJti
 from gateway.partners.models import OAuthClient, Organisation
@@ -10,7 +10,10 @@ from gateway.policy.models import PolicyVersionRow
 from gateway.signals.models import SignalPseudonymRow, SignalRow
 
 __all__ = [
+    "AuditCheckpointRow",
     "AuditEntryRow",
+    "AuditNodeRow",
+    "AuditSubjectRow",
     "MatchMemberRow",
     "MatchRow",
     "NotificationRow",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -45,6 +46,6 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, thre
     # Build once in the parent so that a bad setting or missing key fails before forking.
     from gateway.app import create_app
 
-    create_app(settings=settings)
+    create_app(settings=replace(settings, audit_sequencer=False))  # workers run the sequencer
     options = gunicorn_options(host=host, port=port, workers=workers, threads=threads)
     _Gunicorn(settings, options).run()

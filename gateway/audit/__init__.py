@@ -1,6 +1,40 @@
-"""The audit log: every action and decision, in the same transaction as the action."""
+"""The audit log: every action and decision, in the same transaction as the action.
 
-from gateway.audit.entries import AuditEvent, Outcome, SubjectRef
-from gateway.audit.service import Receipt, record_event
+The writer's names are loaded lazily, so that importing `gateway.audit.verify` (which
+must stand apart from the writer) does not load the writer's models and services.
+"""
 
-__all__ = ["AuditEvent", "Outcome", "Receipt", "SubjectRef", "record_event"]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from gateway.audit.entries import AuditEvent, Outcome, SubjectRef
+    from gateway.audit.service import Receipt, record_event
+
+__all__ = ["AuditEvent", "Outcome", "Receipt", "SubjectRef", "init_app", "record_event"]
+
+_LAZY = {
+    "AuditEvent": "gateway.audit.entries",
+    "Outcome": "gateway.audit.entries",
+    "SubjectRef": "gateway.audit.entries",
+    "Receipt": "gateway.audit.service",
+    "record_event": "gateway.audit.service",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gateway.audit' has no attribute {name!r}")
+    return getattr(import_module(module), name)
+
+
+def init_app(app: Flask) -> None:
+    """Register the audit API and, unless disabled, this process's background sequencer."""
+    from gateway.audit.views import init_app as init_views
+
+    init_views(app)

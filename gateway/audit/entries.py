@@ -20,7 +20,9 @@ from gateway.actors import Actor
 
 SCHEMA_VERSION = 1
 Outcome = Literal["success", "denied", "error"]
-LDV_STATUS = {"success": "Ok", "denied": "Error", "error": "Error"}
+#: LDV status: `Error` only for failures inside the system; a request refused on its
+#: input or by the policy was handled correctly and is `Unset` (LDV, component Logboek).
+LDV_STATUS = {"success": "Ok", "denied": "Unset", "error": "Error"}
 
 
 @dataclass(frozen=True)

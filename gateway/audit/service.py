@@ -16,12 +16,16 @@ from flask import g, has_request_context
 from sqlalchemy.orm import Session
 
 from gateway.audit.entries import AuditEvent, TraceFields, build_entry, canonical_bytes, leaf_hash
-from gateway.audit.models import AuditEntryRow
+from gateway.audit.models import AuditEntryRow, AuditSubjectRow
 
 
 @dataclass(frozen=True)
 class Receipt:
     leaf_hash: bytes
+
+    def as_json(self) -> dict[str, str]:
+        """The `receipt` object of a write response."""
+        return {"leafHash": self.leaf_hash_b64}
 
     @property
     def leaf_hash_b64(self) -> str:
@@ -50,6 +54,10 @@ def record_event(session: Session, event: AuditEvent, *, now: datetime | None = 
             actor_id=event.actor.id,
             actor_organisation=event.actor.organisation,
             created_at=now,
+            subjects=[
+                AuditSubjectRow(subject_id=sid)
+                for sid in dict.fromkeys(s.id for s in event.subjects)
+            ],
         )
     )
     session.flush()

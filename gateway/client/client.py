@@ -19,9 +19,17 @@ from typing import Any
 
 import requests
 
+from gateway.audit.note import Checkpoint as SignedCheckpoint
 from gateway.client.auth import client_assertion, dpop_proof, load_private_key
-from gateway.client.errors import ApiError, OAuthError, TransportError
+from gateway.client.errors import ApiError, OAuthError, TransportError, WitnessError
 from gateway.client.state import ClientState, Receipt
+from gateway.client.witness import (
+    WitnessReport,
+    check_growth,
+    check_inclusion,
+    keep,
+    open_signed_checkpoint,
+)
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -350,6 +358,76 @@ class PartnerClient:
                 self.state.save(self.state_path)
             if not page.get("next") or not page["items"]:
                 return found
+
+    # --- the audit log, witnessed ------------------------------------------------------
+
+    def log_key(self) -> str:
+        """The log's verifier key, pinned on first use and kept in the state file."""
+        if self.state.log_key is None:
+            self.state.log_key = self.request("GET", "/audit/key", accept="text/plain").text
+            self.state.save(self.state_path)
+        return self.state.log_key
+
+    def checkpoint(self) -> SignedCheckpoint:
+        """The latest checkpoint, its signature checked against the pinned key."""
+        note = self.request("GET", "/audit/checkpoint", accept="text/plain").text
+        return open_signed_checkpoint(note, self.log_key())
+
+    def verify(self, *, wait_seconds: float = 10.0) -> WitnessReport:
+        """Prove every receipt is in the log and the log only grew; raise `WitnessError`.
+
+        Entries are numbered by the gateway's sequencer within a second or so; a receipt
+        not yet in a checkpoint is waited for up to `wait_seconds`, then counted as a
+        lost entry.
+        """
+        deadline = self._clock() + wait_seconds
+        while True:
+            note = self.request("GET", "/audit/checkpoint", accept="text/plain").text
+            checkpoint = open_signed_checkpoint(note, self.log_key())
+            previous = self.state.checkpoint
+            proof = None
+            if previous is not None and checkpoint.size > previous.size:
+                proof = self.request(
+                    "GET",
+                    "/audit/proofs/consistency",
+                    params={"first": previous.size, "second": checkpoint.size},
+                ).json()["hashes"]
+            consistent = check_growth(self.state, checkpoint, proof)
+            keep(self.state, note, checkpoint)
+            pending = 0
+            for receipt in self.state.receipts:
+                if receipt.index is not None and receipt.index < checkpoint.size:
+                    continue  # proven before; consistency carries it forward
+                try:
+                    found = self.request(
+                        "GET",
+                        "/audit/proofs/inclusion",
+                        params={"leafHash": receipt.leaf_hash, "treeSize": checkpoint.size},
+                    ).json()
+                except ApiError as exc:
+                    if exc.slug == "leaf-not-sequenced":
+                        pending += 1
+                        continue
+                    if exc.status == 404:
+                        raise WitnessError(
+                            f"receipt {receipt.leaf_hash} is missing from the log: "
+                            "an entry was dropped"
+                        ) from exc
+                    raise
+                receipt.index = check_inclusion(receipt.leaf_hash, checkpoint, found)
+            self.state.save(self.state_path)
+            if pending == 0 or self._clock() >= deadline:
+                break
+            self._sleep(0.5)
+        if pending:
+            raise WitnessError(f"{pending} receipt(s) not in the log after {wait_seconds} s")
+        return WitnessReport(
+            checkpoint_size=checkpoint.size,
+            checkpoint_verified=True,
+            consistent_with_previous=consistent,
+            receipts_verified=sum(1 for r in self.state.receipts if r.index is not None),
+            receipts_pending=pending,
+        )
 
     def decrypt(self, envelope: Mapping[str, Any]) -> bytes:
         """Open a payload shared with this partner, with its own encryption key."""

@@ -1,7 +1,7 @@
 """policy versions
 
 Revision ID: 0005_policy
-Revises: 0003_oauth
+Revises: 0004_audit_log
 Create Date: 2026-11-28 14:28:55.010299
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_policy"
-down_revision: str | None = "0003_oauth"
+down_revision: str | None = "0004_audit_log"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

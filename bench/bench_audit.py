@@ -1,0 +1,236 @@
+"""Audit-log benchmarks; prints figures (never asserts them).
+
+1. Sequenced entries per second with 8 concurrent writer processes (one transaction per
+   entry, as actions write them) while a sequencer runs in batches of <= 256, on SQLite
+   and (if KETENPOORT_BENCH_POSTGRES_URL or KETENPOORT_TEST_POSTGRES_URL is set) PostgreSQL.
+2. Inclusion and consistency proof time from stored nodes at 10^6 entries.
+3. Full verification rate (entries per second) over the same 10^6 entries.
+
+Usage: .venv/bin/python bench/bench_audit.py [--entries 1000000] [--writes 4000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import create_engine, func, insert, select, text
+
+from gateway.actors import Actor
+from gateway.audit import AuditEvent, record_event
+from gateway.audit.entries import TraceFields, build_entry, canonical_bytes
+from gateway.audit.models import AuditEntryRow
+from gateway.audit.rfc9162 import leaf_hash
+from gateway.audit.sequencer import CheckpointSigner, sequence_batch, sequence_pending
+from gateway.audit.tree import (
+    stored_consistency_proof,
+    stored_inclusion_proof,
+)
+from gateway.audit.verify import database_source, verify_log
+from gateway.crypto import generate_ed25519_jwk
+from gateway.db import Database
+from gateway.migrate import upgrade_to_head
+
+ACTOR = Actor(type="client", id="bench", organisation="police")
+
+
+def make_signer() -> CheckpointSigner:
+    private, public = generate_ed25519_jwk()
+    return CheckpointSigner("bench.example/audit", public["kid"], private)
+
+
+def fresh_database(kind: str, pg_url: str | None) -> tuple[str, Any]:
+    if kind == "sqlite":
+        url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
+        db = Database(url)
+        upgrade_to_head(db.engine)
+        db.dispose()
+        return url, lambda: None
+    assert pg_url is not None
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in pg_url else "?"
+    url = f"{pg_url}{sep}options=-csearch_path%3D{schema}"
+    db = Database(url)
+    upgrade_to_head(db.engine)
+    db.dispose()
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    return url, drop
+
+
+def _writer(url: str, count: int, worker: int) -> None:
+    db = Database(url)
+    actor = Actor(type="client", id=f"writer-{worker}", organisation="police")
+    for i in range(count):
+        with db.transaction() as session:
+            record_event(
+                session,
+                AuditEvent(action="bench.write", outcome="success", actor=actor, detail={"i": i}),
+            )
+    db.dispose()
+
+
+def _sequencer(url: str, signer: dict[str, Any], total: int, result: Any) -> None:
+    db = Database(url)
+    sign = CheckpointSigner(**signer)
+    done = 0
+    first = None
+    while done < total:
+        batch = sequence_batch(db, sign)
+        if batch is None:
+            time.sleep(0.25)  # the production loop's idle wait
+            continue
+        first = first or time.perf_counter()
+        done += batch.count
+    result.value = time.perf_counter()
+    db.dispose()
+
+
+def bench_concurrent(kind: str, pg_url: str | None, writes: int) -> None:
+    url, drop = fresh_database(kind, pg_url)
+    signer = make_signer()
+    ctx = multiprocessing.get_context("fork")
+    per = writes // 8
+    finished = ctx.Value("d", 0.0)
+    fields = {"origin": signer.origin, "kid": signer.kid, "private_jwk": signer.private_jwk}
+    seq = ctx.Process(target=_sequencer, args=(url, fields, per * 8, finished))
+    writers = [ctx.Process(target=_writer, args=(url, per, w)) for w in range(8)]
+    start = time.perf_counter()
+    seq.start()
+    for p in writers:
+        p.start()
+    for p in writers:
+        p.join()
+    written = time.perf_counter() - start
+    seq.join()
+    total = finished.value - start
+    db = Database(url)
+    with db.session() as session:
+        seqs = session.execute(select(func.count(), func.max(AuditEntryRow.seq))).one()
+    db.dispose()
+    contiguous = seqs[0] == per * 8 and seqs[1] == per * 8 - 1
+    print(
+        f"[{kind}] 8 writers x {per} entries: committed {per * 8 / written:,.0f} entries/s; "
+        f"all sequenced after {total:.2f} s = {per * 8 / total:,.0f} sequenced entries/s "
+        f"(contiguous: {contiguous})"
+    )
+    # the sequencer alone, over a backlog (what it can absorb per second)
+    _bulk_entries(url, 20_000)
+    db = Database(url)
+    t0 = time.perf_counter()
+    count = sequence_pending(db, signer)
+    dt = time.perf_counter() - t0
+    db.dispose()
+    print(f"[{kind}] sequencer over a backlog: {count / dt:,.0f} entries/s (batches of 256)")
+    drop()
+
+
+def _bulk_entries(url: str, count: int) -> None:
+    """Insert `count` real entries fast (bench setup only: one bulk insert per chunk)."""
+    db = Database(url)
+    now = datetime.now(UTC)
+    chunk = 10_000
+    for start in range(0, count, chunk):
+        rows = []
+        for i in range(start, min(count, start + chunk)):
+            entry = build_entry(
+                AuditEvent(action="bench.bulk", outcome="success", actor=ACTOR, detail={"i": i}),
+                TraceFields(uuid.uuid4().hex, uuid.uuid4().hex[:16], None, None),
+                now,
+            )
+            data = canonical_bytes(entry)
+            rows.append(
+                {
+                    "leaf_hash": leaf_hash(data),
+                    "data": data,
+                    "action": "bench.bulk",
+                    "outcome": "success",
+                    "actor_id": ACTOR.id,
+                    "actor_organisation": ACTOR.organisation,
+                    "created_at": now,
+                }
+            )
+        with db.transaction() as session:
+            session.execute(insert(AuditEntryRow), rows)
+    db.dispose()
+
+
+def bench_million(kind: str, pg_url: str | None, entries: int) -> None:
+    url, drop = fresh_database(kind, pg_url)
+    signer = make_signer()
+    t0 = time.perf_counter()
+    _bulk_entries(url, entries)
+    t1 = time.perf_counter()
+    db = Database(url)
+    sequence_pending(db, signer, max_batch=20_000)
+    t2 = time.perf_counter()
+    print(
+        f"[{kind}] built a log of {entries:,} entries "
+        f"(insert {t1 - t0:.1f} s, sequence {t2 - t1:.1f} s)"
+    )
+    rng = random.Random(7)
+    incl, cons = [], []
+    with db.session() as session:
+        for _ in range(300):
+            index = rng.randrange(entries)
+            size = rng.randrange(index + 1, entries + 1)
+            s = time.perf_counter()
+            stored_inclusion_proof(session, index, size)
+            incl.append(time.perf_counter() - s)
+            first = rng.randrange(1, entries)
+            s = time.perf_counter()
+            stored_consistency_proof(session, first, entries)
+            cons.append(time.perf_counter() - s)
+    print(
+        f"[{kind}] at {entries:,} entries: inclusion proof median "
+        f"{statistics.median(incl) * 1000:.2f} ms (p99 {sorted(incl)[296] * 1000:.2f} ms); "
+        f"consistency proof median {statistics.median(cons) * 1000:.2f} ms "
+        f"(p99 {sorted(cons)[296] * 1000:.2f} ms)"
+    )
+    db.dispose()
+    rows, notes, close = database_source(url)
+    report = verify_log(rows, notes, [signer.verifier_key])
+    close()
+    print(
+        f"[{kind}] full verification of {report.entries:,} entries and "
+        f"{report.checkpoints} checkpoints: {report.seconds:.1f} s = "
+        f"{report.entries / report.seconds:,.0f} entries/s (ok: {report.ok})"
+    )
+    drop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--writes", type=int, default=4_000)
+    parser.add_argument("--skip-million", action="store_true")
+    args = parser.parse_args()
+    pg_url = os.environ.get("KETENPOORT_BENCH_POSTGRES_URL") or os.environ.get(
+        "KETENPOORT_TEST_POSTGRES_URL"
+    )
+    kinds = ["sqlite", "postgresql"] if pg_url else ["sqlite"]
+    print(f"audit benchmarks on {os.cpu_count()} CPU(s)")
+    for kind in kinds:
+        bench_concurrent(kind, pg_url, args.writes)
+    if not args.skip_million:
+        for kind in kinds:
+            bench_million(kind, pg_url, args.entries)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,312 @@
+"""`ketenpoort audit …`: verify the log, export it, run the sequencer once."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+
+from gateway.audit.note import NoteError, VerifierKey
+from gateway.audit.verify import (
+    GatewaySource,
+    Report,
+    VerificationUnavailable,
+    database_source,
+    requests_fetch,
+    verify_gateway,
+    verify_log,
+)
+
+
+def _fail(message: str) -> click.ClickException:
+    from gateway.cli import CliError
+
+    return CliError(message)
+
+
+def _settings() -> Any:
+    from gateway.cli import settings_from_env
+    from gateway.config import ConfigError
+
+    try:
+        return settings_from_env()
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _public_keys(settings: Any) -> list[VerifierKey]:
+    """The checkpoint keys from the key store's public records (nothing is unsealed)."""
+    from gateway.audit.note import origin_for
+    from gateway.crypto import ed25519
+    from gateway.keys import KeyPurpose, KeyStore
+    from gateway.keys.store import MasterKey
+
+    store = KeyStore(settings.keys_dir, MasterKey(bytes(32), development=True))
+    origin = origin_for(settings.issuer)
+    return [
+        VerifierKey(origin, ed25519.public_key_bytes(r.public_jwk))
+        for r in store.records(KeyPurpose.AUDIT_CHECKPOINT)
+        if r.public_jwk is not None
+    ]
+
+
+def _read_key(value: str) -> VerifierKey:
+    text = Path(value).read_text() if Path(value).is_file() else value
+    try:
+        return VerifierKey.parse(text)
+    except NoteError as exc:
+        raise _fail(f"--key: {exc}") from None
+
+
+def _record_cli(settings: Any, action: str, outcome: str, detail: dict[str, Any]) -> None:
+    """A CLI administration step is an audit entry too."""
+    from gateway.actors import cli_actor
+    from gateway.audit import AuditEvent, record_event
+    from gateway.db import Database
+
+    database = Database(settings.database_url)
+    try:
+        with database.transaction() as session:
+            record_event(
+                session,
+                AuditEvent(
+                    action=action,
+                    outcome=outcome,  # type: ignore[arg-type]
+                    actor=cli_actor(),
+                    resource_type="audit-log",
+                    detail=detail,
+                ),
+            )
+    finally:
+        database.dispose()
+
+
+def record_init(settings: Any, result: dict[str, Any]) -> None:
+    """`ketenpoort init` is an administration step: an entry per created key, one for the run."""
+    from gateway.actors import cli_actor
+    from gateway.audit import AuditEvent, record_event
+    from gateway.db import Database
+
+    database = Database(settings.database_url)
+    try:
+        with database.transaction() as session:
+            for created in result["keysCreated"]:
+                purpose, _, kid = created.partition(":")
+                record_event(
+                    session,
+                    AuditEvent(
+                        action="key.create",
+                        outcome="success",
+                        actor=cli_actor(),
+                        resource_type="key",
+                        resource_id=kid,
+                        detail={"purpose": purpose},
+                    ),
+                )
+            record_event(
+                session,
+                AuditEvent(
+                    action="admin.init",
+                    outcome="success",
+                    actor=cli_actor(),
+                    resource_type="database",
+                    detail={"migration": result["migration"]},
+                ),
+            )
+    finally:
+        database.dispose()
+
+
+@contextmanager
+def _progress(total: int | None, enabled: bool) -> Iterator[Callable[[int], None] | None]:
+    """A rich progress bar on a terminal for long logs; nothing otherwise."""
+    if not enabled or not sys.stderr.isatty() or (total is not None and total < 50_000):
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("verifying", total=total)
+        yield lambda done: bar.update(task, completed=done)
+
+
+def _finish(report: Report, as_json: bool) -> None:
+    data = report.as_json()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    elif report.ok:
+        click.echo(
+            f"ok: {report.entries} entries and {report.checkpoints} checkpoint(s) verify; "
+            f"root {data['rootHash']} ({data['entriesPerSecond'] or '-'} entries/s)"
+        )
+    first = report.first_bad
+    if first is not None:
+        click.echo(f"error: first bad index {first.index}: {first.problem}", err=True)
+        sys.exit(1)
+
+
+@click.group()
+def audit() -> None:
+    """The tamper-evident audit log."""
+
+
+@audit.command()
+@click.option("--url", help="Verify a gateway over its API instead of the database.")
+@click.option(
+    "--token",
+    envvar="KETENPOORT_AUDIT_TOKEN",
+    help="Access token with audit:read for --url (or KETENPOORT_AUDIT_TOKEN).",
+)
+@click.option("--key", "key_text", help="Verifier key (text or file); default: the key store.")
+@click.option(
+    "--checkpoint",
+    "witnessed",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A checkpoint kept earlier (e.g. by a witness); the log must agree with it.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def verify(
+    url: str | None,
+    token: str | None,
+    key_text: str | None,
+    witnessed: tuple[Path, ...],
+    as_json: bool,
+    no_progress: bool,
+) -> None:
+    """Verify every entry, every checkpoint and their consistency; exit 1 naming the first
+    bad index."""
+    notes = [p.read_text() for p in witnessed]
+    if url is not None:
+        source = GatewaySource(requests_fetch(url, token))
+        key = _read_key(key_text) if key_text else None
+        try:
+            with _progress(None, not no_progress) as progress:
+                report = verify_gateway(source, key=key, witnessed=notes, progress=progress)
+        except VerificationUnavailable as exc:
+            raise _fail(str(exc)) from None
+        _finish(report, as_json)
+        return
+    settings = _settings()
+    keys = [_read_key(key_text)] if key_text else _public_keys(settings)
+    if not keys:
+        raise _fail("no audit-checkpoint key found; give --key")
+    entries, checkpoints, close = database_source(settings.database_url)
+    try:
+        with _progress(_count(settings.database_url), not no_progress) as progress:
+            report = verify_log(
+                entries, checkpoints, keys, origin=keys[0].name, witnessed=notes, progress=progress
+            )
+    finally:
+        close()
+    first = report.first_bad
+    _record_cli(
+        settings,
+        "audit.verify",
+        "success" if report.ok else "error",
+        {"entries": report.entries, "firstBadIndex": first.index if first else None},
+    )
+    _finish(report, as_json)
+
+
+def _count(url: str) -> int:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(
+                    text("SELECT count(*) FROM audit_entries WHERE seq IS NOT NULL")
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
+@audit.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["ldv", "jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+    help="ldv: Logboek Dataverwerkingen records, one per data subject, no user identities.",
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="File.")
+def export(fmt: str, output: Path | None) -> None:
+    """Export the sequenced log from the database."""
+    from gateway.actors import Actor
+    from gateway.audit import export as formats
+    from gateway.audit.models import AuditEntryRow
+    from gateway.audit.queries import EntryFilter, entries_query, stream
+    from gateway.audit.tree import latest_checkpoint
+    from gateway.db import Database
+
+    settings = _settings()
+    database = Database(settings.database_url)
+    try:
+        with database.session() as session:
+            latest = latest_checkpoint(session)
+            size = latest.size if latest is not None else 0
+        _record_cli(settings, "audit.export", "success", {"format": fmt, "treeSize": size})
+        everyone = Actor(type="system", id="cli-export", scopes=frozenset({"audit:read"}))
+        stmt = entries_query(everyone, EntryFilter()).where(AuditEntryRow.seq < size)
+        handle: TextIO
+        with (
+            database.session() as session,
+            output.open("w", encoding="utf-8", newline="") if output else _stdout() as handle,
+        ):
+            for line in formats.FORMATS[fmt](stream(session, stmt)):
+                handle.write(line)
+    finally:
+        database.dispose()
+
+
+@contextmanager
+def _stdout() -> Iterator[TextIO]:
+    yield sys.stdout
+    sys.stdout.flush()
+
+
+@audit.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def sequence(as_json: bool) -> None:
+    """Sequence every pending entry now and sign a checkpoint (the gateway does this itself)."""
+    from gateway.audit.sequencer import sequence_pending, signer_from
+    from gateway.audit.tree import latest_checkpoint
+    from gateway.db import Database
+    from gateway.keys import KeyStore, KeyStoreError, load_master_key
+
+    settings = _settings()
+    try:
+        keys = KeyStore(
+            settings.keys_dir, load_master_key(settings.keys_dir, settings.master_key, create=False)
+        )
+        signer = signer_from(keys, settings.issuer)
+    except KeyStoreError as exc:
+        raise _fail(str(exc)) from None
+    database = Database(settings.database_url)
+    try:
+        count = sequence_pending(database, signer)
+        with database.session() as session:
+            latest = latest_checkpoint(session)
+            size = latest.size if latest is not None else 0
+    finally:
+        database.dispose()
+    data = {"sequenced": count, "treeSize": size}
+    click.echo(json.dumps(data, indent=2) if as_json else f"sequenced {count}; tree size {size}")

@@ -1,0 +1,312 @@
+"""The audit-log verifier: shares nothing with the writer but the hashing rules.
+
+It reads the log either from the database rows (plain SQL, not the writer's models) or
+from a gateway's API, and with the checkpoint public key alone it
+- recomputes every leaf from the entry's stored bytes (and compares it with the leaf
+  hash recorded for the entry and, from the database, the stored tree's leaf),
+- checks that indices run 0, 1, 2, … without gaps or repeats,
+- checks every checkpoint's Ed25519 signature, that checkpoints never shrink, and that
+  the root of each recomputed prefix equals the root its checkpoint signed — every
+  checkpoint is the root of a prefix of the same leaf sequence, which is exactly
+  consistency between consecutive checkpoints (RFC 9162 §2.1.4) shown directly,
+- and names the first index where the log is wrong.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from gateway.audit import rfc9162
+from gateway.audit.note import Checkpoint, NoteError, VerifierKey, open_checkpoint
+
+Progress = Callable[[int], None]
+
+
+class LogEntry(NamedTuple):
+    """One entry as the verifier reads it (a tuple: a million are made per second)."""
+
+    seq: int
+    data: bytes
+    #: The leaf hash recorded with the entry (the partner's receipt), if known.
+    recorded_leaf: bytes | None = None
+    #: The leaf as stored in the Merkle tree (database only), if known.
+    tree_leaf: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    index: int
+    problem: str
+
+
+@dataclass
+class Report:
+    entries: int = 0
+    checkpoints: int = 0
+    size: int = 0
+    root: bytes = rfc9162.EMPTY_ROOT
+    findings: list[Finding] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    @property
+    def first_bad(self) -> Finding | None:
+        return min(self.findings, key=lambda f: f.index) if self.findings else None
+
+    def as_json(self) -> dict[str, Any]:
+        first = self.first_bad
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "checkpoints": self.checkpoints,
+            "treeSize": self.size,
+            "rootHash": base64.b64encode(self.root).decode(),
+            "firstBadIndex": first.index if first else None,
+            "problem": first.problem if first else None,
+            "seconds": round(self.seconds, 3),
+            "entriesPerSecond": round(self.entries / self.seconds) if self.seconds else None,
+        }
+
+
+def verify_log(
+    entries: Iterable[LogEntry],
+    checkpoint_notes: Sequence[str],
+    keys: Sequence[VerifierKey],
+    *,
+    origin: str | None = None,
+    witnessed: Sequence[str] = (),
+    progress: Progress | None = None,
+) -> Report:
+    """Verify a log; `checkpoint_notes` in the order they were issued, `witnessed` any
+    checkpoints held elsewhere (by a partner, an earlier run) in no particular order."""
+    started = time.perf_counter()
+    report = Report()
+    by_size: dict[int, list[tuple[str, Checkpoint]]] = {}
+    previous = 0
+    issued: list[Checkpoint] = []
+    for number, note in enumerate(checkpoint_notes, start=1):
+        try:
+            checkpoint = open_checkpoint(note, keys, origin=origin)
+        except NoteError as exc:
+            report.findings.append(Finding(previous, f"checkpoint #{number}: {exc}"))
+            continue
+        if checkpoint.size < previous:
+            report.findings.append(
+                Finding(
+                    checkpoint.size,
+                    f"checkpoint #{number} has size {checkpoint.size}, smaller than the "
+                    f"size {previous} signed before it: the log was truncated",
+                )
+            )
+        previous = max(previous, checkpoint.size)
+        issued.append(checkpoint)
+        by_size.setdefault(checkpoint.size, []).append((f"checkpoint #{number}", checkpoint))
+    for number, note in enumerate(witnessed, start=1):
+        try:
+            checkpoint = open_checkpoint(note, keys, origin=origin)
+        except NoteError as exc:
+            report.findings.append(Finding(0, f"witnessed checkpoint #{number}: {exc}"))
+            continue
+        by_size.setdefault(checkpoint.size, []).append(
+            (f"witnessed checkpoint #{number}", checkpoint)
+        )
+    report.checkpoints = len(issued)
+
+    compact = rfc9162.CompactRange()
+    verified = 0  # the largest size whose root matched a checkpoint
+
+    def check_roots_at(size: int) -> None:
+        nonlocal verified
+        root = compact.root() if size else rfc9162.EMPTY_ROOT
+        matched = True
+        for label, checkpoint in by_size.get(size, ()):
+            if checkpoint.root != root:
+                matched = False
+                report.findings.append(
+                    Finding(
+                        verified,
+                        f"{label} (size {size}) signed another root than the entries give: "
+                        f"an entry at index {verified}..{size - 1} was changed, removed, "
+                        "reordered or forked",
+                    )
+                )
+        if matched and size in by_size:
+            verified = size
+
+    check_roots_at(0)
+    for entry in entries:
+        index = compact.size
+        if entry.seq != index:
+            problem = (
+                f"index {index} is missing (next is {entry.seq})"
+                if entry.seq > index
+                else f"index {entry.seq} appears again after {index - 1}"
+            )
+            report.findings.append(Finding(min(index, entry.seq), problem))
+            break
+        leaf = rfc9162.leaf_hash(entry.data)
+        if entry.recorded_leaf is not None and entry.recorded_leaf != leaf:
+            report.findings.append(
+                Finding(index, f"entry {index}: its bytes do not match its recorded leaf hash")
+            )
+            break
+        if entry.tree_leaf is not None and entry.tree_leaf != leaf:
+            report.findings.append(
+                Finding(index, f"entry {index}: not the leaf the Merkle tree holds at {index}")
+            )
+            break
+        compact.append(leaf)
+        if compact.size in by_size:
+            check_roots_at(compact.size)
+        if progress is not None and compact.size % 4096 == 0:
+            progress(compact.size)
+    report.entries = compact.size
+    report.size = compact.size
+    report.root = compact.root()
+    if progress is not None:
+        progress(compact.size)
+
+    longest = max(by_size, default=0)
+    if longest > compact.size and not any(f.index < compact.size for f in report.findings):
+        report.findings.append(
+            Finding(
+                compact.size,
+                f"a checkpoint signs {longest} entries but the log has {compact.size}: "
+                f"index {compact.size} onwards was removed",
+            )
+        )
+    if issued and compact.size > issued[-1].size and not report.findings:
+        report.findings.append(
+            Finding(
+                issued[-1].size,
+                f"entries from index {issued[-1].size} on are not covered by any checkpoint",
+            )
+        )
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+# --- sources ---------------------------------------------------------------------------
+
+
+def database_source(url: str) -> tuple[Iterator[LogEntry], list[str], Callable[[], None]]:
+    """Entries and checkpoints straight from the database rows, with plain SQL."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        notes = [
+            row[0] for row in conn.execute(text("SELECT note FROM audit_checkpoints ORDER BY id"))
+        ]
+
+    def rows() -> Generator[LogEntry, None, None]:
+        with engine.connect().execution_options(stream_results=True, yield_per=20_000) as conn:
+            result = conn.execute(
+                text(
+                    "SELECT e.seq, e.data, e.leaf_hash, n.hash FROM audit_entries e "
+                    "LEFT JOIN audit_tree_nodes n ON n.level = 0 AND n.idx = e.seq "
+                    "WHERE e.seq IS NOT NULL ORDER BY e.seq"
+                )
+            )
+            for seq, data, recorded, tree_leaf in result:
+                yield LogEntry(int(seq), bytes(data), bytes(recorded), _leaf_or_missing(tree_leaf))
+
+    stream = rows()
+
+    def close() -> None:
+        stream.close()  # a verification that stopped early still frees its cursor
+        engine.dispose()
+
+    return stream, notes, close
+
+
+def _leaf_or_missing(value: bytes | None) -> bytes:
+    # A leaf missing from the tree compares unequal to every real leaf hash.
+    return bytes(value) if value is not None else b"missing"
+
+
+Fetch = Callable[[str, dict[str, str]], Any]
+
+
+@dataclass(frozen=True)
+class GatewaySource:
+    """A gateway's API: `fetch(path, params)` returns text for text/plain, else JSON."""
+
+    fetch: Fetch
+    page: int = 1000
+
+    def key(self) -> VerifierKey:
+        return VerifierKey.parse(str(self.fetch("/v1/audit/key", {})))
+
+    def checkpoint(self) -> str:
+        return str(self.fetch("/v1/audit/checkpoint", {}))
+
+    def entries(self, size: int) -> Iterator[LogEntry]:
+        start = 0
+        while start < size:
+            limit = min(self.page, size - start)
+            body = self.fetch("/v1/audit/entries", {"start": str(start), "limit": str(limit)})
+            items = body.get("entries", [])
+            if not items:
+                return
+            for item in items:
+                if item["index"] >= size:
+                    return
+                yield LogEntry(
+                    int(item["index"]),
+                    base64.b64decode(item["data"]),
+                    base64.b64decode(item["leafHash"]),
+                )
+            start = int(items[-1]["index"]) + 1
+
+
+def requests_fetch(base_url: str, token: str | None, *, timeout: float = 30.0) -> Fetch:
+    import requests
+
+    session = requests.Session()
+    if token:
+        session.headers["Authorization"] = f"Bearer {token}"
+
+    def fetch(path: str, params: dict[str, str]) -> Any:
+        response = session.get(base_url.rstrip("/") + path, params=params, timeout=timeout)
+        if response.status_code != 200:
+            raise VerificationUnavailable(
+                f"GET {path}: HTTP {response.status_code} {response.text[:200]}"
+            )
+        if response.headers.get("Content-Type", "").startswith("text/plain"):
+            return response.text
+        return response.json()
+
+    return fetch
+
+
+class VerificationUnavailable(RuntimeError):
+    """The log could not be read (network, authorisation); nothing was verified."""
+
+
+def verify_gateway(
+    source: GatewaySource,
+    *,
+    key: VerifierKey | None = None,
+    witnessed: Sequence[str] = (),
+    progress: Progress | None = None,
+) -> Report:
+    """Verify a gateway's log up to its current checkpoint (needs `audit:read`)."""
+    key = key or source.key()
+    note = source.checkpoint()
+    try:
+        size = open_checkpoint(note, [key]).size
+    except NoteError as exc:
+        report = Report()
+        report.findings.append(Finding(0, f"current checkpoint: {exc}"))
+        return report
+    return verify_log(
+        source.entries(size), [note], [key], origin=key.name, witnessed=witnessed, progress=progress
+    )
