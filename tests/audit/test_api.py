@@ -18,7 +18,7 @@ from gateway.audit.models import AuditEntryRow
 from gateway.audit.note import VerifierKey, key_hash, open_checkpoint
 from gateway.audit.sequencer import CheckpointSigner
 from gateway.db import Database
-from tests.audit.conftest import CARE, POLICE, write_events
+from tests.audit.conftest import CARE, POLICE, WARM_TOKENS, empty_the_log, write_events
 from tests.test_http_conventions import assert_problem
 
 Headers = Callable[..., dict[str, str]]
@@ -26,8 +26,13 @@ PSEUDONYM = "c2lnbmFsLXN1YmplY3QtcHNldWRvbnltLTAx"
 
 
 @pytest.fixture
-def logged(database: Database, sequence: Callable[..., int]) -> list[bytes]:
+def logged(
+    app: Flask, database: Database, sequence: Callable[..., int], token_headers: Headers
+) -> list[bytes]:
     """Twelve sequenced entries: police 0-4 and 9-11, care 5-8 (one with a subject)."""
+    for args in WARM_TOKENS:
+        token_headers(*args)
+    empty_the_log(database)  # after the app's start, registrations and tokens wrote theirs
     leaves = write_events(database, 5, POLICE)
     leaves += write_events(database, 3, CARE)
     leaves += write_events(database, 1, CARE, action="signal.read", subject=PSEUDONYM)
@@ -62,8 +67,11 @@ def test_key_is_a_c2sp_verifier_key(
     assert bytes.fromhex(hash_hex) == key_hash(name, raw[1:])
 
 
-def test_checkpoint_of_an_empty_log_is_signed(client: FlaskClient, token_headers: Headers) -> None:
+def test_checkpoint_of_an_empty_log_is_signed(
+    client: FlaskClient, token_headers: Headers, database: Database
+) -> None:
     headers = token_headers()
+    empty_the_log(database)  # the token's registration and issuance wrote entries
     key = VerifierKey.parse(client.get("/v1/audit/key", headers=headers).get_data(as_text=True))
     response = client.get("/v1/audit/checkpoint", headers=headers)
     assert response.status_code == 200 and response.mimetype == "text/plain"
