@@ -174,7 +174,7 @@ def audited(resource: str, action: str = "audit.read") -> Callable[[F], F]:
     return decorate
 
 
-def _catch_up() -> None:
+def catch_up() -> None:
     """Sequence what is pending before reading, so a reader sees every entry committed
     before its request (read-your-writes). Cheap when nothing is pending; on PostgreSQL
     it skips when another process holds the sequencer lock."""
@@ -256,7 +256,7 @@ def _filter_of(query: FilterFields, subject: str | None = None) -> EntryFilter:
 @audited("audit-checkpoint")
 def get_checkpoint() -> Response:
     svc = services()
-    _catch_up()
+    catch_up()
     with svc.db.session() as session:
         latest = latest_checkpoint(session)
         note = latest.note if latest is not None else None
@@ -299,7 +299,7 @@ def get_key() -> Response:
 @audited("audit-proof")
 def get_inclusion_proof() -> Response:
     query = parse_query(InclusionQuery)
-    _catch_up()
+    catch_up()
     if (query.index is None) == (query.leaf_hash is None):
         raise InvalidInput(
             "Give exactly one of index and leafHash.",
@@ -350,7 +350,7 @@ def get_inclusion_proof() -> Response:
 @audited("audit-proof")
 def get_consistency_proof() -> Response:
     query = parse_query(ConsistencyQuery)
-    _catch_up()
+    catch_up()
     if query.first > query.second:
         raise InvalidInput(
             "first must not be larger than second.",
@@ -379,7 +379,7 @@ def get_consistency_proof() -> Response:
 
 def _entries_page(query: EntriesQuery, subject: str | None) -> Response:
     actor = current_actor()
-    _catch_up()
+    catch_up()
     if query.cursor is not None and query.start is not None:
         raise InvalidInput(
             "Give start or cursor, not both.",
@@ -453,7 +453,7 @@ def search_entries() -> Response:
 @audited("audit-export", action="audit.export")
 def export_entries() -> Response:
     query = parse_query(ExportQuery)
-    _catch_up()
+    catch_up()
     actor = current_actor()
     where = _filter_of(query)
     with services().db.session() as session:
