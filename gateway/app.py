@@ -49,6 +49,7 @@ def create_app(
     from gateway.api.views import bp as api_bp
     from gateway.ops.views import bp as ops_bp
     from gateway.partners.views import bp as partners_bp
+    from gateway.signals import expiry
     from gateway.signals.subject_search import bp as subject_search_bp
     from gateway.signals.views import bp as signals_bp
 
@@ -61,5 +62,6 @@ def create_app(
     policy.init_app(app)  # a broken policy file stops the start (PolicyError)
     app.register_blueprint(signals_bp)
     app.register_blueprint(subject_search_bp)
+    expiry.init_app(app)
     check_every_route_is_protected(app)
     return app

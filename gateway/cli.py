@@ -132,6 +132,31 @@ from gateway.policy.cli import policy as _policy  # noqa: E402 - after `main`
 
 main.add_command(_policy)
 
+
+@main.group()
+def signals() -> None:
+    """Signals: retention."""
+
+
+@signals.command("expire")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@friendly_errors
+def signals_expire(as_json: bool) -> None:
+    """Expire every signal past its retention now (the gateway also does this each minute)."""
+    from gateway.db import Database
+    from gateway.policy.engine import PolicyEngine
+    from gateway.policy.loader import load_policy
+    from gateway.signals.expiry import expire_signals
+
+    settings = settings_from_env()
+    database = Database(settings.database_url)
+    try:
+        expired = expire_signals(database, PolicyEngine(load_policy(settings.policy)))
+    finally:
+        database.dispose()
+    emit({"expired": expired}, as_json, f"{expired} signal(s) expired")
+
+
 from gateway.client.cli import partner as _partner  # noqa: E402 - after `main`
 
 main.add_command(_partner)

@@ -1,0 +1,97 @@
+"""Retention: signals past their category's retention period expire.
+
+A signal stops matching at `expiresAt` (the match lookup checks the time); expiry makes
+it final — payload and pseudonyms are deleted, the coordinator (and the owner) are told,
+and each expiry is an audit entry by the system. A background thread does this every
+minute in every gateway process (safe: each expiry locks its pseudonyms and re-checks
+the status); `ketenpoort signals expire` does it on demand.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+
+from flask import Flask
+
+from gateway.actors import SYSTEM
+from gateway.audit import AuditEvent, record_event
+from gateway.db import Database
+from gateway.logs import get_logger
+from gateway.matching.service import HitRule
+from gateway.policy.engine import PolicyEngine
+from gateway.signals.service import expire_due
+
+log = get_logger(__name__)
+
+INTERVAL_SECONDS = 60.0
+BATCH = 500
+
+
+def expire_signals(db: Database, engine: PolicyEngine, now: datetime | None = None) -> int:
+    """Expire every signal past its retention, in batches; returns how many expired."""
+
+    def hit_policy(kind: str) -> HitRule:
+        return HitRule(
+            notify=engine.tells_hit(kind), reveal_organisations=engine.reveals_organisations(kind)
+        )
+
+    total = 0
+    while True:
+        with db.transaction() as session:
+            removals = expire_due(session, now, limit=BATCH, hit_policy=hit_policy)
+            for removal in removals:
+                category = engine.category(removal.signal.category)
+                record_event(
+                    session,
+                    AuditEvent(
+                        action="signal.expire",
+                        outcome="success",
+                        actor=SYSTEM,
+                        resource_type="signal",
+                        resource_id=removal.signal.id,
+                        subjects=removal.subjects,
+                        processing_activity=str(category.processing_activity) if category else None,
+                        policy_digest=engine.digest,
+                        detail={"matches": list(removal.match_ids)},
+                    ),
+                )
+        if not removals:
+            return total
+        total += len(removals)
+
+
+class ExpiryJob:
+    """A daemon thread running `expire_signals` every minute."""
+
+    def __init__(self, db: Database, engine: PolicyEngine, interval: float = INTERVAL_SECONDS):
+        self._db = db
+        self._engine = engine
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="signal-expiry", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                expired = expire_signals(self._db, self._engine)
+                if expired:
+                    log.info("signals expired", count=expired)
+            except Exception:  # keep running; the next turn may succeed
+                log.exception("signal expiry failed")
+
+
+def init_app(app: Flask) -> None:
+    """Start this process's expiry job, with the other background work (not in tests)."""
+    svc = app.extensions["ketenpoort"]
+    if svc.settings.audit_sequencer:
+        job = ExpiryJob(svc.db, svc.extra["policy"].engine)
+        svc.extra["signal_expiry"] = job
+        job.start()
