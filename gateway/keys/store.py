@@ -148,6 +148,10 @@ class KeyStore:
     def __init__(self, directory: Path, master: MasterKey) -> None:
         self.directory = directory
         self._master = master
+        # Records are re-read when any key file's name, size or mtime changes (a new key,
+        # a status change); unsealed material is kept by kid, which never changes.
+        self._records: tuple[tuple[tuple[str, int, int], ...], list[KeyRecord]] | None = None
+        self._material: dict[str, dict[str, Any]] = {}
 
     @property
     def development_master_key(self) -> bool:
@@ -168,8 +172,15 @@ class KeyStore:
             raise KeyStoreError(f"{path}: unreadable key file") from exc
         return data
 
+    def _all_records(self) -> list[KeyRecord]:
+        files = self._files()
+        stamp = tuple((p.name, st.st_size, st.st_mtime_ns) for p in files for st in (p.stat(),))
+        if self._records is None or self._records[0] != stamp:
+            self._records = (stamp, [KeyRecord.from_json(self._read(p)) for p in files])
+        return list(self._records[1])
+
     def records(self, purpose: KeyPurpose | None = None) -> list[KeyRecord]:
-        found = [KeyRecord.from_json(self._read(p)) for p in self._files()]
+        found = self._all_records()
         if purpose is not None:
             found = [r for r in found if r.purpose == purpose]
         return sorted(found, key=lambda r: r.created)
@@ -192,6 +203,8 @@ class KeyStore:
 
     def private_material(self, kid: str) -> dict[str, Any]:
         """The unsealed private material: {"jwk": {...}} or {"scalar": "<b64url>"}."""
+        if kid in self._material:
+            return self._material[kid]
         for path in self._files():
             data = self._read(path)
             if data.get("kid") != kid:
@@ -200,6 +213,7 @@ class KeyStore:
             material: dict[str, Any] = json.loads(
                 crypto.unseal(self._master.key, data["sealed"], record.aad())
             )
+            self._material[kid] = material
             return material
         raise KeyStoreError(f"no key with kid {kid!r}")
 
