@@ -240,7 +240,13 @@ def summary_text(instance: DemoInstance, summary: dict[str, Any]) -> str:
     env = " ".join(
         f"{k}={v}"
         for k, v in instance.env.items()
-        if k in {"KETENPOORT_DATABASE_URL", "KETENPOORT_KEYS_DIR", "KETENPOORT_MASTER_KEY"}
+        if k
+        in {
+            "KETENPOORT_DATABASE_URL",
+            "KETENPOORT_KEYS_DIR",
+            "KETENPOORT_MASTER_KEY",
+            "KETENPOORT_ISSUER",
+        }
     )
     return f"""
 Ketenpoort demo is running at {instance.issuer}
