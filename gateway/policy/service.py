@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from gateway.actors import SYSTEM, Actor
-from gateway.audit import AuditEvent, record_event
+from gateway.audit import AuditEvent, Receipt, record_event
 from gateway.db import Database
 from gateway.errors import PolicyDenied
 from gateway.logs import get_logger
@@ -240,6 +240,28 @@ def authorize(
     record_event(session, denial_event(actor, resource, decision))
     session.commit()
     raise policy_denied(decision)
+
+
+def record_allowed(
+    session: Session,
+    actor: Actor,
+    decision: Decision,
+    action: str,
+    resource_type: str,
+    **fields: Any,
+) -> Receipt:
+    """The entry of an allowed action, carrying the rule and digest that allowed it."""
+    return record_event(
+        session,
+        AuditEvent(
+            action=action,
+            outcome="success",
+            actor=actor,
+            resource_type=resource_type,
+            **fields,
+            **decision.audit_fields(),
+        ),
+    )
 
 
 def policy_denied(decision: Decision) -> PolicyDenied:

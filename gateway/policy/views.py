@@ -10,9 +10,8 @@ from pydantic import Field
 from gateway.api.models import ApiModel
 from gateway.api.openapi import operation
 from gateway.api.validation import json_response
-from gateway.audit import AuditEvent, record_event
 from gateway.policy.engine import Resource
-from gateway.policy.service import authorize, policy_service
+from gateway.policy.service import authorize, policy_service, record_allowed
 from gateway.security import current_actor
 from gateway.services import db_session
 
@@ -56,16 +55,6 @@ def get_policy() -> Response:
     session = db_session()
     resource = Resource(type="policy", id=service.loaded.policy.id)
     decision = authorize(session, actor, "policy.read", resource)
-    record_event(
-        session,
-        AuditEvent(
-            action="policy.read",
-            outcome="success",
-            actor=actor,
-            resource_type=resource.type,
-            resource_id=resource.id,
-            **decision.audit_fields(),
-        ),
-    )
+    record_allowed(session, actor, decision, "policy.read", resource.type, resource_id=resource.id)
     session.commit()
     return json_response(service.summary())

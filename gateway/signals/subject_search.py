@@ -18,12 +18,11 @@ from pydantic import Field
 from gateway.api.models import ApiModel
 from gateway.api.openapi import operation
 from gateway.api.validation import json_response, parse_body
-from gateway.audit import AuditEvent, record_event
 from gateway.audit.export import api_item
 from gateway.audit.queries import EntryFilter, entries_query, page
 from gateway.audit.views import catch_up
 from gateway.policy.engine import Resource
-from gateway.policy.service import authorize
+from gateway.policy.service import authorize, record_allowed
 from gateway.security import current_actor
 from gateway.services import db_session
 from gateway.signals.schemas import SubjectIn
@@ -98,17 +97,14 @@ def search() -> Response:
             found[stored.index] = FoundEntry(
                 index=item["index"], leaf_hash=item["leafHash"], entry=item["entry"]
             )
-    record_event(
+    record_allowed(
         session,
-        AuditEvent(
-            action="subject.search",
-            outcome="success",
-            actor=actor,
-            resource_type="subject",
-            subjects=refs,
-            detail={"signals": len(signals), "auditEntries": len(found)},
-            **decision.audit_fields(),
-        ),
+        actor,
+        decision,
+        "subject.search",
+        "subject",
+        subjects=refs,
+        detail={"signals": len(signals), "auditEntries": len(found)},
     )
     session.commit()
     return json_response(

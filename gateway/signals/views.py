@@ -20,13 +20,12 @@ from flask import Blueprint, Response, g, request
 from gateway.actors import Actor
 from gateway.api.openapi import operation
 from gateway.api.validation import json_response, parse_body, parse_query
-from gateway.audit import AuditEvent, record_event
 from gateway.errors import FieldError, InvalidInput, NotFound
 from gateway.keys import KeyPurpose
 from gateway.logs import looks_like_identifier
 from gateway.matching.service import HitRule, list_matches, list_notifications
 from gateway.policy.engine import Resource
-from gateway.policy.service import authorize, policy_engine
+from gateway.policy.service import authorize, policy_engine, record_allowed
 from gateway.pseudonyms.errors import InvalidSubject
 from gateway.pseudonyms.normalise import PREFIXES, fold
 from gateway.pseudonyms.service import Pseudonymiser
@@ -261,23 +260,20 @@ def create() -> Response:
     if not created.created and signal.stored_response is not None:
         session.commit()
         return Response(signal.stored_response, 201, mimetype="application/json", headers=location)
-    receipt = record_event(
+    receipt = record_allowed(
         session,
-        AuditEvent(
-            action="signal.create",
-            outcome="success",
-            actor=actor,
-            resource_type="signal",
-            resource_id=signal.id,
-            subjects=subject_refs(linked),
-            detail={
-                "category": signal.category,
-                "linkageKeys": list(signal.linkage_keys),
-                "matches": sorted({c.match.id for c in created.matches}),
-                **({"repeatOf": signal.repeat_of} if signal.repeat_of else {}),
-            },
-            **decision.audit_fields(),
-        ),
+        actor,
+        decision,
+        "signal.create",
+        "signal",
+        resource_id=signal.id,
+        subjects=subject_refs(linked),
+        detail={
+            "category": signal.category,
+            "linkageKeys": list(signal.linkage_keys),
+            "matches": sorted({c.match.id for c in created.matches}),
+            **({"repeatOf": signal.repeat_of} if signal.repeat_of else {}),
+        },
     )
     out = _signal_out(signal, receipt.leaf_hash_b64)
     text = out.model_dump_json(by_alias=True, exclude_none=True)
@@ -304,19 +300,22 @@ def list_own() -> Response:
         session, actor, "signal.list", Resource(type="signal", organisation=organisation)
     )
     page = list_signals(session, organisation, query.cursor, query.limit)
-    record_event(
+    record_allowed(
         session,
-        AuditEvent(
-            action="signal.list",
-            outcome="success",
-            actor=actor,
-            resource_type="signal",
-            detail={"count": len(page.items)},
-            **decision.audit_fields(),
-        ),
+        actor,
+        decision,
+        "signal.list",
+        "signal",
+        detail={"count": len(page.items)},
     )
     session.commit()
     return json_response(SignalPage(items=[_signal_out(s) for s in page.items], next=page.next))
+
+
+def _signal_resource(signal: Signal) -> Resource:
+    return Resource(
+        type="signal", id=signal.id, category=signal.category, organisation=signal.organisation
+    )
 
 
 def _own_signal(actor: Actor, signal_id: str) -> Signal:
@@ -340,25 +339,15 @@ def read(signal_id: str) -> Response:
     actor = current_actor()
     signal = _own_signal(actor, signal_id)
     session = db_session()
-    decision = authorize(
+    decision = authorize(session, actor, "signal.read", _signal_resource(signal))
+    record_allowed(
         session,
         actor,
+        decision,
         "signal.read",
-        Resource(
-            type="signal", id=signal.id, category=signal.category, organisation=signal.organisation
-        ),
-    )
-    record_event(
-        session,
-        AuditEvent(
-            action="signal.read",
-            outcome="success",
-            actor=actor,
-            resource_type="signal",
-            resource_id=signal.id,
-            subjects=signal_subject_refs(session, signal.id),
-            **decision.audit_fields(),
-        ),
+        "signal",
+        resource_id=signal.id,
+        subjects=signal_subject_refs(session, signal.id),
     )
     session.commit()
     return json_response(_signal_out(signal))
@@ -381,29 +370,19 @@ def withdraw(signal_id: str) -> Response:
     actor = current_actor()
     signal = _own_signal(actor, signal_id)
     session = db_session()
-    decision = authorize(
-        session,
-        actor,
-        "signal.withdraw",
-        Resource(
-            type="signal", id=signal.id, category=signal.category, organisation=signal.organisation
-        ),
-    )
+    decision = authorize(session, actor, "signal.withdraw", _signal_resource(signal))
     removal = withdraw_signal(session, signal.organisation, signal.id, hit_policy=hit_policy)
     if removal is None:
         raise NotFound("No signal with this id for your organisation.")
-    receipt = record_event(
+    receipt = record_allowed(
         session,
-        AuditEvent(
-            action="signal.withdraw",
-            outcome="success",
-            actor=actor,
-            resource_type="signal",
-            resource_id=signal.id,
-            subjects=removal.subjects,
-            detail={"changed": removal.changed, "matches": list(removal.match_ids)},
-            **decision.audit_fields(),
-        ),
+        actor,
+        decision,
+        "signal.withdraw",
+        "signal",
+        resource_id=signal.id,
+        subjects=removal.subjects,
+        detail={"changed": removal.changed, "matches": list(removal.match_ids)},
     )
     session.commit()
     return json_response(_signal_out(removal.signal, receipt.leaf_hash_b64))
@@ -448,16 +427,13 @@ def notifications() -> Response:
     )
     recipient = COORDINATOR if actor.organisation_kind == MELDPUNT else organisation
     page = list_notifications(session, recipient, query.after, query.limit)
-    record_event(
+    record_allowed(
         session,
-        AuditEvent(
-            action="notification.read",
-            outcome="success",
-            actor=actor,
-            resource_type="notification",
-            detail={"count": len(page.items)},
-            **decision.audit_fields(),
-        ),
+        actor,
+        decision,
+        "notification.read",
+        "notification",
+        detail={"count": len(page.items)},
     )
     session.commit()
     return json_response(
@@ -480,16 +456,13 @@ def matches() -> Response:
     session = db_session()
     decision = authorize(session, actor, "match.read", Resource(type="match"))
     page = list_matches(session, query.cursor, query.limit)
-    record_event(
+    record_allowed(
         session,
-        AuditEvent(
-            action="match.read",
-            outcome="success",
-            actor=actor,
-            resource_type="match",
-            detail={"matches": [m.id for m in page.items]},
-            **decision.audit_fields(),
-        ),
+        actor,
+        decision,
+        "match.read",
+        "match",
+        detail={"matches": [m.id for m in page.items]},
     )
     session.commit()
     items = [
