@@ -97,9 +97,12 @@ def live_gateway(
     workers: int = 2,
     threads: int = 4,
     log_level: str = "INFO",
+    ports: range = PORTS,
 ) -> Iterator[LiveGateway]:
-    """Initialise a gateway on `database_url`, serve it, wait until ready, stop it."""
-    port = free_port()
+    """Initialise a gateway on `database_url`, serve it, wait until ready, stop it.
+
+    `ports`: the range to pick from (suites that run at the same time use their own)."""
+    port = free_port(ports)
     issuer = f"http://127.0.0.1:{port}"
     master_key = secrets.token_bytes(32)
     settings = Settings(
