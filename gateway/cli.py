@@ -107,9 +107,12 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 @friendly_errors
 def demo(host: str, port: int, directory: Path, no_serve: bool) -> None:
     """A complete demo instance on SQLite with partners and signals, then serve it."""
-    from gateway.demo.run import run_demo
+    from gateway.demo.run import DemoError, run_demo
 
-    run_demo(directory, host, port, serve=not no_serve)
+    try:
+        run_demo(directory, host, port, serve=not no_serve)
+    except DemoError as exc:
+        raise CliError(str(exc)) from None
 
 
 @main.command()

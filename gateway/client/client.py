@@ -56,7 +56,11 @@ class _Token:
 
 
 class PartnerClient:
-    """A partner system's connection to one Ketenpoort gateway."""
+    """A partner system's connection to one Ketenpoort gateway.
+
+    `clock` times token renewal and `verify()`'s wait (tests advance it); assertions
+    and DPoP proofs carry the real time, as the server checks them against its own.
+    """
 
     def __init__(
         self,
@@ -118,24 +122,26 @@ class PartnerClient:
 
     def _fetch_token(self) -> _Token:
         endpoint = self.metadata()["token_endpoint"]
-        for _ in range(2):  # a second round only to answer a DPoP nonce challenge
+
+        def fresh_credentials(kwargs: dict[str, Any]) -> None:
+            # every attempt signs anew: the server remembers an assertion's and a
+            # proof's jti, so a retry after a lost response must not reuse them
             form = {
                 "grant_type": "client_credentials",
                 "client_assertion_type": ASSERTION_TYPE,
                 "client_assertion": client_assertion(
-                    self._signing_key,
-                    self._signing_jwk,
-                    self.client_id,
-                    self.issuer,
-                    now=self._clock(),
+                    self._signing_key, self._signing_jwk, self.client_id, self.issuer
                 ),
             }
             if self.scope:
                 form["scope"] = self.scope
-            headers = {"Accept": "application/json"}
+            kwargs["data"] = form
             if self.dpop:
-                headers["DPoP"] = self._proof("POST", endpoint)
-            response = self._send("POST", endpoint, data=form, headers=headers)
+                kwargs["headers"]["DPoP"] = self._proof("POST", endpoint)
+
+        for _ in range(2):  # a second round only to answer a DPoP nonce challenge
+            headers = {"Accept": "application/json"}
+            response = self._send("POST", endpoint, before_each=fresh_credentials, headers=headers)
             self._remember_nonce(response)
             body = _json_or_none(response) or {}
             if response.status_code == 200:
@@ -160,7 +166,6 @@ class PartnerClient:
             url,
             access_token=access_token,
             nonce=self._dpop_nonce,
-            now=self._clock(),
         )
 
     def _remember_nonce(self, response: requests.Response) -> None:
@@ -175,14 +180,14 @@ class PartnerClient:
         method: str,
         url: str,
         *,
-        before_each: Callable[[dict[str, str]], None] | None = None,
+        before_each: Callable[[dict[str, Any]], None] | None = None,
         **kwargs: Any,
     ) -> requests.Response:
         """One HTTP exchange with retries on network errors, 429 and 5xx-unavailable."""
         last_error: Exception | None = None
         for attempt in range(self.max_attempts):
             if before_each is not None:
-                before_each(kwargs["headers"])
+                before_each(kwargs)  # fresh signatures for this attempt
             try:
                 response = self.http.request(method, url, timeout=self.timeout, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
@@ -232,8 +237,8 @@ class PartnerClient:
             fresh_proof = None
             if token.token_type.lower() == "dpop":
                 # every attempt needs a fresh proof: a DPoP proof's jti may be used once
-                def fresh_proof(headers: dict[str, str], value: str = token.value) -> None:
-                    headers["DPoP"] = self._proof(method, url, value)
+                def fresh_proof(kwargs: dict[str, Any], value: str = token.value) -> None:
+                    kwargs["headers"]["DPoP"] = self._proof(method, url, value)
 
             response = self._send(method, url, before_each=fresh_proof, **kwargs)
             self._remember_nonce(response)
@@ -345,17 +350,27 @@ class PartnerClient:
                 return
 
     def notifications(self, limit: int = 100) -> list[dict[str, Any]]:
-        """New notifications since the last call; the cursor is kept in the state file."""
+        """New notifications since the last call; the position is kept in the state file.
+
+        The last page has no `next` cursor, so the client keeps the cursor of the page
+        it last read from and the ids it already returned beyond it.
+        """
         found: list[dict[str, Any]] = []
+        seen = set(self.state.notifications_seen)
         while True:
             params: dict[str, Any] = {"limit": limit}
             if self.state.notifications_cursor:
                 params["after"] = self.state.notifications_cursor
             page = self.request("GET", "/notifications", params=params).json()
-            found.extend(page["items"])
+            found.extend(n for n in page["items"] if n["id"] not in seen)
+            ids = {n["id"] for n in page["items"]}
             if page.get("next"):
                 self.state.notifications_cursor = page["next"]
-                self.state.save(self.state_path)
+                seen -= ids  # behind the new cursor: never listed again
+            else:
+                seen |= ids
+            self.state.notifications_seen = sorted(seen)
+            self.state.save(self.state_path)
             if not page.get("next") or not page["items"]:
                 return found
 

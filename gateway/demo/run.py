@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -48,6 +49,10 @@ PARTNERS = (
     ("roc-van-twente", "ROC van Twente", "education"),
     ("gemeente-enschede", "Gemeente Enschede", "municipality"),
 )
+
+
+class DemoError(RuntimeError):
+    """The demo cannot run; the message says why (printed without a traceback)."""
 
 
 @dataclass
@@ -151,7 +156,7 @@ def start_server(instance: DemoInstance, host: str, port: int) -> subprocess.Pop
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the gateway stopped while starting (exit {process.returncode})")
+            raise DemoError(f"the gateway stopped while starting (exit {process.returncode})")
         try:
             if requests.get(f"{instance.issuer}/readyz", timeout=1).status_code == 200:
                 return process
@@ -159,7 +164,7 @@ def start_server(instance: DemoInstance, host: str, port: int) -> subprocess.Pop
             pass
         time.sleep(0.2)
     process.terminate()
-    raise RuntimeError("the gateway did not become ready within 60 seconds")
+    raise DemoError("the gateway did not become ready within 60 seconds")
 
 
 def client_for(instance: DemoInstance, org_id: str) -> PartnerClient:
@@ -240,6 +245,7 @@ def summary_text(instance: DemoInstance, summary: dict[str, Any]) -> str:
     env = " ".join(
         f"{k}={v}"
         for k, v in instance.env.items()
+        # the issuer too: the log's origin is derived from it (the default is port 8080)
         if k
         in {
             "KETENPOORT_DATABASE_URL",
@@ -274,7 +280,23 @@ Instance files are in {instance.directory}/ (a second run starts clean). Ctrl-C 
 """
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port in use before touching anything: another server there (say, a demo
+    still serving) would answer the readiness check in place of ours, and rebuilding the
+    directory would pull its database from under it."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise DemoError(
+                f"port {port} on {host} is in use (is a demo still running?); "
+                "stop it or choose another with --port"
+            ) from None
+
+
 def run_demo(directory: Path, host: str, port: int, *, serve: bool = True) -> dict[str, Any]:
+    check_port_free(host, port)
     instance = build(directory, host, port)
     process = start_server(instance, host, port)
     try:

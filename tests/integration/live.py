@@ -88,6 +88,10 @@ class LiveGateway:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def env(self) -> dict[str, str]:
+        """The environment of this instance, for `ketenpoort` admin commands."""
+        return _env(self.settings)
+
 
 @contextlib.contextmanager
 def live_gateway(
@@ -97,9 +101,12 @@ def live_gateway(
     workers: int = 2,
     threads: int = 4,
     log_level: str = "INFO",
+    ports: range = PORTS,
 ) -> Iterator[LiveGateway]:
-    """Initialise a gateway on `database_url`, serve it, wait until ready, stop it."""
-    port = free_port()
+    """Initialise a gateway on `database_url`, serve it, wait until ready, stop it.
+
+    `ports`: the range to pick from (suites that run at the same time use their own)."""
+    port = free_port(ports)
     issuer = f"http://127.0.0.1:{port}"
     master_key = secrets.token_bytes(32)
     settings = Settings(
@@ -112,15 +119,7 @@ def live_gateway(
         log_level=log_level,
     )
     initialise(settings)
-    env = {
-        **os.environ,
-        "KETENPOORT_DATABASE_URL": database_url,
-        "KETENPOORT_KEYS_DIR": str(settings.keys_dir),
-        "KETENPOORT_MASTER_KEY": base64.urlsafe_b64encode(master_key).rstrip(b"=").decode(),
-        "KETENPOORT_ISSUER": issuer,
-        "KETENPOORT_POLICY": str(settings.policy),
-        "KETENPOORT_LOG_FORMAT": "json",
-    }
+    env = {**os.environ, **_env(settings)}
     log_path = tmp_path / f"gateway-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -150,6 +149,20 @@ def live_gateway(
         yield gateway
     finally:
         _stop(process)
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    assert settings.master_key is not None
+    return {
+        "KETENPOORT_DATABASE_URL": settings.database_url,
+        "KETENPOORT_KEYS_DIR": str(settings.keys_dir),
+        "KETENPOORT_MASTER_KEY": base64.urlsafe_b64encode(settings.master_key)
+        .rstrip(b"=")
+        .decode(),
+        "KETENPOORT_ISSUER": settings.issuer,
+        "KETENPOORT_POLICY": str(settings.policy),
+        "KETENPOORT_LOG_FORMAT": "json",
+    }
 
 
 def _wait_until_ready(gateway: LiveGateway, timeout: float = 30.0) -> None:
