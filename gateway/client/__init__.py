@@ -16,6 +16,7 @@ Dependencies: requests, joserfc and cryptography — a subset of the gateway's.
 from gateway.client.client import PartnerClient
 from gateway.client.errors import (
     ApiError,
+    DecryptionError,
     KetenpoortError,
     OAuthError,
     TransportError,
@@ -24,6 +25,7 @@ from gateway.client.errors import (
 
 __all__ = [
     "ApiError",
+    "DecryptionError",
     "KetenpoortError",
     "OAuthError",
     "PartnerClient",

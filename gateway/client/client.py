@@ -21,7 +21,13 @@ import requests
 
 from gateway.audit.note import Checkpoint as SignedCheckpoint
 from gateway.client.auth import client_assertion, dpop_proof, load_private_key
-from gateway.client.errors import ApiError, OAuthError, TransportError, WitnessError
+from gateway.client.errors import (
+    ApiError,
+    DecryptionError,
+    OAuthError,
+    TransportError,
+    WitnessError,
+)
 from gateway.client.state import ClientState, Receipt
 from gateway.client.witness import (
     WitnessReport,
@@ -446,11 +452,16 @@ class PartnerClient:
 
     def decrypt(self, envelope: Mapping[str, Any]) -> bytes:
         """Open a payload shared with this partner, with its own encryption key."""
-        from gateway.crypto.jwe import decrypt_for_recipient
+        from gateway.crypto.jwe import JweError, decrypt_for_recipient
 
         if self._encryption_jwk is None:
             raise ValueError("this client was created without an encryption key")
-        plaintext: bytes = decrypt_for_recipient(dict(envelope), self._encryption_jwk)
+        try:
+            plaintext: bytes = decrypt_for_recipient(dict(envelope), self._encryption_jwk)
+        except JweError as exc:
+            raise DecryptionError(
+                "this payload was not encrypted for this partner's key, or was altered"
+            ) from exc
         return plaintext
 
     def _keep_receipt(self, body: Mapping[str, Any], action: str) -> None:

@@ -42,5 +42,9 @@ class TransportError(KetenpoortError):
     """The gateway could not be reached after every retry."""
 
 
+class DecryptionError(KetenpoortError):
+    """A payload could not be opened with this partner's encryption key."""
+
+
 class WitnessError(KetenpoortError):
     """The audit log is not append-only as seen by this partner: a fork or a lost entry."""
