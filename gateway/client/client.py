@@ -356,7 +356,7 @@ class PartnerClient:
             if page.get("next"):
                 self.state.notifications_cursor = page["next"]
                 self.state.save(self.state_path)
-            if not page.get("next") or not page["items"]:
+            if not page.get("next") or len(page["items"]) < limit:
                 return found
 
     # --- the audit log, witnessed ------------------------------------------------------
