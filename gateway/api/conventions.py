@@ -130,7 +130,7 @@ def render_problem(error: ProblemError) -> Response:
     return response
 
 
-def _from_http_exception(exc: HTTPException) -> ProblemError:
+def problem_for_http_exception(exc: HTTPException) -> ProblemError:
     code = exc.code or 500
     if code == 404:
         return NotFound("No resource at this path.")
@@ -225,7 +225,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:
-        return render_problem(_from_http_exception(error))
+        return render_problem(problem_for_http_exception(error))
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

@@ -133,11 +133,17 @@ def json_response(
     status: int = 200,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
-    data = (
-        body.model_dump(mode="json", by_alias=True, exclude_none=True)
-        if isinstance(body, BaseModel)
-        else body
-    )
+    data: Mapping[str, Any]
+    if isinstance(body, BaseModel):
+        dumped = body.model_dump(mode="json", by_alias=True, exclude_none=True)
+        # A required field is always on the wire, as null when it has no value (a page's
+        # `next`); only optional fields are left out when empty.
+        for name, info in type(body).model_fields.items():
+            if info.is_required() and getattr(body, name) is None:
+                dumped[info.alias or name] = None
+        data = dumped
+    else:
+        data = body
     response = Response(
         json.dumps(data, ensure_ascii=False, separators=(",", ":")),
         status=status,

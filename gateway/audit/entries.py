@@ -18,7 +18,9 @@ import rfc8785
 
 from gateway.actors import Actor
 
-SCHEMA_VERSION = 1
+#: 2: the `ldv` block uses the field names of LDV 1.0 itself (`trace_id`, `span_id`,
+#: `dpl.core.processing_activity_id`, ...) as the contract names them; 1 used camelCase.
+SCHEMA_VERSION = 2
 Outcome = Literal["success", "denied", "error"]
 #: LDV status: `Error` only for failures inside the system; a request refused on its
 #: input or by the policy was handled correctly and is `Unset` (LDV, component Logboek).
@@ -88,15 +90,16 @@ def build_entry(
         "purpose": event.purpose,
         "subjects": [{"id": s.id, "type": s.type} for s in event.subjects],
         "detail": event.detail,
+        # LDV fields keep the standard's own names (like JWK or problem details do).
         "ldv": {
-            "traceId": trace.trace_id,
-            "spanId": trace.span_id,
-            "parentSpanId": trace.parent_span_id,
+            "trace_id": trace.trace_id,
+            "span_id": trace.span_id,
+            "parent_span_id": trace.parent_span_id,
             "status": LDV_STATUS[event.outcome],
             "name": event.action,
-            "startTimeMs": _ms(started),
-            "endTimeMs": _ms(ended),
-            "processingActivityId": event.processing_activity,
+            "start_time": _ms(started),
+            "end_time": _ms(ended),
+            "dpl.core.processing_activity_id": event.processing_activity,
         },
     }
     return entry

@@ -50,6 +50,26 @@ CSV_COLUMNS = (
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+#: Entries of schema version 1 named the LDV fields in camelCase.
+_V1_NAMES = {
+    "trace_id": "traceId",
+    "span_id": "spanId",
+    "parent_span_id": "parentSpanId",
+    "start_time": "startTimeMs",
+    "end_time": "endTimeMs",
+    "dpl.core.processing_activity_id": "processingActivityId",
+}
+
+
+def ldv_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """An entry's LDV block under LDV's own names, whatever the entry's schema version."""
+    ldv = dict(data.get("ldv") or {})
+    for name, old in _V1_NAMES.items():
+        if name not in ldv and old in ldv:
+            ldv[name] = ldv.pop(old)
+    return ldv
+
+
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -82,7 +102,7 @@ def csv_row(entry: StoredEntry) -> list[str]:
     actor = data.get("actor") or {}
     resource = data.get("resource") or {}
     policy = data.get("policy") or {}
-    ldv = data.get("ldv") or {}
+    ldv = ldv_fields(data)
     values = [
         data.get("time"),
         data.get("action"),
@@ -96,10 +116,10 @@ def csv_row(entry: StoredEntry) -> list[str]:
         policy.get("rule"),
         policy.get("digest"),
         data.get("purpose"),
-        ldv.get("processingActivityId"),
+        ldv.get("dpl.core.processing_activity_id"),
         " ".join(s["id"] for s in data.get("subjects") or []),
         data.get("requestId"),
-        ldv.get("traceId"),
+        ldv.get("trace_id"),
     ]
     return [str(entry.index), b64(entry.leaf_hash), *(_cell(v) for v in values)]
 
@@ -123,24 +143,24 @@ def _child_span(span_id: str, number: int) -> str:
 
 def ldv_records(data: dict[str, Any]) -> list[dict[str, Any]]:
     """The LDV records of one entry: one per data subject, none without subjects."""
-    ldv = data.get("ldv") or {}
+    ldv = ldv_fields(data)
     records = []
     for number, subject in enumerate(data.get("subjects") or []):
-        span = ldv["spanId"] if number == 0 else _child_span(ldv["spanId"], number)
-        parent = ldv.get("parentSpanId") if number == 0 else ldv["spanId"]
+        span = ldv["span_id"] if number == 0 else _child_span(ldv["span_id"], number)
+        parent = ldv.get("parent_span_id") if number == 0 else ldv["span_id"]
         attributes: dict[str, Any] = {
             "dpl.core.data_subject_id": subject["id"],
             "dpl.core.data_subject_id_type": subject["type"],
         }
-        if ldv.get("processingActivityId"):
-            attributes["dpl.core.processing_activity_id"] = ldv["processingActivityId"]
+        if ldv.get("dpl.core.processing_activity_id"):
+            attributes["dpl.core.processing_activity_id"] = ldv["dpl.core.processing_activity_id"]
         record: dict[str, Any] = {
-            "trace_id": ldv["traceId"],
+            "trace_id": ldv["trace_id"],
             "span_id": span,
             "name": ldv.get("name") or data.get("action"),
             "status_code": LDV_STATUS_CODES.get(ldv.get("status", "Unset"), "STATUS_CODE_UNSET"),
-            "start_time": ldv["startTimeMs"],
-            "end_time": ldv["endTimeMs"],
+            "start_time": ldv["start_time"],
+            "end_time": ldv["end_time"],
             "resource": {
                 "attributes": {"service.name": "ketenpoort", "service.version": __version__}
             },

@@ -128,7 +128,7 @@ class AuditEntryItem(ApiModel):
 
 class AuditEntryPage(ApiModel):
     entries: list[AuditEntryItem]
-    next: str | None = Field(default=None, description="Cursor of the next page, if any.")
+    next: str | None = Field(description="Cursor of the next page; null on the last page.")
 
 
 # --- helpers -----------------------------------------------------------------------------

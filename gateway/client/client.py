@@ -356,28 +356,19 @@ class PartnerClient:
                 return
 
     def notifications(self, limit: int = 100) -> list[dict[str, Any]]:
-        """New notifications since the last call; the position is kept in the state file.
-
-        The last page has no `next` cursor, so the client keeps the cursor of the page
-        it last read from and the ids it already returned beyond it.
-        """
+        """New notifications since the last call; the feed position is kept in the state
+        file (the gateway's `next` always resumes after the last item it gave)."""
         found: list[dict[str, Any]] = []
-        seen = set(self.state.notifications_seen)
         while True:
             params: dict[str, Any] = {"limit": limit}
             if self.state.notifications_cursor:
                 params["after"] = self.state.notifications_cursor
             page = self.request("GET", "/notifications", params=params).json()
-            found.extend(n for n in page["items"] if n["id"] not in seen)
-            ids = {n["id"] for n in page["items"]}
+            found.extend(page["items"])
             if page.get("next"):
                 self.state.notifications_cursor = page["next"]
-                seen -= ids  # behind the new cursor: never listed again
-            else:
-                seen |= ids
-            self.state.notifications_seen = sorted(seen)
-            self.state.save(self.state_path)
-            if not page.get("next") or not page["items"]:
+                self.state.save(self.state_path)
+            if not page.get("next") or len(page["items"]) < limit:
                 return found
 
     # --- the audit log, witnessed ------------------------------------------------------

@@ -33,9 +33,6 @@ class ClientState:
     checkpoint: Checkpoint | None = None
     log_key: str | None = None  # the signed-note verifier key, pinned on first use
     notifications_cursor: str | None = None
-    #: ids already returned from the page after `notifications_cursor` (the last page
-    #: has no cursor of its own)
-    notifications_seen: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: Path | None) -> ClientState:
@@ -48,7 +45,6 @@ class ClientState:
             checkpoint=Checkpoint(**checkpoint) if checkpoint else None,
             log_key=data.get("log_key"),
             notifications_cursor=data.get("notifications_cursor"),
-            notifications_seen=list(data.get("notifications_seen", [])),
         )
 
     def save(self, path: Path | None) -> None:

@@ -566,11 +566,9 @@ def list_notifications(
             select(NotificationRow)
             .where(NotificationRow.recipient == recipient, NotificationRow.id > start)
             .order_by(NotificationRow.id)
-            .limit(size + 1)
+            .limit(size)
         ).scalars()
     )
-    more = len(rows) > size
-    rows = rows[:size]
     items = [
         Notification(
             id=row.id,
@@ -583,4 +581,6 @@ def list_notifications(
         )
         for row in rows
     ]
-    return Page(items, encode_cursor(rows[-1].id) if more else None)
+    # A feed: `next` always names the position after what was delivered (or the given
+    # position when nothing came), so a poll with `after=next` gets only what is new.
+    return Page(items, encode_cursor(rows[-1].id if rows else start))

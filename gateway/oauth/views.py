@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
+from werkzeug.exceptions import MethodNotAllowed
 
+from gateway.api.conventions import problem_for_http_exception, render_problem
 from gateway.api.openapi import operation
 from gateway.api.validation import json_response
 from gateway.errors import ProblemError
@@ -90,6 +92,16 @@ def jwks() -> Response:
 )
 def metadata() -> Response:
     return json_response(oauth().metadata())
+
+
+@bp.app_errorhandler(MethodNotAllowed)
+def _method_not_allowed(error: MethodNotAllowed) -> Response:
+    """A wrong method fails in routing, before any blueprint is chosen: the OAuth
+    endpoints still answer it as RFC 6749 JSON, every other path as problem details."""
+    problem = problem_for_http_exception(error)
+    if request.path in (TOKEN_PATH, INTROSPECTION_PATH, REVOCATION_PATH):
+        return _oauth_error(problem)
+    return render_problem(problem)
 
 
 @bp.errorhandler(ProblemError)

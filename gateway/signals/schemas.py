@@ -61,7 +61,7 @@ class SignalOut(ApiModel):
 
 class SignalPage(ApiModel):
     items: list[SignalOut]
-    next: str | None = Field(default=None, description="Cursor of the next page, if any.")
+    next: str | None = Field(description="Cursor of the next page; null on the last page.")
 
 
 class PageQuery(ApiModel):
@@ -88,7 +88,9 @@ class NotificationOut(ApiModel):
 
 class NotificationPage(ApiModel):
     items: list[NotificationOut]
-    next: str | None = None
+    next: str | None = Field(
+        description="Give as `after` to get what came later; always present, so a poll resumes."
+    )
 
 
 class MatchSignalOut(ApiModel):
@@ -109,4 +111,4 @@ class MatchOut(ApiModel):
 
 class MatchPage(ApiModel):
     items: list[MatchOut]
-    next: str | None = None
+    next: str | None = Field(description="Cursor of the next page; null on the last page.")

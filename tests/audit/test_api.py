@@ -214,13 +214,13 @@ def test_entries_for_the_privacy_officer_page_by_cursor(
             if item["index"] < 12:
                 assert base64.b64decode(item["leafHash"]) == logged[item["index"]]
             seen.append(item["index"])
-        if "next" not in body:
+        if body["next"] is None:
             break
         url = f"/v1/audit/entries?limit=5&cursor={body['next']}"
     # the log's own reads are entries too: they show up as each read catches the log up
     assert seen == list(range(len(seen))) and len(seen) == 12 + calls - 1
     body = client.get("/v1/audit/entries?start=10&limit=2", headers=h).get_json()
-    assert [e["index"] for e in body["entries"]] == [10, 11] and "next" in body
+    assert [e["index"] for e in body["entries"]] == [10, 11] and body["next"] is not None
     reads = [e for e in audit_reads(database) if e["resource"]["type"] == "audit-entries"]  # type: ignore[index]
     assert len(reads) == calls + 1
     assert all(e["actor"]["organisation"] == "meldpunt" for e in reads)  # type: ignore[index]

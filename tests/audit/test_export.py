@@ -51,7 +51,7 @@ def test_one_ldv_record_per_subject_without_user_identities(database: Database) 
     )
     first, second = ldv_records(entry)
     for record in (first, second):
-        assert record["trace_id"] == entry["ldv"]["traceId"]  # type: ignore[index]
+        assert record["trace_id"] == entry["ldv"]["trace_id"]  # type: ignore[index]
         assert record["name"] == "case.read" and record["status_code"] == "STATUS_CODE_OK"
         assert record["attributes"]["dpl.core.processing_activity_id"] == ACTIVITY
         assert record["attributes"]["dpl.core.data_subject_id_type"] == "ketenpoort-pseudonym"
@@ -60,7 +60,7 @@ def test_one_ldv_record_per_subject_without_user_identities(database: Database) 
         assert OFFICER.id not in text and "privacy-officer" not in text and "meldpunt" not in text
     assert first["attributes"]["dpl.core.data_subject_id"] == "cHNldWRvLWE"
     assert second["attributes"]["dpl.core.data_subject_id"] == "cHNldWRvLWI"
-    assert first["span_id"] == entry["ldv"]["spanId"]  # type: ignore[index]
+    assert first["span_id"] == entry["ldv"]["span_id"]  # type: ignore[index]
     assert second["parent_span_id"] == first["span_id"] and len(second["span_id"]) == 16
     assert second["span_id"] != first["span_id"]
 

@@ -38,7 +38,7 @@ def test_entry_commits_with_the_action(settings: Settings, initialised: object) 
     entry = json.loads(row.data)
     assert row.data == json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
     assert entry["actor"] == {"type": "client", "id": "police-bvh", "organisation": "police"}
-    assert entry["ldv"]["status"] == "Ok" and len(entry["ldv"]["traceId"]) == 32
+    assert entry["ldv"]["status"] == "Ok" and len(entry["ldv"]["trace_id"]) == 32
     assert entry["subjects"] == [{"id": "c2lnbmFs", "type": "ketenpoort-pseudonym"}]
     database.dispose()
 

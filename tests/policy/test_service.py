@@ -167,7 +167,8 @@ def test_decide_and_record_audits_a_deny_as_its_own_entry(app: Flask, settings: 
     assert deny_entry["policy"] == {"rule": "deny:purpose-required", "digest": denied.digest}
     assert deny_entry["detail"]["reason"] == "payload.read requires a purpose"
     assert deny_entry["resource"] == {"type": "signal", "id": "sig-1"}
-    assert deny_entry["ldv"]["processingActivityId"].endswith("signalen-mogelijke-slachtoffers")
+    activity = deny_entry["ldv"]["dpl.core.processing_activity_id"]
+    assert activity.endswith("signalen-mogelijke-slachtoffers")
     assert allow_entry["outcome"] == "success"
     assert allow_entry["policy"] == {"rule": "coordinator-reads-payload", "digest": allowed.digest}
     assert allow_entry["purpose"] == "case-assessment"
