@@ -147,13 +147,14 @@ class ClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
         return service.issue_for(self.request.client, self.request.payload.scope)
 
 
-class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
-    """RFC 7662 for our JWTs: `active: false` for expired, revoked or foreign tokens."""
+class _TokenEndpoint:
+    """What introspection and revocation share: private_key_jwt client authentication,
+    a required `token` parameter, and the lookup of our JWTs."""
 
     CLIENT_AUTH_METHODS = [AUTH_METHOD]  # noqa: RUF012 - authlib's interface
 
     def __init__(self, server: GatewayServer) -> None:
-        super().__init__(server)
+        super().__init__(server)  # type: ignore[call-arg]
         self.service: OAuthService = server.service
 
     def check_params(self, request: Any, client: ClientModel) -> None:
@@ -163,6 +164,10 @@ class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> TokenInfo | None:
         return self.service.find_token(token_string)
+
+
+class Introspection(_TokenEndpoint, IntrospectionEndpoint):  # type: ignore[misc]
+    """RFC 7662 for our JWTs: `active: false` for expired, revoked or foreign tokens."""
 
     def check_permission(self, token: TokenInfo, client: ClientModel, request: Any) -> bool:
         """A partner may introspect its own organisation's tokens; the meldpunt any."""
@@ -210,21 +215,8 @@ class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
         return status, body, headers
 
 
-class Revocation(RevocationEndpoint):  # type: ignore[misc]
+class Revocation(_TokenEndpoint, RevocationEndpoint):  # type: ignore[misc]
     """RFC 7009 for our JWTs: the `jti` goes on a shared denylist until it expires."""
-
-    CLIENT_AUTH_METHODS = [AUTH_METHOD]  # noqa: RUF012 - authlib's interface
-
-    def __init__(self, server: GatewayServer) -> None:
-        super().__init__(server)
-        self.service: OAuthService = server.service
-
-    def check_params(self, request: Any, client: ClientModel) -> None:
-        if not request.form.get("token"):
-            raise InvalidRequestError(description="token is required")
-
-    def query_token(self, token_string: str, token_type_hint: str | None) -> TokenInfo | None:
-        return self.service.find_token(token_string)
 
     def create_endpoint_response(
         self, request: Any
