@@ -13,7 +13,6 @@ the CLI call `sequence_pending` directly.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,10 +27,8 @@ from gateway.audit.note import Checkpoint, VerifierKey, origin_for, sign_note
 from gateway.audit.tree import latest_checkpoint, read_nodes
 from gateway.crypto import ed25519
 from gateway.db import Database
+from gateway.jobs import BackgroundJob
 from gateway.keys import KeyPurpose, KeyStore
-from gateway.logs import get_logger
-
-log = get_logger(__name__)
 
 MAX_BATCH = 256
 BATCH_INTERVAL = 0.25  # seconds
@@ -177,8 +174,11 @@ def sequence_pending(
     return total
 
 
-class BackgroundSequencer:
-    """A daemon thread that sequences every `interval` seconds (sooner when busy)."""
+class BackgroundSequencer(BackgroundJob):
+    """Sequences every `interval` seconds (sooner when busy); the signer is reloaded each
+    minute so that a rotated checkpoint key is picked up."""
+
+    name = "audit-sequencer"
 
     def __init__(
         self,
@@ -188,31 +188,15 @@ class BackgroundSequencer:
         interval: float = BATCH_INTERVAL,
         max_batch: int = MAX_BATCH,
     ) -> None:
+        super().__init__(interval)
         self._db = db
         self._signer_factory = signer_factory
-        self._interval = interval
         self._max_batch = max_batch
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="audit-sequencer", daemon=True)
+        self._signer: CheckpointSigner | None = None
+        self._loaded = 0.0
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        signer: CheckpointSigner | None = None
-        loaded = 0.0
-        while not self._stop.is_set():
-            try:
-                if signer is None or time.monotonic() - loaded > 60:
-                    signer, loaded = self._signer_factory(), time.monotonic()
-                batch = sequence_batch(self._db, signer, max_batch=self._max_batch)
-            except Exception:  # keep running: the next turn may succeed (or the lock frees)
-                log.exception("audit sequencer failed")
-                batch = None
-                self._stop.wait(5 * self._interval)
-            if batch is None or batch.count < self._max_batch:
-                self._stop.wait(self._interval)
+    def step(self) -> bool:
+        if self._signer is None or time.monotonic() - self._loaded > 60:
+            self._signer, self._loaded = self._signer_factory(), time.monotonic()
+        batch = sequence_batch(self._db, self._signer, max_batch=self._max_batch)
+        return batch is not None and batch.count >= self._max_batch

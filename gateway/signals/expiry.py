@@ -9,7 +9,6 @@ the status); `ketenpoort signals expire` does it on demand.
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 
 from flask import Flask
@@ -17,6 +16,7 @@ from flask import Flask
 from gateway.actors import SYSTEM
 from gateway.audit import AuditEvent, record_event
 from gateway.db import Database
+from gateway.jobs import BackgroundJob
 from gateway.logs import get_logger
 from gateway.matching.service import HitRule
 from gateway.policy.engine import PolicyEngine
@@ -61,31 +61,21 @@ def expire_signals(db: Database, engine: PolicyEngine, now: datetime | None = No
         total += len(removals)
 
 
-class ExpiryJob:
-    """A daemon thread running `expire_signals` every minute."""
+class ExpiryJob(BackgroundJob):
+    """Runs `expire_signals` every minute."""
+
+    name = "signal-expiry"
 
     def __init__(self, db: Database, engine: PolicyEngine, interval: float = INTERVAL_SECONDS):
+        super().__init__(interval)
         self._db = db
         self._engine = engine
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="signal-expiry", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                expired = expire_signals(self._db, self._engine)
-                if expired:
-                    log.info("signals expired", count=expired)
-            except Exception:  # keep running; the next turn may succeed
-                log.exception("signal expiry failed")
+    def step(self) -> bool:
+        expired = expire_signals(self._db, self._engine)
+        if expired:
+            log.info("signals expired", count=expired)
+        return False
 
 
 def init_app(app: Flask) -> None:
