@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("KETENPOORT_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
 TEST_ISSUER = "http://127.0.0.1:8080"
+#: What the meldpunt's own systems may do (matches, the whole audit log, its notifications).
+MELDPUNT_SCOPES = "cases:write audit:read notifications:read directory:read signals:read"
 
 
 def _with_search_path(url: str, schema: str) -> str:
@@ -120,3 +122,24 @@ def token_headers(app: Flask, client: FlaskClient) -> Any:
         return TokenHeaders(partner, body["access_token"], body["token_type"])
 
     return get
+
+
+# -- partner systems with real tokens, for the API tests --------------------------------
+
+
+@pytest.fixture
+def police(token_headers: Any) -> dict[str, str]:
+    headers: dict[str, str] = token_headers("police")
+    return headers
+
+
+@pytest.fixture
+def care(token_headers: Any) -> dict[str, str]:
+    headers: dict[str, str] = token_headers("care")
+    return headers
+
+
+@pytest.fixture
+def meldpunt(token_headers: Any) -> dict[str, str]:
+    headers: dict[str, str] = token_headers("meldpunt", MELDPUNT_SCOPES)
+    return headers

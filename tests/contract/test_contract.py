@@ -5,36 +5,16 @@ Each test names the contract sentence it holds the gateway to.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from gateway import API_VERSION
 from gateway.audit.views import catch_up
-from tests.signals.test_api import MELDPUNT_SCOPES, OTHER_BSN, body
+from tests.signals.test_api import OTHER_BSN, body
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
-
-
-@pytest.fixture
-def police(token_headers: Any) -> dict[str, str]:
-    headers: dict[str, str] = token_headers("police")
-    return headers
-
-
-@pytest.fixture
-def care(token_headers: Any) -> dict[str, str]:
-    headers: dict[str, str] = token_headers("care")
-    return headers
-
-
-@pytest.fixture
-def meldpunt(token_headers: Any) -> dict[str, str]:
-    headers: dict[str, str] = token_headers("meldpunt", MELDPUNT_SCOPES)
-    return headers
 
 
 def _submit(client: FlaskClient, headers: dict[str, str], reference: str, **subject: str) -> str:

@@ -18,6 +18,7 @@ from jwcrypto import jwe as jwcrypto_jwe
 from jwcrypto import jwk as jwcrypto_jwk
 
 from gateway.crypto import generate_p256_jwk, jwe
+from tests.strategies import mutate as shared_mutate
 
 SECRET = b'{"note": "signal text the gateway must never keep"}'
 
@@ -459,27 +460,7 @@ def test_parser_raises_only_its_own_errors(data: object) -> None:
 
 
 def mutate(data: st.DataObject, document: Any) -> Any:
-    """Walk into the document along existing members, then replace, delete or add one."""
-    document = json.loads(json.dumps(document))
-    node = document
-    while True:
-        keys: list[Any] = list(node) if isinstance(node, dict) else list(range(len(node)))
-        if not keys:
-            break
-        key = data.draw(st.sampled_from(keys))
-        child = node[key]
-        if isinstance(child, dict | list) and child and data.draw(st.booleans()):
-            node = child
-            continue
-        action = data.draw(st.sampled_from(["replace", "delete", "add"]))
-        if action == "replace":
-            node[key] = data.draw(jose_like)
-        elif action == "delete" or not isinstance(node, dict):
-            del node[key]
-        else:
-            node[data.draw(member_names)] = data.draw(jose_like)
-        break
-    return document
+    return shared_mutate(data, document, jose_like, member_names)
 
 
 @settings(max_examples=300, deadline=None)

@@ -18,9 +18,9 @@ import pytest
 from gateway.client import PartnerClient
 from gateway.crypto.jwe import encrypt_for_recipients
 from gateway.demo.people import people
+from tests.conftest import MELDPUNT_SCOPES
 from tests.integration.live import LiveGateway, live_gateway
 
-MELDPUNT_SCOPES = "cases:write audit:read notifications:read directory:read signals:read"
 ROUNDS = 6
 
 

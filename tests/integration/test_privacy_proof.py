@@ -41,8 +41,8 @@ from gateway.crypto.jwe import encrypt_for_recipients
 from gateway.logs import configure_logging
 from gateway.pseudonyms.normalise import fold
 from gateway.signals.schemas import SignalCreate
+from tests.conftest import MELDPUNT_SCOPES
 
-MELDPUNT_SCOPES = "cases:write audit:read notifications:read directory:read signals:read"
 PARTNERS = {
     "police": "police",
     "zorg-twente": "care",

@@ -26,7 +26,6 @@ SUBJECT = {
     "givenNames": "Sanne",
     "dateOfBirth": "2009-04-17",
 }
-MELDPUNT_SCOPES = "cases:write audit:read notifications:read directory:read signals:read"
 
 
 def payload_for(client: FlaskClient, headers: dict[str, str], category: str) -> dict[str, Any]:
@@ -51,24 +50,6 @@ def body(
         "subject": {**SUBJECT, **subject},
         "payload": payload_for(client, headers, category),
     }
-
-
-@pytest.fixture
-def police(token_headers: Any) -> dict[str, str]:
-    headers: dict[str, str] = token_headers("police")
-    return headers
-
-
-@pytest.fixture
-def care(token_headers: Any) -> dict[str, str]:
-    headers: dict[str, str] = token_headers("care")
-    return headers
-
-
-@pytest.fixture
-def meldpunt(token_headers: Any) -> dict[str, str]:
-    headers: dict[str, str] = token_headers("meldpunt", MELDPUNT_SCOPES)
-    return headers
 
 
 def test_create_returns_201_location_and_a_receipt_of_the_audit_entry(

@@ -25,6 +25,7 @@ from gateway.signals.envelope import (
     UnsupportedAlgorithm,
     check_envelope,
 )
+from tests.strategies import mutate as shared_mutate
 
 SECRET = b'{"summary": "what the police officer saw", "bsn": "123456782"}'
 ISSUER = "https://gateway.example"
@@ -428,27 +429,7 @@ member_names = st.sampled_from(["zip", "crit", "aad", "epk", "kid", "alg", "enc"
 
 
 def mutate(data: st.DataObject, document: Any) -> Any:
-    """Walk into the document along existing members, then replace, delete or add one."""
-    document = json.loads(json.dumps(document))
-    node = document
-    while True:
-        keys: list[Any] = list(node) if isinstance(node, dict) else list(range(len(node)))
-        if not keys:
-            break
-        key = data.draw(st.sampled_from(keys))
-        child = node[key]
-        if isinstance(child, dict | list) and child and data.draw(st.booleans()):
-            node = child
-            continue
-        action = data.draw(st.sampled_from(["replace", "delete", "add"]))
-        if action == "replace":
-            node[key] = data.draw(nasty_values)
-        elif action == "delete" or not isinstance(node, dict):
-            del node[key]
-        else:
-            node[data.draw(member_names)] = data.draw(nasty_values)
-        break
-    return document
+    return shared_mutate(data, document, nasty_values, member_names)
 
 
 @settings(max_examples=300, deadline=None)

@@ -16,7 +16,8 @@ from gateway.cli import main
 from gateway.signals.expiry import expire_signals
 from gateway.signals.models import SignalPseudonymRow, SignalRow
 from tests.audit.test_verify import cli_env
-from tests.signals.test_api import MELDPUNT_SCOPES, body
+from tests.conftest import MELDPUNT_SCOPES
+from tests.signals.test_api import body
 
 
 def test_signals_past_retention_expire_and_are_audited(

@@ -6,7 +6,8 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from tests.signals.test_api import BSN, MELDPUNT_SCOPES, SUBJECT, body
+from tests.conftest import MELDPUNT_SCOPES
+from tests.signals.test_api import BSN, SUBJECT, body
 from tests.test_http_conventions import assert_problem
 
 
