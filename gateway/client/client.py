@@ -325,17 +325,22 @@ class PartnerClient:
         found: dict[str, Any] = self.request("GET", f"/signals/{signal_id}").json()
         return found
 
-    def signals(self, limit: int = 100) -> Iterator[dict[str, Any]]:
+    def _pages(self, path: str, limit: int) -> Iterator[dict[str, Any]]:
+        """Every item of a cursor-paged collection, page by page."""
         cursor: str | None = None
         while True:
             params: dict[str, Any] = {"limit": limit}
             if cursor:
                 params["cursor"] = cursor
-            page = self.request("GET", "/signals", params=params).json()
+            page = self.request("GET", path, params=params).json()
             yield from page["items"]
             cursor = page.get("next")
             if not cursor:
                 return
+
+    def signals(self, limit: int = 100) -> Iterator[dict[str, Any]]:
+        """This organisation's signals."""
+        return self._pages("/signals", limit)
 
     def withdraw(self, signal_id: str) -> dict[str, Any]:
         withdrawn: dict[str, Any] = self.request("DELETE", f"/signals/{signal_id}").json()
@@ -344,16 +349,7 @@ class PartnerClient:
 
     def matches(self, limit: int = 100) -> Iterator[dict[str, Any]]:
         """Matches across partners (the meldpunt's own systems, scope `cases:write`)."""
-        cursor: str | None = None
-        while True:
-            params: dict[str, Any] = {"limit": limit}
-            if cursor:
-                params["cursor"] = cursor
-            page = self.request("GET", "/matches", params=params).json()
-            yield from page["items"]
-            cursor = page.get("next")
-            if not cursor:
-                return
+        return self._pages("/matches", limit)
 
     def notifications(self, limit: int = 100) -> list[dict[str, Any]]:
         """New notifications since the last call; the feed position is kept in the state
