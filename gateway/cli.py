@@ -160,6 +160,37 @@ def signals_expire(as_json: bool) -> None:
     emit({"expired": expired}, as_json, f"{expired} signal(s) expired")
 
 
+@main.group()
+def users() -> None:
+    """People at the meldpunt (for the web UI)."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", required=True, help="coordinator, privacy-officer or admin")
+@friendly_errors
+def users_add(name: str, role: str) -> None:
+    """Create a user; prints JSON with the one-time password and the TOTP secret."""
+    from gateway.actors import cli_actor
+    from gateway.db import Database
+    from gateway.keys import KeyStore, load_master_key
+    from gateway.users.service import UserError, add_user
+
+    settings = settings_from_env()
+    keys = KeyStore(
+        settings.keys_dir, load_master_key(settings.keys_dir, settings.master_key, create=False)
+    )
+    database = Database(settings.database_url)
+    try:
+        with database.transaction() as session:
+            created = add_user(session, keys, name=name, role=role, actor=cli_actor())
+    except UserError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        database.dispose()
+    click.echo(json.dumps(created.as_json(), indent=2))
+
+
 from gateway.client.cli import partner as _partner  # noqa: E402 - after `main`
 
 main.add_command(_partner)

@@ -8,6 +8,7 @@ from gateway.oauth.models import RateCounter, RevokedToken, SeenJti
 from gateway.partners.models import OAuthClient, Organisation
 from gateway.policy.models import PolicyVersionRow
 from gateway.signals.models import SignalPseudonymRow, SignalRow
+from gateway.users.models import UserRow
 
 __all__ = [
     "AuditCheckpointRow",
@@ -25,4 +26,5 @@ __all__ = [
     "SeenJti",
     "SignalPseudonymRow",
     "SignalRow",
+    "UserRow",
 ]

@@ -261,6 +261,13 @@ class KeyStore:
         log.info("key created", kid=kid, purpose=purpose.value, algorithm=record.algorithm)
         return record
 
+    def seal_secret(self, plaintext: bytes, aad: bytes) -> dict[str, str]:
+        """Seal another secret (e.g. a user's TOTP secret) under the master key."""
+        return crypto.seal(self._master.key, plaintext, aad)
+
+    def unseal_secret(self, sealed: dict[str, str], aad: bytes) -> bytes:
+        return crypto.unseal(self._master.key, sealed, aad)
+
     def ensure_all(self) -> list[KeyRecord]:
         """Create the keys that are missing; returns only the newly created ones."""
         return [self.create(purpose) for purpose in self.missing()]
