@@ -35,9 +35,13 @@ def test_add_prints_the_one_time_password_and_totp_secret(
     database = Database(settings.database_url)
     with database.transaction(write=False) as session:
         row = session.execute(select(UserRow)).scalar_one()
-        audit = session.execute(select(UserRow.id).where(UserRow.name == "f.de.vries")).scalar_one()
+        entry = session.execute(
+            select(AuditEntryRow.data).where(AuditEntryRow.action == "user.register")
+        ).scalar_one()
     database.dispose()
-    assert audit == created["id"]
+    assert json.loads(entry)["resource"] == {"type": "user", "id": created["id"]}
+    assert created["oneTimePassword"].encode() not in entry
+    assert created["totpSecret"].encode() not in entry
     assert PasswordHasher().verify(row.password_hash, created["oneTimePassword"])
     assert created["oneTimePassword"] not in row.password_hash
     assert created["totpSecret"] not in row.totp_secret_sealed
