@@ -31,7 +31,9 @@ from gateway.client.cli import generate_partner_keys
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.demo.people import Person, people
+from gateway.keys import KeyStore, load_master_key
 from gateway.partners.registry import add_client, add_organisation
+from gateway.users.service import add_user
 
 MELDPUNT_SCOPES = (
     "cases:write",
@@ -39,6 +41,13 @@ MELDPUNT_SCOPES = (
     "notifications:read",
     "directory:read",
     "signals:read",
+)
+
+#: People at the meldpunt (for the web UI); their one-time passwords go to users.json.
+DEMO_USERS = (
+    ("c.jansen", "coordinator"),
+    ("m.bakker", "coordinator"),
+    ("p.visser", "privacy-officer"),
 )
 
 #: (organisation id, display name, kind)
@@ -142,6 +151,18 @@ def build(directory: Path, host: str, port: int) -> DemoInstance:
                     indent=2,
                 )
             )
+        with database.transaction() as session:
+            keys = KeyStore(
+                settings.keys_dir,
+                load_master_key(settings.keys_dir, settings.master_key, create=False),
+            )
+            created = [
+                add_user(session, keys, name=name, role=role, actor=actor).as_json()
+                for name, role in DEMO_USERS
+            ]
+        users_file = directory / "users.json"
+        users_file.write_text(json.dumps(created, indent=2))
+        os.chmod(users_file, 0o600)
     finally:
         database.dispose()
     return instance
@@ -276,6 +297,8 @@ Try next (in another terminal, from this folder):
   .venv/bin/ketenpoort partner --config {police} verify
   {env} .venv/bin/ketenpoort audit verify
 
+Users (two coordinators, a privacy officer) with their one-time passwords and TOTP
+secrets are in {instance.directory}/users.json (the web UI that signs them in is not built yet).
 Instance files are in {instance.directory}/ (a second run starts clean). Ctrl-C stops.
 """
 
