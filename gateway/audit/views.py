@@ -323,6 +323,12 @@ def get_inclusion_proof() -> Response:
                     headers={"Retry-After": "1"},
                 )
             index = int(found.seq)
+            if index >= size:  # numbered after the tree the caller asked about
+                raise LeafNotSequenced(
+                    f"The entry is not in the tree of {size} entries; ask with a later "
+                    "checkpoint's treeSize.",
+                    headers={"Retry-After": "1"},
+                )
         else:
             assert query.index is not None
             index = query.index

@@ -171,13 +171,15 @@ def test_proof_errors_are_problems(
         "/v1/audit/proofs/inclusion", query_string={"leafHash": b64(fresh)}, headers=h
     )
     assert response.status_code == 200 and response.get_json()["index"] >= 12
-    # a receipt in a later tree than the one asked for
+    # a receipt in a later tree than the one asked for: not in that tree yet (a witness
+    # that read an older checkpoint fetches a newer one), not an invalid request
     response = client.get(
         "/v1/audit/proofs/inclusion",
         query_string={"leafHash": b64(logged[11]), "treeSize": 5},
         headers=h,
     )
-    assert_problem(response, 400, "invalid-input")
+    assert_problem(response, 404, "leaf-not-sequenced")
+    assert response.headers["Retry-After"] == "1"
     refused = [e for e in audit_reads(database) if e["outcome"] == "denied"]
     assert refused and all(e["actor"]["organisation"] == "police" for e in refused)  # type: ignore[index]
 
