@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from gateway.actors import Actor
@@ -108,6 +108,30 @@ def _new_client_id(org_id: str) -> str:
     return f"{org_id}-{secrets.token_hex(6)}"
 
 
+#: Bumped whenever this process changes the directory (an organisation added or disabled,
+#: the meldpunt's key replaced), so per-process directory caches reload at once; other
+#: processes see the change when their short cache lifetime ends.
+_directory_generation = 0
+
+
+def directory_generation() -> int:
+    return _directory_generation
+
+
+def _directory_changed(session: Session) -> None:
+    """Invalidate directory caches now and again when `session` commits (or rolls back):
+    a cache refilled between the change and its commit would otherwise keep the old view."""
+    global _directory_generation
+    _directory_generation += 1
+
+    def bump(_: Session) -> None:
+        global _directory_generation
+        _directory_generation += 1
+
+    event.listen(session, "after_commit", bump, once=True)
+    event.listen(session, "after_rollback", bump, once=True)
+
+
 def get_organisation(session: Session, org_id: str) -> Organisation | None:
     return session.get(Organisation, org_id)
 
@@ -149,6 +173,7 @@ def add_organisation(
     )
     session.add(org)
     session.flush()
+    _directory_changed(session)
     record_event(
         session,
         AuditEvent(
@@ -229,6 +254,7 @@ def disable_organisation(session: Session, org_id: str, *, actor: Actor) -> Orga
         select(OAuthClient).where(OAuthClient.organisation_id == org_id)
     ).all()
     already = org.status == "disabled"
+    _directory_changed(session)
     org.status = "disabled"
     org.disabled_at = org.disabled_at or now
     for client in clients:
@@ -320,6 +346,7 @@ def ensure_meldpunt(session: Session, encryption_jwk: Mapping[str, Any], *, acto
         )
         return True
     if org.encryption_jwks.get("keys") != [public]:
+        _directory_changed(session)
         org.encryption_jwks = {"keys": [public]}
         record_event(
             session,

@@ -25,12 +25,13 @@ from gateway.keys import KeyPurpose
 from gateway.logs import looks_like_identifier
 from gateway.matching.service import HitRule, list_matches, list_notifications
 from gateway.policy.engine import Resource
-from gateway.policy.service import authorize, policy_engine, record_allowed
+from gateway.policy.service import authorize, decide, policy_engine, record_allowed
 from gateway.pseudonyms.errors import InvalidSubject
 from gateway.pseudonyms.normalise import PREFIXES, fold
 from gateway.pseudonyms.service import Pseudonymiser
 from gateway.security import current_actor
 from gateway.services import db_session, services
+from gateway.signals.directory import DirectoryCache
 from gateway.signals.envelope import check_envelope
 from gateway.signals.schemas import (
     MatchOut,
@@ -62,6 +63,7 @@ bp = Blueprint("signals", __name__)
 MELDPUNT = "meldpunt"
 COORDINATOR = "coordinator"
 PSEUDONYMISER = "pseudonymiser"
+DIRECTORY_CACHE = "signals.directory"
 IDEMPOTENCY_KEY_MAX = 128
 
 
@@ -157,15 +159,13 @@ def _idempotency_key(names: set[str]) -> str | None:
     return key
 
 
-def _directory_keys(session: Any) -> dict[str, tuple[str, dict[str, Any]]]:
-    from gateway.partners.registry import active_directory
-
-    keys: dict[str, tuple[str, dict[str, Any]]] = {}
-    for organisation in active_directory(session):
-        for jwk in organisation.encryption_jwks.get("keys", []):
-            if "kid" in jwk:
-                keys[jwk["kid"]] = (organisation.id, jwk)
-    return keys
+def directory_cache() -> DirectoryCache:
+    """One per app and process (see `gateway.signals.directory`)."""
+    extra = services().extra
+    if DIRECTORY_CACHE not in extra:
+        extra[DIRECTORY_CACHE] = DirectoryCache(services().db)
+    found: DirectoryCache = extra[DIRECTORY_CACHE]
+    return found
 
 
 def _require_organisation(actor: Actor) -> str:
@@ -217,19 +217,18 @@ def create() -> Response:
         )
     assert category is not None
 
-    session = db_session()
-    decision = authorize(
-        session,
-        actor,
-        "signal.create",
-        Resource(type="signal", category=body.category, organisation=organisation),
-    )
+    resource = Resource(type="signal", category=body.category, organisation=organisation)
+    # The policy decides in memory; the request's write transaction (SQLite's write lock)
+    # starts only once the checks below have passed, so it is held for the writes alone.
+    decision = decide(actor, "signal.create", resource)
+    if not decision.allowed:
+        authorize(db_session(), actor, "signal.create", resource)  # records it, raises 403
     keys = services().keys
     meldpunt_key = keys.active(KeyPurpose.MELDPUNT_ENCRYPTION)
     check_envelope(
         body.payload,
         category_recipients=set(category.required_recipients) | {MELDPUNT},
-        directory=_directory_keys(session),
+        directory=directory_cache().view(),
         meldpunt_private_jwk=keys.private_jwk(meldpunt_key.kid),
     )
     linked: dict[str, bytes] = {
@@ -239,6 +238,7 @@ def create() -> Response:
         raise InvalidSubject(
             [FieldError("/subject", "No linkage key this category uses can be derived")]
         )
+    session = db_session()
     created = create_signal(
         session,
         NewSignal(
@@ -277,7 +277,8 @@ def create() -> Response:
     )
     out = _signal_out(signal, receipt.leaf_hash_b64)
     text = out.model_dump_json(by_alias=True, exclude_none=True)
-    remember_response(session, signal.id, text)
+    if idempotency_key is not None:  # only a retry with the key reads it back
+        remember_response(session, signal.id, text)
     session.commit()
     return Response(text, 201, mimetype="application/json", headers=location)
 
