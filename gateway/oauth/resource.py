@@ -9,6 +9,8 @@ the DPoP binding and proof (RFC 9449 §7), and the scopes; it answers RFC 6750
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,28 +23,35 @@ from gateway.oauth.models import RevokedToken
 from gateway.oauth.rfc9449 import InvalidProof, verify_proof
 from gateway.oauth.server import OAuthService, client_address
 from gateway.partners.models import OAuthClient, Organisation
-from gateway.partners.registry import ClientRecord, client_record
 
 REALM = "ketenpoort"
 FORM = "application/x-www-form-urlencoded"
 
 
+@dataclass(frozen=True)
+class _ClientState:
+    organisation: str
+    organisation_kind: str
+    active: bool
+
+
 def _client_and_revocation(
     session: Session, client_id: str, jti: str
-) -> tuple[ClientRecord | None, bool]:
+) -> tuple[_ClientState | None, bool]:
     """The token's client (None if unknown) and whether its `jti` is revoked: read from
     the database on every request (so a revocation or a disabled client holds across
-    workers at once), in one indexed statement."""
+    workers at once), in one indexed statement of plain columns."""
     revoked = select(RevokedToken.jti).where(RevokedToken.jti == jti).exists()
     row = session.execute(
-        select(OAuthClient, Organisation, revoked)
+        select(OAuthClient.status, Organisation.id, Organisation.kind, Organisation.status, revoked)
         .join(Organisation, Organisation.id == OAuthClient.organisation_id)
         .where(OAuthClient.client_id == client_id)
     ).first()
     if row is None:
         return None, store.is_revoked(session, jti)
-    client, organisation, is_revoked = row
-    return client_record(client, organisation), bool(is_revoked)
+    client_status, organisation, kind, organisation_status, is_revoked = row
+    active = client_status == "active" and organisation_status == "active"
+    return _ClientState(organisation, kind, active), bool(is_revoked)
 
 
 class _Refusal(Exception):

@@ -316,11 +316,6 @@ def find_client(session: Session, client_id: str) -> ClientRecord | None:
     if row is None:
         return None
     client, org = row
-    return client_record(client, org)
-
-
-def client_record(client: OAuthClient, org: Organisation) -> ClientRecord:
-    """The validator's view of a client row and its organisation's row."""
     return ClientRecord(
         client_id=client.client_id,
         organisation=org.id,
