@@ -18,9 +18,9 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, cast
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Table, and_, insert, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.audit.entries import SubjectRef
@@ -40,6 +40,7 @@ from gateway.signals.paging import Page, clamp_limit, decode_cursor, encode_curs
 #: The linkage-key families this version derives (see DESIGN.md, "Pseudonyms").
 FAMILIES = frozenset({"bsn", "name_dob"})
 ELEMENT_SIZE = 32
+_PSEUDONYMS = cast(Table, SignalPseudonymRow.__table__)
 SUBJECT_REF_TYPE = "ketenpoort-pseudonym"
 
 
@@ -205,11 +206,18 @@ def create_signal(
     session.flush()
     outcome = match_new_signal(session, row, pseudonyms, moment, hit_policy)
     row.repeat_of = outcome.repeat_of
-    session.add_all(
-        SignalPseudonymRow(
-            signal_pk=row.pk, family=family, element=element, key_id=new.pseudonym_key_id
-        )
-        for family, element in sorted(pseudonyms.items())
+    # One Core executemany (the rows are never read back through this session's map).
+    session.execute(
+        insert(_PSEUDONYMS),
+        [
+            {
+                "signal_pk": row.pk,
+                "family": family,
+                "element": element,
+                "key_id": new.pseudonym_key_id,
+            }
+            for family, element in sorted(pseudonyms.items())
+        ],
     )
     session.flush()
     return Created(_view(row), outcome.changes, True)
