@@ -130,32 +130,27 @@ def sign_jws(
     return jws.serialize_compact(dict(header), payload, key, algorithms=[alg])
 
 
-def unverified_header(token: str) -> dict[str, Any]:
-    """The protected header, decoded but NOT verified (to pick the key)."""
+def _unverified_part(token: str, index: int, what: str) -> dict[str, Any]:
     parts = token.split(".") if isinstance(token, str) else []
     if len(parts) != 3:
         raise JoseError("not a compact JWS")
     try:
-        header = json.loads(b64url_decode(parts[0]))
+        decoded = json.loads(b64url_decode(parts[index]))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise JoseError("the JWS header is not valid JSON") from exc
-    if not isinstance(header, dict):
-        raise JoseError("the JWS header is not a JSON object")
-    return header
+        raise JoseError(f"the JWS {what} is not valid JSON") from exc
+    if not isinstance(decoded, dict):
+        raise JoseError(f"the JWS {what} is not a JSON object")
+    return decoded
+
+
+def unverified_header(token: str) -> dict[str, Any]:
+    """The protected header, decoded but NOT verified (to pick the key)."""
+    return _unverified_part(token, 0, "header")
 
 
 def unverified_claims(token: str) -> dict[str, Any]:
     """The payload, decoded but NOT verified (to find which client claims to speak)."""
-    parts = token.split(".") if isinstance(token, str) else []
-    if len(parts) != 3:
-        raise JoseError("not a compact JWS")
-    try:
-        claims = json.loads(b64url_decode(parts[1]))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise JoseError("the JWS payload is not valid JSON") from exc
-    if not isinstance(claims, dict):
-        raise JoseError("the JWS payload is not a JSON object")
-    return claims
+    return _unverified_part(token, 1, "payload")
 
 
 def _import_verification_key(jwk: Mapping[str, Any]) -> Key:

@@ -79,10 +79,10 @@ class Person:
         return subject
 
 
-def valid_bsn(rng: random.Random) -> str:
-    """Nine digits passing the 11-test (weights 9..2 and -1), never starting with 0."""
+def valid_bsn(rng: random.Random, first: tuple[int, int] = (1, 9)) -> str:
+    """Nine digits passing the 11-test (weights 9..2 and -1), the first digit in `first`."""
     while True:
-        digits = [rng.randint(1, 9)] + [rng.randint(0, 9) for _ in range(7)]
+        digits = [rng.randint(*first)] + [rng.randint(0, 9) for _ in range(7)]
         total = sum(d * w for d, w in zip(digits, range(9, 1, -1), strict=True))
         last = total % 11
         if last < 10:

@@ -38,6 +38,7 @@ from gateway.api.openapi import operation
 from gateway.api.validation import parse_body
 from gateway.audit.models import AuditEntryRow
 from gateway.crypto.jwe import encrypt_for_recipients
+from gateway.demo.people import valid_bsn
 from gateway.logs import configure_logging
 from gateway.pseudonyms.normalise import fold
 from gateway.signals.schemas import SignalCreate
@@ -61,13 +62,8 @@ PEOPLE_COUNT = 90
 
 
 def _bsn(rng: random.Random) -> str:
-    """Nine digits passing the 11-test, first digit 2-6 (never a millisecond timestamp)."""
-    while True:
-        digits = [rng.randint(2, 6)] + [rng.randint(0, 9) for _ in range(7)]
-        total = sum(d * w for d, w in zip(digits, range(9, 1, -1), strict=True))
-        last = total % 11
-        if last < 10:
-            return "".join(map(str, [*digits, last]))
+    """A checksum-valid BSN, first digit 2-6 (never a millisecond timestamp)."""
+    return valid_bsn(rng, first=(2, 6))
 
 
 @dataclass(frozen=True)
