@@ -8,7 +8,9 @@ span id, status, name, start and end in ms, processing activity).
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,19 +22,44 @@ from gateway.actors import Actor
 
 #: 2: the `ldv` block uses the field names of LDV 1.0 itself (`trace_id`, `span_id`,
 #: `dpl.core.processing_activity_id`, ...) as the contract names them; 1 used camelCase.
-SCHEMA_VERSION = 2
+#: 3: `subjects` carry a reference made for the entry alone (`entry_subject_id`), not
+#: the pseudonym reference itself.
+SCHEMA_VERSION = 3
 Outcome = Literal["success", "denied", "error"]
 #: LDV status: `Error` only for failures inside the system; a request refused on its
 #: input or by the policy was handled correctly and is `Unset` (LDV, component Logboek).
 LDV_STATUS = {"success": "Ok", "denied": "Unset", "error": "Error"}
 
 
+#: The `type` of a subject in an entry: a reference made for that entry alone.
+ENTRY_SUBJECT_TYPE = "ketenpoort-entry-subject"
+
+
 @dataclass(frozen=True)
 class SubjectRef:
-    """A data subject, pseudonymised: the privacy officer searches by `id`."""
+    """A data subject, pseudonymised: the privacy officer searches by `id`.
+
+    `id` is the search handle (derived from a stored pseudonym); it goes into the
+    database index beside the entry, never into the entry itself: an entry carries
+    `entry_subject_id(entry id, handle)` instead, so a partner reading its own entries
+    sees no pseudonym and no value that recurs across entries.
+    """
 
     id: str
     type: str  # e.g. "ketenpoort-pseudonym"
+
+
+def entry_subject_id(entry_id: str, handle: str) -> str:
+    """The subject reference an entry carries: HMAC(handle, entry id), base64url.
+
+    The handle (a pseudonym reference) is unknown outside the gateway, so the value
+    tells a reader nothing; the privacy officer, who holds the handle from a subject
+    search, can recompute it for any entry.
+    """
+    mac = hmac.new(
+        handle.encode("ascii"), b"ketenpoort-audit-subject-v1:" + entry_id.encode(), "sha256"
+    ).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -71,9 +98,10 @@ def build_entry(
     now = now or datetime.now(UTC)
     started = event.started or now
     ended = event.ended or now
+    entry_id = str(uuid.uuid4())
     entry: dict[str, Any] = {
         "schemaVersion": SCHEMA_VERSION,
-        "id": str(uuid.uuid4()),
+        "id": entry_id,
         "time": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "requestId": trace.request_id,
         "action": event.action,
@@ -88,7 +116,10 @@ def build_entry(
             else None
         ),
         "purpose": event.purpose,
-        "subjects": [{"id": s.id, "type": s.type} for s in event.subjects],
+        "subjects": [
+            {"id": entry_subject_id(entry_id, s.id), "type": ENTRY_SUBJECT_TYPE}
+            for s in event.subjects
+        ],
         "detail": event.detail,
         # LDV fields keep the standard's own names (like JWK or problem details do).
         "ldv": {

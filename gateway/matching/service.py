@@ -30,6 +30,9 @@ from typing import Any, Literal
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from gateway.actors import SYSTEM
+from gateway.audit.entries import AuditEvent, SubjectRef
+from gateway.audit.service import record_event
 from gateway.matching.models import COORDINATOR, MatchMemberRow, MatchRow, NotificationRow
 from gateway.signals.locks import lock_clusters
 from gateway.signals.models import SignalPseudonymRow, SignalRow
@@ -524,6 +527,32 @@ def on_signal_removed(
                     ),
                 )
     return [m.id for m in matches]
+
+
+def record_matching(
+    session: Session,
+    signal_id: str,
+    subjects: Sequence[SubjectRef],
+    detail: Mapping[str, Any],
+) -> None:
+    """The gateway's entry of what matching did for a signal (`matching.update`).
+
+    Its actor is the gateway itself, so no partner reads it (a partner sees only
+    entries it is the actor of); it is written for every signal whether or not
+    anything matched, so neither the entry nor the log's size says whether it did.
+    """
+    record_event(
+        session,
+        AuditEvent(
+            action="matching.update",
+            outcome="success",
+            actor=SYSTEM,
+            resource_type="signal",
+            resource_id=signal_id,
+            subjects=tuple(subjects),
+            detail=dict(detail),
+        ),
+    )
 
 
 def list_matches(session: Session, cursor: str | None, limit: int | None) -> Page[Match]:

@@ -23,7 +23,12 @@ from gateway.api.validation import json_response, parse_body, parse_query
 from gateway.errors import FieldError, InvalidInput, NotFound
 from gateway.keys import KeyPurpose
 from gateway.logs import looks_like_identifier
-from gateway.matching.service import HitRule, list_matches, list_notifications
+from gateway.matching.service import (
+    HitRule,
+    list_matches,
+    list_notifications,
+    record_matching,
+)
 from gateway.policy.engine import Resource
 from gateway.policy.service import authorize, decide, policy_engine, record_allowed
 from gateway.pseudonyms.errors import InvalidSubject
@@ -260,6 +265,11 @@ def create() -> Response:
     if not created.created and signal.stored_response is not None:
         session.commit()
         return Response(signal.stored_response, 201, mimetype="application/json", headers=location)
+    subjects = subject_refs(linked)
+    # The partner reads its own entry: it says what the partner did and nothing of
+    # what the gateway found. The matching outcome is the gateway's own entry, written
+    # for every signal (hit or not, so the log's growth tells nothing either) and
+    # readable by the meldpunt's privacy officer only.
     receipt = record_allowed(
         session,
         actor,
@@ -267,10 +277,14 @@ def create() -> Response:
         "signal.create",
         "signal",
         resource_id=signal.id,
-        subjects=subject_refs(linked),
-        detail={
-            "category": signal.category,
-            "linkageKeys": list(signal.linkage_keys),
+        subjects=subjects,
+        detail={"category": signal.category, "linkageKeys": list(signal.linkage_keys)},
+    )
+    record_matching(
+        session,
+        signal.id,
+        subjects,
+        {
             "matches": sorted({c.match.id for c in created.matches}),
             **({"repeatOf": signal.repeat_of} if signal.repeat_of else {}),
         },
@@ -383,7 +397,12 @@ def withdraw(signal_id: str) -> Response:
         "signal",
         resource_id=signal.id,
         subjects=removal.subjects,
-        detail={"changed": removal.changed, "matches": list(removal.match_ids)},
+    )
+    record_matching(
+        session,
+        signal.id,
+        removal.subjects,
+        {"changed": removal.changed, "matches": list(removal.match_ids)},
     )
     session.commit()
     return json_response(_signal_out(removal.signal, receipt.leaf_hash_b64))

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from gateway.audit import AuditEvent, SubjectRef, record_event
+from gateway.audit.entries import ENTRY_SUBJECT_TYPE, entry_subject_id
 from gateway.audit.export import ldv_records
 from gateway.audit.models import AuditEntryRow
 from gateway.cli import main
@@ -54,12 +55,16 @@ def test_one_ldv_record_per_subject_without_user_identities(database: Database) 
         assert record["trace_id"] == entry["ldv"]["trace_id"]  # type: ignore[index]
         assert record["name"] == "case.read" and record["status_code"] == "STATUS_CODE_OK"
         assert record["attributes"]["dpl.core.processing_activity_id"] == ACTIVITY
-        assert record["attributes"]["dpl.core.data_subject_id_type"] == "ketenpoort-pseudonym"
+        assert record["attributes"]["dpl.core.data_subject_id_type"] == ENTRY_SUBJECT_TYPE
         assert isinstance(record["start_time"], int) and record["end_time"] >= record["start_time"]
         text = json.dumps(record)
         assert OFFICER.id not in text and "privacy-officer" not in text and "meldpunt" not in text
-    assert first["attributes"]["dpl.core.data_subject_id"] == "cHNldWRvLWE"
-    assert second["attributes"]["dpl.core.data_subject_id"] == "cHNldWRvLWI"
+    assert first["attributes"]["dpl.core.data_subject_id"] == entry_subject_id(
+        str(entry["id"]), "cHNldWRvLWE"
+    )
+    assert second["attributes"]["dpl.core.data_subject_id"] == entry_subject_id(
+        str(entry["id"]), "cHNldWRvLWI"
+    )
     assert first["span_id"] == entry["ldv"]["span_id"]  # type: ignore[index]
     assert second["parent_span_id"] == first["span_id"] and len(second["span_id"]) == 16
     assert second["span_id"] != first["span_id"]
