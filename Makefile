@@ -1,5 +1,13 @@
 # Two commands: `make run` (demo gateway on SQLite) and `make test` (lint, types, tests).
 PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 8080
+# The tests run on PostgreSQL too when it answers on the default port with a database
+# `test` (as on CI); set KETENPOORT_TEST_POSTGRES_URL= (empty) to run SQLite only.
+ifeq ($(origin KETENPOORT_TEST_POSTGRES_URL), undefined)
+KETENPOORT_TEST_POSTGRES_URL := $(shell psql -h 127.0.0.1 -U postgres -d test -tAc 'SELECT 1' >/dev/null 2>&1 && echo postgresql+psycopg://postgres@127.0.0.1:5432/test)
+endif
+export KETENPOORT_TEST_POSTGRES_URL
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -27,18 +35,18 @@ $(NODE_STAMP): package.json
 install: $(STAMP)
 install-dev: $(DEV_STAMP) $(NODE_STAMP)
 
-## make run: set up, build a demo instance with partners and signals under var/demo
-## (SQLite) and serve it on http://127.0.0.1:8080 until Ctrl-C.
+## make run [PORT=8080] [HOST=127.0.0.1]: set up, build a demo instance with partners,
+## people and signals under var/demo (SQLite) and serve it until Ctrl-C or SIGTERM.
 run: $(STAMP)
-	$(BIN)/ketenpoort demo --host 127.0.0.1 --port 8080
+	$(BIN)/ketenpoort demo --host $(HOST) --port $(PORT)
 
 ## make serve: initialise and serve the configured instance (no demo data).
 serve: $(STAMP)
 	$(BIN)/ketenpoort init
-	$(BIN)/ketenpoort serve --host 127.0.0.1 --port 8080
+	$(BIN)/ketenpoort serve --host $(HOST) --port $(PORT)
 
-## make test: ruff, mypy and the test suite (SQLite; PostgreSQL too when
-## KETENPOORT_TEST_POSTGRES_URL is set).
+## make test: ruff, mypy and the test suite on SQLite and (when it answers, see above)
+## PostgreSQL; skipped PostgreSQL runs are counted and named.
 test: install-dev lint typecheck pytest
 
 lint: $(DEV_STAMP)

@@ -87,10 +87,13 @@ def init(as_json: bool) -> None:
 @friendly_errors
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the gateway with gunicorn (a production server)."""
-    from gateway.server import run_gunicorn
+    from gateway.server import PortInUse, run_gunicorn
 
     settings = settings_from_env()
-    run_gunicorn(settings, host=host, port=port, workers=workers, threads=threads)
+    try:
+        run_gunicorn(settings, host=host, port=port, workers=workers, threads=threads)
+    except PortInUse as exc:
+        raise CliError(str(exc)) from None
 
 
 @main.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import replace
 from typing import Any
 
@@ -42,10 +43,29 @@ def gunicorn_options(*, host: str, port: int, workers: int, threads: int) -> dic
     }
 
 
+class PortInUse(Exception):
+    """The port is taken: said in one line before anything starts."""
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port in use before touching anything: gunicorn would retry for seconds
+    with raw errors, and another server there would answer our readiness checks."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise PortInUse(
+                f"port {port} on {host} is in use; stop what serves there or choose "
+                "another with --port"
+            ) from None
+
+
 def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
     # Build once in the parent so that a bad setting or missing key fails before forking.
     from gateway.app import create_app
 
+    check_port_free(host, port)
     create_app(settings=replace(settings, audit_sequencer=False))  # workers run the sequencer
     options = gunicorn_options(host=host, port=port, workers=workers, threads=threads)
     _Gunicorn(settings, options).run()

@@ -31,6 +31,12 @@ def load_config(path: Path) -> dict[str, Any]:
         if value:
             config[key] = value
     missing = [k for k in ("issuer", "client_id", "signing_key") if not config.get(k)]
+    if missing and not path.exists():
+        raise click.ClickException(
+            f"the configuration file {path} does not exist (give one with --config, or set "
+            + ", ".join(f"KETENPOORT_PARTNER_{k.upper()}" for k in missing)
+            + ")"
+        )
     if missing:
         raise click.ClickException(
             f"missing configuration: {', '.join(missing)} (set them in {path} or as "
@@ -137,10 +143,15 @@ def submit(config_path: Path, file: Path) -> None:
 
 @partner.command()
 @click.pass_obj
-def notifications(config_path: Path) -> None:
+@click.option(
+    "--from-start",
+    is_flag=True,
+    help="Read the whole feed again (from its first notification), not only what is new.",
+)
+def notifications(config_path: Path, from_start: bool) -> None:
     """Print the notifications that arrived since the last call."""
     client = make_client(load_config(config_path))
-    click.echo(json.dumps(client.notifications(), indent=2))
+    click.echo(json.dumps(client.notifications(from_start=from_start), indent=2))
 
 
 @partner.command()

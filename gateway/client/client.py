@@ -61,6 +61,15 @@ class _Token:
     expires_at: float
 
 
+def _cause(error: Exception | None) -> str:
+    """The reason a request failed, in words an integrator can act on."""
+    if isinstance(error, requests.Timeout):
+        return "no answer in time (is the gateway overloaded or the address wrong?)"
+    if isinstance(error, requests.ConnectionError):
+        return "could not connect (is the gateway running at this address?)"
+    return "the gateway kept answering that it is unavailable"
+
+
 class PartnerClient:
     """A partner system's connection to one Ketenpoort gateway.
 
@@ -204,9 +213,9 @@ class PartnerClient:
                 self._sleep(self._delay(attempt, response.headers.get("Retry-After")))
                 continue
             return response
-        raise TransportError(f"{method} {url} failed after {self.max_attempts} attempts") from (
-            last_error
-        )
+        raise TransportError(
+            f"{method} {url} failed after {self.max_attempts} attempts: {_cause(last_error)}"
+        ) from last_error
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
         if retry_after is not None:
@@ -351,10 +360,13 @@ class PartnerClient:
         """Matches across partners (the meldpunt's own systems, scope `cases:write`)."""
         return self._pages("/matches", limit)
 
-    def notifications(self, limit: int = 100) -> list[dict[str, Any]]:
+    def notifications(self, limit: int = 100, *, from_start: bool = False) -> list[dict[str, Any]]:
         """New notifications since the last call; the feed position is kept in the state
-        file (the gateway's `next` always resumes after the last item it gave)."""
+        file (the gateway's `next` always resumes after the last item it gave).
+        `from_start` reads the whole feed again and resumes from its end."""
         found: list[dict[str, Any]] = []
+        if from_start:
+            self.state.notifications_cursor = None
         while True:
             params: dict[str, Any] = {"limit": limit}
             if self.state.notifications_cursor:

@@ -13,8 +13,9 @@ import contextlib
 import json
 import os
 import secrets
+import shlex
 import shutil
-import socket
+import signal
 import subprocess
 import sys
 import time
@@ -33,6 +34,7 @@ from gateway.db import Database
 from gateway.demo.people import Person, people
 from gateway.keys import KeyStore, load_master_key
 from gateway.partners.registry import add_client, add_organisation
+from gateway.server import PortInUse, check_port_free
 from gateway.users.service import add_user
 
 MELDPUNT_SCOPES = (
@@ -78,6 +80,15 @@ def _master_key() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
 
 
+def write_env_file(path: Path, env: dict[str, str]) -> None:
+    """`source var/demo/env` points a shell's `ketenpoort` at this instance (0600: the
+    master key is in it) and puts this installation's `ketenpoort` on the PATH."""
+    lines = [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
+    lines.append(f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"')
+    path.write_text("# Ketenpoort demo instance: source this file\n" + "\n".join(lines) + "\n")
+    os.chmod(path, 0o600)
+
+
 def build(directory: Path, host: str, port: int) -> DemoInstance:
     """A clean instance: database, keys, policy, five partners and a meldpunt client."""
     if directory.exists():
@@ -107,6 +118,7 @@ def build(directory: Path, host: str, port: int) -> DemoInstance:
         log_level="WARNING",
     )
     initialise(settings)
+    write_env_file(directory / "env", env)
     instance = DemoInstance(directory, issuer, settings, env)
     database = Database(settings.database_url)
     actor = cli_actor()
@@ -263,18 +275,7 @@ def run_scenario(instance: DemoInstance, crowd: list[Person]) -> dict[str, Any]:
 def summary_text(instance: DemoInstance, summary: dict[str, Any]) -> str:
     police = instance.partner_dirs["politie-oost-nederland"] / "ketenpoort-partner.json"
     meldpunt = instance.partner_dirs["meldpunt"] / "ketenpoort-partner.json"
-    env = " ".join(
-        f"{k}={v}"
-        for k, v in instance.env.items()
-        # the issuer too: the log's origin is derived from it (the default is port 8080)
-        if k
-        in {
-            "KETENPOORT_DATABASE_URL",
-            "KETENPOORT_KEYS_DIR",
-            "KETENPOORT_MASTER_KEY",
-            "KETENPOORT_ISSUER",
-        }
-    )
+    env_file = instance.directory / "env"
     return f"""
 Ketenpoort demo is running at {instance.issuer}
 
@@ -289,13 +290,16 @@ partner: {"yes" if summary["checkpointVerified"] else "NO"}; \
 Open:
   {instance.issuer}/docs               the API, readable offline
   {instance.issuer}/v1/openapi.json    OpenAPI 3.1
+  {instance.issuer}/healthz            liveness
+  {instance.issuer}/readyz             readiness (database, keys, policy)
   {instance.issuer}/metrics            Prometheus metrics
 
-Try next (in another terminal, from this folder):
-  .venv/bin/ketenpoort partner --config {meldpunt} matches
-  .venv/bin/ketenpoort partner --config {police} notifications
-  .venv/bin/ketenpoort partner --config {police} verify
-  {env} .venv/bin/ketenpoort audit verify
+Try next, in another terminal: `source {env_file}` puts `ketenpoort` on the PATH
+and points it at this instance (database, key store, issuer), then:
+  ketenpoort partner --config {meldpunt} matches
+  ketenpoort partner --config {meldpunt} notifications --from-start
+  ketenpoort partner --config {police} verify
+  ketenpoort audit verify
 
 Users (two coordinators, a privacy officer) with their one-time passwords and TOTP
 secrets are in {instance.directory}/users.json (the web UI that signs them in is not built yet).
@@ -303,23 +307,22 @@ Instance files are in {instance.directory}/ (a second run starts clean). Ctrl-C 
 """
 
 
-def check_port_free(host: str, port: int) -> None:
-    """Refuse a port in use before touching anything: another server there (say, a demo
-    still serving) would answer the readiness check in place of ours, and rebuilding the
-    directory would pull its database from under it."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
-        try:
-            probe.bind((host, port))
-        except OSError:
-            raise DemoError(
-                f"port {port} on {host} is in use (is a demo still running?); "
-                "stop it or choose another with --port"
-            ) from None
+def _stop_on_sigterm() -> None:
+    """SIGTERM stops the demo like Ctrl-C does, so the gateway it started stops too."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    with contextlib.suppress(ValueError):  # not the main thread (tests): nothing to do
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def run_demo(directory: Path, host: str, port: int, *, serve: bool = True) -> dict[str, Any]:
-    check_port_free(host, port)
+    try:
+        check_port_free(host, port)
+    except PortInUse as exc:
+        raise DemoError(f"{exc} (is a demo still running?)") from None
+    _stop_on_sigterm()
     instance = build(directory, host, port)
     process = start_server(instance, host, port)
     try:

@@ -119,7 +119,12 @@ def test_partner_cli_errors_are_one_clear_line(shared_gateway: LiveGateway, tmp_
         main, ["partner", "--config", str(tmp_path / "none.json"), "verify"], env={}
     )
     assert missing.exit_code != 0
-    assert "missing configuration: issuer, client_id, signing_key" in missing.output
+    assert f"the configuration file {tmp_path / 'none.json'} does not exist" in missing.output
+    (tmp_path / "partial.json").write_text('{"issuer": "http://127.0.0.1:1"}')
+    partial = CliRunner().invoke(
+        main, ["partner", "--config", str(tmp_path / "partial.json"), "verify"], env={}
+    )
+    assert "missing configuration: client_id, signing_key" in partial.output
 
     police = _partner(shared_gateway, tmp_path, f"politie-{uuid.uuid4().hex[:6]}", "police", None)
     bad = tmp_path / "bad-signal.json"

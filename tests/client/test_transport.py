@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -228,3 +229,22 @@ def test_429_on_the_last_attempt_raises_with_retry_after(
     assert caught.value.retry_after == 3.0
     assert sleeps == [3.0]
     assert len(proxy.seen("GET", DIRECTORY)) == 2
+
+
+def test_an_unreachable_gateway_is_reported_with_its_cause(tmp_path: Path) -> None:
+    from gateway.client.cli import generate_partner_keys
+    from gateway.client.errors import TransportError
+
+    keys = generate_partner_keys(tmp_path)
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    client = PartnerClient(
+        f"http://127.0.0.1:{port}",
+        "police-1",
+        signing_key=keys["signing"],
+        max_attempts=2,
+        sleep=lambda _s: None,
+    )
+    with pytest.raises(TransportError, match="could not connect"):
+        client.metadata()
