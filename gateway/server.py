@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
 import socket
+import tempfile
 from dataclasses import replace
 from typing import Any
 
@@ -61,11 +65,33 @@ def check_port_free(host: str, port: int) -> None:
             ) from None
 
 
+def _worker_exit(_server: Any, worker: Any) -> None:
+    """Gunicorn hook: a dead worker's live gauges leave the multiprocess metrics."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def share_metrics_between_workers() -> None:
+    """Prometheus multiprocess mode, so every scrape sums all workers.
+
+    Without it each scrape answers from whichever worker took it: counters jump up and
+    down. prometheus_client picks its storage when first imported, so this runs before
+    the app (and prometheus_client) is imported; an operator's own folder is kept.
+    """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    folder = tempfile.mkdtemp(prefix="ketenpoort-metrics-")  # 0700
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+
+
 def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
+    check_port_free(host, port)
+    share_metrics_between_workers()
     # Build once in the parent so that a bad setting or missing key fails before forking.
     from gateway.app import create_app
 
-    check_port_free(host, port)
     create_app(settings=replace(settings, audit_sequencer=False))  # workers run the sequencer
     options = gunicorn_options(host=host, port=port, workers=workers, threads=threads)
-    _Gunicorn(settings, options).run()
+    _Gunicorn(settings, {**options, "child_exit": _worker_exit}).run()

@@ -1,0 +1,33 @@
+"""`/metrics` under gunicorn with two workers: every scrape gives the same, summed count
+(without multiprocess mode each scrape answered from one worker's own counters)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import requests
+
+from tests.integration.live import live_gateway
+
+HEALTHZ = re.compile(
+    r'^ketenpoort_http_requests_total\{method="GET",route="/healthz",status="200"\} (\S+)$',
+    re.MULTILINE,
+)
+
+
+def _healthz_count(issuer: str) -> float:
+    text = requests.get(f"{issuer}/metrics", timeout=10).text
+    found = HEALTHZ.search(text)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_every_scrape_sums_all_workers(tmp_path: Path) -> None:
+    with live_gateway(f"sqlite:///{tmp_path / 'k.db'}", tmp_path, workers=2, threads=1) as live:
+        with requests.Session() as http:
+            before = _healthz_count(live.issuer)
+            for _ in range(40):  # new connections: both workers take some
+                assert requests.get(f"{live.issuer}/healthz", timeout=10).status_code == 200
+            scrapes = {_healthz_count(live.issuer) for _ in range(8)}
+            http.close()
+    assert scrapes == {before + 40}
