@@ -24,10 +24,8 @@ def _healthz_count(issuer: str) -> float:
 
 def test_every_scrape_sums_all_workers(tmp_path: Path) -> None:
     with live_gateway(f"sqlite:///{tmp_path / 'k.db'}", tmp_path, workers=2, threads=1) as live:
-        with requests.Session() as http:
-            before = _healthz_count(live.issuer)
-            for _ in range(40):  # new connections: both workers take some
-                assert requests.get(f"{live.issuer}/healthz", timeout=10).status_code == 200
-            scrapes = {_healthz_count(live.issuer) for _ in range(8)}
-            http.close()
+        before = _healthz_count(live.issuer)
+        for _ in range(40):  # a new connection each: both workers take some
+            assert requests.get(f"{live.issuer}/healthz", timeout=10).status_code == 200
+        scrapes = {_healthz_count(live.issuer) for _ in range(8)}
     assert scrapes == {before + 40}
