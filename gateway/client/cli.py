@@ -177,3 +177,19 @@ def verify(config_path: Path) -> None:
     """Check your receipts and that the audit log only grew since you last looked."""
     client = make_client(load_config(config_path))
     click.echo(json.dumps(client.verify().as_json(), indent=2))
+
+
+@partner.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the checklist as JSON.")
+@click.pass_obj
+def check(config_path: Path, as_json: bool) -> None:
+    """Check this partner's set-up against the gateway: discovery, clock, token, directory,
+    policy, encryption, a test signal (where the policy has a `test` category),
+    notifications and receipts; each line pass/fail with the fix. Exit 1 on a failure."""
+    from gateway.client.check import Checklist, as_text
+    from gateway.client.check import as_json as checks_json
+
+    results = Checklist(make_client(load_config(config_path))).run()
+    click.echo(json.dumps(checks_json(results), indent=2) if as_json else as_text(results))
+    if any(r.status == "fail" for r in results):
+        raise SystemExit(1)

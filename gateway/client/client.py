@@ -449,6 +449,10 @@ class PartnerClient:
             receipts_pending=pending,
         )
 
+    def encryption_key_id(self) -> str | None:
+        """The `kid` of this client's encryption key, if it was given one."""
+        return None if self._encryption_jwk is None else self._encryption_jwk.get("kid")
+
     def decrypt(self, envelope: Mapping[str, Any]) -> bytes:
         """Open a payload shared with this partner, with its own encryption key."""
         from gateway.crypto.jwe import JweError, decrypt_for_recipient
