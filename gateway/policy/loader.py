@@ -64,6 +64,10 @@ class _Loader(yaml.SafeLoader):
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str | int | float | bool | None):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a plain value", key_node.start_mark
+                )
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -128,8 +132,9 @@ def _message(error: ErrorDetails) -> str:
 
 def parse_policy(text: str, source: str = "<policy>") -> LoadedPolicy:
     """Validate policy text; raise `PolicyError` listing every problem found."""
-    loader = _Loader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)  # the reader refuses control characters already here
         root = loader.get_single_node()
         data = loader.construct_document(root) if root is not None else None
     except yaml.MarkedYAMLError as exc:
@@ -138,8 +143,11 @@ def parse_policy(text: str, source: str = "<policy>") -> LoadedPolicy:
         raise PolicyError(
             [PolicyProblem(source, line, "", f"not valid YAML: {exc.problem}")]
         ) from None
+    except yaml.YAMLError as exc:  # e.g. a ReaderError: a character YAML does not allow
+        raise PolicyError([PolicyProblem(source, 1, "", f"not valid YAML: {exc}")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return _validate(data, root, source)
 
 
