@@ -63,7 +63,11 @@ class RateLimit:
         return cls(rate=rate, burst=int(burst) if burst else max(1, math.ceil(per_unit)))
 
     def __str__(self) -> str:
-        return f"{self.rate:g}/s burst {self.burst}"
+        """The setting's own syntax (per hour unless that needs more than 9 digits)."""
+        per_hour = self.rate * 3600
+        count, unit = (per_hour, "h") if per_hour < 1e9 else (self.rate, "s")
+        number = f"{count:.6f}".rstrip("0").rstrip(".")
+        return f"{number}/{unit} burst {self.burst}"
 
 
 ProxyNetworks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
