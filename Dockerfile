@@ -12,7 +12,10 @@ WORKDIR /srv
 COPY pyproject.toml README.md ./
 COPY gateway ./gateway
 COPY policies ./policies
-RUN pip install . && mkdir -p /srv/var /srv/keys && chown -R ketenpoort:ketenpoort /srv/var /srv/keys
+# The database and key store folders: the gateway user's alone (security finding 9);
+# the gateway also creates its files 0600 whatever the umask.
+RUN pip install . && mkdir -p /srv/var /srv/keys \
+    && chown -R ketenpoort:ketenpoort /srv/var /srv/keys && chmod 0700 /srv/var /srv/keys
 
 USER ketenpoort
 EXPOSE 8080

@@ -30,7 +30,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from gateway.app import create_app  # noqa: E402
 from gateway.bootstrap import initialise  # noqa: E402
-from gateway.config import Settings  # noqa: E402
+from gateway.config import RateLimit, Settings  # noqa: E402
 from tests.oauth.support import register_partner  # noqa: E402
 
 ISSUER = "http://127.0.0.1:8080"
@@ -62,12 +62,12 @@ def main() -> None:
         master_key=secrets.token_bytes(32),
         log_format="json",
         log_level="WARNING",
+        rate_limit_per_client=RateLimit(rate=1e6, burst=1_000_000),
+        token_rate_limit_per_client=RateLimit(rate=1e6, burst=1_000_000),
+        failures_per_address=1_000_000,
     )
     initialise(settings)
     app = create_app(settings=settings)
-    service = app.extensions["ketenpoort"].extra["oauth"]
-    service.config.tokens_per_client = 10**9
-    service.config.requests_per_address = 10**9
     validator = app.extensions["ketenpoort"].extra["token_validator"]
     client = app.test_client()
     partner = register_partner(app, "police")

@@ -13,6 +13,7 @@ from gateway.db import Database
 from gateway.keys import KeyStore, load_master_key
 from gateway.logs import configure_logging
 from gateway.ops.metrics import Metrics
+from gateway.ratelimit import addresses as proxies
 from gateway.security import check_every_route_is_protected
 from gateway.services import EXTENSION, Services, close_request_session
 
@@ -35,6 +36,8 @@ def create_app(
         JSON_SORT_KEYS=False,
     )
     app.url_map.strict_slashes = True
+    # X-Forwarded-For is believed from KETENPOORT_TRUSTED_PROXIES only (finding 4).
+    proxies.install(app, settings.trusted_proxies)
     app.url_map.merge_slashes = False
 
     database = Database(settings.database_url)

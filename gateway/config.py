@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
+import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -26,6 +29,64 @@ class ConfigError(Exception):
     """A setting is missing or malformed; the message names the variable."""
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+_RATE = re.compile(
+    r"^\s*(\d{1,9}(?:\.\d{1,6})?)\s*/\s*([smh])\s*(?:burst\s+(\d{1,9})\s*)?$", re.ASCII
+)
+#: Bounds that keep the bucket arithmetic sane (and a typo from disabling the limit).
+MAX_RATE_PER_SECOND = 1_000_000.0
+MAX_BURST = 1_000_000
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: `rate` tokens per second refill, at most `burst` held."""
+
+    rate: float
+    burst: int
+
+    def __post_init__(self) -> None:
+        if not (0 < self.rate <= MAX_RATE_PER_SECOND) or math.isnan(self.rate):
+            raise ValueError(f"the rate must be above 0 and at most {MAX_RATE_PER_SECOND:g}/s")
+        if not 1 <= self.burst <= MAX_BURST:
+            raise ValueError(f"the burst must be 1 to {MAX_BURST}")
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimit:
+        """`"20/s burst 40"`, `"120/m"` (burst defaults to the count per unit, at least 1)."""
+        match = _RATE.match(text)
+        if match is None:
+            raise ValueError('must look like "20/s burst 40" (units s, m or h; burst optional)')
+        count, unit, burst = match.groups()
+        per_unit = float(count)
+        rate = per_unit / _UNITS[unit]
+        return cls(rate=rate, burst=int(burst) if burst else max(1, math.ceil(per_unit)))
+
+    def __str__(self) -> str:
+        """The setting's own syntax (per hour unless that needs more than 9 digits)."""
+        per_hour = self.rate * 3600
+        count, unit = (per_hour, "h") if per_hour < 1e9 else (self.rate, "s")
+        number = f"{count:.6f}".rstrip("0").rstrip(".")
+        return f"{number}/{unit} burst {self.burst}"
+
+
+ProxyNetworks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
+def parse_trusted_proxies(text: str) -> ProxyNetworks:
+    """Comma-separated addresses or CIDR networks, e.g. `10.0.0.5, 192.168.1.0/24`."""
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for part in text.split(","):
+        item = part.strip()
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"{item[:60]!r} is not an IP address or CIDR network") from None
+    return tuple(networks)
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite:///var/ketenpoort.db"
@@ -39,6 +100,15 @@ class Settings:
     testing: bool = False
     #: Run the audit sequencer in a background thread of this process (off in tests).
     audit_sequencer: bool = True
+    #: Token buckets per authenticated client: every `/v1` request, and token requests.
+    #: Generous by default; a partner system that needs more asks the meldpunt.
+    rate_limit_per_client: RateLimit = RateLimit(rate=50.0, burst=500)
+    token_rate_limit_per_client: RateLimit = RateLimit(rate=2.0, burst=120)
+    #: Failed authentications per client address and minute before further failures
+    #: from that address are answered 429 (successful ones never are).
+    failures_per_address: int = 600
+    #: Peers whose `X-Forwarded-For` is believed (the TLS proxy); none by default.
+    trusted_proxies: ProxyNetworks = ()
 
     @property
     def is_sqlite(self) -> bool:
@@ -88,6 +158,18 @@ def _parse_bool(value: str) -> bool:
     raise ValueError("must be true or false")
 
 
+def _parse_rate_limit(value: str) -> RateLimit:
+    return RateLimit.parse(value)
+
+
+def _parse_positive_int(value: str) -> int:
+    text = value.strip()
+    valid = text.isascii() and text.isdigit() and len(text) <= 9
+    if not valid or not 1 <= int(text) <= MAX_BURST:
+        raise ValueError(f"must be a whole number from 1 to {MAX_BURST}")
+    return int(text)
+
+
 def _parse_choice(*choices: str) -> Any:
     def parse(value: str) -> str:
         if value not in choices:
@@ -106,6 +188,10 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "LOG_FORMAT": ("log_format", _parse_choice("auto", "json", "console")),
     "LOG_LEVEL": ("log_level", _parse_choice("DEBUG", "INFO", "WARNING", "ERROR")),
     "AUDIT_SEQUENCER": ("audit_sequencer", _parse_bool),
+    "RATE_LIMIT_PER_CLIENT": ("rate_limit_per_client", _parse_rate_limit),
+    "TOKEN_RATE_LIMIT_PER_CLIENT": ("token_rate_limit_per_client", _parse_rate_limit),
+    "FAILURES_PER_ADDRESS": ("failures_per_address", _parse_positive_int),
+    "TRUSTED_PROXIES": ("trusted_proxies", parse_trusted_proxies),
 }
 
 

@@ -4,6 +4,10 @@ SQLite runs in WAL mode with foreign keys on, and we issue BEGIN ourselves so th
 write transaction can take the write lock up front (BEGIN IMMEDIATE) instead of failing
 with "database is locked" when it upgrades from reading to writing halfway.
 PostgreSQL is reached through psycopg 3.
+
+The SQLite file is created 0600 (and its folder 0700 when we create it) whatever the
+umask: SQLite gives the `-wal` and `-shm` files the database file's mode, so all three
+stay private (security finding 9). A file left wider by an older version is narrowed.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from typing import Any
 from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from gateway.private_files import ensure_private_file, make_private_dir, narrow_if_present
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -49,12 +55,25 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def secure_sqlite_file(database: str) -> None:
+    """Create the database file 0600 before SQLite does, and narrow existing ones
+    (with its companions: SQLite copies the database file's mode only when creating)."""
+    path = Path(database)
+    make_private_dir(path.parent)
+    ensure_private_file(path)
+    for suffix in SQLITE_COMPANIONS:
+        narrow_if_present(path.with_name(path.name + suffix))
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            secure_sqlite_file(database)
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine)
         return engine

@@ -7,6 +7,7 @@ from gateway.matching.models import MatchMemberRow, MatchRow, NotificationRow
 from gateway.oauth.models import RateCounter, RevokedToken, SeenJti
 from gateway.partners.models import OAuthClient, Organisation
 from gateway.policy.models import PolicyVersionRow
+from gateway.ratelimit.models import RateBucket
 from gateway.signals.models import SignalPseudonymRow, SignalRow
 from gateway.users.models import UserRow
 
@@ -21,6 +22,7 @@ __all__ = [
     "OAuthClient",
     "Organisation",
     "PolicyVersionRow",
+    "RateBucket",
     "RateCounter",
     "RevokedToken",
     "SeenJti",

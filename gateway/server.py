@@ -23,6 +23,8 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 
     def load_config(self) -> None:
         for key, value in self._options.items():
+            if key == "control_socket_disable" and key not in self.cfg.settings:
+                continue  # gunicorn before 25.1 has no control socket to disable
             self.cfg.set(key, value)
 
     def load(self) -> Any:
@@ -44,6 +46,10 @@ def gunicorn_options(*, host: str, port: int, workers: int, threads: int) -> dic
         "graceful_timeout": 10,
         "limit_request_line": 8190,
         "forwarded_allow_ips": "127.0.0.1",
+        # gunicorn 25.1+ opens an admin socket at one fixed path per user
+        # ($HOME/.gunicorn/gunicorn.ctl): two instances would fight over it, and we
+        # administer through signals and the orchestrator, not through it.
+        "control_socket_disable": True,
     }
 
 

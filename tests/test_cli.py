@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from gateway import crypto
 from gateway.cli import main
+from tests.integration.live import free_port
 
 
 def env_for(tmp_path: Path) -> dict[str, str]:
@@ -56,7 +57,7 @@ def test_serve_without_keys_fails_clearly(tmp_path: Path) -> None:
     env = {**os.environ, **env_for(tmp_path)}
     env.pop("KETENPOORT_MASTER_KEY")
     result = subprocess.run(
-        [sys.executable, "-m", "gateway", "serve", "--port", "18999"],
+        [sys.executable, "-m", "gateway", "serve", "--port", str(free_port())],
         env=env,
         capture_output=True,
         text=True,

@@ -13,8 +13,9 @@ from openapi_spec_validator import validate
 
 from gateway.api.openapi import build_openapi
 from tests.conftest import ROOT, TEST_ISSUER
+from tests.shared_folder import shared_path
 
-RULESET = ROOT.parent / "shared" / "adr" / "linter-2.2.1.yaml"
+RULESET = ("adr", "linter-2.2.1.yaml")  # in ../shared beside the repository
 SPECTRAL = ROOT / "node_modules" / ".bin" / "spectral"
 
 
@@ -46,7 +47,7 @@ def test_paths_are_kebab_case_without_trailing_slash(client: FlaskClient) -> Non
 
 def test_adr_linter_passes_with_zero_errors(app: Flask, tmp_path: Path) -> None:
     """`make test` installs Spectral; the ruleset is the official ADR 2.2.1 one."""
-    assert RULESET.exists(), f"ruleset missing at {RULESET}"
+    ruleset = shared_path(*RULESET)  # a clear error when ../shared is missing
     spectral = str(SPECTRAL) if SPECTRAL.exists() else shutil.which("spectral")
     assert spectral, "Spectral is not installed; run `make test` (it runs npm install)"
     with app.app_context():
@@ -54,7 +55,7 @@ def test_adr_linter_passes_with_zero_errors(app: Flask, tmp_path: Path) -> None:
     spec = tmp_path / "openapi.json"
     spec.write_text(json.dumps(document))
     result = subprocess.run(
-        [spectral, "lint", "-r", str(RULESET), "-f", "json", "--quiet", str(spec)],
+        [spectral, "lint", "-r", str(ruleset), "-f", "json", "--quiet", str(spec)],
         capture_output=True,
         text=True,
         timeout=300,

@@ -21,6 +21,7 @@ from typing import Any
 
 from gateway import crypto
 from gateway.logs import get_logger
+from gateway.private_files import make_private_dir
 
 log = get_logger(__name__)
 
@@ -97,7 +98,7 @@ def load_master_key(keys_dir: Path, configured: bytes | None, *, create: bool) -
                 "KETENPOORT_MASTER_KEY is not set and no development master key exists; "
                 "run `ketenpoort init`"
             )
-        keys_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(keys_dir, narrow_existing=True)
         _write_new_file(path, crypto.b64url(crypto.random_master_key()).encode())
     log.warning(
         "development master key in use",
@@ -253,7 +254,7 @@ class KeyStore:
             public_jwk=public,
         )
         sealed = crypto.seal(self._master.key, json.dumps(material).encode(), record.aad())
-        self.directory.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.directory, narrow_existing=True)
         _write_new_file(
             self._path(record),
             json.dumps({**record.to_json(), "sealed": sealed}, indent=2).encode(),

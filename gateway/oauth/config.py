@@ -18,11 +18,12 @@ class OAuthConfig:
     #: How old a DPoP proof's `iat` may be.
     dpop_max_age: int = 300
     client_algorithms: tuple[str, ...] = CLIENT_SIGNING_ALGORITHMS
-    #: Token endpoint limits per fixed window: issued tokens per client, requests per
-    #: client address (all three OAuth POST endpoints together).
+    #: Fixed window (seconds) of the per-address failure count and the refusal audit.
     rate_window: int = 60
-    tokens_per_client: int = 120
-    requests_per_address: int = 600
+    #: Failed authentications (token endpoints and `/v1`) per client address and window
+    #: before further failures from it are answered 429; successes never are. The
+    #: per-client token buckets are `Settings.*rate_limit_per_client` (gateway.ratelimit).
+    failures_per_address: int = 600
     #: Refusal audit: at most this many entries per window in all (see README).
     refusal_entries_per_window: int = 200
     #: Seconds a cached signing key is used before the key store is read again.

@@ -5,6 +5,10 @@ It checks the RFC 9068 token (signature with our key, `typ: at+jwt`, `iss`, `aud
 the DPoP binding and proof (RFC 9449 §7), and the scopes; it answers RFC 6750
 `WWW-Authenticate` challenges. Tokens in the query string or a form body are refused
 (RFC 9700 §2.4.3 / FAPI 2.0): only the Authorization header carries them.
+
+Every authenticated request spends a token of its client's `/v1` bucket (429 with
+`Retry-After` when empty); a failure to authenticate counts against the client address,
+and past the threshold such failures are answered 429 (`gateway.oauth.failures`).
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.actors import Actor
-from gateway.errors import Forbidden, ProblemError, Unauthorized
+from gateway.errors import Forbidden, ProblemError, TooManyRequests, Unauthorized
 from gateway.oauth import rfc9068, store
 from gateway.oauth.errors import safe_description
 from gateway.oauth.models import RevokedToken
 from gateway.oauth.rfc9449 import InvalidProof, verify_proof
-from gateway.oauth.server import OAuthService, client_address
+from gateway.oauth.server import OAuthService, count_rate_limited
 from gateway.partners.models import OAuthClient, Organisation
+from gateway.ratelimit import V1, RateLimited
+from gateway.ratelimit.addresses import client_address
 
 REALM = "ketenpoort"
 FORM = "application/x-www-form-urlencoded"
@@ -89,13 +95,16 @@ class GatewayTokenValidator:
 
     def _refuse(self, refusal: _Refusal) -> ProblemError:
         route = request.url_rule.rule if request.url_rule else request.path
-        self.service.refusals.record(
+        retry_after = self.service.refusals.record(
             endpoint=route,
             error=refusal.error,
             description=refusal.description,
             claimed_client=refusal.client,
             address=client_address(),
+            failed_authentication=True,
         )
+        if retry_after is not None:
+            return self._address_limited(retry_after)
         header = self.challenge(
             dpop=refusal.dpop, error=refusal.error, description=refusal.description
         )
@@ -104,6 +113,15 @@ class GatewayTokenValidator:
         return Unauthorized(
             refusal.description[:1].upper() + refusal.description[1:] + ".",
             headers={"WWW-Authenticate": header},
+        )
+
+    @staticmethod
+    def _address_limited(retry_after: int) -> ProblemError:
+        """Failures from this address are past the threshold: 429 instead of 401."""
+        count_rate_limited("anonymous", "address")
+        return TooManyRequests(
+            "Too many failed requests from this address; retry after the given time.",
+            headers={"Retry-After": str(retry_after)},
         )
 
     def _authenticate(self, required_scopes: tuple[str, ...]) -> Actor:
@@ -117,13 +135,16 @@ class GatewayTokenValidator:
             )
         authorization = request.headers.get("Authorization", "")
         if not authorization:
-            self.service.refusals.record(
+            retry_after = self.service.refusals.record(
                 endpoint=request.url_rule.rule if request.url_rule else request.path,
                 error="no_token",
                 description=None,
                 claimed_client=None,
                 address=client_address(),
+                failed_authentication=True,
             )
+            if retry_after is not None:
+                raise self._address_limited(retry_after)
             # RFC 6750 §3.1: no error code when the request had no authentication at all.
             header = f"{self.challenge(dpop=False)}, {self.challenge(dpop=True)}"
             raise Unauthorized("An access token is required.", headers={"WWW-Authenticate": header})
@@ -170,6 +191,13 @@ class GatewayTokenValidator:
             )
         if bound:
             self._check_proof(access, now)
+        try:
+            self.service.limits.check(V1, access.client_id)
+        except RateLimited as limited:
+            raise TooManyRequests(
+                "This client has sent too many requests; retry after the given time.",
+                headers={"Retry-After": str(limited.retry_after)},
+            ) from None
         missing = [s for s in required_scopes if s not in access.scopes]
         if missing:
             description = f"this operation needs scope {' '.join(required_scopes)}"

@@ -81,6 +81,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
         except JoseError as exc:
             raise invalid_client(f"the client assertion is not acceptable: {exc}") from None
         self.check_claims(claims, client_id)
+        self.service.note_authenticated_client(client_id)
         request.client = client
         return client
 

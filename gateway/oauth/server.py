@@ -9,12 +9,12 @@ falls short of the profile (DESIGN.md "OAuth profile") our code decides:
 - requested scopes intersected with the client's allowed scopes;
 - introspection and revocation that understand JWT access tokens (revocation is a
   `jti` denylist in the database, honoured by every worker);
-- rate limits per client and per address, and bounded audit of refusals.
+- a token bucket per authenticated client, failures (only) counted per address, and
+  bounded audit of refusals (`gateway.ratelimit`, `gateway.oauth.failures`).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import time
 from collections import defaultdict
@@ -34,7 +34,7 @@ from authlib.oauth2.rfc6749.errors import (
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from flask import Response, g, request
+from flask import Response, current_app, g, request
 from werkzeug.datastructures import MultiDict
 
 from gateway.actors import Actor
@@ -51,6 +51,8 @@ from gateway.oauth.keys import TokenSigningKeys
 from gateway.oauth.rfc7523 import PrivateKeyJWT
 from gateway.oauth.rfc9449 import InvalidProof, verify_proof
 from gateway.partners.registry import MELDPUNT_ID, MELDPUNT_SCOPES, ClientRecord, find_client
+from gateway.ratelimit import TOKEN, V1, ClientRateLimiter, RateLimited
+from gateway.ratelimit.addresses import client_address
 
 log = get_logger(__name__)
 
@@ -251,23 +253,21 @@ class GatewayServer(AuthorizationServer):  # type: ignore[misc]
         return Response(payload, status=status, headers=headers)
 
     def handle_error_response(self, _request: Any, error: OAuth2Error) -> Response:
-        self.service.record_refusal(error)
+        retry_after = self.service.record_refusal(error)
+        if retry_after is not None and not isinstance(error, RateLimitedError):
+            count_rate_limited("anonymous", "address")
+            error = RateLimitedError(retry_after, "too many failed requests from this address")
         if isinstance(error, UnsupportedGrantTypeError):
             error = UnsupportedGrantTypeError("unsupported")
             error.description = "only grant_type=client_credentials is supported"
         return self.handle_response(*error(None))
 
 
-def client_address() -> str:
-    """The caller's address; IPv6 by /64, so one host cannot spread over many counters."""
-    raw = request.remote_addr or "unknown"
-    try:
-        address = ipaddress.ip_address(raw)
-    except ValueError:
-        return "unknown"
-    if address.version == 6:
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return str(address)
+def count_rate_limited(client: str, endpoint: str) -> None:
+    """One 429 in `/metrics`, labelled by client (never by address: bounded labels)."""
+    metrics = current_app.extensions.get("ketenpoort_metrics")
+    if metrics is not None:
+        metrics.rate_limited(client, endpoint)
 
 
 class OAuthService:
@@ -287,7 +287,14 @@ class OAuthService:
         self.db = db
         self.clock = clock
         self.signing_keys = TokenSigningKeys(keys, ttl=self.config.key_cache_seconds)
+        self.config.failures_per_address = settings.failures_per_address
         self.refusals = RefusalAudit(db, self.config, self.now)
+        self.limits = ClientRateLimiter(
+            db,
+            {V1: settings.rate_limit_per_client, TOKEN: settings.token_rate_limit_per_client},
+            clock=lambda: self.clock(),
+            on_limited=count_rate_limited,
+        )
         self.server = GatewayServer(self)
         self.server.register_client_auth_method(AUTH_METHOD, PrivateKeyJWT(self))
         self.server.register_grant(ClientCredentials)
@@ -304,43 +311,48 @@ class OAuthService:
         with self.db.transaction() as session:
             return store.consume_jti(session, digest, expires_at=expires_at, now=self.now())
 
-    def enforce_rate(self, bucket: str, limit: int, message: str) -> None:
-        now = self.now()
-        size = self.config.rate_window
-        window = now - now % size
-        with self.db.transaction() as session:
-            count = store.increment(session, f"rate:{bucket}", window)
-        if count > limit:
-            raise RateLimitedError(retry_after=max(1, window + size - now), description=message)
-
     def note_claimed_client(self, client_id: str) -> None:
         """A registered client id named by a request, for the refusal audit."""
         g.oauth_claimed_client = client_id
 
-    def record_refusal(self, error: OAuth2Error) -> None:
+    def note_authenticated_client(self, client_id: str) -> None:
+        """The client proved itself: its failures are no longer the address's."""
+        g.oauth_authenticated_client = client_id
+
+    def record_refusal(self, error: OAuth2Error) -> int | None:
+        """Audit the refusal; a failure before client authentication also counts against
+        the address. Returns the seconds to wait when the address is past its threshold."""
         description = (
             None
             if isinstance(error, UnsupportedGrantTypeError)
             else safe_description(str(error.description or ""))
         )
-        self.refusals.record(
+        return self.refusals.record(
             endpoint=request.path,
             error=str(error.error),
             description=description,
             claimed_client=g.get("oauth_claimed_client"),
             address=client_address(),
+            failed_authentication=g.get("oauth_authenticated_client") is None,
         )
 
     # -- endpoints ------------------------------------------------------------------
 
     def _guarded(self, respond: Callable[[], Response]) -> Response:
-        """Address rate limit and form-only parameters, then authlib's endpoint."""
+        """Form-only parameters, then authlib's endpoint.
+
+        An address past its failure threshold gets 429 at once only for a request that
+        cannot authenticate at all (no client assertion); one that carries an assertion
+        is verified, and if it authenticates, judged by its client's bucket alone.
+        """
         try:
-            self.enforce_rate(
-                f"addr:{client_address()}",
-                self.config.requests_per_address,
-                "too many requests from this address",
-            )
+            if not request.form.get("client_assertion"):
+                retry_after = self.refusals.address_blocked(client_address())
+                if retry_after is not None:
+                    count_rate_limited("anonymous", "address")
+                    raise RateLimitedError(
+                        retry_after, "too many failed requests from this address"
+                    )
             if request.args:
                 raise InvalidRequestError(
                     description="parameters must be sent in the form body, not the query"
@@ -404,11 +416,12 @@ class OAuthService:
     def issue_for(
         self, client: ClientModel, requested_scope: str | None
     ) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        self.enforce_rate(
-            f"client:{client.record.client_id}",
-            self.config.tokens_per_client,
-            "too many token requests for this client",
-        )
+        try:
+            self.limits.check(TOKEN, client.record.client_id)
+        except RateLimited as limited:
+            raise RateLimitedError(
+                limited.retry_after, "too many token requests for this client"
+            ) from None
         scopes = self.grant_scopes(client, requested_scope)
         jkt = self.token_dpop_binding(client)
         access = rfc9068.issue(

@@ -57,6 +57,14 @@ def increment(session: Session, bucket: str, window: int) -> int:
     return count
 
 
+def current_count(session: Session, bucket: str, window: int) -> int:
+    """A fixed-window counter's value, without changing it."""
+    found = session.execute(
+        select(RateCounter.count).where(RateCounter.bucket == bucket, RateCounter.window == window)
+    ).scalar_one_or_none()
+    return int(found or 0)
+
+
 def revoke(session: Session, *, jti: str, client_id: str, expires_at: int, now: int) -> None:
     stmt = _insert(session, RevokedToken).values(
         jti=jti, client_id=client_id, revoked_at=now, expires_at=expires_at

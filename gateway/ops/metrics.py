@@ -34,6 +34,18 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
 
+        self.limited = Counter(
+            "ketenpoort_rate_limited_requests",
+            'Requests answered 429, by client id ("anonymous" for failures counted per'
+            " address) and endpoint kind (v1, token, address).",
+            ["client", "endpoint"],
+            registry=self.registry,
+        )
+
+    def rate_limited(self, client: str, endpoint: str) -> None:
+        """Count one 429; the label set is bounded by the registered clients."""
+        self.limited.labels(client, endpoint).inc()
+
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)

@@ -25,10 +25,9 @@ from gateway.audit.rfc9162 import (
     verify_consistency,
     verify_inclusion,
 )
+from tests.shared_folder import shared_path
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "merkle"
-if not VECTORS.is_dir():  # the worktree lives next to ../shared; CI keeps a copy
-    VECTORS = Path("/work/shared/vectors/merkle")
+VECTORS = shared_path("vectors", "merkle")  # ../shared beside the repository, or an error
 
 
 def _b64(value: str) -> bytes:

@@ -1,5 +1,5 @@
-"""Live gateways for the partner client tests (ports 18400-18499) and partners whose
-keys sit in files, as `ketenpoort partner keys init` leaves them."""
+"""Live gateways for the partner client tests (on ports the OS hands out) and partners
+whose keys sit in files, as `ketenpoort partner keys init` leaves them."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from tests.client.proxy import FaultyProxy, faulty_proxy
 from tests.integration.live import LiveGateway, live_gateway
 from tests.oauth.support import ADMIN, DEFAULT_SCOPES
 
-PORTS = range(18400, 18500)
 MELDPUNT_SCOPES = "cases:write audit:read notifications:read directory:read signals:read"
 
 
@@ -30,20 +29,20 @@ MELDPUNT_SCOPES = "cases:write audit:read notifications:read directory:read sign
 def shared_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
     """One gunicorn gateway on SQLite for the tests that leave its log intact."""
     tmp = tmp_path_factory.mktemp("shared-gateway")
-    with live_gateway(f"sqlite:///{tmp / 'ketenpoort.db'}", tmp, ports=PORTS) as live:
+    with live_gateway(f"sqlite:///{tmp / 'ketenpoort.db'}", tmp) as live:
         yield live
 
 
 @pytest.fixture
 def own_gateway(database_url: str, tmp_path: Path) -> Iterator[LiveGateway]:
     """A gateway of this test alone (its log gets rewritten), on every test backend."""
-    with live_gateway(database_url, tmp_path, ports=PORTS) as live:
+    with live_gateway(database_url, tmp_path) as live:
         yield live
 
 
 @pytest.fixture
 def proxy() -> Iterator[FaultyProxy]:
-    with faulty_proxy(PORTS) as running:
+    with faulty_proxy() as running:
         yield running
 
 

@@ -44,8 +44,8 @@ class Exchange:
 
 
 class FaultyProxy:
-    def __init__(self, ports: range) -> None:
-        self._listener = _bind(ports)
+    def __init__(self) -> None:
+        self._listener = _bind()
         self.port = self._listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.faults: list[Fault] = []
@@ -117,17 +117,12 @@ class FaultyProxy:
             # a dropped request: closed without a byte of answer
 
 
-def _bind(ports: range) -> socket.socket:
-    for port in ports:
-        listener = socket.socket()
-        try:
-            listener.bind(("127.0.0.1", port))
-        except OSError:
-            listener.close()
-            continue
-        listener.listen(16)
-        return listener
-    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
+def _bind() -> socket.socket:
+    """Listen on a port the OS hands out (port 0): never one another run holds."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    return listener
 
 
 def _read_request(conn: socket.socket) -> tuple[str, str, dict[str, str], bytes] | None:
@@ -175,8 +170,8 @@ def _response(status: int, headers: dict[str, str], body: bytes) -> bytes:
 
 
 @contextlib.contextmanager
-def faulty_proxy(ports: range) -> Iterator[FaultyProxy]:
-    proxy = FaultyProxy(ports)
+def faulty_proxy() -> Iterator[FaultyProxy]:
+    proxy = FaultyProxy()
     try:
         yield proxy
     finally:

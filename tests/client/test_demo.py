@@ -19,7 +19,6 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from gateway.cli import main
-from tests.client.conftest import PORTS
 from tests.integration.live import ROOT, free_port
 
 
@@ -53,7 +52,7 @@ def _signals_in(directory: Path) -> int:
 
 def test_demo_runs_end_to_end_and_a_second_run_starts_clean(tmp_path: Path) -> None:
     directory = tmp_path / "demo"
-    port = free_port(PORTS)
+    port = free_port()  # the demo binds it itself: a port the OS hands out
     summary = _demo(directory, port)
 
     signals = _figure(r"signals submitted\s+(\d+) by 5 partners", summary)
@@ -104,7 +103,7 @@ class _Ready(BaseHTTPRequestHandler):
 
 def test_demo_refuses_a_port_in_use_and_leaves_the_directory_alone(tmp_path: Path) -> None:
     """Another server on the port (a demo still serving) must not be taken for ours."""
-    other = HTTPServer(("127.0.0.1", free_port(PORTS)), _Ready)
+    other = HTTPServer(("127.0.0.1", 0), _Ready)
     threading.Thread(target=other.serve_forever, daemon=True).start()
     directory = tmp_path / "demo"
     directory.mkdir()

@@ -1,8 +1,15 @@
 """A live gateway for integration tests: `python -m gateway serve` in a subprocess.
 
-The server runs gunicorn with its workers, exactly as in production, on 127.0.0.1 and
-a free port of this suite's range; partners are registered in its database beforehand
-and talk to it over HTTP with `gateway.client.PartnerClient`.
+The server runs gunicorn with its workers, exactly as in production, on 127.0.0.1;
+partners are registered in its database beforehand and talk to it over HTTP with
+`gateway.client.PartnerClient`.
+
+Ports never collide, whatever else runs on the machine (another suite, a demo on
+18400): the test binds a socket to port 0 — the OS hands out a free port — and gives
+that very socket to gunicorn by systemd socket activation (`LISTEN_FDS`, fd 3), so no
+other process can take the port between choosing it and serving on it. The issuer URL
+(and so the port) must be known before the gateway is initialised, which is why the
+socket is bound here rather than by gunicorn.
 """
 
 from __future__ import annotations
@@ -31,19 +38,36 @@ from gateway.partners.registry import add_client, add_organisation, get_organisa
 from tests.oauth.support import ADMIN, DEFAULT_SCOPES, enc_key, new_key, public_of
 
 ROOT = Path(__file__).resolve().parents[2]
-PORTS = range(18300, 18400)
+#: Starts `ketenpoort serve` with the inherited socket at fd 3 (systemd's first passed
+#: descriptor, where gunicorn looks) and the socket-activation variables naming this
+#: very process (gunicorn checks LISTEN_PID).
+_SERVE_ON_FD = (
+    "import os, sys\n"
+    "fd = int(sys.argv[1])\n"
+    "if fd != 3:\n"
+    "    os.dup2(fd, 3)\n"
+    "    os.close(fd)\n"
+    "os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid()))\n"
+    "from gateway.cli import main\n"
+    "sys.argv = ['ketenpoort', *sys.argv[2:]]\n"
+    "main()\n"
+)
 
 
-def free_port(ports: range = PORTS) -> int:
-    """A port of `ports` nobody listens on now (another test run may hold some)."""
-    for port in ports:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1}")
+def bound_socket(host: str = "127.0.0.1") -> socket.socket:
+    """A TCP socket bound to a port the OS hands out (port 0), not yet listening."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    return sock
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS hands out, for a server that binds it itself (the demo): the port
+    is free now, and the OS does not hand it out again while it is idle."""
+    with bound_socket(host) as probe:
+        port: int = probe.getsockname()[1]
+        return port
 
 
 @dataclass
@@ -101,12 +125,11 @@ def live_gateway(
     workers: int = 2,
     threads: int = 4,
     log_level: str = "INFO",
-    ports: range = PORTS,
 ) -> Iterator[LiveGateway]:
-    """Initialise a gateway on `database_url`, serve it, wait until ready, stop it.
-
-    `ports`: the range to pick from (suites that run at the same time use their own)."""
-    port = free_port(ports)
+    """Initialise a gateway on `database_url`, serve it on a port the OS hands out,
+    wait until ready, stop it. The port is in `LiveGateway.issuer` and its log."""
+    listener = bound_socket()
+    port = listener.getsockname()[1]
     issuer = f"http://127.0.0.1:{port}"
     master_key = secrets.token_bytes(32)
     settings = Settings(
@@ -118,15 +141,22 @@ def live_gateway(
         log_format="json",
         log_level=log_level,
     )
-    initialise(settings)
+    try:
+        initialise(settings)
+    except BaseException:
+        listener.close()
+        raise
     env = {**os.environ, **_env(settings)}
+    for name in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
+        env.pop(name, None)
     log_path = tmp_path / f"gateway-{port}.log"
-    with log_path.open("wb") as log:
+    with listener, log_path.open("wb") as log:
         process = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "gateway",
+                "-c",
+                _SERVE_ON_FD,
+                str(listener.fileno()),
                 "serve",
                 "--host",
                 "127.0.0.1",
@@ -142,7 +172,9 @@ def live_gateway(
             stderr=subprocess.STDOUT,
             cwd=ROOT,
             start_new_session=True,
+            pass_fds=(listener.fileno(),),
         )
+    # the child holds the socket now; ours is closed by leaving the `with`
     gateway = LiveGateway(issuer, settings, process, log_path)
     try:
         _wait_until_ready(gateway)

@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from gateway.audit.models import AuditEntryRow
+from gateway.config import RateLimit
 from gateway.oauth.failures import is_milestone
 from tests.oauth.support import PartnerClient
 from tests.oauth.test_attacks import assert_oauth_error
@@ -34,7 +35,7 @@ def refusals(app: Flask) -> list[dict[str, Any]]:
 def test_per_client_token_limit(
     app: Flask, client: FlaskClient, partner_client: PartnerClient
 ) -> None:
-    oauth_service(app).config.tokens_per_client = 3
+    oauth_service(app).limits.limits["token"] = RateLimit.parse("1/m burst 3")
     for _ in range(3):
         assert client.post(TOKEN, data=partner_client.form()).status_code == 200
     response = client.post(TOKEN, data=partner_client.form())
@@ -42,19 +43,24 @@ def test_per_client_token_limit(
     assert 1 <= int(response.headers["Retry-After"]) <= 60
 
 
-def test_per_address_limit_counts_failures_too(
+def test_per_address_limit_counts_failures_only(
     app: Flask, client: FlaskClient, partner_client: PartnerClient
 ) -> None:
-    oauth_service(app).config.requests_per_address = 5
+    """Changed with security finding 4: failures from an address limit further failures
+    from it, never a request that authenticates (before, it was refused too)."""
+    oauth_service(app).config.failures_per_address = 5
     for _ in range(5):
         client.post(TOKEN, data={"grant_type": "client_credentials"})
-    response = client.post(TOKEN, data=partner_client.form())
+    response = client.post(TOKEN, data={"grant_type": "client_credentials"})
     assert_oauth_error(response, 429, "temporarily_unavailable")
     assert int(response.headers["Retry-After"]) >= 1
+    assert client.post(TOKEN, data=partner_client.form()).status_code == 200
     other_address = client.post(
-        TOKEN, data=partner_client.form(), environ_base={"REMOTE_ADDR": "10.1.2.3"}
+        TOKEN,
+        data={"grant_type": "client_credentials"},
+        environ_base={"REMOTE_ADDR": "10.1.2.3"},
     )
-    assert other_address.status_code == 200
+    assert_oauth_error(other_address, 400, "invalid_client")
 
 
 def test_refusal_flood_writes_few_entries_with_counts(app: Flask, client: FlaskClient) -> None:

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from gateway.cli import main
 from gateway.policy.loader import load_policy
+from tests.integration.live import free_port
 from tests.policy.conftest import TWENTE
 from tests.test_cli import env_for
 
@@ -130,7 +131,7 @@ def test_serve_with_a_broken_policy_prints_one_line_and_exits(
     )
     assert init.returncode == 0, init.stderr
     result = subprocess.run(
-        [sys.executable, "-m", "gateway", "serve", "--port", "18998"],
+        [sys.executable, "-m", "gateway", "serve", "--port", str(free_port())],
         env=env,
         capture_output=True,
         text=True,

@@ -1,0 +1,72 @@
+"""Rate limits that cannot be turned against others (security findings 4 and 5).
+
+- **Per client, after authentication**: a token bucket per registered client for every
+  `/v1` request and one for the token endpoint (`KETENPOORT_RATE_LIMIT_PER_CLIENT`,
+  `KETENPOORT_TOKEN_RATE_LIMIT_PER_CLIENT`). Only a request that proved it is the client
+  spends the client's tokens, so nobody can exhaust another partner's budget.
+- **Per address, for failures only** (`gateway.oauth.failures`): failed client
+  authentication and invalid tokens are counted per client address; past the threshold
+  further *failed* attempts from that address are answered 429. A request that
+  authenticates is never refused for its address — it is judged by its client's bucket —
+  so junk from the shared proxy address cannot lock a real partner out.
+- The address is the socket peer, or `X-Forwarded-For` when the peer is a trusted proxy
+  (`gateway.ratelimit.addresses`).
+
+The buckets live in the database (`rate_buckets`), one UPSERT per request in its own
+short transaction: a request that later fails and rolls back has still spent its token.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+
+from gateway.config import RateLimit
+from gateway.db import Database
+from gateway.ratelimit import buckets
+
+PURGE_PROBABILITY = 1 / 64
+
+#: Kinds of per-client buckets (also the `endpoint` label of the 429 counter).
+V1 = "v1"
+TOKEN = "token"  # noqa: S105 - a bucket kind
+
+
+class RateLimited(Exception):
+    """A request over its limit; callers answer 429 with `Retry-After: retry_after`."""
+
+    def __init__(self, retry_after: int, kind: str, client: str) -> None:
+        super().__init__(f"the rate limit of {kind} requests is reached")
+        self.retry_after = retry_after
+        self.kind = kind
+        self.client = client
+
+
+class ClientRateLimiter:
+    """The per-client buckets of one app. `limits` may be changed at run time (tests)."""
+
+    def __init__(
+        self,
+        db: Database,
+        limits: dict[str, RateLimit],
+        clock: Callable[[], float] = time.time,
+        on_limited: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.limits = limits
+        self.clock = clock
+        self.on_limited = on_limited
+
+    def check(self, kind: str, client_id: str) -> None:
+        """Spend one of `client_id`'s `kind` tokens, or raise `RateLimited`."""
+        limit = self.limits[kind]
+        now = self.clock()
+        with self.db.transaction() as session:
+            wait = buckets.take(session, f"{kind}:{client_id}", limit, now)
+            if random.random() < PURGE_PROBABILITY:  # noqa: S311 - housekeeping, not security
+                buckets.purge_idle(session, now)
+        if wait > 0:
+            if self.on_limited is not None:
+                self.on_limited(client_id, kind)
+            raise RateLimited(buckets.retry_after_seconds(wait), kind, client_id)
