@@ -93,7 +93,8 @@ def share_metrics_between_workers() -> None:
 
 
 def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
-    check_port_free(host, port)
+    if not os.environ.get("LISTEN_FDS"):  # with socket activation the port is ours already
+        check_port_free(host, port)
     share_metrics_between_workers()
     # Build once in the parent so that a bad setting or missing key fails before forking.
     from gateway.app import create_app

@@ -122,7 +122,7 @@ def test_demo_refuses_a_port_in_use_and_leaves_the_directory_alone(tmp_path: Pat
 
 
 def test_sigterm_stops_the_demo_and_the_gateway_it_started(tmp_path: Path) -> None:
-    port = free_port(PORTS)
+    port = free_port()
     command = ["demo", "--port", str(port), "--dir", str(tmp_path / "demo")]
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway", *command],
