@@ -327,9 +327,11 @@ def run_demo(directory: Path, host: str, port: int, *, serve: bool = True) -> di
     process = start_server(instance, host, port)
     try:
         summary = run_scenario(instance, people(30))
-        print(summary_text(instance, summary), flush=True)
-        if serve:
-            with contextlib.suppress(KeyboardInterrupt):
+        # Ctrl-C or SIGTERM from the summary on is a normal stop (exit 0); the signal
+        # may land while the summary is still being written, so that is inside too.
+        with contextlib.suppress(KeyboardInterrupt):
+            print(summary_text(instance, summary), flush=True)
+            if serve:
                 process.wait()
         return summary
     finally:
