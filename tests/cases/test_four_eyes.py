@@ -20,7 +20,7 @@ def test_a_plain_category_is_read_with_a_listed_purpose(world: World) -> None:
     with world.session() as session:
         read = world.svc.payloads.read(session, ANNA, sid, "case-assessment")
         session.commit()
-    assert read.content == "meisje, 15".encode()
+    assert read.content == b"meisje, 15"
     entry = world.entries("payload.read")[-1]
     assert entry["outcome"] == "success" and entry["purpose"] == "case-assessment"
     assert entry["policy"]["rule"] == "coordinator-reads-payload"
