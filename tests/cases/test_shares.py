@@ -54,9 +54,7 @@ def test_a_share_the_partner_fetches_and_decrypts(world: World) -> None:
     assert (signal["id"], signal["category"]) == (sid, "possible-victim")
     envelope = signal["payload"]
     assert [envelope["header"]["kid"]] == [care.enc_private["kid"]]  # only the receiver's key
-    assert (
-        decrypt_for_recipient(envelope, care.enc_private) == b"Zij (15) spijbelt sinds mei"
-    )
+    assert decrypt_for_recipient(envelope, care.enc_private) == b"Zij (15) spijbelt sinds mei"
 
     # Another partner sees nothing of it; the receiver and the privacy officer are notified.
     assert _shares(world, world.token(police, "shares:read"))["items"] == []
