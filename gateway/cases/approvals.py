@@ -160,8 +160,9 @@ class ApprovalService:
         return handler
 
     def _row(self, session: Session, approval_id: str) -> ApprovalRow:
+        # Locked: two coordinators approving at once must not both act on it.
         row = session.execute(
-            select(ApprovalRow).where(ApprovalRow.id == approval_id)
+            select(ApprovalRow).where(ApprovalRow.id == approval_id).with_for_update()
         ).scalar_one_or_none()
         if row is None:
             raise NotFound("No approval request with this id.")
@@ -303,6 +304,7 @@ class ApprovalService:
                 ApprovalRow.requester_id == actor_key(actor),
             )
             .order_by(ApprovalRow.pk)
+            .with_for_update()  # one approval, one read, even for two reads at once
         ).scalars()
         now = self.clock()
         for row in rows:
