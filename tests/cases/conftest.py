@@ -165,3 +165,17 @@ def world(app: Flask, client: FlaskClient) -> Iterator[World]:
                 add_user(session, keys, name=name, role="coordinator", actor=ADMIN)
             add_user(session, keys, name="fleur", role="privacy-officer", actor=ADMIN)
         yield World(app, client, svc, clock)
+
+
+@pytest.fixture
+def headers(world: World) -> dict[str, str]:
+    """A meldpunt case system's token that may also read shares; a case to aim at."""
+    from gateway.cases.service import NewCase
+
+    meldpunt = world.partner("meldpunt", "meldpunt", "cases:write shares:read")
+    sid = world.signal("politie-oost", "police", "possible-victim", "x")
+    with world.session() as session:
+        case = world.svc.cases.create(session, ANNA, NewCase("Casus", signal_ids=(sid,)))
+        session.commit()
+    world.app.config["TEST_CASE_ID"] = case.id
+    return world.token(meldpunt, "cases:write shares:read")
