@@ -30,6 +30,7 @@ from gateway.cases.service import (
     actor_key,
     audit,
     check_text,
+    is_refusal,
     raise_if,
     refuse,
     utc,
@@ -198,11 +199,19 @@ class ApprovalService:
     def request(
         self, session: Session, actor: Actor, kind: str, target: str, purpose: str | None
     ) -> Approval:
-        """Ask a second person to approve `kind` on `target` for `purpose`."""
+        """Ask a second person to approve `kind` on `target` for `purpose`.
+
+        (A share asks for its own approval when the policy wants one: `ShareService.share`.)
+        """
+        if kind == CASE_SHARE:
+            raise InvalidInput(
+                "A share asks for its approval itself when it is made.",
+                errors=[FieldError("/kind", "Share through ShareService.share")],
+            )
         decision, resource, category = self._handler(kind).decide(
             session, actor, target, purpose, None
         )
-        if decision.effect != "allow":
+        if is_refusal(decision):
             refuse(session, actor, resource, decision)
         if not decision.needs_second_approval:
             raise Conflict("The policy allows this without a second approval.")
@@ -410,7 +419,7 @@ class PayloadService:
         decision = self.engine.decide(
             actor, PAYLOAD_READ, resource, Context(purpose=purpose, approver=approver)
         )
-        if decision.effect != "allow":
+        if is_refusal(decision):
             refuse(session, actor, resource, decision)
         if decision.needs_second_approval:
             session.rollback()

@@ -66,6 +66,12 @@ def refuse(session: Session, actor: Actor, resource: Resource, decision: Decisio
     raise policy_denied(decision)
 
 
+def is_refusal(decision: Decision) -> bool:
+    """A denial proper. A decision that only waits for a second approval is not one,
+    whether the engine marks it `allow` with the obligation or not allowed until approved."""
+    return decision.effect != "allow" and not decision.needs_second_approval
+
+
 def audit(
     session: Session,
     actor: Actor,

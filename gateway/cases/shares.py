@@ -26,12 +26,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.actors import Actor
-from gateway.cases.approvals import CASE_SHARE, ApprovalService, meldpunt_plaintext
+from gateway.cases.approvals import (
+    CASE_SHARE,
+    ApprovalNotPending,
+    ApprovalService,
+    meldpunt_plaintext,
+)
 from gateway.cases.models import ApprovalRow, CaseRow, CaseSignalRow, SharePayloadRow, ShareRow
 from gateway.cases.service import (
     Clock,
     actor_key,
     audit,
+    is_refusal,
     raise_if,
     refuse,
     subjects_of,
@@ -132,7 +138,7 @@ class ShareService:
                 Resource(type="case", id=case_id, category=name),
                 Context(purpose=purpose, approver=approver),
             )
-            if decision.effect != "allow":
+            if is_refusal(decision):
                 return decision
             category = self.engine.category(name)
             assert category is not None  # the engine denies unknown categories
@@ -228,7 +234,7 @@ class ShareService:
         receivers = self._receivers(session, organisations)
         resource = Resource(type="case", id=case.id)
         decision = self.decide_share(actor, case.id, signals, receivers, purpose)
-        if decision.effect != "allow":
+        if is_refusal(decision):
             refuse(session, actor, resource, decision)
         row = ShareRow(
             id=str(uuid.uuid4()),
@@ -311,6 +317,8 @@ class ShareService:
         row = session.execute(select(ShareRow).where(ShareRow.id == share_id)).scalar_one_or_none()
         if row is None:
             raise NotFound("No share with this id.")
+        if row.status != "pending":
+            raise ApprovalNotPending(f"The share is already {row.status}.")
         case = session.get(CaseRow, row.case_pk)
         assert case is not None
         return row, case
@@ -356,9 +364,11 @@ class ShareService:
         after = decode_cursor(cursor)
         size = clamp_limit(limit)
         organisation = actor.organisation
+        if organisation is None:  # only organisations receive shares
+            raise NotFound("No shares for this caller.")
         resource = Resource(type="share", organisation=organisation)
         decision = self.engine.decide(actor, "notification.read", resource)
-        if decision.effect != "allow" or organisation is None:
+        if decision.effect != "allow":
             refuse(session, actor, resource, decision)
         pks = list(
             session.execute(

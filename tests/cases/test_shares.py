@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from gateway.cases.approvals import ApprovalNotPending
 from gateway.cases.service import NewCase
 from gateway.crypto.jwe import decrypt_for_recipient
-from gateway.errors import PolicyDenied
+from gateway.errors import InvalidInput, PolicyDenied
 from gateway.matching.models import NotificationRow
 from tests.cases.conftest import ANNA, BRAM, World
 
@@ -186,3 +187,7 @@ def test_a_coordinator_cannot_approve_her_own_share(world: World) -> None:
         )
         session.commit()
     assert refused.status == "refused"
+    with world.session() as session, pytest.raises(ApprovalNotPending):
+        world.svc.approvals.approve(session, BRAM, outcome.approval_id)
+    with world.session() as session, pytest.raises(InvalidInput):
+        world.svc.approvals.request(session, ANNA, "case.share", outcome.share.id, "case-meeting")
