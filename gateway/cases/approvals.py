@@ -290,15 +290,21 @@ class ApprovalService:
         )
         return Approval.of(row)
 
-    def pending(self, session: Session, limit: int = 100) -> list[Approval]:
-        """Open requests, oldest first (for the approvals page)."""
+    def pending(self, session: Session, actor: Actor, limit: int = 100) -> list[Approval]:
+        """Open requests, oldest first (the approvals page); decided as `case.write`."""
+        resource = Resource(type="approval")
+        decision = self.engine.decide(actor, "case.write", resource)
+        if decision.effect != "allow":
+            refuse(session, actor, resource, decision)
         rows = session.execute(
             select(ApprovalRow)
             .where(ApprovalRow.status == "pending", ApprovalRow.expires_at > self.clock())
             .order_by(ApprovalRow.pk)
-            .limit(limit)
+            .limit(max(1, min(limit, 500)))
         ).scalars()
-        return [Approval.of(r) for r in rows]
+        found = [Approval.of(r) for r in rows]
+        audit(session, actor, decision, resource, "approval.list", approvals=[a.id for a in found])
+        return found
 
     def usable(
         self, session: Session, actor: Actor, kind: str, target: str, purpose: str | None

@@ -312,6 +312,20 @@ class ShareService:
         row.status = "shared"
         row.shared_at = now
 
+    def of_case(self, session: Session, actor: Actor, case_id: str) -> list[Share]:
+        """A case's shares, any status (the case page); decided as `case.write`."""
+        resource = Resource(type="case", id=case_id)
+        decision = self.engine.decide(actor, "case.write", resource)
+        if decision.effect != "allow":
+            refuse(session, actor, resource, decision)
+        case = self._case(session, case_id)
+        rows = session.execute(
+            select(ShareRow).where(ShareRow.case_pk == case.pk).order_by(ShareRow.pk)
+        ).scalars()
+        found = [_view(r, case.id) for r in rows]
+        audit(session, actor, decision, resource, "share.list", shares=[s.id for s in found])
+        return found
+
     # -- the approval handler for case.share ---------------------------------------------
     def _pending_share(self, session: Session, share_id: str) -> tuple[ShareRow, CaseRow]:
         row = session.execute(select(ShareRow).where(ShareRow.id == share_id)).scalar_one_or_none()

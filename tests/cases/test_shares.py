@@ -179,6 +179,14 @@ def test_a_coordinator_cannot_approve_her_own_share(world: World) -> None:
         )
         session.commit()
     assert outcome.status == "pending" and outcome.approval_id
+    with world.session() as session:
+        (waiting,) = world.svc.approvals.pending(session, BRAM)
+        session.commit()
+    assert (waiting.id, waiting.kind, waiting.purpose) == (
+        outcome.approval_id,
+        "case.share",
+        "case-meeting",
+    )
     with world.session() as session, pytest.raises(PolicyDenied, match="four-eyes-same-person"):
         world.svc.approvals.approve(session, ANNA, outcome.approval_id)
     with world.session() as session:
@@ -187,6 +195,12 @@ def test_a_coordinator_cannot_approve_her_own_share(world: World) -> None:
         )
         session.commit()
     assert refused.status == "refused"
+    with world.session() as session:
+        assert [(s.id, s.status) for s in world.svc.shares.of_case(session, BRAM, case_id)] == [
+            (outcome.share.id, "refused")
+        ]
+        assert world.svc.approvals.pending(session, BRAM) == []
+        session.commit()
     with world.session() as session, pytest.raises(ApprovalNotPending):
         world.svc.approvals.approve(session, BRAM, outcome.approval_id)
     with world.session() as session, pytest.raises(InvalidInput):
