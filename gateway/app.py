@@ -47,7 +47,7 @@ def create_app(
     app.extensions["ketenpoort_metrics"] = Metrics()
     app.teardown_appcontext(close_request_session)
 
-    from gateway import audit, policy
+    from gateway import audit, cases, policy
     from gateway.api import conventions
     from gateway.api.views import bp as api_bp
     from gateway.ops.views import bp as ops_bp
@@ -65,6 +65,7 @@ def create_app(
     policy.init_app(app)  # a broken policy file stops the start (PolicyError)
     app.register_blueprint(signals_bp)
     app.register_blueprint(subject_search_bp)
+    cases.init_app(app)  # after the policy: its services use the engine
     expiry.init_app(app)
     check_every_route_is_protected(app)
     return app

@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from gateway.audit.models import AuditCheckpointRow, AuditEntryRow, AuditNodeRow, AuditSubjectRow
+from gateway.cases.models import (
+    ApprovalRow,
+    CaseNoteRow,
+    CaseRow,
+    CaseSignalRow,
+    SharePayloadRow,
+    ShareRow,
+)
 from gateway.matching.models import MatchMemberRow, MatchRow, NotificationRow
 from gateway.oauth.models import RateCounter, RevokedToken, SeenJti
 from gateway.partners.models import OAuthClient, Organisation
@@ -12,10 +20,14 @@ from gateway.signals.models import SignalPseudonymRow, SignalRow
 from gateway.users.models import UserRow
 
 __all__ = [
+    "ApprovalRow",
     "AuditCheckpointRow",
     "AuditEntryRow",
     "AuditNodeRow",
     "AuditSubjectRow",
+    "CaseNoteRow",
+    "CaseRow",
+    "CaseSignalRow",
     "MatchMemberRow",
     "MatchRow",
     "NotificationRow",
@@ -26,6 +38,8 @@ __all__ = [
     "RateCounter",
     "RevokedToken",
     "SeenJti",
+    "SharePayloadRow",
+    "ShareRow",
     "SignalPseudonymRow",
     "SignalRow",
     "UserRow",

@@ -57,6 +57,8 @@ class Operation:
     query: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     status: int = 200
+    #: Further success statuses answered with the same body (e.g. 202: accepted, waiting).
+    other_statuses: tuple[int, ...] = ()
     produces: tuple[str, ...] = ("application/json",)
     consumes: tuple[str, ...] = ()
     scopes: tuple[str, ...] | None = None
@@ -174,6 +176,8 @@ def build_openapi(app: Flask, issuer: str) -> dict[str, Any]:
                 for media in op.produces
             }
         responses: dict[str, Any] = {str(op.status): success}
+        for other in op.other_statuses:
+            responses[str(other)] = success
         codes = set(op.errors) | set(DEFAULT_ERRORS)
         if op.request is not None or parameters or method in {"post", "put", "patch"}:
             codes.add(400)

@@ -172,6 +172,19 @@ def matches(config_path: Path) -> None:
 
 
 @partner.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of JSON lines.")
+@click.pass_obj
+def shares(config_path: Path, as_json: bool) -> None:
+    """Shares with your organisation, decrypted with your encryption key."""
+    client = make_client(load_config(config_path))
+    if as_json:
+        click.echo(json.dumps(list(client.shares()), indent=2, ensure_ascii=False))
+        return
+    for share in client.shares():
+        click.echo(json.dumps(share, ensure_ascii=False))
+
+
+@partner.command()
 @click.pass_obj
 def verify(config_path: Path) -> None:
     """Check your receipts and that the audit log only grew since you last looked."""

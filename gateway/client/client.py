@@ -360,6 +360,22 @@ class PartnerClient:
         """Matches across partners (the meldpunt's own systems, scope `cases:write`)."""
         return self._pages("/matches", limit)
 
+    def shares(self, limit: int = 100) -> Iterator[dict[str, Any]]:
+        """Shares with this organisation, each signal's payload opened with this partner's
+        encryption key: items `{"id", "caseId", "purpose", "createdAt", "signals": [{"id",
+        "category", "content"}]}` (`content` the payload's UTF-8 text). Raises
+        `DecryptionError` for a payload that is not for this partner's key."""
+        for share in self._pages("/shares", limit):
+            signals = [
+                {
+                    "id": signal["id"],
+                    "category": signal["category"],
+                    "content": self.decrypt(signal["payload"]).decode("utf-8", "replace"),
+                }
+                for signal in share["signals"]
+            ]
+            yield {**share, "signals": signals}
+
     def notifications(self, limit: int = 100, *, from_start: bool = False) -> list[dict[str, Any]]:
         """New notifications since the last call; the feed position is kept in the state
         file (the gateway's `next` always resumes after the last item it gave).

@@ -33,7 +33,7 @@ from gateway.config import Settings
 from gateway.db import Database
 from gateway.demo.people import Person, people
 from gateway.keys import KeyStore, load_master_key
-from gateway.partners.registry import add_client, add_organisation
+from gateway.partners.registry import BASE_SCOPES, add_client, add_organisation
 from gateway.server import PortInUse, check_port_free
 from gateway.users.service import add_user
 
@@ -144,8 +144,7 @@ def build(directory: Path, host: str, port: int) -> DemoInstance:
                     session,
                     org_id=org_id,
                     signing_keys=[k for k in public if k["use"] == "sig"],
-                    scopes=scopes
-                    or ("signals:write", "signals:read", "notifications:read", "directory:read"),
+                    scopes=scopes or BASE_SCOPES,
                     require_dpop=False,
                     actor=actor,
                 )

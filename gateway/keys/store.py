@@ -269,6 +269,23 @@ class KeyStore:
     def unseal_secret(self, sealed: dict[str, str], aad: bytes) -> bytes:
         return crypto.unseal(self._master.key, sealed, aad)
 
+    def derived_key(self, label: str) -> bytes:
+        """A 256-bit key for one use (`label`), derived from the master key by HKDF-SHA256.
+
+        For data the gateway seals for itself (e.g. case notes): no extra key file to
+        create or back up, and a different label always gives an unrelated key.
+        """
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+        hkdf = HKDF(
+            algorithm=hashes.SHA256(),
+            length=32,
+            salt=b"ketenpoort-derived-key-v1",
+            info=label.encode("utf-8"),
+        )
+        return hkdf.derive(self._master.key)
+
     def ensure_all(self) -> list[KeyRecord]:
         """Create the keys that are missing; returns only the newly created ones."""
         return [self.create(purpose) for purpose in self.missing()]

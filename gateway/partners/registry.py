@@ -25,7 +25,13 @@ from gateway.crypto.jose import JoseError, check_public_jwk, key_use
 from gateway.partners.models import OAuthClient, Organisation
 
 KINDS = ("police", "justice", "care", "education", "municipality", "meldpunt")
-BASE_SCOPES = ("signals:write", "signals:read", "notifications:read", "directory:read")
+BASE_SCOPES = (
+    "signals:write",
+    "signals:read",
+    "notifications:read",
+    "directory:read",
+    "shares:read",
+)
 MELDPUNT_SCOPES = (*BASE_SCOPES, "cases:write", "audit:read")
 MELDPUNT_ID = "meldpunt"
 MELDPUNT_NAME = "Meldpunt"

@@ -71,7 +71,9 @@ def test_partners_add_prints_client_id_and_splits_keys(
     assert data["client_id"].startswith("politie-oost-")
     assert data["encryptionKeyIds"] == [enc["kid"]] and data["signingKeyIds"] == [sig["kid"]]
     assert data["require_dpop"] is True
-    assert data["scope"] == "signals:write signals:read notifications:read directory:read"
+    assert data["scope"] == (
+        "signals:write signals:read notifications:read directory:read shares:read"
+    )
     listed = last_json(run(cli_env, "partners", "list", "--json").stdout)["organisations"]
     assert {o["id"] for o in listed} == {"meldpunt", "politie-oost"}
     actions = [e["action"] for e in audit_actions(app)]
