@@ -65,10 +65,10 @@ def main() -> None:
     )
     initialise(settings)
     app = create_app(settings=settings)
-    service = app.extensions["ketenpoort"].extra["oauth"]
+    service = app.extensions["ketenpoort"].oauth
     service.config.tokens_per_client = 10**9
     service.config.requests_per_address = 10**9
-    validator = app.extensions["ketenpoort"].extra["token_validator"]
+    validator = app.extensions["ketenpoort"].token_validator
     client = app.test_client()
     partner = register_partner(app, "police")
     print(f"database: {url.split('?')[0].split('@')[-1]}  ({'PostgreSQL' if schema else 'SQLite'})")

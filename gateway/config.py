@@ -37,8 +37,9 @@ class Settings:
     log_level: str = "INFO"
     max_body_bytes: int = MAX_BODY_BYTES
     testing: bool = False
-    #: Run the audit sequencer in a background thread of this process (off in tests).
-    audit_sequencer: bool = True
+    #: Run this process's background jobs — the audit sequencer and signal expiry — in
+    #: daemon threads (off in tests). `KETENPOORT_AUDIT_SEQUENCER` is the old name.
+    background_jobs: bool = True
 
     @property
     def is_sqlite(self) -> bool:
@@ -105,8 +106,11 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "MASTER_KEY": ("master_key", _parse_master_key),
     "LOG_FORMAT": ("log_format", _parse_choice("auto", "json", "console")),
     "LOG_LEVEL": ("log_level", _parse_choice("DEBUG", "INFO", "WARNING", "ERROR")),
-    "AUDIT_SEQUENCER": ("audit_sequencer", _parse_bool),
+    "BACKGROUND_JOBS": ("background_jobs", _parse_bool),
 }
+
+#: Old variable names still accepted: old suffix -> current suffix (the current wins).
+_ALIASES = {"AUDIT_SEQUENCER": "BACKGROUND_JOBS"}
 
 
 def load_settings(
@@ -117,6 +121,9 @@ def load_settings(
     values: dict[str, Any] = {}
     for suffix, (name, parse) in _PARSERS.items():
         raw = env.get(ENV_PREFIX + suffix)
+        old = next((o for o, new in _ALIASES.items() if new == suffix), None)
+        if (raw is None or raw == "") and old is not None:
+            raw, suffix = env.get(ENV_PREFIX + old), old
         if raw is None or raw == "":
             continue
         try:

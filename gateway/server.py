@@ -46,6 +46,6 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, thre
     # Build once in the parent so that a bad setting or missing key fails before forking.
     from gateway.app import create_app
 
-    create_app(settings=replace(settings, audit_sequencer=False))  # workers run the sequencer
+    create_app(settings=replace(settings, background_jobs=False))  # the workers run the jobs
     options = gunicorn_options(host=host, port=port, workers=workers, threads=threads)
     _Gunicorn(settings, options).run()

@@ -137,7 +137,7 @@ def show(file: str | None, digest: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON.")
 def versions(as_json: bool) -> None:
     """List the policy versions that were ever active, newest first."""
-    from gateway.policy.service import list_versions
+    from gateway.policy.active import list_versions
 
     database = _database()
     try:
@@ -169,7 +169,7 @@ def _database() -> Database:
 
 
 def _stored(digest: str) -> LoadedPolicy:
-    from gateway.policy.service import version_by_digest
+    from gateway.policy.active import version_by_digest
 
     database = _database()
     try:

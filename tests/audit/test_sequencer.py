@@ -136,9 +136,9 @@ def test_background_sequencer_runs_when_enabled(settings: Settings, initialised:
     from dataclasses import replace
 
     from gateway.app import create_app
-    from gateway.audit.views import stop_sequencer
+    from gateway.services import stop_jobs
 
-    app = create_app(settings=replace(settings, audit_sequencer=True))
+    app = create_app(settings=replace(settings, background_jobs=True))
     db = app.extensions["ketenpoort"].db
     try:
         write_events(db, 3)
@@ -153,5 +153,5 @@ def test_background_sequencer_runs_when_enabled(settings: Settings, initialised:
             time.sleep(0.05)
         assert pending == 0
     finally:
-        stop_sequencer(app)
+        stop_jobs(app)
         db.dispose()
