@@ -18,11 +18,13 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from gateway.errors import OperatorError
+
 ENV_PREFIX = "KETENPOORT_"
 MAX_BODY_BYTES = 256 * 1024
 
 
-class ConfigError(Exception):
+class ConfigError(OperatorError):
     """A setting is missing or malformed; the message names the variable."""
 
 

@@ -31,6 +31,7 @@ from gateway.client.cli import generate_partner_keys
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.demo.people import Person, people
+from gateway.errors import OperatorError
 from gateway.keys import KeyStore, load_master_key
 from gateway.partners.registry import add_client, add_organisation
 from gateway.users.service import add_user
@@ -60,7 +61,7 @@ PARTNERS = (
 )
 
 
-class DemoError(RuntimeError):
+class DemoError(OperatorError):
     """The demo cannot run; the message says why (printed without a traceback)."""
 
 

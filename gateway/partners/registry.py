@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from gateway.actors import Actor
 from gateway.audit import AuditEvent, record_event
 from gateway.crypto.jose import JoseError, check_public_jwk, key_use
+from gateway.errors import OperatorError
 from gateway.partners.models import OAuthClient, Organisation
 
 KINDS = ("police", "justice", "care", "education", "municipality", "meldpunt")
@@ -33,7 +34,7 @@ MELDPUNT_NAME = "Meldpunt"
 _ORG_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 
-class RegistryError(Exception):
+class RegistryError(OperatorError):
     """A registration cannot be done; the message tells the operator why."""
 
 
