@@ -24,7 +24,7 @@ from typing import Any
 
 from authlib.consts import default_json_headers
 from authlib.oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import ClientMixin, OAuth2Payload, OAuth2Request
+from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
 from authlib.oauth2.rfc6749.errors import (
     InvalidRequestError,
     InvalidScopeError,
@@ -37,54 +37,27 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Response, g, request
 from werkzeug.datastructures import MultiDict
 
-from gateway.actors import Actor
 from gateway.audit import AuditEvent, record_event
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.keys import KeyStore
 from gateway.logs import get_logger
 from gateway.oauth import rfc9068, store
+from gateway.oauth.clients import AUTH_METHOD, ClientModel
 from gateway.oauth.config import OAuthConfig
 from gateway.oauth.errors import InvalidDPoPProofError, RateLimitedError, safe_description
 from gateway.oauth.failures import RefusalAudit
 from gateway.oauth.keys import TokenSigningKeys
 from gateway.oauth.rfc7523 import PrivateKeyJWT
 from gateway.oauth.rfc9449 import InvalidProof, verify_proof
-from gateway.partners.registry import MELDPUNT_ID, MELDPUNT_SCOPES, ClientRecord, find_client
+from gateway.partners.registry import MELDPUNT_ID, MELDPUNT_SCOPES, find_client
 
 log = get_logger(__name__)
 
-AUTH_METHOD = "private_key_jwt"
 TOKEN_PATH = "/oauth/token"  # noqa: S105 - a path
 INTROSPECTION_PATH = "/oauth/introspect"
 REVOCATION_PATH = "/oauth/revoke"
 JWKS_PATH = "/oauth/jwks"
-
-
-class ClientModel(ClientMixin):  # type: ignore[misc]
-    """A registered client as authlib sees it: private_key_jwt, client_credentials only."""
-
-    def __init__(self, record: ClientRecord) -> None:
-        self.record = record
-        self.client_id = record.client_id
-
-    def get_client_id(self) -> str:
-        return self.record.client_id
-
-    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        return method == AUTH_METHOD
-
-    def check_grant_type(self, grant_type: str) -> bool:
-        return grant_type == "client_credentials"
-
-    def actor(self) -> Actor:
-        return Actor(
-            type="client",
-            id=self.record.client_id,
-            organisation=self.record.organisation,
-            organisation_kind=self.record.organisation_kind,
-            scopes=self.record.scopes,
-        )
 
 
 @dataclass
