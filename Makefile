@@ -37,13 +37,14 @@ serve: $(STAMP)
 	$(BIN)/ketenpoort init
 	$(BIN)/ketenpoort serve --host 127.0.0.1 --port 8080
 
-## make test: ruff, mypy and the test suite (SQLite; PostgreSQL too when
+## make test: ruff, import layers (lint-imports), mypy and the test suite (SQLite; PostgreSQL too when
 ## KETENPOORT_TEST_POSTGRES_URL is set).
 test: install-dev lint typecheck pytest
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check gateway tests bench
 	$(BIN)/ruff format --check gateway tests bench
+	$(BIN)/lint-imports --no-logo
 
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
@@ -55,4 +56,4 @@ bench: $(DEV_STAMP)
 	for f in bench/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

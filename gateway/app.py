@@ -31,7 +31,7 @@ from gateway.policy.active import start_policy
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.views import bp as policy_bp
 from gateway.pseudonyms.service import PseudonymiserSource
-from gateway.security import check_every_route_is_protected
+from gateway.security import check_every_route_is_protected, enforce
 from gateway.services import EXTENSION, Services, close_request_session
 from gateway.signals.directory import DirectoryCache
 from gateway.signals.expiry import ExpiryJob
@@ -110,7 +110,7 @@ def background_jobs(
 def register_routes(app: Flask) -> None:
     """Every blueprint, the HTTP conventions, and the fail-closed route check."""
 
-    conventions.init_app(app)
+    conventions.init_app(app, enforce)
     for bp in (
         ops_bp,
         api_bp,

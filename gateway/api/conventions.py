@@ -12,6 +12,7 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -32,7 +33,6 @@ from gateway.errors import (
     UnsupportedMediaType,
 )
 from gateway.logs import bind_request, clear_sensitive, get_logger, looks_like_identifier
-from gateway.security import enforce
 from gateway.services import services
 
 log = get_logger("gateway.http")
@@ -161,7 +161,8 @@ def problem_for_http_exception(exc: HTTPException) -> ProblemError:
     return problem
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, enforce: Callable[[Operation], None]) -> None:
+    """The hooks of every request; `enforce` checks an operation's token and scopes."""
     max_body: int = app.config["MAX_CONTENT_LENGTH"]
 
     @app.before_request

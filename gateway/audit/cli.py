@@ -16,11 +16,11 @@ from gateway.audit.verify import (
     GatewaySource,
     Report,
     VerificationUnavailable,
-    database_source,
     requests_fetch,
     verify_gateway,
     verify_log,
 )
+from gateway.audit.verify_rows import database_source
 from gateway.cli_support import admin_database, settings_from_env
 from gateway.config import Settings
 from gateway.errors import OperatorError

@@ -15,7 +15,8 @@ from gateway.audit.models import AuditCheckpointRow, AuditEntryRow, AuditNodeRow
 from gateway.audit.note import open_checkpoint
 from gateway.audit.sequencer import CheckpointSigner, sequence_batch
 from gateway.audit.tree import stored_consistency_proof, stored_inclusion_proof, stored_root
-from gateway.audit.verify import database_source, verify_log
+from gateway.audit.verify import verify_log
+from gateway.audit.verify_rows import database_source
 from gateway.config import Settings
 from gateway.db import Database
 from tests.audit.conftest import POLICE, write_events
