@@ -123,4 +123,9 @@ def record_allowed(
 
 def policy_denied(decision: Decision) -> PolicyDenied:
     """The 403 problem for a deny: names the rule and the reason, never personal data."""
+    if decision.needs_approval:
+        return PolicyDenied(
+            f"This needs a second person's approval first (rule {decision.rule}): "
+            f"{decision.reason}."
+        )
     return PolicyDenied(f"{decision.reason} (rule {decision.rule}).")
