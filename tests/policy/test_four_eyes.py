@@ -133,3 +133,28 @@ def test_authorize_refuses_an_action_still_waiting_for_approval() -> None:
     assert pending.needs_approval and not pending.allowed
     problem = policy_denied(pending)
     assert problem.status == 403 and "second person's approval" in problem.detail
+
+
+people = st.builds(
+    Actor,
+    type=st.just("user"),
+    id=st.sampled_from(["anna", "bram", "chris"]),
+    organisation=st.just("meldpunt"),
+    role=st.sampled_from(ROLES),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    actor=people,
+    approver=st.none() | people,
+    action=st.sampled_from(["payload.read", "case.share"]),
+    category=st.sampled_from(CATEGORIES),
+    purpose=st.none() | st.sampled_from(list(BASE.policy.purposes.allowed)),
+)
+def test_shipped_policy_people_at_the_meldpunt(
+    actor: Actor, approver: Actor | None, action: str, category: str, purpose: str | None
+) -> None:
+    """The shipped four-eyes rules, with the people they are about (coordinators)."""
+    resource = Resource(type="signal", id="s-1", category=category, organisation="police-1")
+    check(PolicyEngine(BASE), actor, action, resource, Context(purpose, approver))
