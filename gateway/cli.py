@@ -152,11 +152,12 @@ def users_add(name: str, role: str) -> None:
     from gateway.users.service import add_user
 
     settings = settings_from_env()
-    keys = KeyStore(
-        settings.keys_dir, load_master_key(settings.keys_dir, settings.master_key, create=False)
-    )
     database = admin_database(settings)
     try:
+        keys = KeyStore(
+            settings.keys_dir,
+            load_master_key(settings.keys_dir, settings.master_key, create=False),
+        )
         with database.transaction() as session:
             created = add_user(session, keys, name=name, role=role, actor=cli_actor())
     finally:

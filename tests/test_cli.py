@@ -89,6 +89,7 @@ def test_admin_commands_on_an_uninitialised_database_say_init_and_create_nothing
         ["audit", "verify"],
         ["signals", "expire"],
         ["policy", "versions"],
+        ["users", "add", "anna", "--role", "coordinator"],
     ):
         result = CliRunner().invoke(main, args, env=env)
         assert result.exit_code == 3, (args, result.output)
