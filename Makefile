@@ -45,13 +45,14 @@ serve: $(STAMP)
 	$(BIN)/ketenpoort init
 	$(BIN)/ketenpoort serve --host $(HOST) --port $(PORT)
 
-## make test: ruff, mypy and the test suite on SQLite and (when it answers, see above)
-## PostgreSQL; skipped PostgreSQL runs are counted and named.
+## make test: ruff, import layers (lint-imports), mypy and the test suite on SQLite and
+## (when it answers, see above) PostgreSQL; skipped PostgreSQL runs are counted and named.
 test: install-dev lint typecheck pytest
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check gateway tests bench
 	$(BIN)/ruff format --check gateway tests bench
+	$(BIN)/lint-imports --no-logo
 
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
@@ -63,4 +64,4 @@ bench: $(DEV_STAMP)
 	for f in bench/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

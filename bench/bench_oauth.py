@@ -68,7 +68,7 @@ def main() -> None:
     )
     initialise(settings)
     app = create_app(settings=settings)
-    validator = app.extensions["ketenpoort"].extra["token_validator"]
+    validator = app.extensions["ketenpoort"].token_validator
     client = app.test_client()
     partner = register_partner(app, "police")
     print(f"database: {url.split('?')[0].split('@')[-1]}  ({'PostgreSQL' if schema else 'SQLite'})")

@@ -44,7 +44,7 @@ def main() -> None:
         master_key=secrets.token_bytes(32),
         log_format="json",
         testing=True,
-        audit_sequencer=False,
+        background_jobs=False,
     )
     initialise(settings)
     app = create_app(settings=settings)

@@ -1,4 +1,9 @@
-"""The app factory: nothing is created at import time, every test builds its own app."""
+"""The app factory and composition root: every service is built here, once, in order.
+
+Nothing is created at import time (every test builds its own app) and nothing is built
+later inside a view: `create_app` builds the typed `Services` container, hands each
+background job exactly what it needs, then registers the HTTP routes.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,34 @@ from typing import Any
 
 from flask import Flask
 
-from gateway import oauth
+from gateway.api import conventions
+from gateway.api.views import bp as api_bp
+from gateway.audit.sequencer import BackgroundSequencer, signer_from
+from gateway.audit.views import bp as audit_bp
+from gateway.cases import build as build_case_services
+from gateway.cases.views import bp as cases_bp
 from gateway.config import Settings, load_settings
 from gateway.db import Database
+from gateway.jobs import BackgroundJob
 from gateway.keys import KeyStore, load_master_key
 from gateway.logs import configure_logging
+from gateway.oauth.resource import GatewayTokenValidator
+from gateway.oauth.server import OAuthService
+from gateway.oauth.views import bp as oauth_bp
 from gateway.ops.metrics import Metrics
+from gateway.ops.views import bp as ops_bp
+from gateway.partners.views import bp as partners_bp
+from gateway.policy.active import start_policy
+from gateway.policy.engine import PolicyEngine
+from gateway.policy.views import bp as policy_bp
+from gateway.pseudonyms.service import PseudonymiserSource
 from gateway.ratelimit import addresses as proxies
-from gateway.security import check_every_route_is_protected
+from gateway.security import check_every_route_is_protected, enforce
 from gateway.services import EXTENSION, Services, close_request_session
+from gateway.signals.directory import DirectoryCache
+from gateway.signals.expiry import ExpiryJob
+from gateway.signals.subject_search import bp as subject_search_bp
+from gateway.signals.views import bp as signals_bp
 
 
 def create_app(
@@ -40,32 +64,70 @@ def create_app(
     proxies.install(app, settings.trusted_proxies)
     app.url_map.merge_slashes = False
 
+    found = build_services(settings)
+    app.extensions[EXTENSION] = found
+    app.teardown_appcontext(close_request_session)
+    register_routes(app)
+    for job in found.jobs:
+        job.start()
+    return app
+
+
+def build_services(settings: Settings) -> Services:
+    """The container: settings, database, keys, the active policy (a broken policy file
+    stops the start with `PolicyError`), OAuth, pseudonyms, the directory cache, readiness
+    checks and — unless `KETENPOORT_BACKGROUND_JOBS=false` — the background jobs (not
+    started yet)."""
+
     database = Database(settings.database_url)
     master = load_master_key(settings.keys_dir, settings.master_key, create=False)
     keys = KeyStore(settings.keys_dir, master)
-    app.extensions[EXTENSION] = Services(settings=settings, db=database, keys=keys)
-    app.extensions["ketenpoort_metrics"] = Metrics()
-    app.teardown_appcontext(close_request_session)
+    policy = start_policy(settings.policy, database)
+    metrics = Metrics()
+    oauth = OAuthService(settings, database, keys, on_rate_limited=metrics.rate_limited)
+    return Services(
+        settings=settings,
+        db=database,
+        keys=keys,
+        metrics=metrics,
+        policy=policy,
+        oauth=oauth,
+        token_validator=GatewayTokenValidator(oauth),
+        pseudonyms=PseudonymiserSource(keys),
+        directory=DirectoryCache(database),
+        cases=build_case_services(policy.engine, keys),
+        readiness={"policy": lambda: policy.check_ready(database)},
+        jobs=background_jobs(settings, database, keys, policy.engine),
+    )
 
-    from gateway import audit, cases, policy
-    from gateway.api import conventions
-    from gateway.api.views import bp as api_bp
-    from gateway.ops.views import bp as ops_bp
-    from gateway.partners.views import bp as partners_bp
-    from gateway.signals import expiry
-    from gateway.signals.subject_search import bp as subject_search_bp
-    from gateway.signals.views import bp as signals_bp
 
-    conventions.init_app(app)
-    app.register_blueprint(ops_bp)
-    app.register_blueprint(api_bp)
-    audit.init_app(app)
-    oauth.init_app(app)
-    app.register_blueprint(partners_bp)
-    policy.init_app(app)  # a broken policy file stops the start (PolicyError)
-    app.register_blueprint(signals_bp)
-    app.register_blueprint(subject_search_bp)
-    cases.init_app(app)  # after the policy: its services use the engine
-    expiry.init_app(app)
+def background_jobs(
+    settings: Settings, database: Database, keys: KeyStore, engine: PolicyEngine
+) -> tuple[BackgroundJob, ...]:
+    """The audit sequencer and signal expiry, each given what it uses and nothing more."""
+    if not settings.background_jobs:
+        return ()
+
+    return (
+        BackgroundSequencer(database, lambda: signer_from(keys, settings.issuer)),
+        ExpiryJob(database, engine),
+    )
+
+
+def register_routes(app: Flask) -> None:
+    """Every blueprint, the HTTP conventions, and the fail-closed route check."""
+
+    conventions.init_app(app, enforce)
+    for bp in (
+        ops_bp,
+        api_bp,
+        audit_bp,
+        oauth_bp,
+        partners_bp,
+        policy_bp,
+        signals_bp,
+        subject_search_bp,
+        cases_bp,
+    ):
+        app.register_blueprint(bp)
     check_every_route_is_protected(app)
-    return app

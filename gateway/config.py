@@ -21,11 +21,13 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from gateway.errors import OperatorError
+
 ENV_PREFIX = "KETENPOORT_"
 MAX_BODY_BYTES = 256 * 1024
 
 
-class ConfigError(Exception):
+class ConfigError(OperatorError):
     """A setting is missing or malformed; the message names the variable."""
 
 
@@ -98,8 +100,9 @@ class Settings:
     log_level: str = "INFO"
     max_body_bytes: int = MAX_BODY_BYTES
     testing: bool = False
-    #: Run the audit sequencer in a background thread of this process (off in tests).
-    audit_sequencer: bool = True
+    #: Run this process's background jobs — the audit sequencer and signal expiry — in
+    #: daemon threads (off in tests). `KETENPOORT_AUDIT_SEQUENCER` is the old name.
+    background_jobs: bool = True
     #: Token buckets per authenticated client: every `/v1` request, and token requests.
     #: Generous by default; a partner system that needs more asks the meldpunt.
     rate_limit_per_client: RateLimit = RateLimit(rate=50.0, burst=500)
@@ -187,12 +190,15 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "MASTER_KEY": ("master_key", _parse_master_key),
     "LOG_FORMAT": ("log_format", _parse_choice("auto", "json", "console")),
     "LOG_LEVEL": ("log_level", _parse_choice("DEBUG", "INFO", "WARNING", "ERROR")),
-    "AUDIT_SEQUENCER": ("audit_sequencer", _parse_bool),
+    "BACKGROUND_JOBS": ("background_jobs", _parse_bool),
     "RATE_LIMIT_PER_CLIENT": ("rate_limit_per_client", _parse_rate_limit),
     "TOKEN_RATE_LIMIT_PER_CLIENT": ("token_rate_limit_per_client", _parse_rate_limit),
     "FAILURES_PER_ADDRESS": ("failures_per_address", _parse_positive_int),
     "TRUSTED_PROXIES": ("trusted_proxies", parse_trusted_proxies),
 }
+
+#: Old variable names still accepted: old suffix -> current suffix (the current wins).
+_ALIASES = {"AUDIT_SEQUENCER": "BACKGROUND_JOBS"}
 
 
 def load_settings(
@@ -203,6 +209,9 @@ def load_settings(
     values: dict[str, Any] = {}
     for suffix, (name, parse) in _PARSERS.items():
         raw = env.get(ENV_PREFIX + suffix)
+        old = next((o for o, new in _ALIASES.items() if new == suffix), None)
+        if (raw is None or raw == "") and old is not None:
+            raw, suffix = env.get(ENV_PREFIX + old), old
         if raw is None or raw == "":
             continue
         try:

@@ -169,3 +169,20 @@ def all_problem_types() -> dict[str, type[ProblemError]]:
         found.setdefault(cls.slug, cls)
         stack.extend(cls.__subclasses__())
     return found
+
+
+class OperatorError(Exception):
+    """A failure the operator can act on: a setting, a key, an argument, the database.
+
+    Every command-line error derives from this one base. The top-level command catches
+    it once and prints one line, `error: <message>`, on stderr with `exit_code` (see
+    `gateway.cli` for the codes); the message never holds a secret or personal data.
+    """
+
+    exit_code: ClassVar[int] = 1
+
+
+class NotInitialised(OperatorError):
+    """The database has not been created yet (`ketenpoort init` creates it)."""
+
+    exit_code = 3

@@ -1,14 +1,11 @@
 """Resource protection: every `/v1` operation declares its scopes, and a request hook
 enforces them before the view runs.
 
-The token validator itself (RFC 9068 JWTs, DPoP, revocation) is registered by the OAuth
-package as `services().extra["token_validator"]`. Without one, every protected route
-answers 401: protection fails closed, never open.
+The token validator itself (RFC 9068 JWTs, DPoP, revocation) is built by the composition
+root and held as `services().token_validator`.
 """
 
 from __future__ import annotations
-
-from typing import Protocol
 
 from flask import Flask, g
 
@@ -17,25 +14,11 @@ from gateway.api.openapi import Operation, operation_of
 from gateway.errors import Unauthorized
 from gateway.services import services
 
-TOKEN_VALIDATOR = "token_validator"  # noqa: S105 - a registry key
-
-
-class TokenValidator(Protocol):
-    def authenticate(self, required_scopes: tuple[str, ...]) -> Actor:
-        """Check the current request's token; raise `Unauthorized` or `Forbidden`."""
-        ...
-
 
 def enforce(op: Operation) -> None:
     if op.scopes is None:
         return
-    validator: TokenValidator | None = services().extra.get(TOKEN_VALIDATOR)
-    if validator is None:
-        raise Unauthorized(
-            "This gateway has no token validator configured.",
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        )
-    g.actor = validator.authenticate(op.scopes)
+    g.actor = services().token_validator.authenticate(op.scopes)
 
 
 def current_actor() -> Actor:

@@ -13,6 +13,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from gateway.config import Settings
+from gateway.errors import OperatorError
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -53,7 +54,7 @@ def gunicorn_options(*, host: str, port: int, workers: int, threads: int) -> dic
     }
 
 
-class PortInUse(Exception):
+class PortInUse(OperatorError):
     """The port is taken: said in one line before anything starts."""
 
 
@@ -99,6 +100,6 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, thre
     # Build once in the parent so that a bad setting or missing key fails before forking.
     from gateway.app import create_app
 
-    create_app(settings=replace(settings, audit_sequencer=False))  # workers run the sequencer
+    create_app(settings=replace(settings, background_jobs=False))  # the workers run the jobs
     options = gunicorn_options(host=host, port=port, workers=workers, threads=threads)
     _Gunicorn(settings, {**options, "child_exit": _worker_exit}).run()

@@ -1,36 +1,89 @@
-"""The app's services, built once by the factory and looked up by views.
+"""The app's services: one typed container, built once by `create_app`, looked up by views.
 
 Views never construct their own dependencies; they call `services()` and, for the
 database, `db_session()` which gives one session per request, closed at teardown.
+Everything in the container is built in `gateway.app.create_app` (the composition
+root) before the first request, so start-up order is written down in one place and a
+missing service is a type error, not a `KeyError` at the first request.
+
+The domain types are named here only for the type checker: this module sits below the
+domain packages (their views import it), so it must not import them at run time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from flask import current_app, g
+from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
+from gateway.actors import Actor
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.keys import KeyStore
 
+if TYPE_CHECKING:
+    from gateway.cases import CaseServices
+    from gateway.jobs import BackgroundJob
+    from gateway.oauth.server import OAuthService
+    from gateway.ops.metrics import Metrics
+    from gateway.policy.active import PolicyService
+    from gateway.pseudonyms.service import PseudonymiserSource
+    from gateway.signals.directory import DirectoryCache
+
+#: The one `app.extensions` key this app uses.
 EXTENSION = "ketenpoort"
 
 
-@dataclass
+class TokenValidator(Protocol):
+    """Checks the current request's access token (see `gateway.oauth.resource`)."""
+
+    def authenticate(self, required_scopes: tuple[str, ...]) -> Actor:
+        """Raise `Unauthorized` or `Forbidden`, or return the authenticated actor."""
+        ...
+
+
+@dataclass(frozen=True)
 class Services:
+    """Every long-lived service of one app, built once by `create_app`."""
+
     settings: Settings
     db: Database
     keys: KeyStore
-    #: Further domain services, registered by their packages' `init_app`.
-    extra: dict[str, Any] = field(default_factory=dict)
+    metrics: Metrics
+    policy: PolicyService
+    oauth: OAuthService
+    token_validator: TokenValidator
+    #: The pseudonym key, unsealed on first use (`ketenpoort init` may create it later).
+    pseudonyms: PseudonymiserSource
+    directory: DirectoryCache
+    #: Cases, approvals, payload reads and shares (the API and the web pages).
+    cases: CaseServices
+    #: Readiness checks by name: each raises when its part is not ready.
+    readiness: Mapping[str, Callable[[], None]]
+    #: This process's background jobs (empty with KETENPOORT_BACKGROUND_JOBS=false).
+    jobs: tuple[BackgroundJob, ...] = ()
+    #: Built OpenAPI documents by issuer (a cache, filled on first request).
+    openapi_documents: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def services() -> Services:
     found: Services = current_app.extensions[EXTENSION]
     return found
+
+
+def services_of(app: Flask) -> Services:
+    """The container of `app` (outside a request: tests, shutdown)."""
+    found: Services = app.extensions[EXTENSION]
+    return found
+
+
+def stop_jobs(app: Flask, timeout: float = 5.0) -> None:
+    """Stop this app's background jobs (tests, shutdown)."""
+    for job in services_of(app).jobs:
+        job.stop(timeout)
 
 
 def db_session() -> Session:

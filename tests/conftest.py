@@ -75,7 +75,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         master_key=secrets.token_bytes(32),
         log_format="json",
         testing=True,
-        audit_sequencer=False,
+        background_jobs=False,
     )
 
 

@@ -71,3 +71,76 @@ def test_serve_without_keys_fails_clearly(tmp_path: Path) -> None:
 def test_version_json() -> None:
     result = CliRunner().invoke(main, ["version", "--json"])
     assert json.loads(result.stdout)["apiVersion"] == "1.0.0"
+
+
+def test_admin_commands_on_an_uninitialised_database_say_init_and_create_nothing(
+    tmp_path: Path,
+) -> None:
+    """One line, exit 3, and no database file (nor its folder) left behind."""
+    env = env_for(tmp_path)
+    env["KETENPOORT_DATABASE_URL"] = f"sqlite:///{tmp_path / 'later' / 'k.db'}"
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text('{"keys": []}')
+    for args in (
+        ["partners", "list"],
+        ["partners", "add", "police-1", "--name", "P", "--kind", "police", "--jwks", str(jwks)],
+        ["partners", "disable", "police-1"],
+        ["clients", "add", "police-1", "--jwks", str(jwks), "--scope", "signals:read"],
+        ["audit", "export"],
+        ["audit", "verify"],
+        ["signals", "expire"],
+        ["policy", "versions"],
+        ["users", "add", "anna", "--role", "coordinator"],
+    ):
+        result = CliRunner().invoke(main, args, env=env)
+        assert result.exit_code == 3, (args, result.output)
+        assert result.stderr.strip().splitlines() == [
+            "error: the database is not initialised; run `ketenpoort init`"
+        ], args
+        assert not (tmp_path / "later").exists(), args
+
+
+def test_operator_errors_are_one_line_with_exit_1(tmp_path: Path) -> None:
+    env = env_for(tmp_path)
+    assert CliRunner().invoke(main, ["init"], env=env).exit_code == 0
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text('{"keys": []}')
+    result = CliRunner().invoke(
+        main,
+        ["partners", "add", "police-1", "--name", "P", "--kind", "bank", "--jwks", str(jwks)],
+        env=env,
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: unknown kind 'bank'")
+    assert len(result.stderr.strip().splitlines()) == 1
+    bad = CliRunner().invoke(main, ["policy", "show", "--digest", "00"], env=env)
+    assert (bad.exit_code, bad.stderr) == (
+        1,
+        "error: no policy version with digest 00 in this database\n",
+    )
+    usage = CliRunner().invoke(main, ["partners", "add"], env=env)
+    assert usage.exit_code == 2
+
+
+def test_audit_verify_reads_public_keys_without_the_master_key(tmp_path: Path) -> None:
+    """The verifier needs only the public checkpoint key: no master key is loaded."""
+    env = env_for(tmp_path)
+    assert CliRunner().invoke(main, ["init"], env=env).exit_code == 0
+    assert CliRunner().invoke(main, ["audit", "sequence"], env=env).exit_code == 0
+    without_master = {k: v for k, v in env.items() if k != "KETENPOORT_MASTER_KEY"}
+    result = CliRunner().invoke(
+        main, ["audit", "verify", "--json", "--no-progress"], env=without_master
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["ok"] is True
+    from gateway.keys import KeyPurpose, KeyStore, KeyStoreError
+
+    public = KeyStore.public_only(tmp_path / "keys")
+    record = public.active(KeyPurpose.AUDIT_CHECKPOINT)
+    assert record.public_jwk is not None
+    try:
+        public.private_jwk(record.kid)
+    except KeyStoreError as exc:
+        assert "public keys only" in str(exc)
+    else:  # pragma: no cover - a regression
+        raise AssertionError("a public-only key store must not unseal")

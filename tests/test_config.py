@@ -78,3 +78,14 @@ def test_issuer_parser_never_crashes(value: str) -> None:
         assert str(exc).startswith("KETENPOORT_ISSUER:")
     else:
         assert settings.issuer.startswith(("http://", "https://")) or value == ""
+
+
+def test_background_jobs_switch_and_its_old_name() -> None:
+    """`KETENPOORT_BACKGROUND_JOBS` says what it switches; the old name still works."""
+    assert load_settings({}).background_jobs is True
+    assert load_settings({"KETENPOORT_BACKGROUND_JOBS": "false"}).background_jobs is False
+    assert load_settings({"KETENPOORT_AUDIT_SEQUENCER": "false"}).background_jobs is False
+    both = {"KETENPOORT_BACKGROUND_JOBS": "true", "KETENPOORT_AUDIT_SEQUENCER": "false"}
+    assert load_settings(both).background_jobs is True
+    with pytest.raises(ConfigError, match="KETENPOORT_AUDIT_SEQUENCER"):
+        load_settings({"KETENPOORT_AUDIT_SEQUENCER": "maybe"})

@@ -12,6 +12,7 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -32,7 +33,7 @@ from gateway.errors import (
     UnsupportedMediaType,
 )
 from gateway.logs import bind_request, clear_sensitive, get_logger, looks_like_identifier
-from gateway.security import enforce
+from gateway.services import services
 
 log = get_logger("gateway.http")
 
@@ -119,8 +120,6 @@ def _check_negotiation(op: Operation, max_body: int) -> None:
 
 
 def render_problem(error: ProblemError) -> Response:
-    from gateway.services import services
-
     body = error.body(services().settings.issuer, request_id())
     response = Response(
         json.dumps(body, ensure_ascii=False), status=error.status, mimetype=PROBLEM_MEDIA_TYPE
@@ -162,7 +161,8 @@ def problem_for_http_exception(exc: HTTPException) -> ProblemError:
     return problem
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, enforce: Callable[[Operation], None]) -> None:
+    """The hooks of every request; `enforce` checks an operation's token and scopes."""
     max_body: int = app.config["MAX_CONTENT_LENGTH"]
 
     @app.before_request
@@ -204,9 +204,7 @@ def init_app(app: Flask) -> None:
             response.headers["Access-Control-Allow-Origin"] = "*"
         duration = time.perf_counter() - g.get("started", time.perf_counter())
         route = request.url_rule.rule if request.url_rule else "<unmatched>"
-        metrics = app.extensions.get("ketenpoort_metrics")
-        if metrics is not None:
-            metrics.observe(request.method, route, response.status_code, duration)
+        services().metrics.observe(request.method, route, response.status_code, duration)
         log.info(
             "request",
             status=response.status_code,

@@ -15,7 +15,7 @@ bp = Blueprint("api", __name__)
 
 
 def openapi_document() -> dict[str, Any]:
-    cache: dict[str, Any] = current_app.extensions.setdefault("ketenpoort_openapi", {})
+    cache = services().openapi_documents
     issuer = services().settings.issuer
     if issuer not in cache:
         cache[issuer] = build_openapi(current_app, issuer)

@@ -10,12 +10,10 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from flask import Flask
-
     from gateway.audit.entries import AuditEvent, Outcome, SubjectRef
     from gateway.audit.service import Receipt, record_event
 
-__all__ = ["AuditEvent", "Outcome", "Receipt", "SubjectRef", "init_app", "record_event"]
+__all__ = ["AuditEvent", "Outcome", "Receipt", "SubjectRef", "record_event"]
 
 _LAZY = {
     "AuditEvent": "gateway.audit.entries",
@@ -31,10 +29,3 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'gateway.audit' has no attribute {name!r}")
     return getattr(import_module(module), name)
-
-
-def init_app(app: Flask) -> None:
-    """Register the audit API and, unless disabled, this process's background sequencer."""
-    from gateway.audit.views import init_app as init_views
-
-    init_views(app)

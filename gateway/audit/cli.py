@@ -16,37 +16,23 @@ from gateway.audit.verify import (
     GatewaySource,
     Report,
     VerificationUnavailable,
-    database_source,
     requests_fetch,
     verify_gateway,
     verify_log,
 )
+from gateway.audit.verify_rows import database_source
+from gateway.cli_support import admin_database, settings_from_env
+from gateway.config import Settings
+from gateway.errors import OperatorError
 
 
-def _fail(message: str) -> click.ClickException:
-    from gateway.cli import CliError
-
-    return CliError(message)
-
-
-def _settings() -> Any:
-    from gateway.cli import settings_from_env
-    from gateway.config import ConfigError
-
-    try:
-        return settings_from_env()
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
-
-
-def _public_keys(settings: Any) -> list[VerifierKey]:
-    """The checkpoint keys from the key store's public records (nothing is unsealed)."""
+def _public_keys(settings: Settings) -> list[VerifierKey]:
+    """The checkpoint keys from the key store's public records (no master key needed)."""
     from gateway.audit.note import origin_for
     from gateway.crypto import ed25519
     from gateway.keys import KeyPurpose, KeyStore
-    from gateway.keys.store import MasterKey
 
-    store = KeyStore(settings.keys_dir, MasterKey(bytes(32), development=True))
+    store = KeyStore.public_only(settings.keys_dir)
     origin = origin_for(settings.issuer)
     return [
         VerifierKey(origin, ed25519.public_key_bytes(r.public_jwk))
@@ -60,16 +46,15 @@ def _read_key(value: str) -> VerifierKey:
     try:
         return VerifierKey.parse(text)
     except NoteError as exc:
-        raise _fail(f"--key: {exc}") from None
+        raise OperatorError(f"--key: {exc}") from None
 
 
-def _record_cli(settings: Any, action: str, outcome: str, detail: dict[str, Any]) -> None:
+def _record_cli(settings: Settings, action: str, outcome: str, detail: dict[str, Any]) -> None:
     """A CLI administration step is an audit entry too."""
     from gateway.actors import cli_actor
     from gateway.audit import AuditEvent, record_event
-    from gateway.db import Database
 
-    database = Database(settings.database_url)
+    database = admin_database(settings)
     try:
         with database.transaction() as session:
             record_event(
@@ -86,7 +71,7 @@ def _record_cli(settings: Any, action: str, outcome: str, detail: dict[str, Any]
         database.dispose()
 
 
-def record_init(settings: Any, result: dict[str, Any]) -> None:
+def record_init(settings: Settings, result: dict[str, Any]) -> None:
     """`ketenpoort init` is an administration step: an entry per created key, one for the run."""
     from gateway.actors import cli_actor
     from gateway.audit import AuditEvent, record_event
@@ -198,13 +183,14 @@ def verify(
             with _progress(None, not no_progress) as progress:
                 report = verify_gateway(source, key=key, witnessed=notes, progress=progress)
         except VerificationUnavailable as exc:
-            raise _fail(str(exc)) from None
+            raise OperatorError(str(exc)) from None
         _finish(report, as_json)
         return
-    settings = _settings()
+    settings = settings_from_env()
+    admin_database(settings).dispose()  # an uninitialised database: one line, nothing created
     keys = [_read_key(key_text)] if key_text else _public_keys(settings)
     if not keys:
-        raise _fail("no audit-checkpoint key found; give --key")
+        raise OperatorError("no audit-checkpoint key found; give --key")
     entries, checkpoints, close = database_source(settings.database_url)
     try:
         with _progress(_count(settings.database_url), not no_progress) as progress:
@@ -255,10 +241,9 @@ def export(fmt: str, output: Path | None) -> None:
     from gateway.audit.models import AuditEntryRow
     from gateway.audit.queries import EntryFilter, entries_query, stream
     from gateway.audit.tree import latest_checkpoint
-    from gateway.db import Database
 
-    settings = _settings()
-    database = Database(settings.database_url)
+    settings = settings_from_env()
+    database = admin_database(settings)
     try:
         with database.session() as session:
             latest = latest_checkpoint(session)
@@ -289,18 +274,14 @@ def sequence(as_json: bool) -> None:
     """Sequence every pending entry now and sign a checkpoint (the gateway does this itself)."""
     from gateway.audit.sequencer import sequence_pending, signer_from
     from gateway.audit.tree import latest_checkpoint
-    from gateway.db import Database
-    from gateway.keys import KeyStore, KeyStoreError, load_master_key
+    from gateway.keys import KeyStore, load_master_key
 
-    settings = _settings()
-    try:
-        keys = KeyStore(
-            settings.keys_dir, load_master_key(settings.keys_dir, settings.master_key, create=False)
-        )
-        signer = signer_from(keys, settings.issuer)
-    except KeyStoreError as exc:
-        raise _fail(str(exc)) from None
-    database = Database(settings.database_url)
+    settings = settings_from_env()
+    keys = KeyStore(
+        settings.keys_dir, load_master_key(settings.keys_dir, settings.master_key, create=False)
+    )
+    signer = signer_from(keys, settings.issuer)
+    database = admin_database(settings)
     try:
         count = sequence_pending(database, signer)
         with database.session() as session:

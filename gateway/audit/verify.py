@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -194,42 +194,6 @@ def verify_log(
 
 
 # --- sources ---------------------------------------------------------------------------
-
-
-def database_source(url: str) -> tuple[Iterator[LogEntry], list[str], Callable[[], None]]:
-    """Entries and checkpoints straight from the database rows, with plain SQL."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        notes = [
-            row[0] for row in conn.execute(text("SELECT note FROM audit_checkpoints ORDER BY id"))
-        ]
-
-    def rows() -> Generator[LogEntry, None, None]:
-        with engine.connect().execution_options(stream_results=True, yield_per=20_000) as conn:
-            result = conn.execute(
-                text(
-                    "SELECT e.seq, e.data, e.leaf_hash, n.hash FROM audit_entries e "
-                    "LEFT JOIN audit_tree_nodes n ON n.level = 0 AND n.idx = e.seq "
-                    "WHERE e.seq IS NOT NULL ORDER BY e.seq"
-                )
-            )
-            for seq, data, recorded, tree_leaf in result:
-                yield LogEntry(int(seq), bytes(data), bytes(recorded), _leaf_or_missing(tree_leaf))
-
-    stream = rows()
-
-    def close() -> None:
-        stream.close()  # a verification that stopped early still frees its cursor
-        engine.dispose()
-
-    return stream, notes, close
-
-
-def _leaf_or_missing(value: bytes | None) -> bytes:
-    # A leaf missing from the tree compares unequal to every real leaf hash.
-    return bytes(value) if value is not None else b"missing"
 
 
 Fetch = Callable[[str, dict[str, str]], Any]

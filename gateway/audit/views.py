@@ -16,7 +16,7 @@ from datetime import datetime
 from functools import wraps
 from typing import Any, Literal, TypeVar
 
-from flask import Blueprint, Flask, Response, stream_with_context
+from flask import Blueprint, Response, stream_with_context
 from pydantic import Field
 from sqlalchemy import select
 
@@ -36,7 +36,6 @@ from gateway.audit.models import AuditCheckpointRow, AuditEntryRow
 from gateway.audit.note import VerifierKey, origin_for
 from gateway.audit.queries import EntryFilter, entries_query, page, stream
 from gateway.audit.sequencer import (
-    BackgroundSequencer,
     has_pending,
     sequence_pending,
     signer_from,
@@ -58,7 +57,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 TAGS = ("audit",)
 TEXT = ("text/plain",)
 MAX_LIMIT = 1000
-SEQUENCER = "audit_sequencer"
 CATCH_UP_BATCHES = 16
 
 
@@ -485,22 +483,3 @@ def export_entries() -> Response:
         mimetype=export.MEDIA_TYPES[query.format],
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
-
-
-# --- wiring ----------------------------------------------------------------------------
-
-
-def init_app(app: Flask) -> None:
-    app.register_blueprint(bp)
-    svc = app.extensions["ketenpoort"]
-    if svc.settings.audit_sequencer:
-        sequencer = BackgroundSequencer(svc.db, lambda: signer_from(svc.keys, svc.settings.issuer))
-        svc.extra[SEQUENCER] = sequencer
-        sequencer.start()
-
-
-def stop_sequencer(app: Flask) -> None:
-    """Stop this app's background sequencer, if it runs (tests, shutdown)."""
-    sequencer: BackgroundSequencer | None = app.extensions["ketenpoort"].extra.pop(SEQUENCER, None)
-    if sequencer is not None:
-        sequencer.stop()

@@ -1,8 +1,7 @@
 """Cases, four-eyes approvals, purpose-bound payload reads and shares with partners.
 
-`init_app(app)` builds the services once (after the policy is loaded) and registers the
-`/v1/cases` and `/v1/shares` routes; web pages get the same services from
-`case_services()`.
+`build(engine, keys)` makes the services once, in the composition root (`gateway.app`);
+the `/v1/cases` and `/v1/shares` routes and the web pages find them as `services().cases`.
 """
 
 from __future__ import annotations
@@ -11,15 +10,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from flask import Flask
-
     from gateway.cases.approvals import ApprovalService, PayloadService
     from gateway.cases.service import CaseService
     from gateway.cases.shares import ShareService
     from gateway.keys import KeyStore
     from gateway.policy.engine import PolicyEngine
-
-CASE_SERVICES = "cases"
 
 
 @dataclass(frozen=True)
@@ -49,21 +44,3 @@ def build(engine: PolicyEngine, keys: KeyStore) -> CaseServices:
         payloads=PayloadService(engine, keys, approvals),
         shares=ShareService(engine, keys, approvals),
     )
-
-
-def case_services() -> CaseServices:
-    """The app's case services (inside an app context)."""
-    from gateway.services import services
-
-    found: CaseServices = services().extra[CASE_SERVICES]
-    return found
-
-
-def init_app(app: Flask) -> None:
-    from gateway.cases.views import bp
-    from gateway.policy.service import POLICY_SERVICE
-    from gateway.services import EXTENSION
-
-    svc = app.extensions[EXTENSION]
-    svc.extra[CASE_SERVICES] = build(svc.extra[POLICY_SERVICE].engine, svc.keys)
-    app.register_blueprint(bp)

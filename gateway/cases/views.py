@@ -10,7 +10,6 @@ from flask import Blueprint, Response
 
 from gateway.api.openapi import operation
 from gateway.api.validation import json_response, parse_body, parse_query
-from gateway.cases import case_services
 from gateway.cases.schemas import (
     CaseCreate,
     CaseOut,
@@ -79,7 +78,7 @@ def _committed(case: Case, status: int = 200) -> Response:
 def create() -> Response:
     body = parse_body(CaseCreate)
     new = NewCase(body.title, tuple(body.signal_ids or ()), body.match_id)
-    case = case_services().cases.create(db_session(), current_actor(), new)
+    case = services().cases.cases.create(db_session(), current_actor(), new)
     response = _committed(case, 201)
     response.headers["Location"] = f"{services().settings.issuer}/v1/cases/{case.id}"
     return response
@@ -96,7 +95,7 @@ def create() -> Response:
 )
 def list_cases() -> Response:
     query = parse_query(PageQuery)
-    page = case_services().cases.list(db_session(), current_actor(), query.cursor, query.limit)
+    page = services().cases.cases.list(db_session(), current_actor(), query.cursor, query.limit)
     db_session().commit()
     return json_response(CasePage(items=[case_out(c) for c in page.items], next=page.next))
 
@@ -111,7 +110,7 @@ def list_cases() -> Response:
     errors=(404,),
 )
 def get_case(case_id: str) -> Response:
-    return _committed(case_services().cases.get(db_session(), current_actor(), case_id))
+    return _committed(services().cases.cases.get(db_session(), current_actor(), case_id))
 
 
 @bp.patch("/v1/cases/<case_id>")
@@ -127,7 +126,7 @@ def get_case(case_id: str) -> Response:
 def update_case(case_id: str) -> Response:
     body = parse_body(CaseUpdateIn)
     change = CaseUpdate(status=body.status, outcome=body.outcome, assignee=body.assignee)
-    return _committed(case_services().cases.update(db_session(), current_actor(), case_id, change))
+    return _committed(services().cases.cases.update(db_session(), current_actor(), case_id, change))
 
 
 @bp.post("/v1/cases/<case_id>/signals")
@@ -142,7 +141,7 @@ def update_case(case_id: str) -> Response:
 )
 def link(case_id: str) -> Response:
     body = parse_body(LinkIn)
-    case = case_services().cases.link(
+    case = services().cases.cases.link(
         db_session(), current_actor(), case_id, body.signal_id, body.reason
     )
     return _committed(case)
@@ -160,7 +159,7 @@ def link(case_id: str) -> Response:
 )
 def unlink(case_id: str, signal_id: str) -> Response:
     body = parse_body(UnlinkIn)
-    case = case_services().cases.unlink(
+    case = services().cases.cases.unlink(
         db_session(), current_actor(), case_id, signal_id, body.reason
     )
     return _committed(case)
@@ -184,7 +183,7 @@ def _note_out(note: Note) -> NoteOut:
 def add_note(case_id: str) -> Response:
     body = parse_body(NoteIn)
     mark_sensitive([body.text])
-    note = case_services().cases.add_note(db_session(), current_actor(), case_id, body.text)
+    note = services().cases.cases.add_note(db_session(), current_actor(), case_id, body.text)
     db_session().commit()
     return json_response(_note_out(note), 201)
 
@@ -199,7 +198,7 @@ def add_note(case_id: str) -> Response:
     errors=(404,),
 )
 def list_notes(case_id: str) -> Response:
-    notes = case_services().cases.notes(db_session(), current_actor(), case_id)
+    notes = services().cases.cases.notes(db_session(), current_actor(), case_id)
     db_session().commit()
     return json_response(NoteList(items=[_note_out(n) for n in notes]))
 
@@ -237,7 +236,7 @@ def share_out(outcome: ShareOutcome) -> ShareOut:
 )
 def create_share(case_id: str) -> Response:
     body = parse_body(ShareCreate)
-    outcome = case_services().shares.share(
+    outcome = services().cases.shares.share(
         db_session(), current_actor(), case_id, body.organisations, body.signal_ids, body.purpose
     )
     db_session().commit()
@@ -267,6 +266,8 @@ def received_out(share: ReceivedShare) -> ReceivedShareOut:
 )
 def list_shares() -> Response:
     query = parse_query(PageQuery)
-    page = case_services().shares.received(db_session(), current_actor(), query.cursor, query.limit)
+    page = services().cases.shares.received(
+        db_session(), current_actor(), query.cursor, query.limit
+    )
     db_session().commit()
     return json_response(SharePage(items=[received_out(s) for s in page.items], next=page.next))

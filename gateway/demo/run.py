@@ -32,6 +32,7 @@ from gateway.client.cli import generate_partner_keys
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.demo.people import Person, people
+from gateway.errors import OperatorError
 from gateway.keys import KeyStore, load_master_key
 from gateway.partners.registry import BASE_SCOPES, add_client, add_organisation
 from gateway.server import PortInUse, check_port_free
@@ -62,7 +63,7 @@ PARTNERS = (
 )
 
 
-class DemoError(RuntimeError):
+class DemoError(OperatorError):
     """The demo cannot run; the message says why (printed without a traceback)."""
 
 

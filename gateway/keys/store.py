@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import crypto
+from gateway.errors import OperatorError
 from gateway.logs import get_logger
 from gateway.private_files import make_private_dir
 
@@ -28,7 +29,7 @@ log = get_logger(__name__)
 DEV_MASTER_KEY_FILE = ".dev-master-key"
 
 
-class KeyStoreError(Exception):
+class KeyStoreError(OperatorError):
     """The key store is missing a key, or a file in it is unreadable."""
 
 
@@ -146,17 +147,29 @@ def _replace_file(path: Path, data: bytes) -> None:
 class KeyStore:
     """Reads and creates the gateway's keys under one folder."""
 
-    def __init__(self, directory: Path, master: MasterKey) -> None:
+    def __init__(self, directory: Path, master: MasterKey | None) -> None:
         self.directory = directory
-        self._master = master
+        self._sealing = master
         # Records are re-read when any key file's name, size or mtime changes (a new key,
         # a status change); unsealed material is kept by kid, which never changes.
         self._records: tuple[tuple[tuple[str, int, int], ...], list[KeyRecord]] | None = None
         self._material: dict[str, dict[str, Any]] = {}
 
+    @classmethod
+    def public_only(cls, directory: Path) -> KeyStore:
+        """The key records and public keys, without the master key: for verifiers and
+        other readers of public material. Anything needing a private key is refused."""
+        return cls(directory, None)
+
+    @property
+    def _master(self) -> MasterKey:
+        if self._sealing is None:
+            raise KeyStoreError("this key store was opened for public keys only")
+        return self._sealing
+
     @property
     def development_master_key(self) -> bool:
-        return self._master.development
+        return self._sealing is not None and self._sealing.development
 
     def _path(self, record: KeyRecord) -> Path:
         return self.directory / f"{record.purpose.value}-{record.kid}.json"

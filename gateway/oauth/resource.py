@@ -1,7 +1,7 @@
 """Resource protection: the token validator every `/v1` operation goes through.
 
 It checks the RFC 9068 token (signature with our key, `typ: at+jwt`, `iss`, `aud`,
-`exp`), that its `jti` is not revoked and its client still active (one database read),
+`exp`), that its `jti` is not revoked and its client still active (`gateway.partners`),
 the DPoP binding and proof (RFC 9449 §7), and the scopes; it answers RFC 6750
 `WWW-Authenticate` challenges. Tokens in the query string or a form body are refused
 (RFC 9700 §2.4.3 / FAPI 2.0): only the Authorization header carries them.
@@ -13,51 +13,20 @@ and past the threshold such failures are answered 429 (`gateway.oauth.failures`)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from flask import request
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from gateway.actors import Actor
 from gateway.errors import Forbidden, ProblemError, TooManyRequests, Unauthorized
 from gateway.oauth import rfc9068, store
 from gateway.oauth.errors import safe_description
-from gateway.oauth.models import RevokedToken
 from gateway.oauth.rfc9449 import InvalidProof, verify_proof
-from gateway.oauth.server import OAuthService, count_rate_limited
-from gateway.partners.models import OAuthClient, Organisation
+from gateway.oauth.server import OAuthService
+from gateway.partners.registry import client_standing
 from gateway.ratelimit import V1, RateLimited
 from gateway.ratelimit.addresses import client_address
 
 REALM = "ketenpoort"
 FORM = "application/x-www-form-urlencoded"
-
-
-@dataclass(frozen=True)
-class _ClientState:
-    organisation: str
-    organisation_kind: str
-    active: bool
-
-
-def _client_and_revocation(
-    session: Session, client_id: str, jti: str
-) -> tuple[_ClientState | None, bool]:
-    """The token's client (None if unknown) and whether its `jti` is revoked: read from
-    the database on every request (so a revocation or a disabled client holds across
-    workers at once), in one indexed statement of plain columns."""
-    revoked = select(RevokedToken.jti).where(RevokedToken.jti == jti).exists()
-    row = session.execute(
-        select(OAuthClient.status, Organisation.id, Organisation.kind, Organisation.status, revoked)
-        .join(Organisation, Organisation.id == OAuthClient.organisation_id)
-        .where(OAuthClient.client_id == client_id)
-    ).first()
-    if row is None:
-        return None, store.is_revoked(session, jti)
-    client_status, organisation, kind, organisation_status, is_revoked = row
-    active = client_status == "active" and organisation_status == "active"
-    return _ClientState(organisation, kind, active), bool(is_revoked)
 
 
 class _Refusal(Exception):
@@ -115,10 +84,9 @@ class GatewayTokenValidator:
             headers={"WWW-Authenticate": header},
         )
 
-    @staticmethod
-    def _address_limited(retry_after: int) -> ProblemError:
+    def _address_limited(self, retry_after: int) -> ProblemError:
         """Failures from this address are past the threshold: 429 instead of 401."""
-        count_rate_limited("anonymous", "address")
+        self.service.count_rate_limited("anonymous", "address")
         return TooManyRequests(
             "Too many failed requests from this address; retry after the given time.",
             headers={"Retry-After": str(retry_after)},
@@ -163,7 +131,8 @@ class GatewayTokenValidator:
             raise _Refusal("invalid_token", str(exc), dpop=presented_dpop) from None
         bound = access.jkt is not None
         with self.service.db.transaction(write=False) as session:
-            client, revoked = _client_and_revocation(session, access.client_id, access.jti)
+            revoked = store.is_revoked(session, access.jti)
+            client = None if revoked else client_standing(session, access.client_id)
         if revoked:
             raise _Refusal(
                 "invalid_token", "the access token was revoked", dpop=bound, client=access.client_id

@@ -15,24 +15,44 @@ checks the assertion itself:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 
 from gateway.crypto.jose import JoseError, unverified_claims, verify_jws
+from gateway.oauth.clients import ClientModel
+from gateway.oauth.config import OAuthConfig
 from gateway.oauth.errors import invalid_client
-
-if TYPE_CHECKING:
-    from gateway.oauth.server import ClientModel, OAuthService
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_JTI_LENGTH = 256
 
 
+class AssertionContext(Protocol):
+    """What the assertion check needs from the authorization server (`OAuthService`)."""
+
+    @property
+    def issuer(self) -> str: ...
+
+    @property
+    def token_endpoint(self) -> str: ...
+
+    @property
+    def config(self) -> OAuthConfig: ...
+
+    def now(self) -> int: ...
+
+    def note_claimed_client(self, client_id: str) -> None: ...
+
+    def note_authenticated_client(self, client_id: str) -> None: ...
+
+    def consume_jti(self, purpose: str, issuer: str, jti: str, *, expires_at: int) -> bool: ...
+
+
 class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
     CLIENT_AUTH_METHOD = "private_key_jwt"
 
-    def __init__(self, service: OAuthService) -> None:
+    def __init__(self, service: AssertionContext) -> None:
         super().__init__(validate_jti=True, leeway=0)
         self.service = service
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from authlib.consts import default_json_headers
 from authlib.oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import ClientMixin, OAuth2Payload, OAuth2Request
+from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
 from authlib.oauth2.rfc6749.errors import (
     InvalidRequestError,
     InvalidScopeError,
@@ -34,59 +34,32 @@ from authlib.oauth2.rfc6749.errors import (
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from flask import Response, current_app, g, request
+from flask import Response, g, request
 from werkzeug.datastructures import MultiDict
 
-from gateway.actors import Actor
 from gateway.audit import AuditEvent, record_event
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.keys import KeyStore
 from gateway.logs import get_logger
 from gateway.oauth import rfc9068, store
+from gateway.oauth.clients import AUTH_METHOD, ClientModel
 from gateway.oauth.config import OAuthConfig
 from gateway.oauth.errors import InvalidDPoPProofError, RateLimitedError, safe_description
 from gateway.oauth.failures import RefusalAudit
 from gateway.oauth.keys import TokenSigningKeys
 from gateway.oauth.rfc7523 import PrivateKeyJWT
 from gateway.oauth.rfc9449 import InvalidProof, verify_proof
-from gateway.partners.registry import MELDPUNT_ID, MELDPUNT_SCOPES, ClientRecord, find_client
+from gateway.partners.registry import MELDPUNT_ID, MELDPUNT_SCOPES, find_client
 from gateway.ratelimit import TOKEN, V1, ClientRateLimiter, RateLimited
 from gateway.ratelimit.addresses import client_address
 
 log = get_logger(__name__)
 
-AUTH_METHOD = "private_key_jwt"
 TOKEN_PATH = "/oauth/token"  # noqa: S105 - a path
 INTROSPECTION_PATH = "/oauth/introspect"
 REVOCATION_PATH = "/oauth/revoke"
 JWKS_PATH = "/oauth/jwks"
-
-
-class ClientModel(ClientMixin):  # type: ignore[misc]
-    """A registered client as authlib sees it: private_key_jwt, client_credentials only."""
-
-    def __init__(self, record: ClientRecord) -> None:
-        self.record = record
-        self.client_id = record.client_id
-
-    def get_client_id(self) -> str:
-        return self.record.client_id
-
-    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        return method == AUTH_METHOD
-
-    def check_grant_type(self, grant_type: str) -> bool:
-        return grant_type == "client_credentials"
-
-    def actor(self) -> Actor:
-        return Actor(
-            type="client",
-            id=self.record.client_id,
-            organisation=self.record.organisation,
-            organisation_kind=self.record.organisation_kind,
-            scopes=self.record.scopes,
-        )
 
 
 @dataclass
@@ -255,19 +228,12 @@ class GatewayServer(AuthorizationServer):  # type: ignore[misc]
     def handle_error_response(self, _request: Any, error: OAuth2Error) -> Response:
         retry_after = self.service.record_refusal(error)
         if retry_after is not None and not isinstance(error, RateLimitedError):
-            count_rate_limited("anonymous", "address")
+            self.service.count_rate_limited("anonymous", "address")
             error = RateLimitedError(retry_after, "too many failed requests from this address")
         if isinstance(error, UnsupportedGrantTypeError):
             error = UnsupportedGrantTypeError("unsupported")
             error.description = "only grant_type=client_credentials is supported"
         return self.handle_response(*error(None))
-
-
-def count_rate_limited(client: str, endpoint: str) -> None:
-    """One 429 in `/metrics`, labelled by client (never by address: bounded labels)."""
-    metrics = current_app.extensions.get("ketenpoort_metrics")
-    if metrics is not None:
-        metrics.rate_limited(client, endpoint)
 
 
 class OAuthService:
@@ -280,8 +246,11 @@ class OAuthService:
         keys: KeyStore,
         config: OAuthConfig | None = None,
         clock: Callable[[], float] = time.time,
+        on_rate_limited: Callable[[str, str], None] = lambda _client, _endpoint: None,
     ) -> None:
         self.config = config or OAuthConfig()
+        #: Counts one 429 by client id and endpoint kind (the app passes `/metrics`).
+        self.count_rate_limited = on_rate_limited
         self.issuer = settings.issuer
         self.token_endpoint = self.issuer + TOKEN_PATH
         self.db = db
@@ -293,7 +262,7 @@ class OAuthService:
             db,
             {V1: settings.rate_limit_per_client, TOKEN: settings.token_rate_limit_per_client},
             clock=lambda: self.clock(),
-            on_limited=count_rate_limited,
+            on_limited=on_rate_limited,
         )
         self.server = GatewayServer(self)
         self.server.register_client_auth_method(AUTH_METHOD, PrivateKeyJWT(self))
@@ -349,7 +318,7 @@ class OAuthService:
             if not request.form.get("client_assertion"):
                 retry_after = self.refusals.address_blocked(client_address())
                 if retry_after is not None:
-                    count_rate_limited("anonymous", "address")
+                    self.count_rate_limited("anonymous", "address")
                     raise RateLimitedError(
                         retry_after, "too many failed requests from this address"
                     )

@@ -27,12 +27,10 @@ from gateway.services import services
 bp = Blueprint("oauth", __name__)
 
 FORM = ("application/x-www-form-urlencoded",)
-OAUTH_SERVICE = "oauth"
 
 
 def oauth() -> OAuthService:
-    service: OAuthService = services().extra[OAUTH_SERVICE]
-    return service
+    return services().oauth
 
 
 @bp.post(TOKEN_PATH)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 
 from gateway.api.openapi import operation
 from gateway.api.validation import json_response
@@ -12,9 +10,6 @@ from gateway.errors import ServiceUnavailable
 from gateway.services import services
 
 bp = Blueprint("ops", __name__)
-
-#: Readiness checks registered by domain packages: name -> callable raising on failure.
-READINESS_CHECKS = "ketenpoort_readiness"
 
 
 @bp.get("/healthz")
@@ -36,8 +31,7 @@ def readyz() -> Response:
     missing = svc.keys.missing()
     if missing:
         failures["keys"] = "missing: " + ", ".join(p.value for p in missing)
-    checks: dict[str, Any] = current_app.extensions.get(READINESS_CHECKS, {})
-    for name, check in checks.items():
+    for name, check in svc.readiness.items():
         try:
             check()
         except Exception as exc:
@@ -56,5 +50,5 @@ def readyz() -> Response:
     produces=("text/plain",),
 )
 def metrics() -> Response:
-    data = current_app.extensions["ketenpoort_metrics"].render()
+    data = services().metrics.render()
     return Response(data, mimetype="text/plain", content_type="text/plain; version=0.0.4")

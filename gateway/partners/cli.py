@@ -6,14 +6,13 @@ prints JSON with `--json` (always for `add`, which an operator scripts around).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
 from gateway.actors import cli_actor
-from gateway.config import ConfigError, load_settings
+from gateway.cli_support import admin_database, print_json, settings_from_env
 from gateway.db import Database
 from gateway.partners.registry import (
     KINDS,
@@ -29,22 +28,12 @@ from gateway.partners.registry import (
 )
 
 
-def _fail(message: str) -> click.ClickException:
-    from gateway.cli import CliError
-
-    return CliError(message)
-
-
 def _database() -> Database:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
-    return Database(settings.database_url)
+    return admin_database(settings_from_env())
 
 
 def _print(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    print_json(data)
 
 
 @click.group()
@@ -103,8 +92,6 @@ def partners_add(
                 "encryptionKeyIds": [k["kid"] for k in encryption],
                 "signingKeyIds": [k["kid"] for k in signing],
             }
-    except RegistryError as exc:
-        raise _fail(str(exc)) from None
     finally:
         database.dispose()
     _print(result)
@@ -138,8 +125,6 @@ def partners_disable(org: str, as_json: bool) -> None:
         with database.transaction() as session:
             organisation = disable_organisation(session, org, actor=cli_actor())
             result = {"organisation": organisation.id, "status": organisation.status}
-    except RegistryError as exc:
-        raise _fail(str(exc)) from None
     finally:
         database.dispose()
     if as_json:
@@ -184,8 +169,6 @@ def clients_add(org: str, jwks_file: Path, scope: str, require_dpop: bool, as_js
                 "require_dpop": client.require_dpop,
                 "signingKeyIds": [k["kid"] for k in signing],
             }
-    except RegistryError as exc:
-        raise _fail(str(exc)) from None
     finally:
         database.dispose()
     _print(result)

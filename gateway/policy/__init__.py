@@ -8,13 +8,13 @@ Other packages use:
 - `policy_engine().category(name)` for retention, recipients and linkage keys.
 """
 
+from gateway.policy.active import PolicyService, start_policy
 from gateway.policy.engine import Context, Decision, Obligation, PolicyEngine, Resource
 from gateway.policy.loader import LoadedPolicy, PolicyError, load_policy, parse_policy
 from gateway.policy.service import (
     authorize,
     decide,
     decide_and_record,
-    init_app,
     policy_denied,
     policy_engine,
     policy_service,
@@ -27,14 +27,15 @@ __all__ = [
     "Obligation",
     "PolicyEngine",
     "PolicyError",
+    "PolicyService",
     "Resource",
     "authorize",
     "decide",
     "decide_and_record",
-    "init_app",
     "load_policy",
     "parse_policy",
     "policy_denied",
     "policy_engine",
     "policy_service",
+    "start_policy",
 ]

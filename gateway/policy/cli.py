@@ -12,33 +12,21 @@ from typing import Any
 
 import click
 
-from gateway.config import ConfigError, load_settings
+from gateway.cli_support import admin_database, settings_from_env
 from gateway.db import Database
+from gateway.errors import OperatorError
 from gateway.policy.cases import run_cases
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.loader import LoadedPolicy, PolicyError, load_policy, parse_document
 from gateway.policy.render import to_markdown
 
 
-class _Failed(click.ClickException):
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
-
-
 def _path(file: str | None) -> Path:
-    if file is not None:
-        return Path(file)
-    try:
-        return load_settings().policy
-    except ConfigError as exc:
-        raise _Failed(str(exc)) from None
+    return Path(file) if file is not None else settings_from_env().policy
 
 
 def _load(file: str | None) -> LoadedPolicy:
-    try:
-        return load_policy(_path(file))
-    except PolicyError as exc:
-        raise _Failed(str(exc)) from None
+    return load_policy(_path(file))  # a PolicyError is an OperatorError: one line
 
 
 def _dump(data: Any) -> None:
@@ -137,7 +125,7 @@ def show(file: str | None, digest: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON.")
 def versions(as_json: bool) -> None:
     """List the policy versions that were ever active, newest first."""
-    from gateway.policy.service import list_versions
+    from gateway.policy.active import list_versions
 
     database = _database()
     try:
@@ -162,14 +150,11 @@ def versions(as_json: bool) -> None:
 
 
 def _database() -> Database:
-    try:
-        return Database(load_settings().database_url)
-    except ConfigError as exc:
-        raise _Failed(str(exc)) from None
+    return admin_database(settings_from_env())
 
 
 def _stored(digest: str) -> LoadedPolicy:
-    from gateway.policy.service import version_by_digest
+    from gateway.policy.active import version_by_digest
 
     database = _database()
     try:
@@ -179,13 +164,10 @@ def _stored(digest: str) -> LoadedPolicy:
     finally:
         database.dispose()
     if document is None:
-        raise _Failed(f"no policy version with digest {digest} in this database")
-    try:
-        loaded = parse_document(json.loads(document), f"digest {digest}")
-    except PolicyError as exc:  # stored under an older format
-        raise _Failed(str(exc)) from None
+        raise OperatorError(f"no policy version with digest {digest} in this database")
+    loaded = parse_document(json.loads(document), f"digest {digest}")  # PolicyError: one line
     if loaded.digest != digest:
-        raise _Failed(f"the stored document does not hash to {digest}")
+        raise OperatorError(f"the stored document does not hash to {digest}")
     return loaded
 
 

@@ -13,7 +13,7 @@ a short loop (see `bench/bench_policy.py`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
 from gateway.actors import Actor
@@ -61,6 +61,12 @@ class Obligation:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """The policy's answer. Fail closed: `allowed` only when a rule allows the action AND
+    every approval it needs is present. `effect` is the rule's verdict ("allow" names the
+    rule that would allow); a four-eyes action without its second person has effect
+    "allow", `needs_approval` True and `allowed` False — decide again with the approver in
+    `Context.approver` (see `PolicyEngine.decide_with_approval`)."""
+
     effect: Effect
     rule: str
     digest: str
@@ -72,11 +78,17 @@ class Decision:
 
     @property
     def allowed(self) -> bool:
-        return self.effect == "allow"
+        """May the actor act now? Never while an approval is missing."""
+        return self.effect == "allow" and not self.needs_approval
 
     @property
-    def needs_second_approval(self) -> bool:
+    def needs_approval(self) -> bool:
+        """A rule allows this, but only once a second person approves."""
         return any(o.kind == NEEDS_SECOND_APPROVAL for o in self.obligations)
+
+    @property
+    def needs_second_approval(self) -> bool:  # the older name
+        return self.needs_approval
 
     def audit_fields(self) -> dict[str, Any]:
         """Keyword arguments for the caller's `AuditEvent`: rule, digest, purpose, activity."""
@@ -90,6 +102,7 @@ class Decision:
     def as_json(self) -> dict[str, Any]:
         return {
             "effect": self.effect,
+            "allowed": self.allowed,
             "rule": self.rule,
             "digest": self.digest,
             "reason": self.reason,
@@ -191,6 +204,20 @@ class PolicyEngine:
         return found is not None and found.told_hit and found.reveals_organisations
 
     # -- decisions ---------------------------------------------------------------------
+    def decide_with_approval(
+        self,
+        actor: Actor,
+        action: str,
+        resource: Resource,
+        context: Context | None,
+        approver: Actor,
+    ) -> Decision:
+        """Decide again with a second person's approval: allowed only when the approver is
+        another person in one of the approver roles (else a `deny:four-eyes-…`)."""
+        return self.decide(
+            actor, action, resource, replace(context or NO_CONTEXT, approver=approver)
+        )
+
     def _deny(self, action: str, rule: str, reason: str, **kw: Any) -> Decision:
         return Decision("deny", rule, self.loaded.digest, reason, action, **kw)
 
@@ -308,7 +335,7 @@ class PolicyEngine:
                 obligations.insert(
                     0, Obligation(NEEDS_SECOND_APPROVAL, ",".join(four.approver_roles))
                 )
-                notes.append(f"needs a second approval ({four.id})")
+                notes.append(f"not before a second person approves ({four.id})")
             elif approver.type == actor.type and approver.id == actor.id:
                 return self._deny(
                     action,
@@ -325,7 +352,7 @@ class PolicyEngine:
                 )
             else:
                 notes.append(f"approved by a second person ({four.id})")
-        reason = f"allowed by rule {rule.id}" + "".join(f"; {n}" for n in notes)
+        reason = f"allowed by rule {rule.id}" + "".join(f"; {n}" for n in notes)  # see .allowed
         return Decision(
             "allow",
             rule.id,

@@ -8,6 +8,7 @@ process (unsealing the key costs a file read and an AES-GCM open), not per reque
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -83,3 +84,25 @@ class Pseudonymiser:
     def rotation_to(self, new: Pseudonymiser) -> Rotation:
         """The rotation that turns this key's pseudonyms into `new`'s."""
         return Rotation(self.kid, new.kid, oprf.rotation_factor(self._scalar, new._scalar))
+
+
+class PseudonymiserSource:
+    """The process's `Pseudonymiser`, unsealed once, on first use.
+
+    Built by the composition root; the key is read on first use rather than at start
+    because an app may start before `ketenpoort init` has created it (readiness says so).
+    """
+
+    def __init__(self, keys: KeyStore) -> None:
+        self._keys = keys
+        self._lock = threading.Lock()
+        self._found: Pseudonymiser | None = None
+
+    def get(self) -> Pseudonymiser:
+        found = self._found
+        if found is None:
+            with self._lock:
+                if self._found is None:
+                    self._found = Pseudonymiser.from_key_store(self._keys)
+                found = self._found
+        return found

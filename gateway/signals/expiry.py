@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Flask
-
 from gateway.actors import SYSTEM
 from gateway.audit import AuditEvent, record_event
 from gateway.db import Database
@@ -76,12 +74,3 @@ class ExpiryJob(BackgroundJob):
         if expired:
             log.info("signals expired", count=expired)
         return False
-
-
-def init_app(app: Flask) -> None:
-    """Start this process's expiry job, with the other background work (not in tests)."""
-    svc = app.extensions["ketenpoort"]
-    if svc.settings.audit_sequencer:
-        job = ExpiryJob(svc.db, svc.extra["policy"].engine)
-        svc.extra["signal_expiry"] = job
-        job.start()

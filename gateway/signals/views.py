@@ -67,18 +67,12 @@ bp = Blueprint("signals", __name__)
 
 MELDPUNT = "meldpunt"
 COORDINATOR = "coordinator"
-PSEUDONYMISER = "pseudonymiser"
-DIRECTORY_CACHE = "signals.directory"
 IDEMPOTENCY_KEY_MAX = 128
 
 
 def pseudonymiser() -> Pseudonymiser:
-    """One per process: building it unseals the key, so never per request."""
-    extra = services().extra
-    if PSEUDONYMISER not in extra:
-        extra[PSEUDONYMISER] = Pseudonymiser.from_key_store(services().keys)
-    found: Pseudonymiser = extra[PSEUDONYMISER]
-    return found
+    """One per process, held by the app's services (unsealing the key is not per request)."""
+    return services().pseudonyms.get()
 
 
 def hit_policy(kind: str) -> HitRule:
@@ -166,11 +160,7 @@ def _idempotency_key(names: set[str]) -> str | None:
 
 def directory_cache() -> DirectoryCache:
     """One per app and process (see `gateway.signals.directory`)."""
-    extra = services().extra
-    if DIRECTORY_CACHE not in extra:
-        extra[DIRECTORY_CACHE] = DirectoryCache(services().db)
-    found: DirectoryCache = extra[DIRECTORY_CACHE]
-    return found
+    return services().directory
 
 
 def _require_organisation(actor: Actor) -> str:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from gateway.actors import Actor
 from gateway.audit import AuditEvent, record_event
+from gateway.errors import OperatorError
 from gateway.keys import KeyStore
 from gateway.users.models import UserRow
 
@@ -28,7 +29,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 TOTP_ISSUER = "Ketenpoort"
 
 
-class UserError(Exception):
+class UserError(OperatorError):
     """A user cannot be created as asked; the message says why."""
 
 

@@ -15,7 +15,8 @@ from gateway.audit.models import AuditCheckpointRow, AuditEntryRow, AuditNodeRow
 from gateway.audit.note import open_checkpoint
 from gateway.audit.sequencer import CheckpointSigner, sequence_batch
 from gateway.audit.tree import stored_consistency_proof, stored_inclusion_proof, stored_root
-from gateway.audit.verify import database_source, verify_log
+from gateway.audit.verify import verify_log
+from gateway.audit.verify_rows import database_source
 from gateway.config import Settings
 from gateway.db import Database
 from tests.audit.conftest import POLICE, write_events
@@ -136,9 +137,9 @@ def test_background_sequencer_runs_when_enabled(settings: Settings, initialised:
     from dataclasses import replace
 
     from gateway.app import create_app
-    from gateway.audit.views import stop_sequencer
+    from gateway.services import stop_jobs
 
-    app = create_app(settings=replace(settings, audit_sequencer=True))
+    app = create_app(settings=replace(settings, background_jobs=True))
     db = app.extensions["ketenpoort"].db
     try:
         write_events(db, 3)
@@ -153,5 +154,5 @@ def test_background_sequencer_runs_when_enabled(settings: Settings, initialised:
             time.sleep(0.05)
         assert pending == 0
     finally:
-        stop_sequencer(app)
+        stop_jobs(app)
         db.dispose()

@@ -12,7 +12,8 @@ from sqlalchemy import text
 
 from gateway import crypto
 from gateway.audit.sequencer import CheckpointSigner
-from gateway.audit.verify import Report, database_source, verify_log
+from gateway.audit.verify import Report, verify_log
+from gateway.audit.verify_rows import database_source
 from gateway.cli import main
 from gateway.config import Settings
 from gateway.db import Database

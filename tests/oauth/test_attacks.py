@@ -265,7 +265,7 @@ def test_access_token_wrong_aud(
 
 def test_access_token_expired(app: Flask, client: FlaskClient, token_headers: Any) -> None:
     headers = token_headers(scopes="directory:read")
-    service = app.extensions["ketenpoort"].extra["oauth"]
+    service = app.extensions["ketenpoort"].oauth
     service.clock = lambda: time.time() + 601
     assert_challenge(client.get(API, headers=headers), 401, "invalid_token")
 

@@ -65,7 +65,7 @@ def test_introspection_inactive_for_expired_revoked_and_foreign(
     other_org = register_partner(app, "care")
     assert active(get_token(client, other_org)) is False  # another organisation's token
     expiring = get_token(client, partner_client)
-    app.extensions["ketenpoort"].extra["oauth"].clock = lambda: time.time() + 601
+    app.extensions["ketenpoort"].oauth.clock = lambda: time.time() + 601
     assert active(expiring, skew=601) is False
 
 

@@ -19,7 +19,7 @@ TOKEN = "/oauth/token"
 
 
 def oauth_service(app: Flask) -> Any:
-    return app.extensions["ketenpoort"].extra["oauth"]
+    return app.extensions["ketenpoort"].oauth
 
 
 def refusals(app: Flask) -> list[dict[str, Any]]:

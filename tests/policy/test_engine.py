@@ -192,7 +192,8 @@ def test_payload_read_needs_a_listed_purpose(engine: PolicyEngine) -> None:
 def test_perpetrator_payload_needs_a_second_coordinator(engine: PolicyEngine) -> None:
     perpetrator = payload("possible-perpetrator")
     alone = engine.decide(COORDINATOR, "payload.read", perpetrator, Context(purpose="case-meeting"))
-    assert alone.allowed and alone.needs_second_approval
+    # Fail closed: a rule allows it, but not before a second coordinator approves.
+    assert not alone.allowed and alone.needs_approval and alone.effect == "allow"
     approved = engine.decide(
         COORDINATOR,
         "payload.read",

@@ -154,6 +154,9 @@ def check(engine: PolicyEngine, actor: Actor, action: str, res: Resource, ctx: C
         rule = next(r for r in engine.policy.rules if r.id == decision.rule)  # weak oracle
         assert action in rule.actions and rule.who.type == actor.type
         assert decision.rule in allowed_by  # strong oracle
+    elif decision.needs_approval:  # a rule allows it once a second person approves
+        assert decision.effect == "allow" and decision.rule in allowed_by
+        assert ctx.approver is None
     else:
         assert decision.rule.startswith("deny:") and decision.reason
         if not decision.rule.startswith("deny:four-eyes"):

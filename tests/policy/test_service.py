@@ -22,8 +22,9 @@ from gateway.config import Settings
 from gateway.db import Database
 from gateway.migrate import upgrade_to_head
 from gateway.policy import Context, PolicyError, Resource, authorize, decide_and_record
+from gateway.policy.active import list_versions, version_by_digest
 from gateway.policy.loader import load_policy
-from gateway.policy.service import list_versions, policy_service, version_by_digest
+from gateway.policy.service import policy_service
 from gateway.security import current_actor
 from gateway.services import db_session
 from tests.test_http_conventions import assert_problem
@@ -134,7 +135,7 @@ def test_the_service_is_registered(app: Flask) -> None:
         service = policy_service()
         assert service.activated
         assert service.digest == load_policy(app.extensions["ketenpoort"].settings.policy).digest
-    assert "policy" in app.extensions["ketenpoort_readiness"]
+    assert "policy" in app.extensions["ketenpoort"].readiness
     assert app.test_client().get("/readyz").status_code == 200
 
 

@@ -120,7 +120,7 @@ def test_the_bucket_is_shared_by_every_worker(limited_app: Flask, settings: Sett
 
 
 def test_the_bucket_refills_at_its_rate(limited_app: Flask) -> None:
-    service = limited_app.extensions["ketenpoort"].extra["oauth"]
+    service = limited_app.extensions["ketenpoort"].oauth
     client = limited_app.test_client()
     _, police = bearer(limited_app, client, "police")
     now = [service.clock()]

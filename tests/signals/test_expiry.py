@@ -28,7 +28,7 @@ def test_signals_past_retention_expire_and_are_audited(
     a = client.post("/v1/signals", json=body(client, police), headers=police).get_json()
     client.post("/v1/signals", json=body(client, care, "JH-1", "concern"), headers=care)
     svc = app.extensions["ketenpoort"]
-    engine = svc.extra["policy"].engine
+    engine = svc.policy.engine
     assert expire_signals(svc.db, engine) == 0  # nothing is due yet
     later = datetime.now(UTC) + timedelta(days=731)
     assert expire_signals(svc.db, engine, now=later) == 2

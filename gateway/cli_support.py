@@ -1,0 +1,64 @@
+"""What every `ketenpoort` command shares: settings, the admin database, JSON output.
+
+The command modules of the domain packages (`gateway.audit.cli`, `gateway.partners.cli`,
+`gateway.policy.cli`) import this module, never `gateway.cli`: the top-level command
+imports them to register them, so the dependency runs one way. Errors are raised as
+`gateway.errors.OperatorError` and printed once by the top-level command.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.config import Settings, load_settings
+from gateway.db import Database
+from gateway.errors import NotInitialised, OperatorError
+
+NOT_INITIALISED = "the database is not initialised; run `ketenpoort init`"
+
+
+def settings_from_env() -> Settings:
+    """The settings, or `ConfigError` (an `OperatorError`) naming the variable."""
+    return load_settings()
+
+
+def admin_database(settings: Settings) -> Database:
+    """The database of an initialised instance, for an administration command.
+
+    Creates nothing: a SQLite file that does not exist, or a database without the
+    migration table, is `NotInitialised` ("run `ketenpoort init`").
+    """
+    url = make_url(settings.database_url)
+    path = url.database if url.get_backend_name() == "sqlite" else None
+    on_disk = bool(path) and path != ":memory:" and not str(path).startswith("file:")
+    if on_disk and not Path(str(path)).is_file():
+        raise NotInitialised(NOT_INITIALISED)
+    database = Database(settings.database_url)
+    try:
+        initialised = inspect(database.engine).has_table("alembic_version")
+    except SQLAlchemyError as exc:
+        database.dispose()
+        raise OperatorError(f"the database cannot be reached ({type(exc).__name__})") from None
+    if not initialised:
+        database.dispose()
+        raise NotInitialised(NOT_INITIALISED)
+    return database
+
+
+def emit(data: dict[str, Any], as_json: bool, human: str) -> None:
+    """Print `data` as JSON with `--json`, else the human line."""
+    if as_json:
+        print_json(data)
+    else:
+        click.echo(human)
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
