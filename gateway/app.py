@@ -44,14 +44,12 @@ def create_app(
     app.extensions["ketenpoort_metrics"] = Metrics()
     app.teardown_appcontext(close_request_session)
 
-    from gateway import audit, policy
+    from gateway import audit, domain, policy
     from gateway.api import conventions
     from gateway.api.views import bp as api_bp
     from gateway.ops.views import bp as ops_bp
     from gateway.partners.views import bp as partners_bp
     from gateway.signals import expiry
-    from gateway.signals.subject_search import bp as subject_search_bp
-    from gateway.signals.views import bp as signals_bp
 
     conventions.init_app(app)
     app.register_blueprint(ops_bp)
@@ -60,8 +58,7 @@ def create_app(
     oauth.init_app(app)
     app.register_blueprint(partners_bp)
     policy.init_app(app)  # a broken policy file stops the start (PolicyError)
-    app.register_blueprint(signals_bp)
-    app.register_blueprint(subject_search_bp)
+    domain.init_app(app)  # signals, matches, notifications, subject searches
     expiry.init_app(app)
     check_every_route_is_protected(app)
     return app

@@ -268,6 +268,20 @@ class KeyStore:
     def unseal_secret(self, sealed: dict[str, str], aad: bytes) -> bytes:
         return crypto.unseal(self._master.key, sealed, aad)
 
+    def derive_secret(self, label: str, length: int = 32) -> bytes:
+        """A secret for one use (e.g. keyed hashes of idempotency keys): HKDF-SHA256 over
+        the master key, `label` as info, so no use can learn another's secret."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+        hkdf = HKDF(
+            algorithm=hashes.SHA256(),
+            length=length,
+            salt=b"ketenpoort-derived-secret-v1",
+            info=label.encode("utf-8"),
+        )
+        return hkdf.derive(self._master.key)
+
     def ensure_all(self) -> list[KeyRecord]:
         """Create the keys that are missing; returns only the newly created ones."""
         return [self.create(purpose) for purpose in self.missing()]
