@@ -27,12 +27,12 @@ from gateway.keys import KeyPurpose, KeyStore
 from gateway.matching.service import HitRule, record_matching
 from gateway.policy.audited import record_decision, refuse
 from gateway.policy.engine import Decision, PolicyEngine, Resource
+from gateway.pseudonyms.detector import personal_data_kind, subject_name_parts
 from gateway.pseudonyms.errors import InvalidSubject
 from gateway.pseudonyms.service import Pseudonymiser
 from gateway.signals.directory import DirectoryCache
 from gateway.signals.envelope import check_envelope
 from gateway.signals.paging import Page
-from gateway.signals.personal_data import personal_data_kind, subject_name_parts
 from gateway.signals.schemas import ReceiptOut, SignalOut
 from gateway.signals.service import (
     NewSignal,

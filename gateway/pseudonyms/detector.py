@@ -50,9 +50,8 @@ MONTHS: Final[dict[str, int]] = {
     "august": 8, "october": 10,
 }  # fmt: skip
 
-_SEPARATORS = re.compile(r"[\s.\-_/\\:,;'\u2019`|+~()\[\]{}<>\"#*=]+")
 _NOT_ALNUM = re.compile(r"[^0-9a-z]+")
-_DIGIT_RUN = re.compile(r"\d+")
+_DIGIT_RUN = re.compile(r"[0-9]+")
 _NOT_LETTERS = re.compile(r"[^a-z]+")
 _SEP = r"[\s./\-]{1,3}"
 _NUMERIC_DATE = re.compile(rf"(?<!\d)(\d{{1,4}}){_SEP}(\d{{1,2}}){_SEP}(\d{{2,4}})(?!\d)")
@@ -104,14 +103,22 @@ def _compact_date(digits: str) -> bool:
     )
 
 
+_LETTERS_RUN = re.compile(r"[^\W\d_]+")
+
+
 def has_bsn(text: str) -> bool:
-    """An 8-9 digit run passing the 11-test, separators kept as boundaries or stripped."""
-    normal = _normal(text)
-    bounded = _NOT_ALNUM.sub(" ", normal)
-    stripped = _SEPARATORS.sub("", normal)
-    for shape in (bounded, stripped):
-        if any(_valid_bsn(m.group()) for m in _DIGIT_RUN.finditer(shape)):
-            return True
+    """8 or 9 digits passing the 11-test, in one run or in consecutive groups joined by
+    separators ("123 456 782", "BVH-2026-123-456-782"); letters never shield a number."""
+    for segment in _LETTERS_RUN.split(_normal(text)):
+        groups = _DIGIT_RUN.findall(segment)
+        for start in range(len(groups)):
+            joined = ""
+            for group in groups[start:]:
+                joined += group
+                if len(joined) > 9:
+                    break
+                if _valid_bsn(joined):
+                    return True
     return False
 
 
@@ -135,15 +142,19 @@ def has_date(text: str) -> bool:
 
 def subject_name_parts(subject: Mapping[str, Any]) -> frozenset[str]:
     """The subject's name words, folded; prefixes and words under 3 letters left out."""
+    return names_of(v for k in ("familyName", "givenNames") if isinstance(v := subject.get(k), str))
+
+
+def names_of(values: Iterable[str]) -> frozenset[str]:
+    """Name parts of free-text names: each word (3+ letters, no prefix) and the whole
+    name with its spaces dropped ("van der Berg" → "berg", "vanderberg")."""
     words: set[str] = set()
-    for key in ("familyName", "givenNames"):
-        value = subject.get(key)
-        if isinstance(value, str):
-            words.update(
-                w
-                for w in _NOT_LETTERS.split(fold(value[:MAX_TEXT]))
-                if len(w) >= 3 and w not in PREFIXES
-            )
+    for value in values:
+        folded = fold(value[:MAX_TEXT])
+        words.update(w for w in _NOT_LETTERS.split(folded) if len(w) >= 3 and w not in PREFIXES)
+        whole = _NOT_LETTERS.sub("", folded)
+        if len(whole) >= SUBSTRING_NAME_LENGTH:
+            words.add(whole)
     return frozenset(words)
 
 
