@@ -17,7 +17,7 @@ import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy.orm import Session
 
@@ -176,28 +176,36 @@ class SignalService:
         ).digest()
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
 
-    @staticmethod
-    def _organisation(actor: Actor) -> str:
-        if actor.organisation is None:  # only partner systems submit and own signals
-            raise NotFound("No such resource for this caller.")
+    def _organisation(
+        self, session: Session, actor: Actor, action: str, signal_id: str | None = None
+    ) -> str:
+        """The actor's organisation; an actor without one (a person) owns no signal here,
+        and its attempt is audited like any other refusal."""
+        if actor.organisation is None:
+            self._not_found(session, actor, action, signal_id)
         return actor.organisation
+
+    def _not_found(
+        self, session: Session, actor: Actor, action: str, signal_id: str | None
+    ) -> NoReturn:
+        resource = Resource(
+            type="signal", id=safe_resource_id(signal_id) if signal_id is not None else None
+        )
+        refuse(
+            session,
+            actor,
+            self.engine.decide(actor, action, resource),
+            resource,
+            NotFound("No signal with this id for your organisation."),
+        )
 
     def _own(self, session: Session, actor: Actor, action: str, signal_id: str) -> Signal:
         """The actor's own signal, or a 404 whose audit entry is the same whether the id
         is another organisation's or does not exist (no oracle either way)."""
-        organisation = self._organisation(actor)
+        organisation = self._organisation(session, actor, action, signal_id)
         found = get_signal(session, organisation, signal_id)
         if found is None:
-            resource = Resource(type="signal", id=safe_resource_id(signal_id))
-            decision = self.engine.decide(actor, action, resource)
-            refuse(
-                session,
-                actor,
-                decision,
-                resource,
-                NotFound("No signal with this id for your organisation."),
-                detail={"found": False},
-            )
+            self._not_found(session, actor, action, signal_id)
         return found
 
     def _decide(self, session: Session, actor: Actor, action: str, resource: Resource) -> Decision:
@@ -209,7 +217,7 @@ class SignalService:
     # -- the actions ---------------------------------------------------------------------
     def submit(self, session: Session, actor: Actor, submission: Submission) -> Submitted:
         """Check, pseudonymise, store, match and audit one signal."""
-        organisation = self._organisation(actor)
+        organisation = self._organisation(session, actor, "signal.create")
         subject = dict(submission.subject)
         names = subject_name_parts(subject)
         if submission.idempotency_key is not None:
@@ -326,7 +334,7 @@ class SignalService:
         self, session: Session, actor: Actor, cursor: str | None, limit: int | None
     ) -> Page[Signal]:
         """The actor organisation's own signals, oldest first."""
-        organisation = self._organisation(actor)
+        organisation = self._organisation(session, actor, "signal.list")
         resource = Resource(type="signal", organisation=organisation)
         decision = self._decide(session, actor, "signal.list", resource)
         page = list_signals(session, organisation, cursor, limit)
