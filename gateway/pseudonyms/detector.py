@@ -106,17 +106,29 @@ def _compact_date(digits: str) -> bool:
 _LETTERS_RUN = re.compile(r"[^\W\d_]+")
 
 
+def _year(group: str) -> bool:
+    return len(group) == 4 and group[:2] in ("19", "20")
+
+
 def has_bsn(text: str) -> bool:
-    """8 or 9 digits passing the 11-test, in one run or in consecutive groups joined by
-    separators ("123 456 782", "BVH-2026-123-456-782"); letters never shield a number."""
+    """A BSN passing the 11-test: a run of 8 or 9 digits, or 9 digits written in groups
+    ("123 456 782", "1234.56.782", "BVH-2026-123-456-782"); letters never shield one.
+
+    Two groups led by a year ("2026-00123", "2026-1007") are a report number's usual
+    shape, not a BSN's, and are left alone: joined, one in eleven would pass the test.
+    """
     for segment in _LETTERS_RUN.split(_normal(text)):
         groups = _DIGIT_RUN.findall(segment)
+        if any(_valid_bsn(group) for group in groups):
+            return True
         for start in range(len(groups)):
-            joined = ""
-            for group in groups[start:]:
+            joined = groups[start]
+            for count, group in enumerate(groups[start + 1 :], start=2):
                 joined += group
                 if len(joined) > 9:
                     break
+                if len(joined) != 9 or (count == 2 and _year(groups[start])):
+                    continue
                 if _valid_bsn(joined):
                     return True
     return False

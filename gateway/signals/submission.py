@@ -245,11 +245,14 @@ class SignalService:
         # write lock) starts only once the checks below have passed.
         decision = self._decide(session, actor, "signal.create", resource)
         meldpunt_key = self.keys.active(KeyPurpose.MELDPUNT_ENCRYPTION)
+        directory = self.directory.view()
         check_envelope(
             submission.payload,
             category_recipients=set(category.required_recipients) | {MELDPUNT},
-            directory=self.directory.view(),
+            directory=directory,
             meldpunt_private_jwk=self.keys.private_jwk(meldpunt_key.kid),
+            optional_kinds=category.optional_recipient_kinds,
+            kind_of=directory.kind_of,
         )
         linked: dict[str, bytes] = {
             f: p for f, p in pseudonyms.items() if f in set(category.linkage_keys)
