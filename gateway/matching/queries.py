@@ -70,10 +70,11 @@ class NotificationService:
     engine: PolicyEngine
 
     @staticmethod
-    def feed_of(actor: Actor) -> str:
-        """The feed an actor reads: the meldpunt's systems read the coordinator's feed."""
+    def feed_of(actor: Actor) -> str | None:
+        """The feed an actor reads: its organisation's, or for the meldpunt's systems the
+        coordinator's role feed (a namespace no organisation id can enter)."""
         if actor.organisation is None:
-            raise NotFound("No such resource for this caller.")
+            return None
         return COORDINATOR if actor.organisation_kind == MELDPUNT else actor.organisation
 
     def list(
@@ -82,6 +83,8 @@ class NotificationService:
         feed = self.feed_of(actor)
         resource = Resource(type="notification", organisation=actor.organisation)
         decision = _decide(self.engine, session, actor, "notification.read", resource)
+        if feed is None:  # allowed, yet no feed of its own: refused, and audited as such
+            refuse(session, actor, decision, resource, NotFound("No feed for this caller."))
         page = list_notifications(session, feed, after, limit)
         record_decision(session, actor, decision, resource, detail={"count": len(page.items)})
         return page
