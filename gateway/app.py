@@ -47,9 +47,12 @@ def create_app(
     from gateway import audit, domain, policy
     from gateway.api import conventions
     from gateway.api.views import bp as api_bp
+    from gateway.matching.views import bp as matching_bp
     from gateway.ops.views import bp as ops_bp
     from gateway.partners.views import bp as partners_bp
     from gateway.signals import expiry
+    from gateway.signals.subject_search import bp as subject_search_bp
+    from gateway.signals.views import bp as signals_bp
 
     conventions.init_app(app)
     app.register_blueprint(ops_bp)
@@ -59,6 +62,9 @@ def create_app(
     app.register_blueprint(partners_bp)
     policy.init_app(app)  # a broken policy file stops the start (PolicyError)
     domain.init_app(app)  # signals, matches, notifications, subject searches
+    app.register_blueprint(signals_bp)
+    app.register_blueprint(matching_bp)
+    app.register_blueprint(subject_search_bp)
     expiry.init_app(app)
     check_every_route_is_protected(app)
     return app

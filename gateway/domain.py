@@ -75,12 +75,9 @@ def build_domain_services(
 
 
 def init_app(app: Flask) -> None:
-    """Build the services (after `policy.init_app`) and register their blueprints."""
+    """Build the services once (after `policy.init_app`: they take its engine)."""
     from gateway.audit.views import catch_up
-    from gateway.matching.views import bp as matching_bp
     from gateway.policy.service import POLICY_SERVICE
-    from gateway.signals.subject_search import bp as subject_search_bp
-    from gateway.signals.views import bp as signals_bp
 
     svc: Services = app.extensions[EXTENSION]
     svc.extra[DOMAIN_SERVICES] = build_domain_services(
@@ -90,9 +87,6 @@ def init_app(app: Flask) -> None:
         engine=svc.extra[POLICY_SERVICE].engine,
         catch_up=catch_up,
     )
-    app.register_blueprint(signals_bp)
-    app.register_blueprint(matching_bp)
-    app.register_blueprint(subject_search_bp)
 
 
 def domain() -> DomainServices:

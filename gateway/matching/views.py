@@ -13,6 +13,7 @@ from gateway.domain import domain
 from gateway.matching.schemas import (
     MatchOut,
     MatchPage,
+    MatchQuery,
     MatchSignalOut,
     NotificationOut,
     NotificationPage,
@@ -21,7 +22,6 @@ from gateway.matching.schemas import (
 from gateway.matching.service import Match, Notification
 from gateway.security import current_actor
 from gateway.services import db_session
-from gateway.signals.schemas import PageQuery
 
 bp = Blueprint("matching", __name__)
 
@@ -85,12 +85,12 @@ def notifications() -> Response:
     operation_id="listMatches",
     summary="Matches: signals of different partners about the same person",
     tags=("matches",),
-    query=PageQuery,
+    query=MatchQuery,
     response=MatchPage,
     scopes=("cases:write",),
 )
 def matches() -> Response:
-    query = parse_query(PageQuery)
+    query = parse_query(MatchQuery)
     session = db_session()
     page = domain().matches.list(session, current_actor(), query.cursor, query.limit)
     session.commit()
