@@ -23,6 +23,7 @@ from gateway.matching.service import (
 )
 from gateway.policy.audited import record_decision, refuse
 from gateway.policy.engine import Decision, PolicyEngine, Resource
+from gateway.pseudonyms.detector import safe_uuid
 from gateway.signals.paging import Page
 
 MELDPUNT = "meldpunt"
@@ -56,7 +57,7 @@ class MatchService:
 
     def get(self, session: Session, actor: Actor, match_id: str) -> Match:
         """One match; an absorbed match's id leads to the match that absorbed it."""
-        resource = Resource(type="match", id=match_id if len(match_id) == 36 else None)
+        resource = Resource(type="match", id=safe_uuid(match_id))
         decision = _decide(self.engine, session, actor, "match.read", resource)
         found = get_match(session, match_id)
         if found is None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import uuid
 from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any, Final
@@ -119,7 +120,8 @@ def has_bsn(text: str) -> bool:
     """
     for segment in _LETTERS_RUN.split(_normal(text)):
         groups = _DIGIT_RUN.findall(segment)
-        if any(_valid_bsn(group) for group in groups):
+        # a run padded with leading zeros ("000123456782") is the number it pads
+        if any(_valid_bsn(group.lstrip("0").zfill(9)) for group in groups if len(group) >= 8):
             return True
         for start in range(len(groups)):
             joined = groups[start]
@@ -197,3 +199,15 @@ def personal_data_kind(text: str, names: Iterable[str] = ()) -> str | None:
 def holds_personal_data(text: str, names: Iterable[str] = ()) -> bool:
     """True when `text` holds a BSN, a date or one of the subject's name parts."""
     return personal_data_kind(text, names) is not None
+
+
+def safe_uuid(value: str) -> str | None:
+    """A caller-supplied id as we may record it: a canonical UUID holding no BSN or date
+    shape (a caller can choose the digits of a UUID too), else None."""
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        return None
+    if str(parsed) != value or holds_personal_data(value):
+        return None
+    return value

@@ -14,7 +14,6 @@ import base64
 import hashlib
 import hmac
 import json
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -27,7 +26,7 @@ from gateway.keys import KeyPurpose, KeyStore
 from gateway.matching.service import HitRule, record_matching
 from gateway.policy.audited import record_decision, refuse
 from gateway.policy.engine import Decision, PolicyEngine, Resource
-from gateway.pseudonyms.detector import personal_data_kind, subject_name_parts
+from gateway.pseudonyms.detector import personal_data_kind, safe_uuid, subject_name_parts
 from gateway.pseudonyms.errors import InvalidSubject
 from gateway.pseudonyms.service import Pseudonymiser
 from gateway.signals.directory import DirectoryCache
@@ -139,15 +138,6 @@ def check_idempotency_key(key: str, names: frozenset[str]) -> None:
         )
 
 
-def safe_resource_id(value: str) -> str | None:
-    """A caller-supplied signal id as an audit entry may name it: a canonical UUID only."""
-    try:
-        parsed = uuid.UUID(value)
-    except ValueError:
-        return None
-    return value if str(parsed) == value else None
-
-
 @dataclass
 class SignalService:
     """Submit, withdraw, list and read the caller organisation's signals."""
@@ -189,7 +179,7 @@ class SignalService:
         self, session: Session, actor: Actor, action: str, signal_id: str | None
     ) -> NoReturn:
         resource = Resource(
-            type="signal", id=safe_resource_id(signal_id) if signal_id is not None else None
+            type="signal", id=safe_uuid(signal_id) if signal_id is not None else None
         )
         refuse(
             session,
