@@ -16,13 +16,16 @@ from gateway.api import conventions
 from gateway.api.views import bp as api_bp
 from gateway.audit.sequencer import BackgroundSequencer, signer_from
 from gateway.audit.views import bp as audit_bp
+from gateway.audit.views import catch_up
 from gateway.cases import build as build_case_services
 from gateway.cases.views import bp as cases_bp
 from gateway.config import Settings, load_settings
 from gateway.db import Database
+from gateway.domain import build_domain_services
 from gateway.jobs import BackgroundJob
 from gateway.keys import KeyStore, load_master_key
 from gateway.logs import configure_logging
+from gateway.matching.views import bp as matching_bp
 from gateway.oauth.resource import GatewayTokenValidator
 from gateway.oauth.server import OAuthService
 from gateway.oauth.views import bp as oauth_bp
@@ -84,6 +87,8 @@ def build_services(settings: Settings) -> Services:
     keys = KeyStore(settings.keys_dir, master)
     policy = start_policy(settings.policy, database)
     metrics = Metrics()
+    pseudonyms = PseudonymiserSource(keys)
+    directory = DirectoryCache(database)
     oauth = OAuthService(settings, database, keys, on_rate_limited=metrics.rate_limited)
     return Services(
         settings=settings,
@@ -93,9 +98,16 @@ def build_services(settings: Settings) -> Services:
         policy=policy,
         oauth=oauth,
         token_validator=GatewayTokenValidator(oauth),
-        pseudonyms=PseudonymiserSource(keys),
-        directory=DirectoryCache(database),
+        pseudonyms=pseudonyms,
+        directory=directory,
         cases=build_case_services(policy.engine, keys),
+        domain=build_domain_services(
+            keys=keys,
+            engine=policy.engine,
+            directory=directory,
+            pseudonymiser=pseudonyms.get,
+            catch_up=catch_up,
+        ),
         readiness={"policy": lambda: policy.check_ready(database)},
         jobs=background_jobs(settings, database, keys, policy.engine),
     )
@@ -126,6 +138,7 @@ def register_routes(app: Flask) -> None:
         partners_bp,
         policy_bp,
         signals_bp,
+        matching_bp,
         subject_search_bp,
         cases_bp,
     ):

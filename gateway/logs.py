@@ -80,6 +80,11 @@ def mark_sensitive(values: Iterable[str]) -> None:
         _request_sensitive.set(_request_sensitive.get() | frozenset(extra))
 
 
+def sensitive_values() -> frozenset[str]:
+    """The values the current request declared sensitive (its subject's identifiers)."""
+    return _request_sensitive.get()
+
+
 def clear_sensitive() -> None:
     _request_sensitive.set(frozenset())
 

@@ -26,6 +26,7 @@ from gateway.keys import KeyStore
 
 if TYPE_CHECKING:
     from gateway.cases import CaseServices
+    from gateway.domain import DomainServices
     from gateway.jobs import BackgroundJob
     from gateway.oauth.server import OAuthService
     from gateway.ops.metrics import Metrics
@@ -61,6 +62,8 @@ class Services:
     directory: DirectoryCache
     #: Cases, approvals, payload reads and shares (the API and the web pages).
     cases: CaseServices
+    #: Signals, matches, notifications and subject searches (the API and the web pages).
+    domain: DomainServices
     #: Readiness checks by name: each raises when its part is not ready.
     readiness: Mapping[str, Callable[[], None]]
     #: This process's background jobs (empty with KETENPOORT_BACKGROUND_JOBS=false).

@@ -67,19 +67,25 @@ def test_unacceptable_accept_is_406(client: FlaskClient) -> None:
     assert ok.status_code == 200
 
 
-def test_request_id_is_taken_when_well_formed(client: FlaskClient) -> None:
+def test_request_id_is_always_our_own(client: FlaskClient) -> None:
+    """Security finding 10: a caller's X-Request-Id is kept apart (`callerRequestId` in
+    audit entries), never used as ours."""
     response = client.get("/healthz", headers={"X-Request-Id": "partner-req-000123"})
-    assert response.headers["X-Request-Id"] == "partner-req-000123"
+    assert response.headers["X-Request-Id"] != "partner-req-000123"
+    assert re.fullmatch(r"[0-9a-f-]{36}", response.headers["X-Request-Id"])
     bad = client.get("/healthz", headers={"X-Request-Id": "bad id <script>"})
     assert bad.headers["X-Request-Id"] != "bad id <script>"
     assert re.fullmatch(r"[0-9a-f-]{36}", bad.headers["X-Request-Id"])
 
 
-def test_traceparent_is_continued(client: FlaskClient) -> None:
+def test_traceparent_is_parsed_but_our_trace_is_our_own(client: FlaskClient) -> None:
+    """Security finding 10: the caller's trace is kept as the caller's (audit `caller`),
+    ours is restarted (W3C Trace Context allows a restart at a trust boundary)."""
     incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     response = client.get("/healthz", headers={"traceparent": incoming})
     version, trace_id, span_id, flags = response.headers["traceparent"].split("-")
-    assert trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert trace_id != "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert re.fullmatch(r"[0-9a-f]{32}", trace_id)
     assert span_id != "00f067aa0ba902b7"
     assert (version, flags) == ("00", "01")
 

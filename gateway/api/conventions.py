@@ -32,7 +32,8 @@ from gateway.errors import (
     ProblemError,
     UnsupportedMediaType,
 )
-from gateway.logs import bind_request, clear_sensitive, get_logger, looks_like_identifier
+from gateway.logs import bind_request, clear_sensitive, get_logger
+from gateway.pseudonyms.detector import holds_personal_data
 from gateway.services import services
 
 log = get_logger("gateway.http")
@@ -168,15 +169,26 @@ def init_app(app: Flask, enforce: Callable[[Operation], None]) -> None:
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
+        # Our request id and trace are always our own (security finding 10): a caller
+        # could otherwise file its requests under ids of the meldpunt's. The caller's ids
+        # are kept apart (`callerRequestId`, `callerTrace`), unless they hold personal data.
+        g.request_id = str(uuid.uuid4())
         incoming = request.headers.get("X-Request-Id", "")
-        # a caller's request id is kept (logged, audited) unless it looks like personal data
-        keep = REQUEST_ID.match(incoming) and not looks_like_identifier(incoming)
-        g.request_id = incoming if keep else str(uuid.uuid4())
-        g.trace = parse_traceparent(request.headers.get("traceparent"))
+        keep = REQUEST_ID.match(incoming) and not holds_personal_data(incoming)
+        g.caller_request_id = incoming if keep else None
+        caller = parse_traceparent(request.headers.get("traceparent"))
+        g.caller_trace = (
+            caller
+            if caller.parent_span_id is not None
+            and not holds_personal_data(f"{caller.trace_id}-{caller.parent_span_id}")
+            else None
+        )
+        g.trace = TraceContext(secrets.token_hex(16), caller.span_id, None, caller.flags)
         clear_sensitive()
         bind_request(
             {
                 "request_id": g.request_id,
+                "caller_request_id": g.caller_request_id,
                 "trace_id": g.trace.trace_id,
                 "span_id": g.trace.span_id,
                 "route": request.url_rule.rule if request.url_rule else None,

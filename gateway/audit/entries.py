@@ -85,6 +85,11 @@ class TraceFields:
     span_id: str
     parent_span_id: str | None
     request_id: str | None
+    #: What the caller sent as its own ids (X-Request-Id, traceparent): kept apart from
+    #: ours, so no caller can file its requests under the meldpunt's ids.
+    caller_request_id: str | None = None
+    caller_trace_id: str | None = None
+    caller_span_id: str | None = None
 
 
 def _ms(moment: datetime) -> int:
@@ -133,6 +138,17 @@ def build_entry(
             "dpl.core.processing_activity_id": event.processing_activity,
         },
     }
+    caller = {
+        k: v
+        for k, v in (
+            ("requestId", trace.caller_request_id),
+            ("traceId", trace.caller_trace_id),
+            ("spanId", trace.caller_span_id),
+        )
+        if v is not None
+    }
+    if caller:
+        entry["caller"] = caller
     return entry
 
 

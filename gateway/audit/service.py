@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 
 from gateway.audit.entries import AuditEvent, TraceFields, build_entry, canonical_bytes, leaf_hash
 from gateway.audit.models import AuditEntryRow, AuditSubjectRow
+from gateway.logs import sensitive_values
+from gateway.pseudonyms.detector import holds_personal_data, names_of
 
 _ENTRIES = cast(Table, AuditEntryRow.__table__)
 _SUBJECTS = cast(Table, AuditSubjectRow.__table__)
@@ -37,10 +39,28 @@ class Receipt:
         return base64.b64encode(self.leaf_hash).decode("ascii")
 
 
+def _caller_request_id() -> str | None:
+    """The caller's X-Request-Id, unless it holds the request's own subject's name (the
+    BSN and date shapes were refused when the request started)."""
+    caller: str | None = g.get("caller_request_id")
+    if caller is not None and holds_personal_data(caller, names_of(sensitive_values())):
+        return None
+    return caller
+
+
 def _trace() -> TraceFields:
     if has_request_context() and "trace" in g:
         trace = g.trace
-        return TraceFields(trace.trace_id, trace.span_id, trace.parent_span_id, g.request_id)
+        caller = g.get("caller_trace")
+        return TraceFields(
+            trace.trace_id,
+            trace.span_id,
+            trace.parent_span_id,
+            g.request_id,
+            caller_request_id=_caller_request_id(),
+            caller_trace_id=caller.trace_id if caller is not None else None,
+            caller_span_id=caller.parent_span_id if caller is not None else None,
+        )
     return TraceFields(secrets.token_hex(16), secrets.token_hex(8), None, None)
 
 

@@ -29,8 +29,8 @@ from gateway.errors import FieldError, InternalError, InvalidInput, NotFound
 from gateway.keys import KeyStore
 from gateway.logs import looks_like_identifier
 from gateway.matching.service import get_match
+from gateway.policy.audited import denial_event, policy_denied
 from gateway.policy.engine import Context, Decision, PolicyEngine, Resource
-from gateway.policy.service import denial_event, policy_denied
 from gateway.signals.models import SignalRow
 from gateway.signals.paging import Page, clamp_limit, decode_cursor, encode_cursor
 from gateway.signals.service import signal_subject_refs
@@ -194,7 +194,7 @@ class NoteCipher:
 
     def _aead(self) -> AESGCM:
         if self._key is None:
-            self._key = self._keys.derived_key(NOTE_KEY_LABEL)
+            self._key = self._keys.derive_secret(NOTE_KEY_LABEL)
         return AESGCM(self._key)
 
     @staticmethod

@@ -282,19 +282,16 @@ class KeyStore:
     def unseal_secret(self, sealed: dict[str, str], aad: bytes) -> bytes:
         return crypto.unseal(self._master.key, sealed, aad)
 
-    def derived_key(self, label: str) -> bytes:
-        """A 256-bit key for one use (`label`), derived from the master key by HKDF-SHA256.
-
-        For data the gateway seals for itself (e.g. case notes): no extra key file to
-        create or back up, and a different label always gives an unrelated key.
-        """
+    def derive_secret(self, label: str, length: int = 32) -> bytes:
+        """A secret for one use (e.g. keyed hashes of idempotency keys): HKDF-SHA256 over
+        the master key, `label` as info, so no use can learn another's secret."""
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
         hkdf = HKDF(
             algorithm=hashes.SHA256(),
-            length=32,
-            salt=b"ketenpoort-derived-key-v1",
+            length=length,
+            salt=b"ketenpoort-derived-secret-v1",
             info=label.encode("utf-8"),
         )
         return hkdf.derive(self._master.key)

@@ -16,7 +16,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import Base
 
-COORDINATOR = "coordinator"
+#: Role feeds live in their own namespace: "role:<name>". No organisation id can hold
+#: ":" (the registry's id pattern), so no organisation can read a role's feed.
+ROLE_FEED_PREFIX = "role:"
+COORDINATOR = f"{ROLE_FEED_PREFIX}coordinator"
 NOTIFICATION_TYPES = ("match", "match.updated", "signal.withdrawn", "signal.expired")
 
 
@@ -59,7 +62,7 @@ class NotificationRow(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
-    #: An organisation id, or "coordinator" (the meldpunt's coordinators).
+    #: An organisation id, or a role feed: "role:coordinator" (the meldpunt's coordinators).
     recipient: Mapped[str] = mapped_column(String(64))
     type: Mapped[str] = mapped_column(String(32))
     signal_id: Mapped[str | None] = mapped_column(String(36))

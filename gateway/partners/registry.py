@@ -38,6 +38,17 @@ MELDPUNT_ID = "meldpunt"
 MELDPUNT_NAME = "Meldpunt"
 
 _ORG_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+#: Ids no organisation may have: roles, the gateway itself, and names an operator or a
+#: reader of the audit log would take for the meldpunt's own (security finding 6).
+RESERVED_IDS = frozenset(
+    {
+        "coordinator", "coordinators", "coordinatoren", "privacy-officer", "privacy",
+        "fg", "dpo", "admin", "administrator", "admins", "professional", "professionals",
+        "gateway", "system", "ketenpoort", "anonymous", "unknown", "root", "role",
+        "roles", "all", "everyone", "meldpunt-coordinator", "meldpunt-intern",
+        "meldpunt-internal", "meldpunt-admin", "meldpunt-staff", "cli",
+    }
+)  # fmt: skip
 
 
 class RegistryError(OperatorError):
@@ -157,6 +168,8 @@ def add_organisation(
         raise RegistryError(
             "organisation id must be 2-63 characters: lower-case letters, digits, hyphens"
         )
+    if org_id in RESERVED_IDS:
+        raise RegistryError(f"organisation id {org_id!r} is reserved; choose another")
     if kind not in KINDS:
         raise RegistryError(f"unknown kind {kind!r}; choose from: {', '.join(KINDS)}")
     if kind == "meldpunt" and org_id != MELDPUNT_ID:

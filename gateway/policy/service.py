@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 
 from gateway.actors import Actor
 from gateway.audit import AuditEvent, Receipt, record_event
-from gateway.errors import PolicyDenied
 from gateway.policy.active import PolicyService
+from gateway.policy.audited import denial_event, policy_denied
 from gateway.policy.engine import Context, Decision, PolicyEngine, Resource
 from gateway.services import services
 
@@ -42,22 +42,6 @@ def decide(
 ) -> Decision:
     """The active policy's decision; records nothing (see `decide_and_record`)."""
     return policy_service().engine.decide(actor, action, resource, context)
-
-
-def denial_event(actor: Actor, resource: Resource, decision: Decision) -> AuditEvent:
-    """The audit entry of a denied action: the action itself, outcome `denied`."""
-    detail: dict[str, Any] = {"reason": decision.reason}
-    if resource.category is not None and decision.processing_activity is not None:
-        detail["category"] = resource.category  # a category the policy knows
-    return AuditEvent(
-        action=decision.action if decision.rule != "deny:unknown-action" else "policy.deny",
-        outcome="denied",
-        actor=actor,
-        resource_type=resource.type,
-        resource_id=resource.id,
-        detail=detail,
-        **decision.audit_fields(),
-    )
 
 
 def decide_and_record(
@@ -119,13 +103,3 @@ def record_allowed(
             **decision.audit_fields(),
         ),
     )
-
-
-def policy_denied(decision: Decision) -> PolicyDenied:
-    """The 403 problem for a deny: names the rule and the reason, never personal data."""
-    if decision.needs_approval:
-        return PolicyDenied(
-            f"This needs a second person's approval first (rule {decision.rule}): "
-            f"{decision.reason}."
-        )
-    return PolicyDenied(f"{decision.reason} (rule {decision.rule}).")

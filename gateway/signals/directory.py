@@ -27,20 +27,29 @@ TTL_SECONDS = 5.0
 Keys = dict[str, tuple[str, dict[str, Any]]]
 
 
-def load_keys(db: Database) -> Keys:
-    """Every current encryption key of every active organisation, by kid."""
+def load_directory(db: Database) -> tuple[Keys, dict[str, str]]:
+    """Every current encryption key of every active organisation, by kid, and each
+    active organisation's kind (the envelope check enforces the recipient kinds)."""
     keys: Keys = {}
+    kinds: dict[str, str] = {}
     with db.transaction(write=False) as session:
         for organisation in active_directory(session):
+            kinds[organisation.id] = organisation.kind
             for jwk in organisation.encryption_jwks.get("keys", []):
                 if "kid" in jwk:
                     keys[jwk["kid"]] = (organisation.id, jwk)
-    return keys
+    return keys, kinds
+
+
+def load_keys(db: Database) -> Keys:
+    """Every current encryption key of every active organisation, by kid."""
+    return load_directory(db)[0]
 
 
 @dataclass(frozen=True)
 class _Snapshot:
     keys: Keys
+    kinds: dict[str, str]
     loaded_at: float
     generation: int
 
@@ -64,9 +73,15 @@ class DirectoryCache:
     def reload(self) -> Keys:
         with self._lock:
             generation = directory_generation()  # before reading: a later change reloads
-            keys = load_keys(self.db)
-            self._snapshot = _Snapshot(keys, time.monotonic(), generation)
+            keys, kinds = load_directory(self.db)
+            self._snapshot = _Snapshot(keys, kinds, time.monotonic(), generation)
             return keys
+
+    def kind_of(self, organisation: str) -> str | None:
+        """The organisation's kind (None for an unknown or disabled organisation)."""
+        self.current()
+        snapshot = self._snapshot
+        return snapshot.kinds.get(organisation) if snapshot is not None else None
 
     def current(self) -> Keys:
         snapshot = self._snapshot
@@ -92,6 +107,9 @@ class DirectoryView(Mapping[str, tuple[str, Mapping[str, Any]]]):
             self._keys = self._cache.reload()
             found = self._keys.get(kid)
         return found
+
+    def kind_of(self, organisation: str) -> str | None:
+        return self._cache.kind_of(organisation)
 
     def __getitem__(self, kid: str) -> tuple[str, Mapping[str, Any]]:
         found = self._lookup(kid)

@@ -13,11 +13,11 @@ Each kind of failure has its own problem type, so a partner's integration can te
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.crypto import jwe
+from gateway.crypto import b64url_decode, jwe
 from gateway.errors import FieldError, InternalError, InvalidInput
 
 MAX_ENVELOPE_BYTES = 64 * 1024
@@ -51,6 +51,11 @@ class MissingRecipient(InvalidInput):
     title = "The payload is not encrypted for every recipient the policy requires"
 
 
+class RecipientNotAllowed(InvalidInput):
+    slug = "recipient-not-allowed"
+    title = "The payload is encrypted for an organisation the category does not allow"
+
+
 class UndecryptableEnvelope(InvalidInput):
     slug = "undecryptable-envelope"
     title = "The meldpunt's copy of the payload does not decrypt"
@@ -62,6 +67,7 @@ ENVELOPE_ERRORS: tuple[type[InvalidInput], ...] = (
     UnsupportedAlgorithm,
     UnknownRecipientKey,
     MissingRecipient,
+    RecipientNotAllowed,
     UndecryptableEnvelope,
 )
 
@@ -85,6 +91,29 @@ def _field_errors(prefix: str, issues: Sequence[jwe.JweIssue]) -> list[FieldErro
     return [FieldError(prefix + issue.pointer, issue.detail) for issue in issues]
 
 
+def _wrapped_key_problem(recipient: jwe.Recipient, public_jwk: Mapping[str, Any]) -> str | None:
+    """Is the recipient's `encrypted_key` of the form its key and `alg` produce?
+
+    ECDH-ES+A256KW (40 bytes, `epk` a P-256 point) is checked by `jwe.parse_jwe`; for
+    RSA-OAEP-256 the ciphertext is exactly the modulus long and below the modulus.
+    """
+    if recipient.alg != jwe.RSA_OAEP_256:
+        return None
+    modulus = public_jwk.get("n")
+    if not isinstance(modulus, str):
+        return "the recipient key has no RSA modulus"
+    try:
+        n = int.from_bytes(b64url_decode(modulus), "big")
+    except ValueError:
+        return "the recipient key's RSA modulus is not base64url"
+    size = (n.bit_length() + 7) // 8
+    if len(recipient.encrypted_key) != size:
+        return f"must be {size} bytes for this {n.bit_length()}-bit RSA key"
+    if int.from_bytes(recipient.encrypted_key, "big") >= n:
+        return "is not an RSA ciphertext for this key"
+    return None
+
+
 def check_envelope(
     payload: object,
     *,
@@ -93,11 +122,15 @@ def check_envelope(
     meldpunt_private_jwk: Mapping[str, Any],
     max_bytes: int = MAX_ENVELOPE_BYTES,
     pointer: str = "/payload",
+    optional_kinds: Collection[str] | None = None,
+    kind_of: Callable[[str], str | None] | None = None,
 ) -> EnvelopeInfo:
     """Accept a payload envelope or raise the `InvalidInput` subclass for its first fault.
 
     The checks run from the most basic to the most expensive: size, structure,
-    algorithms, recipient keys, required recipients, and last the one decryption.
+    algorithms, recipient keys, each wrapped key's form, required and allowed
+    recipients (with `optional_kinds`: every recipient beyond the required ones must be
+    of one of these organisation kinds, as `kind_of` tells), and last the one decryption.
     Within one kind every problem found is listed, each with a JSON pointer under
     `pointer` (the payload's place in the signal body).
     """
@@ -134,6 +167,7 @@ def check_envelope(
 
     unknown: list[FieldError] = []
     weak: list[FieldError] = []
+    broken: list[FieldError] = []
     present: set[str] = set()
     for recipient in parsed.recipients:
         entry = directory.get(recipient.kid)
@@ -149,6 +183,10 @@ def check_envelope(
         problem = jwe.recipient_key_problem(recipient.alg, public_jwk)
         if problem is not None:
             weak.append(FieldError(pointer + recipient.where("alg"), problem))
+        else:
+            wrapped = _wrapped_key_problem(recipient, public_jwk)
+            if wrapped is not None:
+                broken.append(FieldError(f"{pointer}{recipient.pointer}/encrypted_key", wrapped))
         present.add(organisation)
     if unknown:
         raise UnknownRecipientKey(
@@ -159,6 +197,12 @@ def check_envelope(
         raise UnsupportedAlgorithm(
             "A recipient key cannot be used with the algorithm the payload names.",
             errors=weak,
+        )
+
+    if broken:
+        raise MalformedEnvelope(
+            "A recipient's encrypted_key is not a key wrapped for its recipient key.",
+            errors=broken,
         )
 
     meldpunt_kid = meldpunt_private_jwk.get("kid")
@@ -179,6 +223,26 @@ def check_envelope(
                 for organisation in missing
             ],
         )
+
+    if optional_kinds is not None:
+        allowed_kinds = set(optional_kinds)
+        extra = sorted(
+            organisation
+            for organisation in present - required
+            if kind_of is None or kind_of(organisation) not in allowed_kinds
+        )
+        if extra:
+            raise RecipientNotAllowed(
+                "The policy does not allow this category's payload to be encrypted for "
+                "these organisations.",
+                errors=[
+                    FieldError(
+                        recipients_pointer,
+                        f"organisation '{organisation}' may not receive this category",
+                    )
+                    for organisation in extra
+                ],
+            )
 
     meldpunt_copy = parsed.recipient_for(meldpunt_kid) if isinstance(meldpunt_kid, str) else None
     if meldpunt_copy is None:

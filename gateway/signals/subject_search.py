@@ -1,11 +1,7 @@
 """`POST /v1/subject-searches`: everything Ketenpoort holds about one person.
 
-The basis for answering a data-subject access request (AVG art. 15): the privacy
-officer's system sends the person's identifiers in the body (never in a URI), the
-gateway turns them into the same pseudonyms as on submission, and answers with every
-signal still holding one of them and every audit entry that names one of them —
-withdrawn and expired signals included, through their audit entries. The identifiers
-are forgotten when the request ends; the search itself is audited.
+The privacy officer's system sends the person's identifiers in the body (never in a
+URI); `SubjectSearchService` does the search and audits it.
 """
 
 from __future__ import annotations
@@ -18,20 +14,11 @@ from pydantic import Field
 from gateway.api.models import ApiModel
 from gateway.api.openapi import operation
 from gateway.api.validation import json_response, parse_body
-from gateway.audit.export import api_item
-from gateway.audit.queries import EntryFilter, entries_query, page
-from gateway.audit.views import catch_up
-from gateway.policy.engine import Resource
-from gateway.policy.service import authorize, record_allowed
 from gateway.security import current_actor
-from gateway.services import db_session
+from gateway.services import db_session, services
 from gateway.signals.schemas import SubjectIn
-from gateway.signals.service import signals_by_pseudonyms, subject_refs
-from gateway.signals.views import pseudonymiser
 
 bp = Blueprint("subject_search", __name__)
-
-MAX_ENTRIES = 10_000
 
 
 class SubjectSearch(ApiModel):
@@ -79,37 +66,13 @@ class SubjectSearchResult(ApiModel):
     scopes=("audit:read",),
 )
 def search() -> Response:
-    actor = current_actor()
     body = parse_body(SubjectSearch)
-    pseudonyms = pseudonymiser().pseudonyms(
-        body.subject.model_dump(by_alias=True, exclude_none=True)
-    )
-    catch_up()  # number entries committed before this request, so they can be found
-    session = db_session()
-    decision = authorize(session, actor, "subject.search", Resource(type="subject"))
-    refs = subject_refs(pseudonyms)
-    signals = signals_by_pseudonyms(session, pseudonyms.items())
-    found: dict[int, FoundEntry] = {}
-    for ref in refs:
-        stmt = entries_query(actor, EntryFilter(subject=ref.id))
-        for stored in page(session, stmt, MAX_ENTRIES):
-            item = api_item(stored)
-            found[stored.index] = FoundEntry(
-                index=item["index"], leaf_hash=item["leafHash"], entry=item["entry"]
-            )
-    record_allowed(
-        session,
-        actor,
-        decision,
-        "subject.search",
-        "subject",
-        subjects=refs,
-        detail={"signals": len(signals), "auditEntries": len(found)},
-    )
-    session.commit()
+    subject = body.subject.model_dump(by_alias=True, exclude_none=True)
+    found = services().domain.subject_search.search(db_session, current_actor(), subject)
+    db_session().commit()
     return json_response(
         SubjectSearchResult(
-            subject_references=[r.id for r in refs],
+            subject_references=list(found.subject_references),
             signals=[
                 FoundSignal(
                     id=s.id,
@@ -120,8 +83,11 @@ def search() -> Response:
                     created_at=s.created_at,
                     expires_at=s.expires_at,
                 )
-                for s in signals
+                for s in found.signals
             ],
-            audit_entries=[found[i] for i in sorted(found)],
+            audit_entries=[
+                FoundEntry(index=e.index, leaf_hash=e.leaf_hash, entry=e.entry)
+                for e in found.audit_entries
+            ],
         )
     )

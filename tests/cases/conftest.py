@@ -22,12 +22,13 @@ from sqlalchemy.orm import Session
 
 from gateway.actors import Actor
 from gateway.audit.models import AuditEntryRow
-from gateway.cases import CaseServices, case_services
+from gateway.cases import CaseServices
 from gateway.crypto import jwe
 from gateway.keys import KeyPurpose
 from gateway.matching.models import MatchMemberRow, MatchRow
 from gateway.partners.models import Organisation
 from gateway.partners.registry import add_client, add_organisation
+from gateway.services import services
 from gateway.signals.service import NewSignal, create_signal
 from gateway.users.service import add_user
 from tests.oauth.support import ADMIN, PartnerClient, enc_key, new_key, public_of
@@ -155,7 +156,7 @@ class World:
 @pytest.fixture
 def world(app: Flask, client: FlaskClient) -> Iterator[World]:
     with app.app_context():
-        svc = case_services()
+        svc = services().cases
         clock = Clock()
         for service in (svc.cases, svc.approvals, svc.payloads, svc.shares):
             service.clock = clock

@@ -66,8 +66,8 @@ def test_audit_entries_carry_ldv_fields_under_their_contract_names(
     app: Flask, client: FlaskClient, police: dict[str, str], meldpunt: dict[str, str]
 ) -> None:
     """Entries carry LDV's `trace_id` / `span_id`, `status` (Unset/Ok/Error), `name`,
-    start and end in ms and `dpl.core.processing_activity_id`; the trace id is the
-    incoming `traceparent`'s."""
+    start and end in ms and `dpl.core.processing_activity_id`; the trace id is our own,
+    the incoming `traceparent`'s is kept apart as the caller's (security finding 10)."""
     signal_id = _submit(client, {**police, "traceparent": TRACEPARENT}, "POL-9")
     with app.app_context():
         catch_up()
@@ -79,7 +79,8 @@ def test_audit_entries_carry_ldv_fields_under_their_contract_names(
     ]
     assert len(created) == 1
     ldv = created[0]["ldv"]
-    assert ldv["trace_id"] == TRACE_ID
+    assert ldv["trace_id"] != TRACE_ID and len(ldv["trace_id"]) == 32
+    assert created[0]["caller"] == {"traceId": TRACE_ID, "spanId": "00f067aa0ba902b7"}
     assert len(ldv["span_id"]) == 16 and int(ldv["span_id"], 16) >= 0
     assert ldv["status"] in {"Unset", "Ok", "Error"} and ldv["name"] == "signal.create"
     assert isinstance(ldv["start_time"], int) and ldv["end_time"] >= ldv["start_time"]

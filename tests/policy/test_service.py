@@ -21,10 +21,10 @@ from gateway.audit.models import AuditEntryRow
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.migrate import upgrade_to_head
-from gateway.policy import Context, PolicyError, Resource, authorize, decide_and_record
+from gateway.policy import Context, PolicyError, Resource
 from gateway.policy.active import list_versions, version_by_digest
 from gateway.policy.loader import load_policy
-from gateway.policy.service import policy_service
+from gateway.policy.service import authorize, decide_and_record, policy_service
 from gateway.security import current_actor
 from gateway.services import db_session
 from tests.test_http_conventions import assert_problem

@@ -178,6 +178,7 @@ def test_every_failure_has_its_own_documented_type() -> None:
         "unsupported-algorithm",
         "unknown-recipient-key",
         "missing-recipient",
+        "recipient-not-allowed",
         "undecryptable-envelope",
     ]
     documented = all_problem_types()

@@ -1,0 +1,53 @@
+"""The signal, match, notification and subject-search services, built once per app.
+
+`build_domain_services` is the one builder (explicit dependencies: policy engine, key
+store, pseudonymiser, directory cache); the composition root (`gateway.app`) puts the
+result in the typed container, where views find it as `services().domain`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.keys import KeyStore
+from gateway.matching.queries import MatchService, NotificationService
+from gateway.policy.engine import PolicyEngine
+from gateway.pseudonyms.service import Pseudonymiser
+from gateway.signals.directory import DirectoryCache
+from gateway.signals.searches import SubjectSearchService
+from gateway.signals.submission import IDEMPOTENCY_SECRET_LABEL, SignalService
+
+
+@dataclass(frozen=True)
+class DomainServices:
+    signals: SignalService
+    matches: MatchService
+    notifications: NotificationService
+    subject_search: SubjectSearchService
+
+
+def build_domain_services(
+    *,
+    keys: KeyStore,
+    engine: PolicyEngine,
+    directory: DirectoryCache,
+    pseudonymiser: Callable[[], Pseudonymiser],
+    catch_up: Callable[[], None],
+) -> DomainServices:
+    """The four services, given what they use (the container's directory cache and
+    pseudonymiser, so each exists once per process)."""
+    return DomainServices(
+        signals=SignalService(
+            engine=engine,
+            keys=keys,
+            directory=directory,
+            pseudonymiser=pseudonymiser,
+            idempotency_secret=keys.derive_secret(IDEMPOTENCY_SECRET_LABEL),
+        ),
+        matches=MatchService(engine),
+        notifications=NotificationService(engine),
+        subject_search=SubjectSearchService(
+            engine=engine, pseudonymiser=pseudonymiser, catch_up=catch_up
+        ),
+    )

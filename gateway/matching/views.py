@@ -1,0 +1,96 @@
+"""`/v1/notifications` and `/v1/matches`: parse, call the service once, answer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Response
+
+from gateway.api.openapi import operation
+from gateway.api.validation import json_response, parse_query
+from gateway.matching.schemas import (
+    MatchOut,
+    MatchPage,
+    MatchQuery,
+    MatchSignalOut,
+    NotificationOut,
+    NotificationPage,
+    NotificationQuery,
+)
+from gateway.matching.service import Match, Notification
+from gateway.security import current_actor
+from gateway.services import db_session, services
+
+bp = Blueprint("matching", __name__)
+
+
+def notification_out(item: Notification) -> NotificationOut:
+    extra: Mapping[str, Any] = item.extra or {}
+    return NotificationOut(
+        id=str(item.id),
+        type=item.type,
+        signal_id=item.signal_id,
+        match_id=item.match_id,
+        created_at=item.created_at,
+        organisations=extra.get("organisations"),
+        change=extra.get("change"),
+    )
+
+
+def match_out(m: Match) -> MatchOut:
+    return MatchOut(
+        id=m.id,
+        signals=[
+            MatchSignalOut(
+                id=s.id,
+                organisation=s.organisation,
+                category=s.category,
+                reference=s.reference,
+                status=s.status,
+            )
+            for s in m.signals
+        ],
+        linkage_keys=list(m.linkage_keys),
+        created_at=m.created_at,
+        updated_at=m.updated_at,
+    )
+
+
+@bp.get("/v1/notifications")
+@operation(
+    operation_id="listNotifications",
+    summary="Notifications for this organisation",
+    description=(
+        "Matches, withdrawals and expiries as the policy allows this organisation to learn "
+        "of them. The meldpunt's systems read the coordinator's notifications."
+    ),
+    tags=("notifications",),
+    query=NotificationQuery,
+    response=NotificationPage,
+    scopes=("notifications:read",),
+)
+def notifications() -> Response:
+    query = parse_query(NotificationQuery)
+    session = db_session()
+    page = services().domain.notifications.list(session, current_actor(), query.after, query.limit)
+    session.commit()
+    items = [notification_out(n) for n in page.items]
+    return json_response(NotificationPage(items=items, next=page.next))
+
+
+@bp.get("/v1/matches")
+@operation(
+    operation_id="listMatches",
+    summary="Matches: signals of different partners about the same person",
+    tags=("matches",),
+    query=MatchQuery,
+    response=MatchPage,
+    scopes=("cases:write",),
+)
+def matches() -> Response:
+    query = parse_query(MatchQuery)
+    session = db_session()
+    page = services().domain.matches.list(session, current_actor(), query.cursor, query.limit)
+    session.commit()
+    return json_response(MatchPage(items=[match_out(m) for m in page.items], next=page.next))

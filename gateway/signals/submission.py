@@ -1,0 +1,351 @@
+"""`SignalService`: the one way to submit, withdraw, list and read signals.
+
+The API views, the web intake and the CLI call it with an `Actor` and plain values; it
+checks the input, asks the policy ONCE, does the work through `gateway.signals.service`
+and writes the audit entry with the decision it got — in the caller's session: the
+caller commits the signal and its entry together (a refusal is committed on its own,
+see `gateway.policy.audited.refuse`). Raw identifiers live only in the call's memory:
+they are turned into pseudonyms and dropped.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from sqlalchemy.orm import Session
+
+from gateway.actors import Actor
+from gateway.errors import FieldError, InvalidInput, NotFound
+from gateway.keys import KeyPurpose, KeyStore
+from gateway.matching.service import HitRule, record_matching
+from gateway.policy.audited import record_decision, refuse
+from gateway.policy.engine import Decision, PolicyEngine, Resource
+from gateway.pseudonyms.detector import personal_data_kind, safe_uuid, subject_name_parts
+from gateway.pseudonyms.errors import InvalidSubject
+from gateway.pseudonyms.service import Pseudonymiser
+from gateway.signals.directory import DirectoryCache
+from gateway.signals.envelope import check_envelope
+from gateway.signals.paging import Page
+from gateway.signals.schemas import ReceiptOut, SignalOut
+from gateway.signals.service import (
+    NewSignal,
+    Signal,
+    create_signal,
+    get_signal,
+    list_signals,
+    remember_response,
+    signal_subject_refs,
+    subject_refs,
+    withdraw_signal,
+)
+
+MELDPUNT = "meldpunt"
+IDEMPOTENCY_KEY_MAX = 128
+#: The key-store label of the secret under which idempotency keys are stored (HMAC).
+IDEMPOTENCY_SECRET_LABEL = "signals/idempotency-key/v1"  # noqa: S105 - a label
+_PERSONAL_DATA = {
+    "bsn": "a BSN",
+    "date": "a date",
+    "name": "the subject's name",
+}
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A signal as a partner sends it (API field names in `subject`)."""
+
+    reference: str
+    category: str
+    subject: Mapping[str, Any]
+    payload: Mapping[str, Any]
+    #: The caller's `Idempotency-Key`, as sent; stored only as a keyed hash.
+    idempotency_key: str | None = None
+    #: A digest of the request as sent (e.g. SHA-256 of the body), compared on a retry.
+    request_digest: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    signal: Signal
+    #: The response body (JSON text): the first one again on an idempotent replay.
+    body: str
+    #: True when nothing was stored: an idempotent retry of an earlier submission.
+    replay: bool
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    signal: Signal
+    body: str
+
+
+def signal_out(signal: Signal, receipt: str | None = None) -> SignalOut:
+    return SignalOut(
+        id=signal.id,
+        organisation=signal.organisation,
+        reference=signal.reference,
+        category=signal.category,
+        status=signal.status,
+        created_at=signal.created_at,
+        expires_at=signal.expires_at,
+        linkage_keys=list(signal.linkage_keys),
+        receipt=ReceiptOut(leaf_hash=receipt) if receipt else None,
+    )
+
+
+def signal_json(signal: Signal, receipt: str | None = None) -> str:
+    return signal_out(signal, receipt).model_dump_json(by_alias=True, exclude_none=True)
+
+
+def _personal_data_detail(kind: str) -> str:
+    return f"Looks like personal data ({_PERSONAL_DATA[kind]})"
+
+
+def reference_errors(reference: str, names: frozenset[str]) -> list[FieldError]:
+    if not 1 <= len(reference) <= 64:
+        return [FieldError("/reference", "Must be 1 to 64 characters")]
+    if not all(c.isprintable() for c in reference) or reference != reference.strip():
+        return [FieldError("/reference", "Must be printable characters without edge spaces")]
+    kind = personal_data_kind(reference, names)
+    if kind is not None:
+        return [
+            FieldError(
+                "/reference",
+                _personal_data_detail(kind) + "; use your own report number",
+            )
+        ]
+    return []
+
+
+def check_idempotency_key(key: str, names: frozenset[str]) -> None:
+    """1-128 printable ASCII characters and no personal data (the key is kept, hashed)."""
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX or not key.isascii() or not key.isprintable():
+        raise InvalidInput(
+            "The Idempotency-Key header must be 1 to 128 printable ASCII characters.",
+            errors=[FieldError("", "Invalid Idempotency-Key header", "Idempotency-Key")],
+        )
+    kind = personal_data_kind(key, names)
+    if kind is not None:
+        raise InvalidInput(
+            "The Idempotency-Key header looks like personal data; use a random value.",
+            errors=[FieldError("", _personal_data_detail(kind), "Idempotency-Key")],
+        )
+
+
+@dataclass
+class SignalService:
+    """Submit, withdraw, list and read the caller organisation's signals."""
+
+    engine: PolicyEngine
+    keys: KeyStore
+    directory: DirectoryCache
+    #: Built on first use: building it unseals the pseudonym key.
+    pseudonymiser: Callable[[], Pseudonymiser]
+    #: The secret idempotency keys are hashed under (`KeyStore.derive_secret`).
+    idempotency_secret: bytes
+
+    # -- helpers -------------------------------------------------------------------------
+    def hit_rule(self, kind: str) -> HitRule:
+        return HitRule(
+            notify=self.engine.tells_hit(kind),
+            reveal_organisations=self.engine.reveals_organisations(kind),
+        )
+
+    def stored_idempotency_key(self, organisation: str, key: str) -> str:
+        """What the database keeps of an `Idempotency-Key`: HMAC-SHA256, base64url."""
+        mac = hmac.new(
+            self.idempotency_secret,
+            organisation.encode("utf-8") + b"\x00" + key.encode("ascii"),
+            hashlib.sha256,
+        ).digest()
+        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
+
+    def _organisation(
+        self, session: Session, actor: Actor, action: str, signal_id: str | None = None
+    ) -> str:
+        """The actor's organisation; an actor without one (a person) owns no signal here,
+        and its attempt is audited like any other refusal."""
+        if actor.organisation is None:
+            self._not_found(session, actor, action, signal_id)
+        return actor.organisation
+
+    def _not_found(
+        self, session: Session, actor: Actor, action: str, signal_id: str | None
+    ) -> NoReturn:
+        resource = Resource(
+            type="signal", id=safe_uuid(signal_id) if signal_id is not None else None
+        )
+        refuse(
+            session,
+            actor,
+            self.engine.decide(actor, action, resource),
+            resource,
+            NotFound("No signal with this id for your organisation."),
+        )
+
+    def _own(self, session: Session, actor: Actor, action: str, signal_id: str) -> Signal:
+        """The actor's own signal, or a 404 whose audit entry is the same whether the id
+        is another organisation's or does not exist (no oracle either way)."""
+        organisation = self._organisation(session, actor, action, signal_id)
+        found = get_signal(session, organisation, signal_id)
+        if found is None:
+            self._not_found(session, actor, action, signal_id)
+        return found
+
+    def _decide(self, session: Session, actor: Actor, action: str, resource: Resource) -> Decision:
+        decision = self.engine.decide(actor, action, resource)
+        if not decision.allowed:
+            refuse(session, actor, decision, resource)
+        return decision
+
+    # -- the actions ---------------------------------------------------------------------
+    def submit(self, session: Session, actor: Actor, submission: Submission) -> Submitted:
+        """Check, pseudonymise, store, match and audit one signal."""
+        organisation = self._organisation(session, actor, "signal.create")
+        subject = dict(submission.subject)
+        names = subject_name_parts(subject)
+        if submission.idempotency_key is not None:
+            check_idempotency_key(submission.idempotency_key, names)
+        category = self.engine.category(submission.category)
+        errors = reference_errors(submission.reference, names)
+        if category is None:
+            errors.append(FieldError("/category", "Not a category of the active policy"))
+        pseudonymiser = self.pseudonymiser()
+        try:
+            pseudonyms = pseudonymiser.pseudonyms(subject)
+        except InvalidSubject as exc:
+            if not errors:
+                raise
+            errors.extend(exc.errors)
+            pseudonyms = {}
+        if errors:
+            raise InvalidInput(
+                f"The signal has {len(errors)} invalid value(s); see errors.", errors=errors
+            )
+        assert category is not None
+
+        resource = Resource(type="signal", category=submission.category, organisation=organisation)
+        # The one policy question; decided in memory, so the write transaction (SQLite's
+        # write lock) starts only once the checks below have passed.
+        decision = self._decide(session, actor, "signal.create", resource)
+        meldpunt_key = self.keys.active(KeyPurpose.MELDPUNT_ENCRYPTION)
+        directory = self.directory.view()
+        check_envelope(
+            submission.payload,
+            category_recipients=set(category.required_recipients) | {MELDPUNT},
+            directory=directory,
+            meldpunt_private_jwk=self.keys.private_jwk(meldpunt_key.kid),
+            optional_kinds=category.optional_recipient_kinds,
+            kind_of=directory.kind_of,
+        )
+        linked: dict[str, bytes] = {
+            f: p for f, p in pseudonyms.items() if f in set(category.linkage_keys)
+        }
+        if not linked:
+            raise InvalidSubject(
+                [FieldError("/subject", "No linkage key this category uses can be derived")]
+            )
+        key = submission.idempotency_key
+        created = create_signal(
+            session,
+            NewSignal(
+                organisation=organisation,
+                organisation_kind=actor.organisation_kind or "",
+                reference=submission.reference,
+                category=submission.category,
+                pseudonyms=linked,
+                pseudonym_key_id=pseudonymiser.kid or "",
+                payload=json.dumps(submission.payload, separators=(",", ":")),
+                retention_days=category.retention_days,
+                idempotency_key=(
+                    self.stored_idempotency_key(organisation, key) if key is not None else None
+                ),
+                request_hash=submission.request_digest if key is not None else None,
+            ),
+            hit_policy=self.hit_rule,
+        )
+        signal = created.signal
+        subjects = subject_refs(linked)
+        audited = Resource(
+            type="signal", id=signal.id, category=signal.category, organisation=organisation
+        )
+        if not created.created:
+            # An idempotent retry: nothing stored, but the retry is an access like any other.
+            record_decision(session, actor, decision, audited, detail={"replay": True})
+            body = signal.stored_response or signal_json(signal)
+            return Submitted(signal, body, replay=True)
+        # The partner reads its own entry: it says what the partner did and nothing of
+        # what the gateway found. The matching outcome is the gateway's own entry, written
+        # for every signal (hit or not, so the log's growth tells nothing either) and
+        # readable by the meldpunt's privacy officer only.
+        receipt = record_decision(
+            session,
+            actor,
+            decision,
+            audited,
+            subjects=subjects,
+            detail={"category": signal.category, "linkageKeys": list(signal.linkage_keys)},
+        )
+        record_matching(
+            session,
+            signal.id,
+            subjects,
+            {
+                "matches": sorted({c.match.id for c in created.matches}),
+                **({"repeatOf": signal.repeat_of} if signal.repeat_of else {}),
+            },
+        )
+        body = signal_json(signal, receipt.leaf_hash_b64)
+        if key is not None:  # only a retry with the key reads it back
+            remember_response(session, signal.id, body)
+        return Submitted(signal, body, replay=False)
+
+    def withdraw(self, session: Session, actor: Actor, signal_id: str) -> Withdrawn:
+        """Withdraw the actor's own signal: payload and pseudonyms are deleted at once."""
+        signal = self._own(session, actor, "signal.withdraw", signal_id)
+        resource = _signal_resource(signal)
+        decision = self._decide(session, actor, "signal.withdraw", resource)
+        removal = withdraw_signal(session, signal.organisation, signal.id, hit_policy=self.hit_rule)
+        if removal is None:  # pragma: no cover - read above in this transaction
+            raise NotFound("No signal with this id for your organisation.")
+        receipt = record_decision(session, actor, decision, resource, subjects=removal.subjects)
+        record_matching(
+            session,
+            signal.id,
+            removal.subjects,
+            {"changed": removal.changed, "matches": list(removal.match_ids)},
+        )
+        return Withdrawn(removal.signal, signal_json(removal.signal, receipt.leaf_hash_b64))
+
+    def list(
+        self, session: Session, actor: Actor, cursor: str | None, limit: int | None
+    ) -> Page[Signal]:
+        """The actor organisation's own signals, oldest first."""
+        organisation = self._organisation(session, actor, "signal.list")
+        resource = Resource(type="signal", organisation=organisation)
+        decision = self._decide(session, actor, "signal.list", resource)
+        page = list_signals(session, organisation, cursor, limit)
+        record_decision(session, actor, decision, resource, detail={"count": len(page.items)})
+        return page
+
+    def get(self, session: Session, actor: Actor, signal_id: str) -> Signal:
+        """One of the actor organisation's own signals; any other id is a 404."""
+        signal = self._own(session, actor, "signal.read", signal_id)
+        resource = _signal_resource(signal)
+        decision = self._decide(session, actor, "signal.read", resource)
+        record_decision(
+            session, actor, decision, resource, subjects=signal_subject_refs(session, signal.id)
+        )
+        return signal
+
+
+def _signal_resource(signal: Signal) -> Resource:
+    return Resource(
+        type="signal", id=signal.id, category=signal.category, organisation=signal.organisation
+    )
