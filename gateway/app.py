@@ -47,6 +47,7 @@ def create_app(
     from gateway import audit, policy
     from gateway.api import conventions
     from gateway.api.views import bp as api_bp
+    from gateway.matching import jobs as matching_jobs
     from gateway.ops.views import bp as ops_bp
     from gateway.partners.views import bp as partners_bp
     from gateway.signals import expiry
@@ -63,5 +64,6 @@ def create_app(
     app.register_blueprint(signals_bp)
     app.register_blueprint(subject_search_bp)
     expiry.init_app(app)
+    matching_jobs.init_app(app)
     check_every_route_is_protected(app)
     return app

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from gateway.audit.models import AuditCheckpointRow, AuditEntryRow, AuditNodeRow, AuditSubjectRow
-from gateway.matching.models import MatchMemberRow, MatchRow, NotificationRow
+from gateway.matching.models import (
+    MatchingOutboxRow,
+    MatchMemberRow,
+    MatchRow,
+    NotificationRow,
+)
 from gateway.oauth.models import RateCounter, RevokedToken, SeenJti
 from gateway.partners.models import OAuthClient, Organisation
 from gateway.policy.models import PolicyVersionRow
@@ -17,6 +22,7 @@ __all__ = [
     "AuditSubjectRow",
     "MatchMemberRow",
     "MatchRow",
+    "MatchingOutboxRow",
     "NotificationRow",
     "OAuthClient",
     "Organisation",

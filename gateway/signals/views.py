@@ -1,8 +1,9 @@
 """`/v1/signals`, `/v1/notifications` and `/v1/matches`.
 
 A submission is checked in this order — schema, reference, category, subject, policy,
-envelope — and then stored, matched and audited in ONE transaction: the signal, its
-pseudonyms, the match and the audit entry commit together or not at all. Raw
+envelope — and then stored and audited in ONE transaction: the signal, its pseudonyms,
+its matching-outbox row and the audit entry commit together or not at all; matching
+runs after the commit (`gateway.matching.processor`), so a hit costs what a miss does. Raw
 identifiers live only in this request's memory: they are turned into pseudonyms and
 dropped, and the log pipeline redacts them should anything try to log them.
 """
@@ -23,12 +24,8 @@ from gateway.api.validation import json_response, parse_body, parse_query
 from gateway.errors import FieldError, InvalidInput, NotFound
 from gateway.keys import KeyPurpose
 from gateway.logs import looks_like_identifier
-from gateway.matching.service import (
-    HitRule,
-    list_matches,
-    list_notifications,
-    record_matching,
-)
+from gateway.matching.jobs import catch_up
+from gateway.matching.service import list_matches, list_notifications
 from gateway.policy.engine import Resource
 from gateway.policy.service import authorize, decide, policy_engine, record_allowed
 from gateway.pseudonyms.errors import InvalidSubject
@@ -79,13 +76,6 @@ def pseudonymiser() -> Pseudonymiser:
         extra[PSEUDONYMISER] = Pseudonymiser.from_key_store(services().keys)
     found: Pseudonymiser = extra[PSEUDONYMISER]
     return found
-
-
-def hit_policy(kind: str) -> HitRule:
-    engine = policy_engine()
-    return HitRule(
-        notify=engine.tells_hit(kind), reveal_organisations=engine.reveals_organisations(kind)
-    )
 
 
 def _signal_out(signal: Signal, receipt: str | None = None) -> SignalOut:
@@ -258,7 +248,6 @@ def create() -> Response:
             idempotency_key=idempotency_key,
             request_hash=hashlib.sha256(g.raw_body).digest() if idempotency_key else None,
         ),
-        hit_policy=hit_policy,
     )
     signal = created.signal
     location = {"Location": f"{services().settings.issuer}/v1/signals/{signal.id}"}
@@ -268,8 +257,8 @@ def create() -> Response:
     subjects = subject_refs(linked)
     # The partner reads its own entry: it says what the partner did and nothing of
     # what the gateway found. The matching outcome is the gateway's own entry, written
-    # for every signal (hit or not, so the log's growth tells nothing either) and
-    # readable by the meldpunt's privacy officer only.
+    # by the outbox processor for every signal (hit or not, so the log's growth tells
+    # nothing either) and readable by the meldpunt's privacy officer only.
     receipt = record_allowed(
         session,
         actor,
@@ -279,15 +268,6 @@ def create() -> Response:
         resource_id=signal.id,
         subjects=subjects,
         detail={"category": signal.category, "linkageKeys": list(signal.linkage_keys)},
-    )
-    record_matching(
-        session,
-        signal.id,
-        subjects,
-        {
-            "matches": sorted({c.match.id for c in created.matches}),
-            **({"repeatOf": signal.repeat_of} if signal.repeat_of else {}),
-        },
     )
     out = _signal_out(signal, receipt.leaf_hash_b64)
     text = out.model_dump_json(by_alias=True, exclude_none=True)
@@ -386,7 +366,7 @@ def withdraw(signal_id: str) -> Response:
     signal = _own_signal(actor, signal_id)
     session = db_session()
     decision = authorize(session, actor, "signal.withdraw", _signal_resource(signal))
-    removal = withdraw_signal(session, signal.organisation, signal.id, hit_policy=hit_policy)
+    removal = withdraw_signal(session, signal.organisation, signal.id)
     if removal is None:
         raise NotFound("No signal with this id for your organisation.")
     receipt = record_allowed(
@@ -397,12 +377,6 @@ def withdraw(signal_id: str) -> Response:
         "signal",
         resource_id=signal.id,
         subjects=removal.subjects,
-    )
-    record_matching(
-        session,
-        signal.id,
-        removal.subjects,
-        {"changed": removal.changed, "matches": list(removal.match_ids)},
     )
     session.commit()
     return json_response(_signal_out(removal.signal, receipt.leaf_hash_b64))
@@ -438,6 +412,7 @@ def notifications() -> Response:
     actor = current_actor()
     organisation = _require_organisation(actor)
     query = parse_query(NotificationQuery)
+    catch_up(actor)  # before the request's session: matching done after earlier commits
     session = db_session()
     decision = authorize(
         session,
@@ -473,6 +448,7 @@ def notifications() -> Response:
 def matches() -> Response:
     actor = current_actor()
     query = parse_query(PageQuery)
+    catch_up()  # before the request's session: matching done after earlier commits
     session = db_session()
     decision = authorize(session, actor, "match.read", Resource(type="match"))
     page = list_matches(session, query.cursor, query.limit)
