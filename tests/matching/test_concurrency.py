@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-
 from sqlalchemy import select
 
 from gateway.audit.models import AuditEntryRow
