@@ -1,0 +1,49 @@
+"""The matching-outbox job: every gateway process runs one; nothing waits on a request."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from gateway.app import create_app
+from gateway.audit.views import stop_sequencer
+from gateway.config import Settings
+from gateway.matching.jobs import JOB, stop_job
+from gateway.matching.models import MatchingOutboxRow
+from gateway.matching.service import list_matches
+from gateway.signals.service import create_signal
+from tests.signals.factory import NOW, count, new_signal, person
+
+
+def test_the_background_job_matches_what_was_submitted(
+    settings: Settings, initialised: object
+) -> None:
+    app = create_app(settings=replace(settings, audit_sequencer=True))
+    db = app.extensions["ketenpoort"].db
+    try:
+        assert JOB in app.extensions["ketenpoort"].extra
+        subject = person()
+        for organisation in ("police-oost", "zorg-twente"):
+            with db.transaction() as session:
+                create_signal(session, new_signal(organisation, subject), now=NOW)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with db.transaction(write=False) as session:
+                if count(session, MatchingOutboxRow) == 0:
+                    break
+            time.sleep(0.05)
+        with db.transaction(write=False) as session:
+            assert count(session, MatchingOutboxRow) == 0
+            (match,) = list_matches(session, None, 10).items
+        assert len(match.signals) == 2
+    finally:
+        stop_job(app)
+        stop_sequencer(app)
+        db.dispose()
+    assert JOB not in app.extensions["ketenpoort"].extra
+
+
+def test_no_job_without_background_work(settings: Settings, initialised: object) -> None:
+    app = create_app(settings=settings)  # tests: audit_sequencer=False
+    assert JOB not in app.extensions["ketenpoort"].extra
+    app.extensions["ketenpoort"].db.dispose()
