@@ -448,7 +448,7 @@ def notifications() -> Response:
 def matches() -> Response:
     actor = current_actor()
     query = parse_query(PageQuery)
-    catch_up()  # before the request's session: matching done after earlier commits
+    catch_up(actor)  # before the request's session: matching done after earlier commits
     session = db_session()
     decision = authorize(session, actor, "match.read", Resource(type="match"))
     page = list_matches(session, query.cursor, query.limit)
