@@ -13,7 +13,7 @@ expiries through the background job.
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, g
 
 from gateway.actors import Actor
 from gateway.db import Database
@@ -64,6 +64,11 @@ def catch_up(reader: Actor | None = None) -> None:
         and reader.organisation_kind != MELDPUNT
         and not engine.tells_hit(reader.organisation_kind)
     ):
+        return
+    if svc.db.is_sqlite and g.get("db_session") is not None:
+        # The request holds SQLite's write lock already: draining now would wait for
+        # it until the busy timeout. The background job catches up instead.
+        log.warning("matching outbox: catch_up called after the request's session began")
         return
     process_outbox(svc.db, hit_policy_of(engine), limit=CATCH_UP_ROWS)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+from flask import Flask
+
 from gateway.app import create_app
 from gateway.audit.views import stop_sequencer
 from gateway.config import Settings
-from gateway.matching.jobs import JOB, stop_job
+from gateway.matching.jobs import JOB, catch_up, stop_job
 from gateway.matching.models import MatchingOutboxRow
 from gateway.matching.service import list_matches
 from gateway.signals.service import create_signal
@@ -47,3 +49,24 @@ def test_no_job_without_background_work(settings: Settings, initialised: object)
     app = create_app(settings=settings)  # tests: audit_sequencer=False
     assert JOB not in app.extensions["ketenpoort"].extra
     app.extensions["ketenpoort"].db.dispose()
+
+
+def test_catch_up_never_waits_on_its_own_request_on_sqlite(app: Flask) -> None:
+    """Called after the request's session took SQLite's write lock, it leaves the work to
+    the job instead of waiting for that lock until the busy timeout."""
+    from gateway.services import db_session
+
+    db = app.extensions["ketenpoort"].db
+    with db.transaction() as session:
+        create_signal(session, new_signal("police-oost", person()), now=NOW)
+    with app.test_request_context():
+        db_session().connection()
+        started = time.monotonic()
+        catch_up()
+        assert time.monotonic() - started < 5
+    with db.transaction(write=False) as session:
+        assert count(session, MatchingOutboxRow) == (1 if db.is_sqlite else 0)
+    with app.test_request_context():
+        catch_up()  # before the request's session: it drains
+    with db.transaction(write=False) as session:
+        assert count(session, MatchingOutboxRow) == 0
