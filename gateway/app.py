@@ -25,6 +25,7 @@ from gateway.domain import build_domain_services
 from gateway.jobs import BackgroundJob
 from gateway.keys import KeyStore, load_master_key
 from gateway.logs import configure_logging
+from gateway.matching.jobs import OutboxJob
 from gateway.matching.views import bp as matching_bp
 from gateway.oauth.resource import GatewayTokenValidator
 from gateway.oauth.server import OAuthService
@@ -116,13 +117,15 @@ def build_services(settings: Settings) -> Services:
 def background_jobs(
     settings: Settings, database: Database, keys: KeyStore, engine: PolicyEngine
 ) -> tuple[BackgroundJob, ...]:
-    """The audit sequencer and signal expiry, each given what it uses and nothing more."""
+    """The audit sequencer, signal expiry and the matching outbox, each given what it
+    uses and nothing more."""
     if not settings.background_jobs:
         return ()
 
     return (
         BackgroundSequencer(database, lambda: signer_from(keys, settings.issuer)),
         ExpiryJob(database, engine),
+        OutboxJob(database, engine),
     )
 
 

@@ -11,7 +11,12 @@ from gateway.cases.models import (
     SharePayloadRow,
     ShareRow,
 )
-from gateway.matching.models import MatchMemberRow, MatchRow, NotificationRow
+from gateway.matching.models import (
+    MatchingOutboxRow,
+    MatchMemberRow,
+    MatchRow,
+    NotificationRow,
+)
 from gateway.oauth.models import RateCounter, RevokedToken, SeenJti
 from gateway.partners.models import OAuthClient, Organisation
 from gateway.policy.models import PolicyVersionRow
@@ -30,6 +35,7 @@ __all__ = [
     "CaseSignalRow",
     "MatchMemberRow",
     "MatchRow",
+    "MatchingOutboxRow",
     "NotificationRow",
     "OAuthClient",
     "Organisation",

@@ -5,13 +5,27 @@ It grows when another partner signals the same person and absorbs other matches 
 new signal links them (the absorbed match keeps its row, with `merged_into` set, so
 earlier notifications still resolve). Each member records the linkage keys by which it
 joined. Notifications have a monotonic integer id: the `after` cursor of the API.
+
+The outbox holds what matching still has to do for a signal: a row is written in the
+transaction that stores (or withdraws, or expires) the signal and deleted in the
+transaction that did the matching work, so no request waits for it (see
+`gateway.matching.outbox`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import Base
@@ -21,6 +35,8 @@ from gateway.db import Base
 ROLE_FEED_PREFIX = "role:"
 COORDINATOR = f"{ROLE_FEED_PREFIX}coordinator"
 NOTIFICATION_TYPES = ("match", "match.updated", "signal.withdrawn", "signal.expired")
+#: What an outbox row asks for: match a new signal, or tell of one that left.
+OUTBOX_EVENTS = ("created", "withdrawn", "expired")
 
 
 class MatchRow(Base):
@@ -72,3 +88,28 @@ class NotificationRow(Base):
     extra: Mapped[str] = mapped_column(Text, default="{}")
 
     __table_args__ = (Index("ix_notifications_recipient_id", "recipient", "id"),)
+
+
+class MatchingOutboxRow(Base):
+    """Matching work still to do for one signal (one row per signal and event)."""
+
+    __tablename__ = "matching_outbox"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    signal_pk: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("signals.pk", ondelete="CASCADE"),
+    )
+    #: One of `OUTBOX_EVENTS`.
+    event: Mapped[str] = mapped_column(String(16))
+    #: The moment of the request: matching is decided as of then, whenever it runs.
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: For a removal: the audit subject references of the pseudonyms the request
+    #: deleted (JSON list), for the gateway's `matching.update` entry; gone with the row.
+    subjects: Mapped[str | None] = mapped_column(Text)
+    #: Failed attempts; a row that keeps failing is left for an operator (see logs).
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (UniqueConstraint("signal_pk", "event"),)

@@ -1,9 +1,11 @@
 """Match detection, match clusters and notifications.
 
-`match_new_signal` runs inside the transaction that stores a signal, after its
-pseudonym locks are taken (see `gateway.signals.locks`): it looks up the active,
-unexpired signals sharing a pseudonym (one index seek per pseudonym), applies the twins
-rule, notes same-organisation repeats, and grows, creates or merges match clusters.
+`match_new_signal` runs in the outbox processor (`gateway.matching.processor`), after
+the transaction that stored the signal committed, under the cluster lock (one
+processor at a time): it looks up the active, unexpired signals sharing a pseudonym
+(one index seek per pseudonym) that were matched already, applies the twins rule,
+notes same-organisation repeats, and grows, creates or merges match clusters. No
+request does any of this, so a hit and a miss cost a partner the same.
 
 Rules:
 - Signals of one organisation never match each other; a later one is noted as a
@@ -34,6 +36,7 @@ from gateway.actors import SYSTEM
 from gateway.audit.entries import AuditEvent, SubjectRef
 from gateway.audit.service import record_event
 from gateway.matching.models import COORDINATOR, MatchMemberRow, MatchRow, NotificationRow
+from gateway.matching.outbox import pending_signal_pks
 from gateway.signals.locks import lock_clusters
 from gateway.signals.models import SignalPseudonymRow, SignalRow
 from gateway.signals.paging import Page, clamp_limit, decode_cursor, encode_cursor
@@ -189,8 +192,13 @@ def match_new_signal(
     now: datetime,
     hit_policy: HitPolicy = no_hits,
 ) -> MatchOutcome:
-    """Find what the new `signal` matches and update the clusters; the caller holds locks."""
+    """Find what the new `signal` matches and update the clusters; the caller holds the
+    cluster lock. Signals whose own matching is still pending are left out: they will
+    find this one when their turn comes."""
     candidates = candidate_pks(session, pseudonyms, now, signal.pk)
+    if candidates:
+        waiting = pending_signal_pks(session, candidates)
+        candidates = [pk for pk in candidates if pk not in waiting]
     if not candidates:
         return MatchOutcome([], None)
     rows = {
@@ -205,7 +213,8 @@ def match_new_signal(
         if not agreed:
             continue
         if rows[pk].organisation == signal.organisation:
-            repeat_of = repeat_of or rows[pk].id  # candidates are sorted: the earliest
+            if pk < signal.pk:  # candidates are sorted: the earliest
+                repeat_of = repeat_of or rows[pk].id
         else:
             linked[pk] = agreed
     if not linked:
@@ -496,7 +505,7 @@ def on_signal_removed(
     now: datetime,
     hit_policy: HitPolicy = no_hits,
 ) -> list[str]:
-    """Tell who must know that `signal` left; the caller holds its pseudonym locks.
+    """Tell who must know that `signal` left; run by the outbox processor.
 
     Returns the ids of the matches it was in. Membership stays as history; the
     signal's status shows it is gone.

@@ -9,6 +9,7 @@ from flask import Blueprint, Response
 
 from gateway.api.openapi import operation
 from gateway.api.validation import json_response, parse_query
+from gateway.matching.jobs import catch_up
 from gateway.matching.schemas import (
     MatchOut,
     MatchPage,
@@ -72,6 +73,7 @@ def match_out(m: Match) -> MatchOut:
 )
 def notifications() -> Response:
     query = parse_query(NotificationQuery)
+    catch_up(current_actor())  # before the session: on SQLite the drain takes the write lock
     session = db_session()
     page = services().domain.notifications.list(session, current_actor(), query.after, query.limit)
     session.commit()
@@ -90,6 +92,7 @@ def notifications() -> Response:
 )
 def matches() -> Response:
     query = parse_query(MatchQuery)
+    catch_up(current_actor())
     session = db_session()
     page = services().domain.matches.list(session, current_actor(), query.cursor, query.limit)
     session.commit()

@@ -1,10 +1,11 @@
 """Retention: signals past their category's retention period expire.
 
 A signal stops matching at `expiresAt` (the match lookup checks the time); expiry makes
-it final — payload and pseudonyms are deleted, the coordinator (and the owner) are told,
-and each expiry is an audit entry by the system. A background thread does this every
-minute in every gateway process (safe: each expiry locks its pseudonyms and re-checks
-the status); `ketenpoort signals expire` does it on demand.
+it final — payload and pseudonyms are deleted and each expiry is an audit entry by the
+system; the coordinator (and the owner) are told by the matching-outbox processor. A
+background thread does this every minute in every gateway process (safe: each expiry
+locks the signal rows it changes and re-checks the status); `ketenpoort signals
+expire` does it on demand.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from gateway.audit import AuditEvent, record_event
 from gateway.db import Database
 from gateway.jobs import BackgroundJob
 from gateway.logs import get_logger
-from gateway.matching.service import HitRule
 from gateway.policy.engine import PolicyEngine
 from gateway.signals.service import expire_due
 
@@ -28,16 +28,10 @@ BATCH = 500
 
 def expire_signals(db: Database, engine: PolicyEngine, now: datetime | None = None) -> int:
     """Expire every signal past its retention, in batches; returns how many expired."""
-
-    def hit_policy(kind: str) -> HitRule:
-        return HitRule(
-            notify=engine.tells_hit(kind), reveal_organisations=engine.reveals_organisations(kind)
-        )
-
     total = 0
     while True:
         with db.transaction() as session:
-            removals = expire_due(session, now, limit=BATCH, hit_policy=hit_policy)
+            removals = expire_due(session, now, limit=BATCH)
             for removal in removals:
                 category = engine.category(removal.signal.category)
                 record_event(
@@ -51,7 +45,6 @@ def expire_signals(db: Database, engine: PolicyEngine, now: datetime | None = No
                         subjects=removal.subjects,
                         processing_activity=str(category.processing_activity) if category else None,
                         policy_digest=engine.digest,
-                        detail={"matches": list(removal.match_ids)},
                     ),
                 )
         if not removals:

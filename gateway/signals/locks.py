@@ -55,5 +55,19 @@ def lock_pseudonyms(session: Session, pseudonyms: Iterable[tuple[str, bytes]]) -
 
 
 def lock_clusters(session: Session) -> None:
-    """The lock held by every change to a match and every notification written."""
+    """The lock held by every change to a match and every notification written.
+
+    The matching-outbox processor holds it for each row it processes, so matching runs
+    one signal at a time across processes (`gateway.matching.processor`).
+    """
     lock(session, [_key(_CLUSTER_DOMAIN)])
+
+
+def try_lock_clusters(session: Session) -> bool:
+    """`lock_clusters` without waiting: False when another transaction holds it."""
+    if not _uses_advisory_locks(session):
+        return True
+    taken = session.execute(
+        text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _key(_CLUSTER_DOMAIN)}
+    ).scalar_one()
+    return bool(taken)

@@ -1,13 +1,16 @@
-"""Storing, reading, withdrawing and expiring signals; matching runs on create.
+"""Storing, reading, withdrawing and expiring signals; matching follows the commit.
 
 Inputs are plain data: the HTTP layer has already checked the token, the policy, the
 envelope and derived the pseudonyms. Every function takes the caller's `Session` and
-never commits: the view commits the signal, its matches, its notifications and its
-audit entry together. Write callers must open the session with `write=True` (on SQLite
-that takes the write lock at BEGIN, which is what serialises matching there).
+never commits: the view commits the signal, its pseudonyms, its matching-outbox row and
+its audit entry together. Matching itself (the cluster update, notifications and the
+gateway's `matching.update` entry) runs after that commit, in
+`gateway.matching.processor`, so a request does the same work for a hit and a miss.
+Write callers must open the session with `write=True` (on SQLite that takes the write
+lock at BEGIN).
 
-Nothing here writes audit entries; results carry what the entry needs (ids, match ids
-and pseudonymised subject references).
+Nothing here writes audit entries; results carry what the entry needs (ids and
+pseudonymised subject references).
 """
 
 from __future__ import annotations
@@ -24,16 +27,10 @@ from sqlalchemy import Table, and_, insert, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.audit.entries import SubjectRef
-from gateway.matching.service import (
-    HitPolicy,
-    MatchChange,
-    match_new_signal,
-    no_hits,
-    on_signal_removed,
-    utc,
-)
+from gateway.matching.outbox import enqueue
+from gateway.matching.service import utc
 from gateway.signals.errors import IdempotencyKeyReused
-from gateway.signals.locks import idempotency_lock_key, lock, lock_pseudonyms
+from gateway.signals.locks import idempotency_lock_key, lock
 from gateway.signals.models import SignalPseudonymRow, SignalRow
 from gateway.signals.paging import Page, clamp_limit, decode_cursor, encode_cursor
 
@@ -100,8 +97,6 @@ class Signal:
 
 class Created(NamedTuple):
     signal: Signal
-    #: Matches this signal created, grew or merged (empty on an idempotent replay).
-    matches: list[MatchChange]
     #: False on an idempotent replay: nothing was stored, answer `signal.stored_response`.
     created: bool
 
@@ -113,7 +108,6 @@ class Removal:
     signal: Signal
     #: False when the signal was already withdrawn or expired (nothing changed).
     changed: bool
-    match_ids: tuple[str, ...]
     #: Subject references of the pseudonyms just deleted (empty when unchanged).
     subjects: tuple[SubjectRef, ...]
 
@@ -156,9 +150,11 @@ def create_signal(
     new: NewSignal,
     *,
     now: datetime | None = None,
-    hit_policy: HitPolicy = no_hits,
 ) -> Created:
-    """Store `new` and match it, in the caller's transaction.
+    """Store `new` and leave its matching to the outbox, in the caller's transaction.
+
+    Nothing here depends on whether the person was reported before: no lookup of other
+    signals, no lock another person's signal could hold (see `gateway.matching.outbox`).
 
     A retry with the same idempotency key and request hash returns the first signal
     (with its stored response) and changes nothing; the same key with another hash
@@ -184,10 +180,9 @@ def create_signal(
                 raise IdempotencyKeyReused(
                     "This Idempotency-Key was used before with another request body."
                 )
-            return Created(_view(earlier), [], False)
+            return Created(_view(earlier), False)
 
     pseudonyms = {family: bytes(element) for family, element in new.pseudonyms.items()}
-    lock_pseudonyms(session, pseudonyms.items())
     row = SignalRow(
         id=str(uuid.uuid4()),
         organisation=new.organisation,
@@ -204,8 +199,6 @@ def create_signal(
     )
     session.add(row)
     session.flush()
-    outcome = match_new_signal(session, row, pseudonyms, moment, hit_policy)
-    row.repeat_of = outcome.repeat_of
     # One Core executemany (the rows are never read back through this session's map).
     session.execute(
         insert(_PSEUDONYMS),
@@ -219,8 +212,9 @@ def create_signal(
             for family, element in sorted(pseudonyms.items())
         ],
     )
+    enqueue(session, row.pk, "created", moment)
     session.flush()
-    return Created(_view(row), outcome.changes, True)
+    return Created(_view(row), True)
 
 
 def remember_response(session: Session, signal_id: str, response: str) -> None:
@@ -231,12 +225,17 @@ def remember_response(session: Session, signal_id: str, response: str) -> None:
         session.flush()
 
 
-def _own(session: Session, organisation: str, signal_id: str) -> SignalRow | None:
-    return session.execute(
-        select(SignalRow)
-        .where(SignalRow.id == signal_id, SignalRow.organisation == organisation)
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+def _own(
+    session: Session, organisation: str, signal_id: str, *, for_update: bool = False
+) -> SignalRow | None:
+    query = select(SignalRow).where(
+        SignalRow.id == signal_id, SignalRow.organisation == organisation
+    )
+    if for_update:
+        # FOR NO KEY UPDATE on PostgreSQL: a concurrent withdrawal or expiry waits, while
+        # the processor's foreign-key checks (KEY SHARE) on this row never make us wait.
+        query = query.with_for_update(key_share=True)
+    return session.execute(query.execution_options(populate_existing=True)).scalar_one_or_none()
 
 
 def get_signal(session: Session, organisation: str, signal_id: str) -> Signal | None:
@@ -277,9 +276,11 @@ def _remove(
     row: SignalRow,
     status: Literal["withdrawn", "expired"],
     now: datetime,
-    hit_policy: HitPolicy,
 ) -> Removal:
-    """Forget the pseudonyms and payload of `row` now; its row and audit trail stay."""
+    """Forget the pseudonyms and payload of `row` now; its row and audit trail stay.
+
+    Who must hear of it (the coordinator, partners in its matches) is the outbox's work.
+    """
     pseudonyms = _pseudonym_rows(session, row.pk)
     subjects = subject_refs([p.element for p in pseudonyms])
     for pseudonym in pseudonyms:
@@ -288,13 +289,9 @@ def _remove(
     row.payload = None
     if status == "withdrawn":
         row.withdrawn_at = now
+    enqueue(session, row.pk, status, now, subjects)
     session.flush()
-    type_: Literal["signal.withdrawn", "signal.expired"] = (
-        "signal.withdrawn" if status == "withdrawn" else "signal.expired"
-    )
-    match_ids = on_signal_removed(session, row, type_, now, hit_policy)
-    session.flush()
-    return Removal(_view(row), True, tuple(match_ids), subjects)
+    return Removal(_view(row), True, subjects)
 
 
 def withdraw_signal(
@@ -302,8 +299,6 @@ def withdraw_signal(
     organisation: str,
     signal_id: str,
     now: datetime | None = None,
-    *,
-    hit_policy: HitPolicy = no_hits,
 ) -> Removal | None:
     """Withdraw the organisation's own signal: payload and pseudonyms go at once.
 
@@ -311,16 +306,12 @@ def withdraw_signal(
     already withdrawn or expired signal changes nothing (`changed` is False).
     """
     moment = _now(now)
-    row = _own(session, organisation, signal_id)
+    row = _own(session, organisation, signal_id, for_update=True)
     if row is None:
         return None
-    # The same locks as a create that could be matching this signal right now.
-    lock_pseudonyms(session, ((p.family, p.element) for p in _pseudonym_rows(session, row.pk)))
-    row = _own(session, organisation, signal_id)  # re-read after waiting
-    assert row is not None
     if row.status != "active":
-        return Removal(_view(row), False, (), ())
-    return _remove(session, row, "withdrawn", moment, hit_policy)
+        return Removal(_view(row), False, ())
+    return _remove(session, row, "withdrawn", moment)
 
 
 def expire_due(
@@ -328,7 +319,6 @@ def expire_due(
     now: datetime | None = None,
     *,
     limit: int = 1000,
-    hit_policy: HitPolicy = no_hits,
 ) -> list[Removal]:
     """Mark up to `limit` signals past their retention as expired, forgetting their data.
 
@@ -347,19 +337,16 @@ def expire_due(
     ]
     if not due:
         return []
-    elements = session.execute(
-        select(SignalPseudonymRow.family, SignalPseudonymRow.element).where(
-            SignalPseudonymRow.signal_pk.in_(due)
-        )
-    ).all()
-    lock_pseudonyms(session, ((family, bytes(element)) for family, element in elements))
+    # Locked and re-checked: a concurrent expiry (another process) or withdrawal of the
+    # same signal has it already, or waits and then finds it no longer active.
     rows = session.execute(
         select(SignalRow)
         .where(SignalRow.pk.in_(due), SignalRow.status == "active")
         .order_by(SignalRow.pk)
+        .with_for_update(key_share=True, skip_locked=True)
         .execution_options(populate_existing=True)
     ).scalars()
-    return [_remove(session, row, "expired", moment, hit_policy) for row in list(rows)]
+    return [_remove(session, row, "expired", moment) for row in list(rows)]
 
 
 def signals_by_pseudonyms(

@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 from gateway.actors import Actor
 from gateway.errors import FieldError, InvalidInput, NotFound
 from gateway.keys import KeyPurpose, KeyStore
-from gateway.matching.service import HitRule, record_matching
 from gateway.policy.audited import record_decision, refuse
 from gateway.policy.engine import Decision, PolicyEngine, Resource
 from gateway.pseudonyms.detector import personal_data_kind, safe_uuid, subject_name_parts
@@ -151,12 +150,6 @@ class SignalService:
     idempotency_secret: bytes
 
     # -- helpers -------------------------------------------------------------------------
-    def hit_rule(self, kind: str) -> HitRule:
-        return HitRule(
-            notify=self.engine.tells_hit(kind),
-            reveal_organisations=self.engine.reveals_organisations(kind),
-        )
-
     def stored_idempotency_key(self, organisation: str, key: str) -> str:
         """What the database keeps of an `Idempotency-Key`: HMAC-SHA256, base64url."""
         mac = hmac.new(
@@ -268,7 +261,6 @@ class SignalService:
                 ),
                 request_hash=submission.request_digest if key is not None else None,
             ),
-            hit_policy=self.hit_rule,
         )
         signal = created.signal
         subjects = subject_refs(linked)
@@ -282,8 +274,8 @@ class SignalService:
             return Submitted(signal, body, replay=True)
         # The partner reads its own entry: it says what the partner did and nothing of
         # what the gateway found. The matching outcome is the gateway's own entry, written
-        # for every signal (hit or not, so the log's growth tells nothing either) and
-        # readable by the meldpunt's privacy officer only.
+        # by the outbox processor for every signal (hit or not, so the log's growth tells
+        # nothing either) and readable by the meldpunt's privacy officer only.
         receipt = record_decision(
             session,
             actor,
@@ -291,15 +283,6 @@ class SignalService:
             audited,
             subjects=subjects,
             detail={"category": signal.category, "linkageKeys": list(signal.linkage_keys)},
-        )
-        record_matching(
-            session,
-            signal.id,
-            subjects,
-            {
-                "matches": sorted({c.match.id for c in created.matches}),
-                **({"repeatOf": signal.repeat_of} if signal.repeat_of else {}),
-            },
         )
         body = signal_json(signal, receipt.leaf_hash_b64)
         if key is not None:  # only a retry with the key reads it back
@@ -311,16 +294,10 @@ class SignalService:
         signal = self._own(session, actor, "signal.withdraw", signal_id)
         resource = _signal_resource(signal)
         decision = self._decide(session, actor, "signal.withdraw", resource)
-        removal = withdraw_signal(session, signal.organisation, signal.id, hit_policy=self.hit_rule)
+        removal = withdraw_signal(session, signal.organisation, signal.id)
         if removal is None:  # pragma: no cover - read above in this transaction
             raise NotFound("No signal with this id for your organisation.")
         receipt = record_decision(session, actor, decision, resource, subjects=removal.subjects)
-        record_matching(
-            session,
-            signal.id,
-            removal.subjects,
-            {"changed": removal.changed, "matches": list(removal.match_ids)},
-        )
         return Withdrawn(removal.signal, signal_json(removal.signal, receipt.leaf_hash_b64))
 
     def list(

@@ -1,8 +1,10 @@
 """`/v1/signals`: parse the request, call `SignalService` once, answer.
 
-Every rule (input checks, the policy, the envelope, storage, matching and the audit
-entry) lives in `gateway.signals.submission`; the web intake and the CLI call the same
-service. The view commits what the service added to the request's session.
+Every rule (input checks, the policy, the envelope, storage and the audit entry) lives
+in `gateway.signals.submission`; the web intake and the CLI call the same service. The
+signal, its pseudonyms, its matching-outbox row and the audit entry commit together;
+matching runs after the commit (`gateway.matching.processor`), so a hit costs what a
+miss does. The view commits what the service added to the request's session.
 """
 
 from __future__ import annotations

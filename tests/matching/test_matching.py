@@ -1,29 +1,83 @@
-"""Match detection and clusters: across organisations, repeats, growth, merges, twins."""
+"""Match detection and clusters: across organisations, repeats, growth, merges, twins.
+
+Matching runs after the submission's commit, in the outbox processor: `submit` stores a
+signal, then drains the outbox as the background job would.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import event, select
 
 from gateway.db import Database
 from gateway.matching.models import COORDINATOR, MatchRow
+from gateway.matching.processor import Processed, process_outbox
 from gateway.matching.service import (
+    HitPolicy,
     HitRule,
     Match,
+    MatchChange,
     candidate_pks,
     get_match,
     list_matches,
     list_notifications,
+    no_hits,
 )
-from gateway.signals.service import Signal, create_signal, expire_due, withdraw_signal
+from gateway.signals.service import (
+    Signal,
+    create_signal,
+    expire_due,
+    get_signal,
+    withdraw_signal,
+)
 from tests.signals.factory import NOW, new_signal, person
 
 
-def submit(database: Database, organisation: str, pseudonyms: dict[str, bytes], **kw: object):  # type: ignore[no-untyped-def]
+@dataclass(frozen=True)
+class Submitted:
+    """A stored signal (as read back after matching) and what its matching did."""
+
+    signal: Signal
+    matches: list[MatchChange] = field(default_factory=list)
+
+
+def drain(database: Database, hit_policy: HitPolicy = no_hits) -> list[Processed]:
+    """Do the matching work the outbox holds, as the background job would."""
+    return process_outbox(database, hit_policy)
+
+
+def submit(
+    database: Database,
+    organisation: str,
+    pseudonyms: dict[str, bytes],
+    *,
+    now: datetime = NOW,
+    hit_policy: HitPolicy = no_hits,
+) -> Submitted:
     with database.transaction() as session:
-        return create_signal(session, new_signal(organisation, pseudonyms), **kw)  # type: ignore[arg-type]
+        created = create_signal(session, new_signal(organisation, pseudonyms), now=now)
+    (done,) = [p for p in drain(database, hit_policy) if p.signal_id == created.signal.id]
+    with database.transaction(write=False) as session:
+        signal = get_signal(session, organisation, created.signal.id)
+    assert signal is not None
+    return Submitted(signal, done.changes)
+
+
+def withdraw(
+    database: Database,
+    organisation: str,
+    signal_id: str,
+    now: datetime,
+    hit_policy: HitPolicy = no_hits,
+) -> Processed:
+    with database.transaction() as session:
+        assert withdraw_signal(session, organisation, signal_id, now) is not None
+    (done,) = drain(database, hit_policy)
+    assert done.event == "withdrawn" and done.signal_id == signal_id
+    return done
 
 
 def all_matches(database: Database) -> list[Match]:
@@ -185,8 +239,7 @@ def test_withdrawn_and_expired_signals_never_match(database: Database) -> None:
     withdrawn, expired = person(), person()
     w = submit(database, "police-oost", withdrawn, now=NOW)
     submit(database, "police-oost", expired, now=NOW - timedelta(days=366))
-    with database.transaction() as session:
-        withdraw_signal(session, "police-oost", w.signal.id, NOW)
+    withdraw(database, "police-oost", w.signal.id, NOW)
     # Expired by time: no match even before `expire_due` has run.
     assert submit(database, "zorg-twente", expired, now=NOW).matches == []
     assert submit(database, "zorg-twente", withdrawn, now=NOW).matches == []
@@ -198,9 +251,8 @@ def test_withdrawal_of_a_matched_signal_is_a_notification(database: Database) ->
     a = submit(database, "police-oost", subject, now=NOW)
     submit(database, "zorg-twente", subject, now=NOW)
     (match,) = all_matches(database)
-    with database.transaction() as session:
-        removal = withdraw_signal(session, "police-oost", a.signal.id, NOW + timedelta(hours=1))
-    assert removal is not None and removal.match_ids == (match.id,)
+    removal = withdraw(database, "police-oost", a.signal.id, NOW + timedelta(hours=1))
+    assert removal.match_ids == (match.id,)
     assert notes(database, COORDINATOR)[-1] == ("signal.withdrawn", a.signal.id, match.id)
     # The match stays as history; the member's status says it was withdrawn.
     (after,) = all_matches(database)
@@ -214,8 +266,10 @@ def test_expiry_of_a_matched_signal_is_a_notification(database: Database) -> Non
     submit(database, "zorg-twente", subject, now=NOW)
     (match,) = all_matches(database)
     with database.transaction() as session:
-        (removal,) = expire_due(session, NOW + timedelta(days=70))
-    assert removal.signal.id == old.signal.id and removal.match_ids == (match.id,)
+        (expired,) = expire_due(session, NOW + timedelta(days=70))
+    (removal,) = drain(database)
+    assert expired.signal.id == removal.signal_id == old.signal.id
+    assert removal.event == "expired" and removal.match_ids == (match.id,)
     assert notes(database, COORDINATOR)[-1] == ("signal.expired", old.signal.id, match.id)
 
 
@@ -238,8 +292,7 @@ def test_partners_hear_of_hits_only_as_the_policy_says(database: Database) -> No
     ]
     assert all(n.extra == {} for n in police)
     assert notes(database, "zorg-twente") == [] and notes(database, "roc-twente") == []
-    with database.transaction() as session:
-        withdraw_signal(session, "zorg-twente", b.signal.id, NOW, hit_policy=police_may_know)
+    withdraw(database, "zorg-twente", b.signal.id, NOW, police_may_know)
     with database.transaction(write=False) as session:
         last = list_notifications(session, "police-oost", None, 10).items[-1]
     assert (last.type, last.signal_id, last.extra) == (

@@ -15,6 +15,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
+from gateway.matching.processor import process_outbox
 from gateway.signals.service import pseudonym_ref
 from tests.signals.test_api import body
 
@@ -79,6 +80,8 @@ def partner_story(
     assert created.status_code == 201, created.get_data(as_text=True)
     signal_id = created.get_json()["id"]
     observed.append(view(created))
+    # The background job matches the signal between the partner's requests.
+    process_outbox(client.application.extensions["ketenpoort"].db)
     observed.append(view(client.get(f"/v1/signals/{signal_id}", headers=police)))
     observed.append(view(client.get("/v1/notifications", headers=police)))
     observed.append(view(client.delete(f"/v1/signals/{signal_id}", headers=police)))

@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from gateway.db import Database
 from gateway.errors import InvalidInput, UnprocessableContent
-from gateway.matching.models import MatchRow, NotificationRow
+from gateway.matching.models import MatchingOutboxRow, MatchRow, NotificationRow
+from gateway.matching.processor import process_outbox
 from gateway.matching.service import list_notifications
 from gateway.signals.errors import IdempotencyKeyReused, InvalidCursor
 from gateway.signals.models import SignalPseudonymRow, SignalRow
@@ -33,10 +34,10 @@ from tests.signals.factory import NOW, PAYLOAD, count, new_signal, person
 def test_create_stores_the_signal_with_its_pseudonyms(database: Database) -> None:
     subject = person()
     with database.transaction() as session:
-        signal, matches, created = create_signal(
+        signal, created = create_signal(
             session, new_signal("police-oost", subject, reference="BVH-2026-00123"), now=NOW
         )
-    assert created and matches == []
+    assert created
     assert signal.organisation == "police-oost" and signal.organisation_kind == "police"
     assert signal.reference == "BVH-2026-00123" and signal.category == "possible-victim"
     assert signal.status == "active" and signal.withdrawn_at is None
@@ -49,6 +50,9 @@ def test_create_stores_the_signal_with_its_pseudonyms(database: Database) -> Non
         }
         assert stored == subject
         assert get_payload(session, signal.id) == PAYLOAD
+        # Its matching waits in the outbox, to run after the commit.
+        (pending,) = session.execute(select(MatchingOutboxRow)).scalars()
+        assert pending.event == "created" and pending.subjects is None
 
 
 def test_only_one_linkage_key_is_enough(database: Database) -> None:
@@ -149,7 +153,7 @@ def test_idempotent_retry_returns_the_first_response(database: Database) -> None
         retry = create_signal(
             session, new_signal("police-oost", person(), idempotency_key="k-1", body=b"A"), now=NOW
         )
-    assert retry.created is False and retry.matches == []
+    assert retry.created is False
     assert retry.signal.id == first.signal.id
     assert retry.signal.stored_response == '{"id": "first"}'
     with database.transaction(write=False) as session:
@@ -215,6 +219,7 @@ def test_expiry_forgets_payload_and_pseudonyms(database: Database) -> None:
         assert expire_due(session, NOW + timedelta(days=29)) == []
     with database.transaction() as session:
         expired = expire_due(session, NOW + timedelta(days=30))
+    process_outbox(database)  # the owner is told by the outbox processor
     assert [r.signal.id for r in expired] == [short.signal.id]
     assert expired[0].signal.status == "expired" and len(expired[0].subjects) == 2
     with database.transaction(write=False) as session:
@@ -245,6 +250,7 @@ def test_expire_due_works_in_batches(database: Database) -> None:
             break
         batches.append(len(done))
     assert batches == [2, 2, 1]
+    assert [p.event for p in process_outbox(database)] == ["created"] * 5 + ["expired"] * 5
     with database.transaction(write=False) as session:
         assert count(session, SignalPseudonymRow) == 0
         assert count(session, NotificationRow) == 5

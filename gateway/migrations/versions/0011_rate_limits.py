@@ -1,7 +1,7 @@
 """rate limits: per-client token buckets
 
 Revision ID: 0011_rate_limits
-Revises: 0009_cases
+Revises: 0010_matching_outbox
 Create Date: 2026-11-29 23:30:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011_rate_limits"
-down_revision: str | None = "0009_cases"
+down_revision: str | None = "0010_matching_outbox"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
