@@ -83,6 +83,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+#: Advisory lock keys are database-wide; XOR-ed with a hash of the schema they are per
+#: schema, like the data they guard.
+_SCHEMA_KEY = ":key # hashtextextended(current_schema(), 0)"
+
+
 def try_advisory_xact_lock(session: Session, key: int) -> bool:
     """PostgreSQL: try the transaction-scoped advisory lock `key` *of this schema*.
 
@@ -94,10 +99,14 @@ def try_advisory_xact_lock(session: Session, key: int) -> bool:
     """
     if session.get_bind().dialect.name != "postgresql":
         return True
-    statement = text(
-        "SELECT pg_try_advisory_xact_lock(:key # hashtextextended(current_schema(), 0))"
-    )
+    statement = text(f"SELECT pg_try_advisory_xact_lock({_SCHEMA_KEY})")
     return bool(session.execute(statement, {"key": key}).scalar_one())
+
+
+def advisory_xact_lock(session: Session, key: int) -> None:
+    """PostgreSQL: wait for the transaction-scoped advisory lock `key` of this schema."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SELECT pg_advisory_xact_lock({_SCHEMA_KEY})"), {"key": key})
 
 
 class Database:

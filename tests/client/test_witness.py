@@ -11,7 +11,7 @@ import random
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, select, update
 
 from gateway.audit import rfc9162
 from gateway.audit.models import (
@@ -22,7 +22,7 @@ from gateway.audit.models import (
 )
 from gateway.audit.sequencer import ADVISORY_LOCK_ID
 from gateway.client import PartnerClient, WitnessError
-from gateway.db import Database
+from gateway.db import Database, advisory_xact_lock
 from gateway.demo.people import people
 from tests.client.conftest import enrol
 from tests.integration.live import LiveGateway
@@ -42,8 +42,8 @@ def _rewrite_history(database_url: str) -> None:
     database = Database(database_url)
     try:
         with database.transaction() as session:
-            if not database.is_sqlite:  # keep the gateway's sequencers out meanwhile
-                session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": ADVISORY_LOCK_ID})
+            # keep the gateway's sequencers out meanwhile (their lock, in this schema)
+            advisory_xact_lock(session, ADVISORY_LOCK_ID)
             first = session.execute(
                 select(AuditEntryRow).order_by(AuditEntryRow.id).limit(1)
             ).scalar_one()
