@@ -83,6 +83,32 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+#: Advisory lock keys are database-wide; XOR-ed with a hash of the schema they are per
+#: schema, like the data they guard.
+_SCHEMA_KEY = ":key # hashtextextended(current_schema(), 0)"
+
+
+def try_advisory_xact_lock(session: Session, key: int) -> bool:
+    """PostgreSQL: try the transaction-scoped advisory lock `key` *of this schema*.
+
+    Advisory locks are database-wide, but a gateway's data (and a test's) is a schema:
+    the key is XOR-ed with a hash of `current_schema()`, so gateways or test runs in
+    different schemas of one database never take each other's lock (two suites side by
+    side made each other's audit sequencer skip its turn). SQLite: always True (its
+    writers are serialised by BEGIN IMMEDIATE).
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    statement = text(f"SELECT pg_try_advisory_xact_lock({_SCHEMA_KEY})")
+    return bool(session.execute(statement, {"key": key}).scalar_one())
+
+
+def advisory_xact_lock(session: Session, key: int) -> None:
+    """PostgreSQL: wait for the transaction-scoped advisory lock `key` of this schema."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SELECT pg_advisory_xact_lock({_SCHEMA_KEY})"), {"key": key})
+
+
 class Database:
     """The engine and a session factory; one per app (never a module global)."""
 

@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, insert, select, update
 
 from gateway.audit import rfc9162
 from gateway.audit.models import AuditCheckpointRow, AuditEntryRow, AuditNodeRow
 from gateway.audit.note import Checkpoint, VerifierKey, origin_for, sign_note
 from gateway.audit.tree import latest_checkpoint, read_nodes
 from gateway.crypto import ed25519
-from gateway.db import Database
+from gateway.db import Database, try_advisory_xact_lock
 from gateway.jobs import BackgroundJob
 from gateway.keys import KeyPurpose, KeyStore
 
@@ -98,13 +98,9 @@ def sequence_batch(
     if not has_pending(db):
         return None
     with db.session(write=True) as session:
-        if not db.is_sqlite:
-            locked = session.execute(
-                text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": ADVISORY_LOCK_ID}
-            ).scalar_one()
-            if not locked:
-                session.rollback()
-                return None
+        if not try_advisory_xact_lock(session, ADVISORY_LOCK_ID):  # per schema
+            session.rollback()
+            return None
         rows = session.execute(
             select(AuditEntryRow.id, AuditEntryRow.leaf_hash, AuditEntryRow.data)
             .where(AuditEntryRow.seq.is_(None))

@@ -8,10 +8,11 @@ from __future__ import annotations
 import base64
 import json
 import random
+import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, select, update
 
 from gateway.audit import rfc9162
 from gateway.audit.models import (
@@ -22,7 +23,7 @@ from gateway.audit.models import (
 )
 from gateway.audit.sequencer import ADVISORY_LOCK_ID
 from gateway.client import PartnerClient, WitnessError
-from gateway.db import Database
+from gateway.db import Database, advisory_xact_lock
 from gateway.demo.people import people
 from tests.client.conftest import enrol
 from tests.integration.live import LiveGateway
@@ -36,14 +37,33 @@ def _submit(client: PartnerClient, n: int) -> dict[str, str]:
     return created
 
 
+def _wait_until_sequenced(database_url: str, timeout: float = 30.0) -> None:
+    """Until the gateway's background sequencer has re-numbered every entry: a reader's
+    catch-up skips while that sequencer holds the lock, and would see no checkpoint."""
+    database = Database(database_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with database.transaction(write=False) as session:
+                pending = session.execute(
+                    select(AuditEntryRow.id).where(AuditEntryRow.seq.is_(None)).limit(1)
+                ).first()
+            if pending is None:
+                return
+            time.sleep(0.05)
+    finally:
+        database.dispose()
+    raise AssertionError(f"the gateway did not re-sequence the log within {timeout} s")
+
+
 def _rewrite_history(database_url: str) -> None:
     """Alter the first audit entry and have the log rebuilt from scratch: the gateway's
     own sequencer re-numbers every entry and signs new checkpoints with the real key."""
     database = Database(database_url)
     try:
         with database.transaction() as session:
-            if not database.is_sqlite:  # keep the gateway's sequencers out meanwhile
-                session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": ADVISORY_LOCK_ID})
+            # keep the gateway's sequencers out meanwhile (their lock, in this schema)
+            advisory_xact_lock(session, ADVISORY_LOCK_ID)
             first = session.execute(
                 select(AuditEntryRow).order_by(AuditEntryRow.id).limit(1)
             ).scalar_one()
@@ -78,6 +98,7 @@ def test_a_rewritten_log_makes_verify_raise(own_gateway: LiveGateway, tmp_path: 
     seen = json.loads(state.read_text())["checkpoint"]
 
     _rewrite_history(own_gateway.settings.database_url)
+    _wait_until_sequenced(own_gateway.settings.database_url)
 
     with pytest.raises(WitnessError, match="does not extend the one"):
         police.client(state_path=state).verify()

@@ -1,0 +1,48 @@
+"""Advisory locks are per schema: two gateways (or two test runs) in different schemas
+of one PostgreSQL database never take each other's audit-sequencer lock."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from gateway.audit.sequencer import ADVISORY_LOCK_ID
+from gateway.db import Database, advisory_xact_lock, try_advisory_xact_lock
+from tests.conftest import POSTGRES_URL, _with_search_path
+
+
+@pytest.fixture
+def other_schema_url(database_url: str) -> Iterator[str]:
+    """A second schema of the same database (SQLite: a second look at the same file)."""
+    if not database_url.startswith("postgresql"):
+        yield database_url
+        return
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield _with_search_path(POSTGRES_URL, schema)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def test_the_sequencer_lock_is_per_schema(database_url: str, other_schema_url: str) -> None:
+    here, there = Database(database_url), Database(other_schema_url)
+    try:
+        with here.session() as holder, here.session() as rival, there.session() as neighbour:
+            advisory_xact_lock(holder, ADVISORY_LOCK_ID)  # as the witness test holds it
+            if here.is_sqlite:
+                return  # no advisory locks: BEGIN IMMEDIATE serialises the writers
+            assert not try_advisory_xact_lock(rival, ADVISORY_LOCK_ID)  # same schema
+            assert try_advisory_xact_lock(neighbour, ADVISORY_LOCK_ID)  # another schema
+            holder.rollback()  # transaction-scoped: released at the end
+            assert try_advisory_xact_lock(rival, ADVISORY_LOCK_ID)
+    finally:
+        here.dispose()
+        there.dispose()
