@@ -36,7 +36,7 @@ from gateway.audit.service import record_event
 from gateway.matching.models import COORDINATOR, MatchMemberRow, MatchRow, NotificationRow
 from gateway.signals.locks import lock_clusters
 from gateway.signals.models import SignalPseudonymRow, SignalRow
-from gateway.signals.paging import Page, clamp_limit, decode_cursor, encode_cursor
+from gateway.api.paging import Page, clamp_limit, decode_cursor, encode_cursor
 
 ChangeKind = Literal["created", "grown", "merged"]
 

@@ -35,7 +35,7 @@ from gateway.matching.service import (
 from gateway.signals.errors import IdempotencyKeyReused
 from gateway.signals.locks import idempotency_lock_key, lock, lock_pseudonyms
 from gateway.signals.models import SignalPseudonymRow, SignalRow
-from gateway.signals.paging import Page, clamp_limit, decode_cursor, encode_cursor
+from gateway.api.paging import Page, clamp_limit, decode_cursor, encode_cursor
 
 #: The linkage-key families this version derives (see DESIGN.md, "Pseudonyms").
 FAMILIES = frozenset({"bsn", "name_dob"})

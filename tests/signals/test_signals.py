@@ -14,7 +14,7 @@ from gateway.matching.models import MatchRow, NotificationRow
 from gateway.matching.service import list_notifications
 from gateway.signals.errors import IdempotencyKeyReused, InvalidCursor
 from gateway.signals.models import SignalPseudonymRow, SignalRow
-from gateway.signals.paging import encode_cursor
+from gateway.api.paging import encode_cursor
 from gateway.signals.service import (
     create_signal,
     expire_due,
