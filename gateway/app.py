@@ -60,8 +60,21 @@ def create_app(
     oauth.init_app(app)
     app.register_blueprint(partners_bp)
     policy.init_app(app)  # a broken policy file stops the start (PolicyError)
+    _install_audit_service(app)
     app.register_blueprint(signals_bp)
     app.register_blueprint(subject_search_bp)
     expiry.init_app(app)
     check_every_route_is_protected(app)
     return app
+
+
+def _install_audit_service(app: Flask) -> None:
+    """The audit log's reads: explicit dependencies, one builder (after the policy)."""
+    from gateway.audit.access import AuditService
+    from gateway.audit.views import install_service
+    from gateway.policy.audit_access import audit_decider
+    from gateway.policy.service import POLICY_SERVICE
+
+    svc: Services = app.extensions[EXTENSION]
+    decide = audit_decider(svc.extra[POLICY_SERVICE].engine)
+    install_service(app, AuditService(svc.db, svc.keys, svc.settings.issuer, decide))

@@ -23,6 +23,7 @@ from typing import Literal, NamedTuple, cast
 from sqlalchemy import Table, and_, insert, or_, select
 from sqlalchemy.orm import Session
 
+from gateway.api.paging import Page, clamp_limit, decode_cursor, encode_cursor
 from gateway.audit.entries import SubjectRef
 from gateway.matching.service import (
     HitPolicy,
@@ -35,7 +36,6 @@ from gateway.matching.service import (
 from gateway.signals.errors import IdempotencyKeyReused
 from gateway.signals.locks import idempotency_lock_key, lock, lock_pseudonyms
 from gateway.signals.models import SignalPseudonymRow, SignalRow
-from gateway.api.paging import Page, clamp_limit, decode_cursor, encode_cursor
 
 #: The linkage-key families this version derives (see DESIGN.md, "Pseudonyms").
 FAMILIES = frozenset({"bsn", "name_dob"})

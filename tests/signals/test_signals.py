@@ -8,13 +8,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from gateway.api.paging import encode_cursor
 from gateway.db import Database
 from gateway.errors import InvalidInput, UnprocessableContent
 from gateway.matching.models import MatchRow, NotificationRow
 from gateway.matching.service import list_notifications
 from gateway.signals.errors import IdempotencyKeyReused, InvalidCursor
 from gateway.signals.models import SignalPseudonymRow, SignalRow
-from gateway.api.paging import encode_cursor
 from gateway.signals.service import (
     create_signal,
     expire_due,
