@@ -19,6 +19,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from gateway import API_VERSION
+from gateway.api.failures import audit_failure
 from gateway.api.openapi import Operation, operation_of
 from gateway.errors import (
     PROBLEM_MEDIA_TYPE,
@@ -221,15 +222,20 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(ProblemError)
     def _problem(error: ProblemError) -> Response:
+        audit_failure(error)
         return render_problem(error)
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:
-        return render_problem(problem_for_http_exception(error))
+        problem = problem_for_http_exception(error)
+        audit_failure(problem)
+        return render_problem(problem)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
         log.error("unhandled error", exc_info=error)
-        return render_problem(
-            InternalError("An internal error occurred; quote the request id when reporting it.")
+        problem = InternalError(
+            "An internal error occurred; quote the request id when reporting it."
         )
+        audit_failure(problem, cause=error)
+        return render_problem(problem)
