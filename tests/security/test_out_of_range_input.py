@@ -223,3 +223,16 @@ def test_one_invalid_cursor_problem_title(
         assert body["errors"][0]["parameter"] == name
         titles.add(body["title"])
     assert len(titles) == 1
+
+
+def test_one_invalid_cursor_class(app: Flask) -> None:
+    """Every package is loaded (the app is built): one class answers `invalid-cursor`."""
+    from gateway.errors import ProblemError
+
+    found, stack = [], [ProblemError]
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if cls.__dict__.get("slug") == "invalid-cursor":
+            found.append(cls)
+    assert len(found) == 1
