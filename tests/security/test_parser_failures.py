@@ -15,11 +15,15 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from gateway.api.validation import MAX_DEPTH, decode_json
 from gateway.audit import AuditEvent, record_event
 from gateway.audit.access import AuditService
 from gateway.audit.models import AuditEntryRow
+from gateway.errors import InvalidInput
 from gateway.services import db_session
 from tests.conftest import MELDPUNT_SCOPES
 from tests.test_http_conventions import assert_problem
@@ -153,3 +157,32 @@ def test_a_refusal_already_audited_is_not_audited_twice(
     # the read's own entry (audit.read, denied) and nothing else
     assert count(app) == before + 1
     assert entries(app, action="request.refuse") == []
+
+
+@given(st.binary(max_size=512))
+def test_any_bytes_decode_or_are_a_400(raw: bytes) -> None:
+    try:
+        decode_json(raw)
+    except InvalidInput as error:
+        assert error.status == 400
+
+
+@given(st.integers(min_value=1, max_value=3 * MAX_DEPTH), st.sampled_from(["[", '{"a":']))
+def test_nesting_is_bounded(depth: int, opener: str) -> None:
+    closer = "]" if opener == "[" else "}"
+    raw = (opener * depth + "0" + closer * depth).encode()
+    if depth <= MAX_DEPTH:
+        assert decode_json(raw) is not None
+    else:
+        with pytest.raises(InvalidInput):
+            decode_json(raw)
+
+
+@given(st.integers())
+def test_integers_within_64_digits_round_trip(value: int) -> None:
+    text = str(value).encode()
+    if len(str(abs(value))) <= 64:
+        assert decode_json(text) == value
+    else:
+        with pytest.raises(InvalidInput):
+            decode_json(text)
