@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -128,8 +128,11 @@ class Export:
     tree_size: int
     media_type: str
     filename: str
-    #: The export's text, produced as it is read (its own database session).
-    lines: Iterator[str]
+    #: The export's text, produced as it is read, in a database session of its own that
+    #: stays open until the generator is exhausted or closed: a caller that stops early
+    #: calls `lines.close()` (Flask's `stream_with_context` does so when the response
+    #: closes).
+    lines: Generator[str, None, None]
 
 
 class AuditService:
@@ -362,7 +365,7 @@ class AuditService:
     def _signer(self) -> CheckpointSigner:
         return signer_from(self.keys, self.issuer)
 
-    def _lines(self, stmt: Any, format: Format) -> Iterator[str]:
+    def _lines(self, stmt: Any, format: Format) -> Generator[str, None, None]:
         with self.db.session() as session:
             yield from formats.FORMATS[format](stream(session, stmt))
 
