@@ -14,9 +14,10 @@ from flask import Flask
 
 from gateway.api import conventions
 from gateway.api.views import bp as api_bp
+from gateway.audit.access import AuditService
+from gateway.audit.failures import audit_failure
 from gateway.audit.sequencer import BackgroundSequencer, signer_from
 from gateway.audit.views import bp as audit_bp
-from gateway.audit.views import catch_up
 from gateway.cases import build as build_case_services
 from gateway.cases.views import bp as cases_bp
 from gateway.config import Settings, load_settings
@@ -34,6 +35,7 @@ from gateway.ops.metrics import Metrics
 from gateway.ops.views import bp as ops_bp
 from gateway.partners.views import bp as partners_bp
 from gateway.policy.active import start_policy
+from gateway.policy.audit_access import audit_decider
 from gateway.policy.engine import PolicyEngine
 from gateway.policy.views import bp as policy_bp
 from gateway.pseudonyms.service import PseudonymiserSource
@@ -91,6 +93,7 @@ def build_services(settings: Settings) -> Services:
     pseudonyms = PseudonymiserSource(keys)
     directory = DirectoryCache(database)
     oauth = OAuthService(settings, database, keys, on_rate_limited=metrics.rate_limited)
+    audit = AuditService(database, keys, settings.issuer, audit_decider(policy.engine))
     return Services(
         settings=settings,
         db=database,
@@ -101,13 +104,14 @@ def build_services(settings: Settings) -> Services:
         token_validator=GatewayTokenValidator(oauth),
         pseudonyms=pseudonyms,
         directory=directory,
+        audit=audit,
         cases=build_case_services(policy.engine, keys),
         domain=build_domain_services(
             keys=keys,
             engine=policy.engine,
             directory=directory,
             pseudonymiser=pseudonyms.get,
-            catch_up=catch_up,
+            catch_up=audit.catch_up,
         ),
         readiness={"policy": lambda: policy.check_ready(database)},
         jobs=background_jobs(settings, database, keys, policy.engine),
@@ -132,7 +136,7 @@ def background_jobs(
 def register_routes(app: Flask) -> None:
     """Every blueprint, the HTTP conventions, and the fail-closed route check."""
 
-    conventions.init_app(app, enforce)
+    conventions.init_app(app, enforce, audit_failure)
     for bp in (
         ops_bp,
         api_bp,

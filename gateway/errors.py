@@ -160,6 +160,19 @@ class ServiceUnavailable(ProblemError):
     title = "Service unavailable"
 
 
+_AUDITED = "__ketenpoort_audited__"
+
+
+def mark_audited(error: BaseException) -> BaseException:
+    """Say that `error`'s audit entry is written, so the HTTP error handler adds none."""
+    setattr(error, _AUDITED, True)
+    return error
+
+
+def is_audited(error: BaseException) -> bool:
+    return bool(getattr(error, _AUDITED, False))
+
+
 def all_problem_types() -> dict[str, type[ProblemError]]:
     """Every problem slug the code defines, for the documentation pages."""
     found: dict[str, type[ProblemError]] = {}

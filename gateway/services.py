@@ -25,6 +25,7 @@ from gateway.db import Database
 from gateway.keys import KeyStore
 
 if TYPE_CHECKING:
+    from gateway.audit.access import AuditService
     from gateway.cases import CaseServices
     from gateway.domain import DomainServices
     from gateway.jobs import BackgroundJob
@@ -60,6 +61,8 @@ class Services:
     #: The pseudonym key, unsealed on first use (`ketenpoort init` may create it later).
     pseudonyms: PseudonymiserSource
     directory: DirectoryCache
+    #: The audit log's reads, proofs, exports and verification (the API and the pages).
+    audit: AuditService
     #: Cases, approvals, payload reads and shares (the API and the web pages).
     cases: CaseServices
     #: Signals, matches, notifications and subject searches (the API and the web pages).

@@ -162,8 +162,13 @@ def problem_for_http_exception(exc: HTTPException) -> ProblemError:
     return problem
 
 
-def init_app(app: Flask, enforce: Callable[[Operation], None]) -> None:
-    """The hooks of every request; `enforce` checks an operation's token and scopes."""
+def init_app(
+    app: Flask,
+    enforce: Callable[[Operation], None],
+    audit_failure: Callable[..., None],
+) -> None:
+    """The hooks of every request; `enforce` checks an operation's token and scopes,
+    `audit_failure(error, cause=None)` writes the entry of a failed request."""
     max_body: int = app.config["MAX_CONTENT_LENGTH"]
 
     @app.before_request
@@ -231,15 +236,20 @@ def init_app(app: Flask, enforce: Callable[[Operation], None]) -> None:
 
     @app.errorhandler(ProblemError)
     def _problem(error: ProblemError) -> Response:
+        audit_failure(error)
         return render_problem(error)
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:
-        return render_problem(problem_for_http_exception(error))
+        problem = problem_for_http_exception(error)
+        audit_failure(problem)
+        return render_problem(problem)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
         log.error("unhandled error", exc_info=error)
-        return render_problem(
-            InternalError("An internal error occurred; quote the request id when reporting it.")
+        problem = InternalError(
+            "An internal error occurred; quote the request id when reporting it."
         )
+        audit_failure(problem, cause=error)
+        return render_problem(problem)

@@ -8,6 +8,7 @@ a rejected value may be a BSN.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -75,19 +76,101 @@ def _read_at_most(limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def read_json_body() -> Any:
-    """The request body as JSON; declares identifier fields sensitive for the logs."""
-    limit: int = current_app.config["MAX_CONTENT_LENGTH"]
-    raw = _read_at_most(limit)
-    g.raw_body = raw
+#: Bodies nest a few levels (a signal's JWE recipients are at depth 4); anything deeper
+#: than this is refused before a recursive step (validation, log redaction) meets it.
+MAX_DEPTH = 32
+#: No field of this API takes a number beyond 64 bits; a longer digit run is refused
+#: before `int()` sees it (Python refuses over 4,300 digits with a ValueError, and
+#: converting long runs is quadratic).
+MAX_INT_DIGITS = 64
+
+
+class _OverLimit(Exception):
+    """A JSON body beyond a parsing bound; answered as a 400 `invalid-input`."""
+
+    def __init__(self, detail: str, problem: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.problem = problem
+
+
+def _parse_int(text: str) -> int:
+    if len(text) > MAX_INT_DIGITS + 1:  # a sign and 64 digits
+        raise _OverLimit(
+            f"A number in the body has more than {MAX_INT_DIGITS} digits.", "Number too long"
+        )
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _OverLimit("A number in the body is beyond the range of a double.", "Out of range")
+    return value
+
+
+def _parse_constant(name: str) -> Any:
+    # NaN and ±Infinity are not JSON (RFC 8259 §6); nor do they have a canonical form.
+    raise _OverLimit(f"{name} is not a JSON number.", "Not a JSON number")
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether containers nest deeper than `limit` (iteratively: no recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def decode_json(raw: bytes) -> Any:
+    """Bytes to JSON, every failure a 400: invalid UTF-8 or JSON (`malformed-json`), or a
+    body beyond the bounds — nesting deeper than MAX_DEPTH, a number longer than
+    MAX_INT_DIGITS, NaN, Infinity or a float that overflows (`invalid-input`)."""
     try:
-        data = json.loads(raw)
+        data = json.loads(
+            raw, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant
+        )
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         position = getattr(exc, "pos", None) or getattr(exc, "start", 0)
         raise MalformedJson(
             f"The body is not valid UTF-8 JSON (error at byte {position}).",
             errors=[FieldError("", "Not valid JSON")],
         ) from None
+    except _OverLimit as exc:
+        raise InvalidInput(exc.detail, errors=[FieldError("", exc.problem)]) from None
+    except RecursionError:  # nesting beyond the interpreter's stack
+        data = None
+        deep = True
+    except ValueError:  # any other conversion the decoder could not make
+        raise InvalidInput(
+            "The body could not be read as JSON within this API's bounds.",
+            errors=[FieldError("", "Not readable")],
+        ) from None
+    else:
+        deep = _too_deep(data, MAX_DEPTH)
+    if deep:
+        raise InvalidInput(
+            f"The body nests deeper than {MAX_DEPTH} levels.",
+            errors=[FieldError("", f"Nested deeper than {MAX_DEPTH} levels")],
+        )
+    return data
+
+
+def read_json_body() -> Any:
+    """The request body as JSON; declares identifier fields sensitive for the logs."""
+    limit: int = current_app.config["MAX_CONTENT_LENGTH"]
+    raw = _read_at_most(limit)
+    g.raw_body = raw
+    data = decode_json(raw)
     mark_sensitive(_collect_sensitive(data))
     return data
 

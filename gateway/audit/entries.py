@@ -92,6 +92,25 @@ class TraceFields:
     caller_span_id: str | None = None
 
 
+#: RFC 8785 (I-JSON) numbers are IEEE doubles: integers beyond ±(2**53 - 1) have no
+#: canonical form, and `rfc8785` refuses them.
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every integer beyond the I-JSON range written as a decimal string, so a
+    caller's large (but valid) index or size in `detail` cannot make the entry unwritable."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else str(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -125,7 +144,7 @@ def build_entry(
             {"id": entry_subject_id(entry_id, s.id), "type": ENTRY_SUBJECT_TYPE}
             for s in event.subjects
         ],
-        "detail": event.detail,
+        "detail": json_safe(event.detail),
         # LDV fields keep the standard's own names (like JWK or problem details do).
         "ldv": {
             "trace_id": trace.trace_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway.api.paging import InvalidCursor as InvalidCursor  # the one cursor problem
 from gateway.errors import InvalidInput, NotFound
 
 
@@ -10,11 +11,6 @@ class TreeSizeBeyondCheckpoint(InvalidInput):
 
     slug = "tree-size-beyond-checkpoint"
     title = "Tree size beyond the latest checkpoint"
-
-
-class InvalidCursor(InvalidInput):
-    slug = "invalid-cursor"
-    title = "The cursor is not one this API gave out"
 
 
 class LeafNotFound(NotFound):

@@ -49,17 +49,28 @@ def sees_everything(actor: Actor) -> bool:
 def entries_query(
     actor: Actor, where: EntryFilter, start: int = 0
 ) -> Select[int | None, bytes, bytes]:
-    """Sequenced entries from `start` in index order that `actor` may see and `where` picks."""
+    """Sequenced entries from `start` that `actor` may see by its scopes (the CLI's export;
+    the API decides visibility with the policy, see `AuditService`)."""
+    if sees_everything(actor):
+        return visible_entries(where, start, organisation=None, whole_log=True)
+    return visible_entries(where, start, organisation=actor.organisation)
+
+
+def visible_entries(
+    where: EntryFilter, start: int = 0, *, organisation: str | None, whole_log: bool = False
+) -> Select[int | None, bytes, bytes]:
+    """Sequenced entries from `start` in index order that `where` picks: the whole log
+    when `whole_log`, else only entries whose actor belongs to `organisation` (none if None)."""
     row = AuditEntryRow
     stmt: Select[int | None, bytes, bytes] = (
         select(row.seq, row.leaf_hash, row.data)
         .where(row.seq.is_not(None), row.seq >= start)
         .order_by(row.seq)
     )
-    if not sees_everything(actor):
-        if actor.organisation is None:
+    if not whole_log:
+        if organisation is None:
             return stmt.where(row.id.is_(None))  # nothing
-        stmt = stmt.where(row.actor_organisation == actor.organisation)
+        stmt = stmt.where(row.actor_organisation == organisation)
     if where.actor_organisation is not None:
         stmt = stmt.where(row.actor_organisation == where.actor_organisation)
     if where.actor_id is not None:

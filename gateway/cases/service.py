@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.actors import Actor
+from gateway.api.paging import Page, clamp_limit, decode_cursor, encode_cursor
 from gateway.audit import AuditEvent, Receipt, SubjectRef, record_event
 from gateway.cases.models import CASE_STATUSES, CaseNoteRow, CaseRow, CaseSignalRow
 from gateway.errors import FieldError, InternalError, InvalidInput, NotFound
@@ -32,7 +33,6 @@ from gateway.matching.service import get_match
 from gateway.policy.audited import denial_event, policy_denied
 from gateway.policy.engine import Context, Decision, PolicyEngine, Resource
 from gateway.signals.models import SignalRow
-from gateway.signals.paging import Page, clamp_limit, decode_cursor, encode_cursor
 from gateway.signals.service import signal_subject_refs
 from gateway.users.models import UserRow
 

@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.actors import Actor
+from gateway.api.paging import Page, clamp_limit, decode_cursor, encode_cursor
 from gateway.cases.approvals import (
     CASE_SHARE,
     ApprovalNotPending,
@@ -51,7 +52,6 @@ from gateway.matching.models import NotificationRow
 from gateway.partners.models import Organisation
 from gateway.policy.engine import NOTIFY, Context, Decision, PolicyEngine, Resource
 from gateway.signals.models import SignalRow
-from gateway.signals.paging import Page, clamp_limit, decode_cursor, encode_cursor
 
 SHARE_NOTIFICATION = "share"
 RECIPIENT_DENY_RULE = "deny:recipient-kind-not-allowed"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from gateway.actors import Actor
+from gateway.api.paging import Page
 from gateway.errors import NotFound
 from gateway.matching.models import COORDINATOR
 from gateway.matching.service import (
@@ -24,7 +25,6 @@ from gateway.matching.service import (
 from gateway.policy.audited import record_decision, refuse
 from gateway.policy.engine import Decision, PolicyEngine, Resource
 from gateway.pseudonyms.detector import safe_uuid
-from gateway.signals.paging import Page
 
 MELDPUNT = "meldpunt"
 

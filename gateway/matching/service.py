@@ -33,13 +33,13 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.actors import SYSTEM
+from gateway.api.paging import Page, clamp_limit, decode_cursor, encode_cursor
 from gateway.audit.entries import AuditEvent, SubjectRef
 from gateway.audit.service import record_event
 from gateway.matching.models import COORDINATOR, MatchMemberRow, MatchRow, NotificationRow
 from gateway.matching.outbox import pending_signal_pks
 from gateway.signals.locks import lock_clusters
 from gateway.signals.models import SignalPseudonymRow, SignalRow
-from gateway.signals.paging import Page, clamp_limit, decode_cursor, encode_cursor
 
 ChangeKind = Literal["created", "grown", "merged"]
 

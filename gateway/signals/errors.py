@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.errors import FieldError, InvalidInput, UnprocessableContent
+from gateway.api.paging import InvalidCursor as InvalidCursor  # the one cursor problem
+from gateway.errors import UnprocessableContent
 
 
 class IdempotencyKeyReused(UnprocessableContent):
@@ -10,14 +11,3 @@ class IdempotencyKeyReused(UnprocessableContent):
 
     slug = "idempotency-key-reused"
     title = "The Idempotency-Key was used before with another request body"
-
-
-class InvalidCursor(InvalidInput):
-    slug = "invalid-cursor"
-    title = "The paging cursor is not valid"
-
-    def __init__(self, parameter: str) -> None:
-        super().__init__(
-            f"The value of '{parameter}' is not a cursor this API issued.",
-            errors=[FieldError(f"/{parameter}", "Not a cursor this API issued", parameter)],
-        )

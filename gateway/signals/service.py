@@ -26,13 +26,13 @@ from typing import Literal, NamedTuple, cast
 from sqlalchemy import Table, and_, insert, or_, select
 from sqlalchemy.orm import Session
 
+from gateway.api.paging import Page, clamp_limit, decode_cursor, encode_cursor
 from gateway.audit.entries import SubjectRef
 from gateway.matching.outbox import enqueue
 from gateway.matching.service import utc
 from gateway.signals.errors import IdempotencyKeyReused
 from gateway.signals.locks import idempotency_lock_key, lock
 from gateway.signals.models import SignalPseudonymRow, SignalRow
-from gateway.signals.paging import Page, clamp_limit, decode_cursor, encode_cursor
 
 #: The linkage-key families this version derives (see DESIGN.md, "Pseudonyms").
 FAMILIES = frozenset({"bsn", "name_dob"})

@@ -162,3 +162,17 @@ def test_any_date_in_numeric_or_written_form_is_found(day: date, sep: str) -> No
 @given(st.text(max_size=200))
 def test_the_detector_never_raises(text: str) -> None:
     personal_data_kind(text, {"jansen"})
+
+
+def test_a_random_uuid_idempotency_key_is_never_refused() -> None:
+    """Clients send version-4 UUIDs; their random digits sometimes look like a BSN or a
+    date, which must not fail the submission (the key is stored only as a keyed hash)."""
+    import uuid
+
+    from gateway.signals.submission import check_idempotency_key
+
+    shaped = "12345678-2aaa-4bbb-8ccc-123456782000"  # digit runs of BSN and date shape
+    assert str(uuid.UUID(shaped)) == shaped
+    check_idempotency_key(shaped, frozenset())
+    for _ in range(2000):
+        check_idempotency_key(str(uuid.uuid4()), frozenset())

@@ -1,26 +1,39 @@
-"""Cursors are opaque and parse strictly: a round trip holds, anything else is a 400."""
+"""Cursors are opaque and parse strictly: a round trip holds, anything else is a 400.
+
+The codec is the API's one codec (`gateway.api.paging`); signals, matches,
+notifications and the audit log all page with it.
+"""
 
 from __future__ import annotations
 
+import base64
 import string
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.signals.errors import InvalidCursor
-from gateway.signals.paging import MAX_LIMIT, clamp_limit, decode_cursor, encode_cursor
+from gateway.api.paging import (
+    MAX_CURSOR_LENGTH,
+    MAX_KEY,
+    MAX_LIMIT,
+    InvalidCursor,
+    clamp_limit,
+    decode_cursor,
+    encode_cursor,
+)
+from gateway.signals.errors import InvalidCursor as SignalsInvalidCursor
 
 URL_SAFE = set(string.ascii_letters + string.digits + "-_")
 
 
-@given(st.integers(min_value=0, max_value=2**63 - 1))
+@given(st.integers(min_value=0, max_value=MAX_KEY))
 def test_round_trip(key: int) -> None:
     """A cursor decodes to its key, is URL-safe base64 without padding, and is never the
     bare number (it may still contain the key's digits by chance: see below)."""
     cursor = encode_cursor(key)
     assert decode_cursor(cursor) == key
-    assert cursor and set(cursor) <= URL_SAFE
+    assert cursor and set(cursor) <= URL_SAFE and len(cursor) <= MAX_CURSOR_LENGTH
     assert cursor != str(key) and not cursor.isdigit()
 
 
@@ -37,13 +50,58 @@ def test_any_text_decodes_or_is_an_invalid_cursor(text: str) -> None:
         key = decode_cursor(text, parameter="after")
     except InvalidCursor as error:
         assert error.errors[0].parameter == "after" and error.status == 400
+        assert error.slug == "invalid-cursor"
     else:
-        assert key >= 0
+        assert 0 <= key <= MAX_KEY
+
+
+@given(st.binary(max_size=64))
+def test_any_base64_decodes_to_a_bounded_key_or_is_refused(raw: bytes) -> None:
+    cursor = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    try:
+        key = decode_cursor(cursor)
+    except InvalidCursor:
+        pass
+    else:
+        assert 0 <= key <= MAX_KEY and (cursor == "" or encode_cursor(key) == cursor)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        f"k1:{2**63}",
+        f"k1:{10**24}",
+        "k1:" + "9" * 4301,
+        "k1:-1",
+        "k1:007",
+        "k1:",
+        "k1:1e3",
+        "k1:١٢",
+        "i5",
+        "hello",
+    ],
+)
+def test_crafted_cursors_are_refused(raw: str) -> None:
+    cursor = base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
+    with pytest.raises(InvalidCursor):
+        decode_cursor(cursor)
 
 
 def test_a_key_beyond_bigint_is_refused() -> None:
+    with pytest.raises(ValueError):
+        encode_cursor(2**63)
     with pytest.raises(InvalidCursor):
-        decode_cursor(encode_cursor(2**63))
+        decode_cursor(base64.urlsafe_b64encode(f"k1:{2**63}".encode()).decode())
+
+
+def test_overlong_and_non_base64_cursors_are_refused() -> None:
+    for cursor in ("A" * (MAX_CURSOR_LENGTH + 1), "a" * 10_000, "!!!", "azE6Ng==", "a b"):
+        with pytest.raises(InvalidCursor):
+            decode_cursor(cursor)
+
+
+def test_one_invalid_cursor_problem() -> None:
+    assert SignalsInvalidCursor is InvalidCursor
 
 
 def test_no_cursor_is_the_first_page() -> None:

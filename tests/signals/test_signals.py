@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from gateway.api.paging import encode_cursor
 from gateway.db import Database
 from gateway.errors import InvalidInput, UnprocessableContent
 from gateway.matching.models import MatchingOutboxRow, MatchRow, NotificationRow
@@ -15,7 +16,6 @@ from gateway.matching.processor import process_outbox
 from gateway.matching.service import list_notifications
 from gateway.signals.errors import IdempotencyKeyReused, InvalidCursor
 from gateway.signals.models import SignalPseudonymRow, SignalRow
-from gateway.signals.paging import encode_cursor
 from gateway.signals.service import (
     create_signal,
     expire_due,
