@@ -44,7 +44,7 @@ def create_app(
     app.extensions["ketenpoort_metrics"] = Metrics()
     app.teardown_appcontext(close_request_session)
 
-    from gateway import audit, policy
+    from gateway import audit, policy, web
     from gateway.api import conventions
     from gateway.api.views import bp as api_bp
     from gateway.ops.views import bp as ops_bp
@@ -63,5 +63,6 @@ def create_app(
     app.register_blueprint(signals_bp)
     app.register_blueprint(subject_search_bp)
     expiry.init_app(app)
+    web.init_app(app)  # the people's pages: sessions, CSRF, Dutch/English
     check_every_route_is_protected(app)
     return app

@@ -39,6 +39,11 @@ class Settings:
     testing: bool = False
     #: Run the audit sequencer in a background thread of this process (off in tests).
     audit_sequencer: bool = True
+    #: Web sessions end after this many seconds without a request, and after the absolute
+    #: lifetime whatever happens; sign-in locks for 1, 2, 4… minutes after so many failures.
+    web_idle_timeout: int = 15 * 60
+    web_absolute_timeout: int = 8 * 60 * 60
+    web_lockout_threshold: int = 5
 
     @property
     def is_sqlite(self) -> bool:
@@ -88,6 +93,16 @@ def _parse_bool(value: str) -> bool:
     raise ValueError("must be true or false")
 
 
+def _parse_positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+    if number < 1:
+        raise ValueError("must be at least 1")
+    return number
+
+
 def _parse_choice(*choices: str) -> Any:
     def parse(value: str) -> str:
         if value not in choices:
@@ -106,6 +121,9 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "LOG_FORMAT": ("log_format", _parse_choice("auto", "json", "console")),
     "LOG_LEVEL": ("log_level", _parse_choice("DEBUG", "INFO", "WARNING", "ERROR")),
     "AUDIT_SEQUENCER": ("audit_sequencer", _parse_bool),
+    "WEB_IDLE_TIMEOUT": ("web_idle_timeout", _parse_positive_int),
+    "WEB_ABSOLUTE_TIMEOUT": ("web_absolute_timeout", _parse_positive_int),
+    "WEB_LOCKOUT_THRESHOLD": ("web_lockout_threshold", _parse_positive_int),
 }
 
 

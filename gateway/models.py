@@ -8,7 +8,7 @@ from gateway.oauth.models import RateCounter, RevokedToken, SeenJti
 from gateway.partners.models import OAuthClient, Organisation
 from gateway.policy.models import PolicyVersionRow
 from gateway.signals.models import SignalPseudonymRow, SignalRow
-from gateway.users.models import UserRow
+from gateway.users.models import UserRow, WebSessionRow
 
 __all__ = [
     "AuditCheckpointRow",
@@ -27,4 +27,5 @@ __all__ = [
     "SignalPseudonymRow",
     "SignalRow",
     "UserRow",
+    "WebSessionRow",
 ]

@@ -265,6 +265,11 @@ class KeyStore:
         """Seal another secret (e.g. a user's TOTP secret) under the master key."""
         return crypto.seal(self._master.key, plaintext, aad)
 
+    def derived_secret(self, label: str) -> bytes:
+        """A secret for one named use (e.g. signing web session cookies), the same in every
+        process that holds the master key, and never stored."""
+        return crypto.derive_key(self._master.key, f"ketenpoort:{label}".encode())
+
     def unseal_secret(self, sealed: dict[str, str], aad: bytes) -> bytes:
         return crypto.unseal(self._master.key, sealed, aad)
 
