@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from gateway.db import Database
 from gateway.demo.people import Person, people
 from gateway.keys import KeyStore, load_master_key
 from gateway.partners.registry import add_client, add_organisation
+from gateway.users import accounts
 from gateway.users.service import add_user
 
 MELDPUNT_SCOPES = (
@@ -60,6 +62,11 @@ PARTNERS = (
 )
 
 
+def demo_password(name: str) -> str:
+    """A published password for a demo user (never for a real instance)."""
+    return f"demo-{name}-2026"
+
+
 class DemoError(RuntimeError):
     """The demo cannot run; the message says why (printed without a traceback)."""
 
@@ -72,6 +79,7 @@ class DemoInstance:
     env: dict[str, str]
     partner_dirs: dict[str, Path] = field(default_factory=dict)
     client_ids: dict[str, str] = field(default_factory=dict)
+    users: list[dict[str, str]] = field(default_factory=list)
 
 
 def _master_key() -> str:
@@ -156,10 +164,25 @@ def build(directory: Path, host: str, port: int) -> DemoInstance:
                 settings.keys_dir,
                 load_master_key(settings.keys_dir, settings.master_key, create=False),
             )
-            created = [
-                add_user(session, keys, name=name, role=role, actor=actor).as_json()
-                for name, role in DEMO_USERS
-            ]
+            created = []
+            for name, role in DEMO_USERS:
+                user = add_user(session, keys, name=name, role=role, actor=actor)
+                row = accounts.get_user(session, user.id)
+                assert row is not None
+                password = demo_password(name)
+                accounts.set_known_password(
+                    session, row, password, now=datetime.now(UTC), actor=actor
+                )
+                created.append(
+                    {
+                        "name": name,
+                        "role": role,
+                        "password": password,
+                        "totpSecret": user.totp_secret,
+                        "totpUri": user.as_json()["totpUri"],
+                    }
+                )
+        instance.users = created
         users_file = directory / "users.json"
         users_file.write_text(json.dumps(created, indent=2))
         os.chmod(users_file, 0o600)
@@ -275,6 +298,12 @@ def summary_text(instance: DemoInstance, summary: dict[str, Any]) -> str:
             "KETENPOORT_ISSUER",
         }
     )
+    users = "\n".join(
+        f"  {u['name']:<10} {u['role']:<16} password {u['password']:<24} TOTP secret "
+        f'{u["totpSecret"]}\n    code now: .venv/bin/python -c "import pyotp; '
+        f"print(pyotp.TOTP('{u['totpSecret']}').now())\""
+        for u in instance.users
+    )
     return f"""
 Ketenpoort demo is running at {instance.issuer}
 
@@ -297,8 +326,9 @@ Try next (in another terminal, from this folder):
   .venv/bin/ketenpoort partner --config {police} verify
   {env} .venv/bin/ketenpoort audit verify
 
-Users (two coordinators, a privacy officer) with their one-time passwords and TOTP
-secrets are in {instance.directory}/users.json (the web UI that signs them in is not built yet).
+Sign in at {instance.issuer}/login (demo passwords, already changed; the TOTP code
+comes from an authenticator app with the secret, or from the command shown):
+{users}
 Instance files are in {instance.directory}/ (a second run starts clean). Ctrl-C stops.
 """
 

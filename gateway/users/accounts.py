@@ -183,6 +183,30 @@ def change_password(
     _audit(session, "user.password-change", "success", user, now)
 
 
+def set_known_password(
+    session: Session, user: UserRow, password: str, *, now: datetime, actor: Actor
+) -> None:
+    """For the demo only: give a user a published password with no forced change, so a
+    visitor can sign in at once. Audited like any change of credentials."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise PasswordRefused("too-short")
+    user.password_hash = _hasher().hash(password)
+    user.must_change_password = False
+    user.password_changed_at = now
+    record_event(
+        session,
+        AuditEvent(
+            action="user.password-set",
+            outcome="success",
+            actor=actor,
+            resource_type="user",
+            resource_id=user.id,
+            detail={"mustChange": False},
+        ),
+        now=now,
+    )
+
+
 def get_user(session: Session, user_id: str) -> UserRow | None:
     return session.get(UserRow, user_id)
 
