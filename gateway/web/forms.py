@@ -21,10 +21,6 @@ class NewPasswordForm(FlaskForm):
     confirm_password = PasswordField(validators=[InputRequired()])
 
 
-class LogoutForm(FlaskForm):
-    """Only the CSRF token: signing out is a POST."""
-
-
 class LanguageForm(FlaskForm):
     lang = StringField(validators=[InputRequired(), Length(max=8)])
     next = HiddenField()

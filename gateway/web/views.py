@@ -40,7 +40,7 @@ from gateway.services import db_session, services
 from gateway.users import accounts
 from gateway.users.models import UserRow
 from gateway.web import LANGUAGES, csrf
-from gateway.web.forms import LanguageForm, LoginForm, LogoutForm, NewPasswordForm
+from gateway.web.forms import LanguageForm, LoginForm, NewPasswordForm
 
 log = get_logger("gateway.web")
 bp = Blueprint("web", __name__)
@@ -130,17 +130,16 @@ def _resume_and_protect() -> None:
     csrf.protect()
 
 
-@bp.app_context_processor
+@bp.context_processor
 def _layout() -> dict[str, Any]:
+    """What the base layout needs: who is signed in, the menu, the language."""
     from flask_babel import get_locale
 
-    user = g.get("web_user")
+    user = current_user()
     return {
         "web_user": user,
         "role_name": ROLE_NAMES.get(user.role, user.role) if user is not None else None,
-        "nav": nav_items(user) if request.blueprint == "web" else [],
-        "logout_form": LogoutForm(),
-        "language_form": LanguageForm(),
+        "nav": nav_items(user),
         "lang": str(get_locale() or "nl"),
         "languages": {"nl": "Nederlands", "en": "English"},
     }
