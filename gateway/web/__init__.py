@@ -46,6 +46,7 @@ def init_app(app: Flask) -> None:
         # Referrer-Policy is no-referrer; SameSite=Strict and the token do the work
         WTF_CSRF_SSL_STRICT=False,
         BABEL_DEFAULT_LOCALE=DEFAULT_LANGUAGE,
+        BABEL_DEFAULT_TIMEZONE="Europe/Amsterdam",
         BABEL_TRANSLATION_DIRECTORIES="web/translations",
     )
     csrf.init_app(app)

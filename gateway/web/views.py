@@ -406,4 +406,5 @@ def matches() -> tuple[str, int]:
         db, actor, decision, "match.read", "match", detail={"matches": [m.id for m in found.items]}
     )
     db.commit()
-    return _render("web/matches.html", matches=found.items, more=found.next is not None)
+    newest_first = sorted(found.items, key=lambda m: m.updated_at, reverse=True)
+    return _render("web/matches.html", matches=newest_first, more=found.next is not None)
