@@ -102,6 +102,15 @@ def nav_items(user: UserRow | None) -> list[NavItem]:
     ]
 
 
+def _fresh_cookie() -> None:
+    """Drop everything in the cookie (session id, CSRF token, pending step) but the
+    language: at sign-in, sign-out and time-out."""
+    lang = session.get("lang")
+    session.clear()
+    if lang in LANGUAGES:
+        session["lang"] = lang
+
+
 @bp.before_request
 def _resume_and_protect() -> None:
     """Resume the session (time-outs end it, audited), then check the CSRF token."""
@@ -109,20 +118,18 @@ def _resume_and_protect() -> None:
     token = session.get("sid")
     if isinstance(token, str):
         settings = services().settings
-        db = db_session()
-        resumed = accounts.resume_session(
-            db,
-            token,
-            now=_now(),
-            idle=settings.web_idle_timeout,
-            absolute=settings.web_absolute_timeout,
-        )
-        db.commit()
+        # a short write transaction of its own (SQLite: BEGIN IMMEDIATE), so that the
+        # view's own transaction still starts with the write lock
+        with services().db.transaction() as db:
+            resumed = accounts.resume_session(
+                db,
+                token,
+                now=_now(),
+                idle=settings.web_idle_timeout,
+                absolute=settings.web_absolute_timeout,
+            )
         if resumed.user is None:
-            lang = session.get("lang")
-            session.clear()
-            if lang:
-                session["lang"] = lang
+            _fresh_cookie()
             if resumed.timed_out:
                 flash(_("Your session has expired. Please sign in again."), "info")
         else:
@@ -235,11 +242,8 @@ def _begin_session(user: UserRow) -> BaseResponse:
     """A new session id at every sign-in: the old cookie (and its CSRF token) is dropped."""
     token = accounts.start_session(db_session(), user, now=_now())
     db_session().commit()
-    lang = session.get("lang")
-    session.clear()
+    _fresh_cookie()
     session["sid"] = token
-    if lang:
-        session["lang"] = lang
     session.permanent = True
     return redirect(url_for("web.start"))
 
@@ -271,10 +275,7 @@ def login() -> Any:
         if result.outcome == "signed-in" and result.user is not None:
             return _begin_session(result.user)
         if result.outcome == "must-change-password" and result.user is not None:
-            lang = session.get("lang")
-            session.clear()
-            if lang:
-                session["lang"] = lang
+            _fresh_cookie()
             session["pending"] = {"user": result.user.id, "at": _now().isoformat()}
             return redirect(url_for("web.new_password"))
         failed = True
@@ -310,7 +311,8 @@ def _pending_user() -> UserRow | None:
         return None
     if _now() - started > PASSWORD_CHANGE_WINDOW:
         return None
-    return accounts.get_user(db_session(), str(pending.get("user")))
+    user = accounts.get_user(db_session(), str(pending.get("user")))
+    return user if user is not None and user.must_change_password else None
 
 
 PASSWORD_MESSAGES = {
@@ -366,10 +368,7 @@ def logout() -> BaseResponse:
         db = db_session()
         accounts.end_session(db, token, user, now=_now())
         db.commit()
-    lang = session.get("lang")
-    session.clear()
-    if lang:
-        session["lang"] = lang
+    _fresh_cookie()
     flash(_("You have signed out."), "info")
     return redirect(url_for("web.login"))
 

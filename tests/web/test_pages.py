@@ -109,3 +109,56 @@ def test_package_data_ships_the_web_files() -> None:
     assert files
     unshipped = [f for f in files if not any(fnmatch.fnmatch(f, p) for p in patterns)]
     assert unshipped == []
+
+
+def _add_user(app: Flask, name: str, role: str = "coordinator") -> tuple[str, str]:
+    from gateway.actors import cli_actor
+    from gateway.users.service import add_user
+
+    svc = app.extensions["ketenpoort"]
+    with svc.db.transaction() as session:
+        created = add_user(session, svc.keys, name=name, role=role, actor=cli_actor())
+    return created.one_time_password, created.totp_secret
+
+
+def _cookie(app: Flask, client: FlaskClient) -> dict[str, object]:
+    cookie = client.get_cookie("ketenpoort_session")
+    if cookie is None:
+        return {}
+    data: dict[str, object] = app.session_interface.get_signing_serializer(app).loads(  # type: ignore[attr-defined]
+        cookie.value
+    )
+    return data
+
+
+def test_the_password_page_needs_a_fresh_one_time_sign_in(app: Flask, client: FlaskClient) -> None:
+    import pyotp
+
+    assert client.get("/login/password").headers["Location"] == "/login"
+    password, secret = _add_user(app, "f.de.vries")
+    token = csrf_token(client)
+    before = _cookie(app, client)
+    response = client.post(
+        "/login",
+        data={
+            "csrf_token": token,
+            "username": "f.de.vries",
+            "password": password,
+            "otp": pyotp.TOTP(secret).now(),
+        },
+    )
+    assert response.headers["Location"] == "/login/password"
+    pending = _cookie(app, client)
+    assert "sid" not in pending and pending.get("csrf_token") != before.get("csrf_token")
+    assert client.get("/").headers["Location"] == "/login"  # not signed in yet
+    token = csrf_token(client, "/login/password")
+    new = "een-eigen-wachtwoord"
+    response = client.post(
+        "/login/password",
+        data={"csrf_token": token, "new_password": new, "confirm_password": new},
+    )
+    assert response.headers["Location"] == "/"
+    signed_in = _cookie(app, client)
+    assert isinstance(signed_in.get("sid"), str) and "pending" not in signed_in
+    # the page is gone once the password is changed
+    assert client.get("/login/password").headers["Location"] == "/login"
