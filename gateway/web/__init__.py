@@ -19,6 +19,9 @@ LANGUAGES = ("nl", "en")
 DEFAULT_LANGUAGE = "nl"
 SESSION_COOKIE = "ketenpoort_session"
 csrf = CSRFProtect()
+#: Modules that add pages to the `web` blueprint (`@bp.get(...)` with `@page(action)`);
+#: imported before the blueprint is registered.
+PAGE_MODULES: tuple[str, ...] = ("gateway.web.views",)
 
 
 def select_language() -> str:
@@ -52,6 +55,10 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     Babel(app, locale_selector=select_language)
 
+    from importlib import import_module
+
     from gateway.web.views import bp
 
+    for module in PAGE_MODULES:  # their routes join the blueprint before it is registered
+        import_module(module)
     app.register_blueprint(bp)

@@ -27,13 +27,13 @@ from flask import (
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.wrappers import Response as BaseResponse
 
 from gateway.actors import Actor
 from gateway.audit import AuditEvent, record_event
 from gateway.logs import get_logger
-from gateway.matching.service import list_matches
+from gateway.matching.service import get_match, list_matches
 from gateway.policy.engine import Resource
 from gateway.policy.service import decide, decide_and_record, record_allowed
 from gateway.services import db_session, services
@@ -59,11 +59,17 @@ class NavItem:
     endpoint: str
     label: Any  # a lazy string, translated when rendered
     action: str  # the policy action the page needs
+    #: Further pages of the same section (marked current in the menu too).
+    also: tuple[str, ...] = ()
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        return (self.endpoint, *self.also)
 
 
 #: The navigation; an item shows when its page exists and the role may use it.
 NAV = (
-    NavItem("web.matches", _l("Matches"), "match.read"),
+    NavItem("web.matches", _l("Matches"), "match.read", also=("web.match",)),
     NavItem("web.cases", _l("Cases"), "case.write"),
     NavItem("web.approvals", _l("Approvals"), "case.write"),
     NavItem("web.audit", _l("Audit"), "audit.read"),
@@ -407,3 +413,20 @@ def matches() -> tuple[str, int]:
     db.commit()
     newest_first = sorted(found.items, key=lambda m: m.updated_at, reverse=True)
     return _render("web/matches.html", matches=newest_first, more=found.next is not None)
+
+
+@bp.get("/matches/<match_id>")
+@page("match.read")
+def match(match_id: str) -> tuple[str, int]:
+    """One match: each signal's organisation, reference, category and status; no payloads."""
+    db = db_session()
+    user = current_user()
+    assert user is not None
+    actor = accounts.actor_of(user)
+    found = get_match(db, match_id) if len(match_id) <= 64 else None
+    if found is None:
+        raise NotFound()
+    decision = decide(actor, "match.read", Resource(type="match", id=found.id))
+    record_allowed(db, actor, decision, "match.read", "match", resource_id=found.id)
+    db.commit()
+    return _render("web/match.html", match=found)

@@ -8,6 +8,7 @@ the folder given (docs/screenshots/).
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import sys
 import tempfile
@@ -100,6 +101,9 @@ def main(target: Path) -> None:
             shot(page, "start-coordinator")
             page.goto("/matches")
             shot(page, "matches")
+            page.get_by_role("table").get_by_role("link").first.click()
+            page.wait_for_url("**/matches/*")
+            shot(page, "match")
             coordinator.close()
 
             officer = context()
@@ -125,4 +129,6 @@ def main(target: Path) -> None:
 
 
 if __name__ == "__main__":
+    # a SIGTERM (timeout, Ctrl-C in make) still runs the `finally` that stops the server
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshots"))

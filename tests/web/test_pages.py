@@ -162,3 +162,40 @@ def test_the_password_page_needs_a_fresh_one_time_sign_in(app: Flask, client: Fl
     assert isinstance(signed_in.get("sid"), str) and "pending" not in signed_in
     # the page is gone once the password is changed
     assert client.get("/login/password").headers["Location"] == "/login"
+
+
+def _signed_in(app: Flask, client: FlaskClient, name: str, role: str) -> None:
+    import pyotp
+
+    password, secret = _add_user(app, name, role)
+    new = "een-eigen-wachtwoord"
+    client.post(
+        "/login",
+        data={
+            "csrf_token": csrf_token(client),
+            "username": name,
+            "password": password,
+            "otp": pyotp.TOTP(secret).now(),
+        },
+    )
+    client.post(
+        "/login/password",
+        data={
+            "csrf_token": csrf_token(client, "/login/password"),
+            "new_password": new,
+            "confirm_password": new,
+        },
+    )
+
+
+def test_match_pages_answer_html_errors(app: Flask, client: FlaskClient) -> None:
+    _signed_in(app, client, "c.jansen", "coordinator")
+    empty = client.get("/matches")
+    assert empty.status_code == 200 and "Er zijn geen treffers" in empty.get_data(as_text=True)
+    for path in ("/matches/unknown", "/matches/" + "x" * 300):
+        missing = client.get(path)
+        assert missing.status_code == 404 and missing.mimetype == "text/html", path
+        assert "Pagina niet gevonden" in missing.get_data(as_text=True)
+    officer = app.test_client()
+    _signed_in(app, officer, "p.visser", "privacy-officer")
+    assert officer.get("/matches/unknown").status_code == 403  # the role first, then the match
