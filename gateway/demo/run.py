@@ -204,7 +204,7 @@ def start_server(instance: DemoInstance, host: str, port: int) -> subprocess.Pop
         try:
             if requests.get(f"{instance.issuer}/readyz", timeout=1).status_code == 200:
                 return process
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused, or slow to answer while starting
             pass
         time.sleep(0.2)
     process.terminate()
