@@ -14,7 +14,8 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run serve init test lint typecheck pytest bench clean install install-dev
+.PHONY: run serve init test lint typecheck pytest bench clean install install-dev vendor \
+	translations screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +60,27 @@ typecheck: $(DEV_STAMP)
 
 pytest: $(DEV_STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make vendor: copy the NL Design System component CSS (EUPL-1.2) and its licence from
+## node_modules into the package; the theme (our own design tokens) is web/static/theme.css.
+VENDOR := gateway/web/static/vendor/utrecht
+vendor: $(NODE_STAMP)
+	mkdir -p $(VENDOR)
+	cp node_modules/@utrecht/component-library-css/dist/index.css $(VENDOR)/component-library.css
+	cp node_modules/@utrecht/component-library-css/LICENSE.md $(VENDOR)/LICENSE.md
+	node -e 'const p=require("@utrecht/component-library-css/package.json");console.log(p.name+"@"+p.version+" "+p.license)' > $(VENDOR)/VERSION
+
+## make translations: extract the strings, update the catalogues and compile the .mo files
+## (committed, so a plain `pip install` ships them).
+TRANSLATIONS := gateway/web/translations
+translations: $(DEV_STAMP)
+	$(BIN)/pybabel extract -F gateway/web/babel.cfg -k _l -o $(TRANSLATIONS)/messages.pot gateway/web
+	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) --no-fuzzy-matching
+	$(BIN)/pybabel compile -d $(TRANSLATIONS)
+
+## make screenshots: PNGs of the web pages in docs/screenshots/ (Debian's chromium).
+screenshots: $(DEV_STAMP)
+	$(BIN)/python -m tests.web.screenshots docs/screenshots
 
 bench: $(DEV_STAMP)
 	for f in bench/bench_*.py; do $(BIN)/python $$f || exit 1; done

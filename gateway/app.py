@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Flask
 
+from gateway import web
 from gateway.api import conventions
 from gateway.api.views import bp as api_bp
 from gateway.audit.access import AuditService
@@ -150,4 +151,5 @@ def register_routes(app: Flask) -> None:
         cases_bp,
     ):
         app.register_blueprint(bp)
+    web.init_app(app)  # the people's pages: sessions, CSRF, Dutch/English
     check_every_route_is_protected(app)

@@ -112,6 +112,11 @@ class Settings:
     failures_per_address: int = 600
     #: Peers whose `X-Forwarded-For` is believed (the TLS proxy); none by default.
     trusted_proxies: ProxyNetworks = ()
+    #: Web sessions end after this many seconds without a request, and after the absolute
+    #: lifetime whatever happens; sign-in locks for 1, 2, 4… minutes after so many failures.
+    web_idle_timeout: int = 15 * 60
+    web_absolute_timeout: int = 8 * 60 * 60
+    web_lockout_threshold: int = 5
 
     @property
     def is_sqlite(self) -> bool:

@@ -22,7 +22,7 @@ from gateway.partners.models import OAuthClient, Organisation
 from gateway.policy.models import PolicyVersionRow
 from gateway.ratelimit.models import RateBucket
 from gateway.signals.models import SignalPseudonymRow, SignalRow
-from gateway.users.models import UserRow
+from gateway.users.models import UserRow, WebSessionRow
 
 __all__ = [
     "ApprovalRow",
@@ -49,4 +49,5 @@ __all__ = [
     "SignalPseudonymRow",
     "SignalRow",
     "UserRow",
+    "WebSessionRow",
 ]

@@ -13,7 +13,9 @@ import secrets
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc.jwk import ECKey, OKPKey
 
 #: Order of the ristretto255 group (RFC 9496 §4), the modulus of pseudonym-key scalars.
@@ -41,6 +43,11 @@ def seal(key: bytes, plaintext: bytes, aad: bytes) -> dict[str, str]:
     nonce = os.urandom(12)
     ciphertext = AESGCM(key).encrypt(nonce, plaintext, aad)
     return {"alg": "A256GCM", "nonce": b64url(nonce), "ciphertext": b64url(ciphertext)}
+
+
+def derive_key(key: bytes, info: bytes, length: int = 32) -> bytes:
+    """HKDF-SHA256 (RFC 5869): a key for one named use, derived from the master key."""
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(key)
 
 
 def unseal(key: bytes, sealed: dict[str, str], aad: bytes) -> bytes:

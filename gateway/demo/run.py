@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from gateway.errors import OperatorError
 from gateway.keys import KeyStore, load_master_key
 from gateway.partners.registry import BASE_SCOPES, add_client, add_organisation
 from gateway.server import PortInUse, check_port_free
+from gateway.users import accounts
 from gateway.users.service import add_user
 
 MELDPUNT_SCOPES = (
@@ -63,6 +65,11 @@ PARTNERS = (
 )
 
 
+def demo_password(name: str) -> str:
+    """A published password for a demo user (never for a real instance)."""
+    return f"demo-{name}-2026"
+
+
 class DemoError(OperatorError):
     """The demo cannot run; the message says why (printed without a traceback)."""
 
@@ -75,6 +82,7 @@ class DemoInstance:
     env: dict[str, str]
     partner_dirs: dict[str, Path] = field(default_factory=dict)
     client_ids: dict[str, str] = field(default_factory=dict)
+    users: list[dict[str, str]] = field(default_factory=list)
 
 
 def _master_key() -> str:
@@ -168,10 +176,25 @@ def build(directory: Path, host: str, port: int) -> DemoInstance:
                 settings.keys_dir,
                 load_master_key(settings.keys_dir, settings.master_key, create=False),
             )
-            created = [
-                add_user(session, keys, name=name, role=role, actor=actor).as_json()
-                for name, role in DEMO_USERS
-            ]
+            created = []
+            for name, role in DEMO_USERS:
+                user = add_user(session, keys, name=name, role=role, actor=actor)
+                row = accounts.get_user(session, user.id)
+                assert row is not None
+                password = demo_password(name)
+                accounts.set_known_password(
+                    session, row, password, now=datetime.now(UTC), actor=actor
+                )
+                created.append(
+                    {
+                        "name": name,
+                        "role": role,
+                        "password": password,
+                        "totpSecret": user.totp_secret,
+                        "totpUri": user.as_json()["totpUri"],
+                    }
+                )
+        instance.users = created
         users_file = directory / "users.json"
         users_file.write_text(json.dumps(created, indent=2))
         os.chmod(users_file, 0o600)
@@ -193,7 +216,7 @@ def start_server(instance: DemoInstance, host: str, port: int) -> subprocess.Pop
         try:
             if requests.get(f"{instance.issuer}/readyz", timeout=1).status_code == 200:
                 return process
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused, or slow to answer while starting
             pass
         time.sleep(0.2)
     process.terminate()
@@ -276,6 +299,12 @@ def summary_text(instance: DemoInstance, summary: dict[str, Any]) -> str:
     police = instance.partner_dirs["politie-oost-nederland"] / "ketenpoort-partner.json"
     meldpunt = instance.partner_dirs["meldpunt"] / "ketenpoort-partner.json"
     env_file = instance.directory / "env"
+    users = "\n".join(
+        f"  {u['name']:<10} {u['role']:<16} password {u['password']:<24} TOTP secret "
+        f'{u["totpSecret"]}\n    code now: .venv/bin/python -c "import pyotp; '
+        f"print(pyotp.TOTP('{u['totpSecret']}').now())\""
+        for u in instance.users
+    )
     return f"""
 Ketenpoort demo is running at {instance.issuer}
 
@@ -301,8 +330,9 @@ and points it at this instance (database, key store, issuer), then:
   ketenpoort partner --config {police} verify
   ketenpoort audit verify
 
-Users (two coordinators, a privacy officer) with their one-time passwords and TOTP
-secrets are in {instance.directory}/users.json (the web UI that signs them in is not built yet).
+Sign in at {instance.issuer}/login (demo passwords, already changed; the TOTP code
+comes from an authenticator app with the secret, or from the command shown):
+{users}
 Instance files are in {instance.directory}/ (a second run starts clean). Ctrl-C stops.
 """
 

@@ -283,18 +283,11 @@ class KeyStore:
         return crypto.unseal(self._master.key, sealed, aad)
 
     def derive_secret(self, label: str, length: int = 32) -> bytes:
-        """A secret for one use (e.g. keyed hashes of idempotency keys): HKDF-SHA256 over
-        the master key, `label` as info, so no use can learn another's secret."""
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-        hkdf = HKDF(
-            algorithm=hashes.SHA256(),
-            length=length,
-            salt=b"ketenpoort-derived-secret-v1",
-            info=label.encode("utf-8"),
-        )
-        return hkdf.derive(self._master.key)
+        """A secret for one named use (keyed hashes of idempotency keys, web session
+        cookies, case notes): HKDF-SHA256 over the master key with `label` as info, the
+        same in every process that holds the master key, never stored, and no use can
+        learn another's."""
+        return crypto.derive_key(self._master.key, f"ketenpoort:{label}".encode(), length)
 
     def ensure_all(self) -> list[KeyRecord]:
         """Create the keys that are missing; returns only the newly created ones."""

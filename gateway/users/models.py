@@ -1,10 +1,11 @@
-"""User rows: a password hash (argon2id) and the TOTP secret sealed under the master key."""
+"""User rows: a password hash (argon2id) and the TOTP secret sealed under the master key;
+web sessions kept server-side so that signing out or a time-out ends them for good."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import Base
@@ -23,3 +24,25 @@ class UserRow(Base):
     totp_secret_sealed: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: Failed sign-ins since the last success or lockout.
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: Lockouts so far: the next one lasts twice as long (1, 2, 4… minutes).
+    lockouts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: The last TOTP time step accepted: a code is never accepted twice.
+    last_totp_step: Mapped[int | None] = mapped_column(BigInteger)
+    password_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebSessionRow(Base):
+    """A signed-in browser; the cookie holds a random token, the row only its SHA-256."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

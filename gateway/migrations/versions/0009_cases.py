@@ -1,7 +1,7 @@
 """cases
 
 Revision ID: 0009_cases
-Revises: 0007_users
+Revises: 0008_web_accounts
 Create Date: 2026-11-29 23:02:47.834317
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_cases"
-down_revision: str | None = "0007_users"
+down_revision: str | None = "0008_web_accounts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

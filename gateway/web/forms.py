@@ -1,0 +1,26 @@
+"""The forms: each carries a CSRF token (Flask-WTF); labels and messages are in the
+templates, so they are translated with the page."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, PasswordField, StringField
+from wtforms.validators import InputRequired, Length
+
+from gateway.users.accounts import MAX_PASSWORD_LENGTH
+
+
+class LoginForm(FlaskForm):
+    username = StringField(validators=[InputRequired(), Length(max=64)])
+    password = PasswordField(validators=[InputRequired(), Length(max=MAX_PASSWORD_LENGTH)])
+    otp = StringField(validators=[InputRequired(), Length(max=16)])
+
+
+class NewPasswordForm(FlaskForm):
+    new_password = PasswordField(validators=[InputRequired()])
+    confirm_password = PasswordField(validators=[InputRequired()])
+
+
+class LanguageForm(FlaskForm):
+    lang = StringField(validators=[InputRequired(), Length(max=8)])
+    next = HiddenField()

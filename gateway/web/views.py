@@ -1,0 +1,425 @@
+"""The web pages: each view reads a form, calls a service, renders a template.
+
+Before every page: the session is resumed (or ended by a time-out, audited) and an
+unsafe method must carry the CSRF token. A page the role may not use answers 403 and
+its denial is an audit entry with the policy rule, as in the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import wraps
+from typing import Any, ParamSpec
+
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
+
+from gateway.actors import Actor
+from gateway.audit import AuditEvent, record_event
+from gateway.logs import get_logger
+from gateway.matching.jobs import catch_up
+from gateway.policy.engine import Resource
+from gateway.policy.service import decide, decide_and_record
+from gateway.services import db_session, services
+from gateway.users import accounts
+from gateway.users.models import UserRow
+from gateway.web import LANGUAGES, csrf
+from gateway.web.forms import LanguageForm, LoginForm, NewPasswordForm
+
+log = get_logger("gateway.web")
+bp = Blueprint("web", __name__)
+P = ParamSpec("P")
+#: How long a person has to replace the one-time password after signing in with it.
+PASSWORD_CHANGE_WINDOW = timedelta(minutes=5)
+ROLE_NAMES = {
+    "coordinator": _l("Coordinator"),
+    "privacy-officer": _l("Privacy officer"),
+    "admin": _l("Administrator"),
+}
+
+
+@dataclass(frozen=True)
+class NavItem:
+    endpoint: str
+    label: Any  # a lazy string, translated when rendered
+    action: str  # the policy action the page needs
+    #: Further pages of the same section (marked current in the menu too).
+    also: tuple[str, ...] = ()
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        return (self.endpoint, *self.also)
+
+
+#: The navigation; an item shows when its page exists and the role may use it.
+NAV = (
+    NavItem("web.matches", _l("Matches"), "match.read", also=("web.match",)),
+    NavItem("web.cases", _l("Cases"), "case.write"),
+    NavItem("web.approvals", _l("Approvals"), "case.write"),
+    NavItem("web.audit", _l("Audit"), "audit.read"),
+    NavItem("web.subject_report", _l("Subject report"), "subject.search"),
+    NavItem("web.policy", _l("Policy"), "policy.read"),
+    NavItem("web.figures", _l("Figures"), "audit.read"),
+)
+#: Privacy officers see the agreement in their menu; everyone may read it.
+_NAV_ROLES = {"web.policy": {"privacy-officer"}}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def current_user() -> UserRow | None:
+    user: UserRow | None = g.get("web_user")
+    return user
+
+
+def current_actor() -> Actor | None:
+    user = current_user()
+    return accounts.actor_of(user) if user is not None else None
+
+
+def nav_items(user: UserRow | None) -> list[NavItem]:
+    if user is None:
+        return []
+    actor = accounts.actor_of(user)
+    return [
+        item
+        for item in NAV
+        if item.endpoint in current_app.view_functions
+        and user.role in _NAV_ROLES.get(item.endpoint, {user.role})
+        and decide(actor, item.action, Resource(type="page")).allowed
+    ]
+
+
+def _fresh_cookie() -> None:
+    """Drop everything in the cookie (session id, CSRF token, pending step) but the
+    language: at sign-in, sign-out and time-out."""
+    lang = session.get("lang")
+    session.clear()
+    if lang in LANGUAGES:
+        session["lang"] = lang
+
+
+@bp.before_request
+def _resume_and_protect() -> None:
+    """Resume the session (time-outs end it, audited), then check the CSRF token."""
+    g.web_user = None
+    token = session.get("sid")
+    if isinstance(token, str):
+        settings = services().settings
+        # a short write transaction of its own (SQLite: BEGIN IMMEDIATE), so that the
+        # view's own transaction still starts with the write lock
+        with services().db.transaction() as db:
+            resumed = accounts.resume_session(
+                db,
+                token,
+                now=_now(),
+                idle=settings.web_idle_timeout,
+                absolute=settings.web_absolute_timeout,
+            )
+        if resumed.user is None:
+            _fresh_cookie()
+            if resumed.timed_out:
+                flash(_("Your session has expired. Please sign in again."), "info")
+        else:
+            g.web_user = resumed.user
+    csrf.protect()
+
+
+@bp.context_processor
+def _layout() -> dict[str, Any]:
+    """What the base layout needs: who is signed in, the menu, the language."""
+    from flask_babel import get_locale
+
+    user = current_user()
+    return {
+        "web_user": user,
+        "role_name": ROLE_NAMES.get(user.role, user.role) if user is not None else None,
+        "nav": nav_items(user),
+        "lang": str(get_locale() or "nl"),
+        "languages": {"nl": "Nederlands", "en": "English"},
+    }
+
+
+def _render(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
+    return render_template(template, **context), status
+
+
+def _error_page(status: int, title: str, message: str) -> tuple[str, int]:
+    return _render("web/error.html", status, title=title, message=message)
+
+
+@bp.errorhandler(CSRFError)
+def _csrf_refused(error: CSRFError) -> tuple[str, int]:
+    db = db_session()
+    db.rollback()
+    record_event(
+        db,
+        AuditEvent(
+            action="web.csrf-refused",
+            outcome="denied",
+            actor=current_actor() or accounts.UNKNOWN,
+            resource_type="page",
+            resource_id=request.url_rule.rule if request.url_rule else None,
+        ),
+    )
+    db.commit()
+    return _error_page(
+        400,
+        _("This form has expired"),
+        _(
+            "The form was not accepted (its security token is missing or expired). "
+            "Go back, reload the page and try again."
+        ),
+    )
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> tuple[str, int]:
+    status = error.code or 500
+    if status == 404:
+        return _error_page(404, _("Page not found"), _("There is no page at this address."))
+    return _error_page(status, _("Something went wrong"), _("The request could not be handled."))
+
+
+@bp.errorhandler(Exception)
+def _unexpected(error: Exception) -> tuple[str, int]:
+    log.error("unhandled error", exc_info=error)
+    return _error_page(
+        500,
+        _("Something went wrong"),
+        _(
+            "An internal error occurred. Quote this request id when you report it: %(rid)s",
+            rid=g.get("request_id", ""),
+        ),
+    )
+
+
+def page(action: str | None) -> Callable[[Callable[P, Any]], Callable[P, Any]]:
+    """Sign-in required; with `action`, the policy must allow the role that action."""
+
+    def wrap(view: Callable[P, Any]) -> Callable[P, Any]:
+        @wraps(view)
+        def inner(*args: P.args, **kwargs: P.kwargs) -> Any:
+            user = current_user()
+            if user is None:
+                return redirect(url_for("web.login"))
+            if action is not None:
+                db = db_session()
+                rule = request.url_rule.rule if request.url_rule else request.path
+                decision = decide_and_record(
+                    db, accounts.actor_of(user), action, Resource(type="page", id=rule)
+                )
+                if not decision.allowed:
+                    db.commit()
+                    return _error_page(
+                        403,
+                        _("No access"),
+                        _("Your role may not use this page (rule %(rule)s).", rule=decision.rule),
+                    )
+            return view(*args, **kwargs)
+
+        return inner
+
+    return wrap
+
+
+# -- signing in and out -----------------------------------------------------------------
+
+
+def _begin_session(user: UserRow) -> BaseResponse:
+    """A new session id at every sign-in: the old cookie (and its CSRF token) is dropped."""
+    token = accounts.start_session(db_session(), user, now=_now())
+    db_session().commit()
+    _fresh_cookie()
+    session["sid"] = token
+    session.permanent = True
+    return redirect(url_for("web.start"))
+
+
+@bp.get("/")
+@page(None)
+def start() -> tuple[str, int]:
+    return _render("web/start.html")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    if current_user() is not None:
+        return redirect(url_for("web.start"))
+    form = LoginForm()
+    failed = False
+    if form.validate_on_submit():
+        db = db_session()
+        result = accounts.sign_in(
+            db,
+            services().keys,
+            name=form.username.data or "",
+            password=form.password.data or "",
+            otp=(form.otp.data or "").replace(" ", ""),
+            now=_now(),
+            lockout_threshold=services().settings.web_lockout_threshold,
+        )
+        db.commit()
+        if result.outcome == "signed-in" and result.user is not None:
+            return _begin_session(result.user)
+        if result.outcome == "must-change-password" and result.user is not None:
+            _fresh_cookie()
+            session["pending"] = {"user": result.user.id, "at": _now().isoformat()}
+            return redirect(url_for("web.new_password"))
+        failed = True
+    return _render("web/login.html", form=form, failed=failed, errors=_login_errors(form, failed))
+
+
+def _login_errors(form: LoginForm, failed: bool) -> list[tuple[str, str]]:
+    if failed:
+        return [
+            (
+                "username",
+                _(
+                    "Signing in failed. Check your user name, password and code. After "
+                    "repeated failures signing in is blocked for a few minutes."
+                ),
+            )
+        ]
+    messages = {
+        "username": _("Enter your user name."),
+        "password": _("Enter your password."),
+        "otp": _("Enter the 6-digit code from your authenticator app."),
+    }
+    return [(name, messages[name]) for name in messages if form[name].errors]
+
+
+def _pending_user() -> UserRow | None:
+    pending = session.get("pending")
+    if not isinstance(pending, dict):
+        return None
+    try:
+        started = datetime.fromisoformat(str(pending.get("at")))
+    except ValueError:
+        return None
+    if _now() - started > PASSWORD_CHANGE_WINDOW:
+        return None
+    user = accounts.get_user(db_session(), str(pending.get("user")))
+    return user if user is not None and user.must_change_password else None
+
+
+PASSWORD_MESSAGES = {
+    "too-short": _l("Choose a password of at least %(n)s characters."),
+    "too-long": _l("Choose a password of at most %(n)s characters."),
+    "mismatch": _l("The two passwords are not the same."),
+    "unchanged": _l("Choose a password other than your one-time password."),
+}
+
+
+@bp.route("/login/password", methods=["GET", "POST"])
+def new_password() -> Any:
+    user = _pending_user()
+    if user is None:
+        session.pop("pending", None)
+        flash(_("Sign in with your one-time password first."), "info")
+        return redirect(url_for("web.login"))
+    form = NewPasswordForm()
+    error: tuple[str, str] | None = None
+    if form.validate_on_submit():
+        db = db_session()
+        try:
+            accounts.change_password(
+                db, user, form.new_password.data or "", form.confirm_password.data or "", now=_now()
+            )
+        except accounts.PasswordRefused as refused:
+            field = "confirm_password" if refused.code == "mismatch" else "new_password"
+            limit = (
+                accounts.MAX_PASSWORD_LENGTH
+                if refused.code == "too-long"
+                else accounts.MIN_PASSWORD_LENGTH
+            )
+            error = (field, str(PASSWORD_MESSAGES[refused.code] % {"n": limit}))
+        else:
+            return _begin_session(user)
+    elif form.is_submitted():
+        missing = "new_password" if not form.new_password.data else "confirm_password"
+        error = (missing, _("Fill in both fields."))
+    return _render(
+        "web/new_password.html",
+        form=form,
+        error=error,
+        min_length=accounts.MIN_PASSWORD_LENGTH,
+        name=user.name,
+    )
+
+
+@bp.post("/logout")
+def logout() -> BaseResponse:
+    user = current_user()
+    token = session.get("sid")
+    if user is not None and isinstance(token, str):
+        db = db_session()
+        accounts.end_session(db, token, user, now=_now())
+        db.commit()
+    _fresh_cookie()
+    flash(_("You have signed out."), "info")
+    return redirect(url_for("web.login"))
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site (no scheme, no host, no `//`)."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return url_for("web.start")
+
+
+@bp.post("/language")
+def language() -> BaseResponse:
+    form = LanguageForm()
+    if form.validate_on_submit() and form.lang.data in LANGUAGES:
+        session["lang"] = form.lang.data
+    return redirect(_safe_next(form.next.data))
+
+
+# -- coordinator ------------------------------------------------------------------------
+
+
+@bp.get("/matches")
+@page("match.read")
+def matches() -> tuple[str, int]:
+    """The match queue, newest first (the same `MatchService` as `GET /v1/matches`)."""
+    user = current_user()
+    assert user is not None
+    actor = accounts.actor_of(user)
+    catch_up(actor)
+    db = db_session()
+    found = services().domain.matches.list(db, actor, None, 100)
+    db.commit()
+    newest_first = sorted(found.items, key=lambda m: m.updated_at, reverse=True)
+    return _render("web/matches.html", matches=newest_first, more=found.next is not None)
+
+
+@bp.get("/matches/<match_id>")
+@page("match.read")
+def match(match_id: str) -> tuple[str, int]:
+    """One match: each signal's organisation, reference, category and status; no payloads."""
+    user = current_user()
+    assert user is not None
+    actor = accounts.actor_of(user)
+    db = db_session()
+    found = services().domain.matches.get(db, actor, match_id)
+    db.commit()
+    return _render("web/match.html", match=found)

@@ -1,0 +1,134 @@
+"""`make screenshots`: PNGs of the web pages (Dutch, 1280 px wide) for the README.
+
+Builds a throw-away demo instance (partners, signals, matches) on a free port, signs in
+as its coordinator and privacy officer in Debian's Chromium and saves each page under
+the folder given (docs/screenshots/).
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import sync_playwright
+
+from gateway.actors import cli_actor
+from gateway.db import Database
+from gateway.demo.people import people
+from gateway.demo.run import DemoInstance, build, run_scenario, start_server
+from gateway.keys import KeyStore, load_master_key
+from gateway.users.service import add_user
+from tests.web.flows import sign_in
+from tests.web.live import CHROMIUM, CHROMIUM_ARGS, Person
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def _newcomer(instance: DemoInstance) -> Person:
+    """A coordinator who has not yet replaced the one-time password."""
+    database = Database(instance.settings.database_url)
+    keys = KeyStore(
+        instance.settings.keys_dir,
+        load_master_key(instance.settings.keys_dir, instance.settings.master_key, create=False),
+    )
+    try:
+        with database.transaction() as session:
+            user = add_user(session, keys, name="s.de.boer", role="coordinator", actor=cli_actor())
+    finally:
+        database.dispose()
+    return Person(user.name, user.role, user.one_time_password, user.totp_secret)
+
+
+def main(target: Path) -> None:
+    """The demo instance (its partners, signals and matches), then the pages over it."""
+    target.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
+        instance = build(Path(tmp) / "demo", "127.0.0.1", port)
+        server = start_server(instance, "127.0.0.1", port)
+        try:
+            run_scenario(instance, people(30))
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            people_by_role = {u["role"]: u for u in instance.users}
+
+            def person(role: str) -> Person:
+                u = people_by_role[role]
+                return Person(u["name"], role, u["password"], u["totpSecret"])
+
+            def context(locale: str = "nl-NL") -> Any:
+                return browser.new_context(
+                    base_url=instance.issuer, locale=locale, viewport={"width": 1280, "height": 800}
+                )
+
+            def shot(page: Any, name: str) -> None:
+                path = target / f"{name}.png"
+                page.screenshot(path=str(path), full_page=True)
+                print(path)
+
+            visitor = context()
+            page = visitor.new_page()
+            page.goto("/login")
+            shot(page, "login")
+            newcomer = _newcomer(instance)
+            sign_in(page, newcomer, password="fout-wachtwoord")
+            shot(page, "login-failed")
+            visitor.close()
+
+            first = context()
+            page = first.new_page()
+            sign_in(page, newcomer)
+            page.wait_for_url("**/login/password")
+            page.get_by_label("Nieuw wachtwoord").fill("kort")
+            page.get_by_label("Herhaal het nieuwe wachtwoord").fill("kort")
+            page.get_by_role("button", name="Wachtwoord opslaan en verder").click()
+            shot(page, "new-password")
+            first.close()
+
+            coordinator = context()
+            page = coordinator.new_page()
+            sign_in(page, person("coordinator"))
+            page.wait_for_url(re.compile(r"/$"))
+            shot(page, "start-coordinator")
+            page.goto("/matches")
+            shot(page, "matches")
+            page.get_by_role("table").get_by_role("link").first.click()
+            page.wait_for_url("**/matches/*")
+            shot(page, "match")
+            coordinator.close()
+
+            officer = context()
+            page = officer.new_page()
+            sign_in(page, person("privacy-officer"))
+            page.wait_for_url(re.compile(r"/$"))
+            shot(page, "start-privacy-officer")
+            page.goto("/matches")
+            shot(page, "forbidden")
+            page.keyboard.press("Tab")
+            shot(page, "skip-link-focus")
+            officer.close()
+
+            english = context("en-GB")
+            page = english.new_page()
+            page.goto("/login")
+            shot(page, "login-en")
+            english.close()
+            browser.close()
+        finally:
+            server.terminate()
+            server.wait(timeout=15)
+
+
+if __name__ == "__main__":
+    # a SIGTERM (timeout, Ctrl-C in make) still runs the `finally` that stops the server
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshots"))

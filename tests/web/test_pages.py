@@ -1,0 +1,201 @@
+"""The web layer without a browser: what the API keeps (no cookies, no CSRF), the
+cookie key, safe redirects, and translations that ship complete with the package."""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import re
+import secrets
+import tomllib
+from dataclasses import replace
+from pathlib import Path
+
+from babel.messages.extract import extract_from_dir
+from babel.messages.mofile import read_mo, write_mo
+from babel.messages.pofile import read_po
+from flask import Flask
+from flask.testing import FlaskClient
+
+from gateway.app import create_app
+from gateway.config import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB = ROOT / "gateway" / "web"
+PO = WEB / "translations" / "nl" / "LC_MESSAGES" / "messages.po"
+
+
+def csrf_token(client: FlaskClient, path: str = "/login") -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True))
+    assert found
+    return found.group(1)
+
+
+def test_the_api_sets_no_cookie_and_takes_no_csrf_token(client: FlaskClient) -> None:
+    for path in ("/v1/openapi.json", "/docs", "/healthz"):
+        assert "Set-Cookie" not in client.get(path).headers, path
+    response = client.post("/v1/signals", json={})
+    assert response.status_code == 401
+    assert response.mimetype == "application/problem+json"
+    token = client.post("/oauth/token", data={"grant_type": "client_credentials"})
+    assert token.mimetype == "application/json" and "error" in token.get_json()
+
+
+def test_the_language_switch_redirects_only_within_the_site(client: FlaskClient) -> None:
+    token = csrf_token(client)
+    for target, expected in [
+        ("/matches", "/matches"),
+        ("//evil.example/x", "/"),
+        ("https://evil.example/", "/"),
+        ("/\\evil.example", "/"),
+    ]:
+        response = client.post(
+            "/language", data={"csrf_token": token, "lang": "en", "next": target}
+        )
+        assert response.status_code == 302 and response.headers["Location"] == expected
+    page = client.get("/login").get_data(as_text=True)
+    assert '<html lang="en">' in page
+
+
+def test_unknown_language_and_accept_language(client: FlaskClient) -> None:
+    assert '<html lang="nl">' in client.get("/login").get_data(as_text=True)
+    english = client.get("/login", headers={"Accept-Language": "en-US,en;q=0.9"})
+    assert '<html lang="en">' in english.get_data(as_text=True)
+    german = client.get("/login", headers={"Accept-Language": "de-DE"})
+    assert '<html lang="nl">' in german.get_data(as_text=True)
+
+
+def test_the_cookie_key_comes_from_the_master_key(app: Flask, settings: Settings) -> None:
+    again = create_app(settings=settings)
+    other = create_app(settings=replace(settings, master_key=secrets.token_bytes(32)))
+    try:
+        assert app.secret_key == again.secret_key
+        assert app.secret_key != other.secret_key
+        assert isinstance(app.secret_key, bytes) and len(app.secret_key) == 32
+    finally:
+        again.extensions["ketenpoort"].db.dispose()
+        other.extensions["ketenpoort"].db.dispose()
+
+
+def test_every_string_is_translated_and_the_mo_is_current() -> None:
+    catalog = read_po(PO.open("rb"))
+    extracted = {
+        message
+        for _, _, message, _, _ in extract_from_dir(
+            str(WEB),
+            method_map=[("**.py", "python"), ("**/templates/**.html", "jinja2")],
+            keywords={"_": None, "gettext": None, "_l": None},
+        )
+    }
+    translated = {m.id: m.string for m in catalog if m.id}
+    missing = sorted(m for m in extracted if not translated.get(m))
+    assert missing == [], "run `make translations` and translate these in messages.po"
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog)
+    shipped = read_mo((PO.parent / "messages.mo").open("rb"))
+    assert {m.id: m.string for m in shipped if m.id} == translated, "run `make translations`"
+
+
+def test_package_data_ships_the_web_files() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["gateway"]
+    gateway = ROOT / "gateway"
+    files = [
+        p.relative_to(gateway).as_posix()
+        for folder in ("web/templates", "web/static", "web/translations")
+        for p in (gateway / folder).rglob("*")
+        if p.is_file() and p.suffix in {".html", ".css", ".mo", ".md"}
+    ]
+    assert files
+    unshipped = [f for f in files if not any(fnmatch.fnmatch(f, p) for p in patterns)]
+    assert unshipped == []
+
+
+def _add_user(app: Flask, name: str, role: str = "coordinator") -> tuple[str, str]:
+    from gateway.actors import cli_actor
+    from gateway.users.service import add_user
+
+    svc = app.extensions["ketenpoort"]
+    with svc.db.transaction() as session:
+        created = add_user(session, svc.keys, name=name, role=role, actor=cli_actor())
+    return created.one_time_password, created.totp_secret
+
+
+def _cookie(app: Flask, client: FlaskClient) -> dict[str, object]:
+    cookie = client.get_cookie("ketenpoort_session")
+    if cookie is None:
+        return {}
+    data: dict[str, object] = app.session_interface.get_signing_serializer(app).loads(  # type: ignore[attr-defined]
+        cookie.value
+    )
+    return data
+
+
+def test_the_password_page_needs_a_fresh_one_time_sign_in(app: Flask, client: FlaskClient) -> None:
+    import pyotp
+
+    assert client.get("/login/password").headers["Location"] == "/login"
+    password, secret = _add_user(app, "f.de.vries")
+    token = csrf_token(client)
+    before = _cookie(app, client)
+    response = client.post(
+        "/login",
+        data={
+            "csrf_token": token,
+            "username": "f.de.vries",
+            "password": password,
+            "otp": pyotp.TOTP(secret).now(),
+        },
+    )
+    assert response.headers["Location"] == "/login/password"
+    pending = _cookie(app, client)
+    assert "sid" not in pending and pending.get("csrf_token") != before.get("csrf_token")
+    assert client.get("/").headers["Location"] == "/login"  # not signed in yet
+    token = csrf_token(client, "/login/password")
+    new = "een-eigen-wachtwoord"
+    response = client.post(
+        "/login/password",
+        data={"csrf_token": token, "new_password": new, "confirm_password": new},
+    )
+    assert response.headers["Location"] == "/"
+    signed_in = _cookie(app, client)
+    assert isinstance(signed_in.get("sid"), str) and "pending" not in signed_in
+    # the page is gone once the password is changed
+    assert client.get("/login/password").headers["Location"] == "/login"
+
+
+def _signed_in(app: Flask, client: FlaskClient, name: str, role: str) -> None:
+    import pyotp
+
+    password, secret = _add_user(app, name, role)
+    new = "een-eigen-wachtwoord"
+    client.post(
+        "/login",
+        data={
+            "csrf_token": csrf_token(client),
+            "username": name,
+            "password": password,
+            "otp": pyotp.TOTP(secret).now(),
+        },
+    )
+    client.post(
+        "/login/password",
+        data={
+            "csrf_token": csrf_token(client, "/login/password"),
+            "new_password": new,
+            "confirm_password": new,
+        },
+    )
+
+
+def test_match_pages_answer_html_errors(app: Flask, client: FlaskClient) -> None:
+    _signed_in(app, client, "c.jansen", "coordinator")
+    empty = client.get("/matches")
+    assert empty.status_code == 200 and "Er zijn geen treffers" in empty.get_data(as_text=True)
+    for path in ("/matches/unknown", "/matches/" + "x" * 300):
+        missing = client.get(path)
+        assert missing.status_code == 404 and missing.mimetype == "text/html", path
+        assert "Pagina niet gevonden" in missing.get_data(as_text=True)
+    officer = app.test_client()
+    _signed_in(app, officer, "p.visser", "privacy-officer")
+    assert officer.get("/matches/unknown").status_code == 403  # the role first, then the match
