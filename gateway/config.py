@@ -200,6 +200,9 @@ _PARSERS: dict[str, tuple[str, Any]] = {
     "TOKEN_RATE_LIMIT_PER_CLIENT": ("token_rate_limit_per_client", _parse_rate_limit),
     "FAILURES_PER_ADDRESS": ("failures_per_address", _parse_positive_int),
     "TRUSTED_PROXIES": ("trusted_proxies", parse_trusted_proxies),
+    "WEB_IDLE_TIMEOUT": ("web_idle_timeout", _parse_positive_int),
+    "WEB_ABSOLUTE_TIMEOUT": ("web_absolute_timeout", _parse_positive_int),
+    "WEB_LOCKOUT_THRESHOLD": ("web_lockout_threshold", _parse_positive_int),
 }
 
 #: Old variable names still accepted: old suffix -> current suffix (the current wins).

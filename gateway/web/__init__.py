@@ -9,27 +9,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Flask, request, session
+from flask import Flask
 from flask_babel import Babel
-from flask_wtf.csrf import CSRFProtect
 
 from gateway.services import EXTENSION, Services
-
-LANGUAGES = ("nl", "en")
-DEFAULT_LANGUAGE = "nl"
-SESSION_COOKIE = "ketenpoort_session"
-csrf = CSRFProtect()
-#: Modules that add pages to the `web` blueprint (`@bp.get(...)` with `@page(action)`);
-#: imported before the blueprint is registered.
-PAGE_MODULES: tuple[str, ...] = ("gateway.web.views",)
-
-
-def select_language() -> str:
-    """The language switch's choice, else the browser's (`Accept-Language`), else Dutch."""
-    chosen = session.get("lang")
-    if chosen in LANGUAGES:
-        return str(chosen)
-    return request.accept_languages.best_match(LANGUAGES) or DEFAULT_LANGUAGE
+from gateway.web.setup import (
+    DEFAULT_LANGUAGE,
+    PAGE_MODULES,
+    SESSION_COOKIE,
+    csrf,
+    select_language,
+)
 
 
 def init_app(app: Flask) -> None:

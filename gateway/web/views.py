@@ -32,6 +32,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from gateway.actors import Actor
 from gateway.audit import AuditEvent, record_event
+from gateway.errors import ProblemError
 from gateway.logs import get_logger
 from gateway.matching.jobs import catch_up
 from gateway.policy.engine import Resource
@@ -39,8 +40,8 @@ from gateway.policy.service import decide, decide_and_record
 from gateway.services import db_session, services
 from gateway.users import accounts
 from gateway.users.models import UserRow
-from gateway.web import LANGUAGES, csrf
 from gateway.web.forms import LanguageForm, LoginForm, NewPasswordForm
+from gateway.web.setup import LANGUAGES, csrf
 
 log = get_logger("gateway.web")
 bp = Blueprint("web", __name__)
@@ -197,6 +198,14 @@ def _http_error(error: HTTPException) -> tuple[str, int]:
     if status == 404:
         return _error_page(404, _("Page not found"), _("There is no page at this address."))
     return _error_page(status, _("Something went wrong"), _("The request could not be handled."))
+
+
+@bp.errorhandler(ProblemError)
+def _problem(error: ProblemError) -> tuple[str, int]:
+    """A service's refusal (not found, denied, invalid) as a page, not problem+json."""
+    if error.status == 404:
+        return _error_page(404, _("Page not found"), _("There is no page at this address."))
+    return _error_page(error.status, _("Something went wrong"), error.detail)
 
 
 @bp.errorhandler(Exception)
