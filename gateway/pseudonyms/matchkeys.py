@@ -28,6 +28,9 @@ its rule yields several keys (deletion neighbours, name parts):
     del_dob     each one-deletion neighbour of the family name + dob (≤ 17 keys)
     part_dob    each part of a double/hyphenated family name + dob
     dm_swap     family + first given + year + {day, month} unordered (day/month swapped)
+    xname_dob   family and first given name each alone + dob (swapped fields with a typo)
+    names_del   one-deletion neighbours of family, then of first given, + the other name
+                (no date: a typo in a name of a record without a date of birth)
 
 Names in the new families are in `spelling_form` (ij/y, ue/u, glued "van"), so
 "Müller"/"Mueller" and "IJsbrand"/"Ysbrand" share keys. BSN never enters a typo
@@ -35,8 +38,9 @@ family, and a date of birth only ever matches exactly, except through `dm_swap`
 (which is exactly the day/month swap) and the year in `names_year`.
 
 What a record without some field still yields (the rest is simply not derived):
-no family name → `bsn`, `given_dob`; no date of birth → `bsn`, `names`; no given
-names → `bsn`, `name_dob`, `phon_dob`, `del_dob`, `part_dob`.
+no family name → `bsn`, `given_dob`, `xname_dob`; no date of birth → `bsn`, `names`,
+`names_del`; no given names → `bsn`, `name_dob`, `phon_dob`, `del_dob`, `part_dob`,
+`xname_dob`.
 """
 
 from __future__ import annotations
@@ -76,6 +80,8 @@ FAMILY_PHON_DOB = "phon_dob"
 FAMILY_DEL_DOB = "del_dob"
 FAMILY_PART_DOB = "part_dob"
 FAMILY_DM_SWAP = "dm_swap"
+FAMILY_XNAME_DOB = "xname_dob"
+FAMILY_NAMES_DEL = "names_del"
 #: Every linkage family (the v1 pair first), in a stable order. Family names fit
 #: `signal_pseudonyms.family` (32) and their comma-joined list `linkage_keys` (128).
 LINKAGE_FAMILIES = (
@@ -90,9 +96,11 @@ LINKAGE_FAMILIES = (
     FAMILY_DEL_DOB,
     FAMILY_PART_DOB,
     FAMILY_DM_SWAP,
+    FAMILY_XNAME_DOB,
+    FAMILY_NAMES_DEL,
 )
 #: Families that may hold more than one key per signal.
-MULTI_VALUED = frozenset({FAMILY_DEL_DOB, FAMILY_PART_DOB})
+MULTI_VALUED = frozenset({FAMILY_DEL_DOB, FAMILY_PART_DOB, FAMILY_XNAME_DOB, FAMILY_NAMES_DEL})
 
 _T = TypeVar("_T")
 
@@ -204,6 +212,7 @@ def linkage_keys(subject: NormalisedSubject) -> dict[str, frozenset[str]]:
             put(FAMILY_PART_DOB, *(label(FAMILY_PART_DOB, p, dob) for p in sorted(parts) if p))
         if given:
             put(FAMILY_GIVEN_DOB, label(FAMILY_GIVEN_DOB, given, dob))
+        put(FAMILY_XNAME_DOB, *(label(FAMILY_XNAME_DOB, n, dob) for n in (family, given) if n))
         if family and given:
             low, high = sorted((family, given))
             put(FAMILY_SWAP_DOB, label(FAMILY_SWAP_DOB, low, high, dob))
@@ -217,6 +226,11 @@ def linkage_keys(subject: NormalisedSubject) -> dict[str, frozenset[str]]:
             )
     if family and given:
         put(FAMILY_NAMES, label(FAMILY_NAMES, family, given))
+        put(
+            FAMILY_NAMES_DEL,
+            *(label(FAMILY_NAMES_DEL, n, given) for n in deletion_neighbours(family)),
+            *(label(FAMILY_NAMES_DEL, family, n) for n in deletion_neighbours(given)),
+        )
     return keys
 
 
