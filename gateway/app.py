@@ -47,6 +47,7 @@ def create_app(
     from gateway import audit, policy
     from gateway.api import conventions
     from gateway.api.views import bp as api_bp
+    from gateway.oprf.views import bp as oprf_bp
     from gateway.ops.views import bp as ops_bp
     from gateway.partners.views import bp as partners_bp
     from gateway.signals import expiry
@@ -62,6 +63,7 @@ def create_app(
     policy.init_app(app)  # a broken policy file stops the start (PolicyError)
     app.register_blueprint(signals_bp)
     app.register_blueprint(subject_search_bp)
+    app.register_blueprint(oprf_bp)
     expiry.init_app(app)
     check_every_route_is_protected(app)
     return app

@@ -94,6 +94,7 @@ FAMILY_NAME_EVIDENCE = frozenset(
         "names",
         "names_year",
         "dm_swap",
+        "names_del",
     }
 )
 #: Families whose agreement says the first given names agree.
@@ -115,11 +116,16 @@ DATE_EVIDENCE = frozenset(
 )
 
 
-def evidence(agreed: frozenset[str]) -> int:
-    """How many of family name, given name and date of birth the agreement covers."""
-    return sum(
-        bool(agreed & group) for group in (FAMILY_NAME_EVIDENCE, GIVEN_NAME_EVIDENCE, DATE_EVIDENCE)
+def evidence(agreed: frozenset[str]) -> tuple[bool, bool, bool]:
+    """Whether the agreement covers the family name, the given name, the date of birth.
+
+    `xname_dob` (one name of either field + the date) speaks for the family name only
+    when the given names do not already explain it.
+    """
+    family = bool(agreed & FAMILY_NAME_EVIDENCE) or (
+        "xname_dob" in agreed and "given_dob" not in agreed
     )
+    return family, bool(agreed & GIVEN_NAME_EVIDENCE), bool(agreed & DATE_EVIDENCE)
 
 
 @dataclass(frozen=True)
@@ -172,12 +178,14 @@ def score_features(found: Mapping[str, float]) -> float:
     return total
 
 
-def tier_of(score: float, agreed: frozenset[str]) -> Tier | None:
-    """`strong` needs the score and all three identifiers; `possible` two of three."""
-    covered = evidence(agreed)
-    if score >= STRONG_THRESHOLD and covered == 3:
+def tier_of(score: float, agreed: frozenset[str], given_disagrees: bool = False) -> Tier | None:
+    """`strong`: the score, and family name + date of birth + a given name that agrees
+    (or is missing on one side: twins without a BSN differ exactly there); `possible`:
+    the score and two of the three identifiers."""
+    family, given, dob = evidence(agreed)
+    if score >= STRONG_THRESHOLD and family and dob and (given or not given_disagrees):
         return "strong"
-    if score >= POSSIBLE_THRESHOLD and covered >= 2:
+    if score >= POSSIBLE_THRESHOLD and family + given + dob >= 2:
         return "possible"
     return None
 
@@ -200,4 +208,5 @@ def assess(
     value = score_features(found)
     # A frequent key is no evidence of identity: only well-supported agreement counts.
     supported = frozenset(f for f in agreed if found.get(f"agree:{f}", 0.0) >= 1.0)
-    return Assessment(value, tier_of(value, supported), agreed)
+    given_disagrees = "disagree:given_dob" in found or "disagree:names" in found
+    return Assessment(value, tier_of(value, supported, given_disagrees), agreed)
