@@ -27,10 +27,16 @@ its rule yields several keys (deletion neighbours, name parts):
     phon_dob    Dutch-aware phonetic family name + dob
     del_dob     each one-deletion neighbour of the family name + dob (≤ 17 keys)
     part_dob    each part of a double/hyphenated family name + dob
-    dm_swap     family + first given + year + {day, month} unordered (day/month swapped)
+    dm_swap     each name (as in xname_dob) + year + {day, month} unordered (day and
+                month swapped)
     xname_dob   family and first given name each alone + dob (swapped fields with a typo)
     names_del   one-deletion neighbours of family, then of first given, + the other name
                 (no date: a typo in a name of a record without a date of birth)
+    fgi_dob     first letter of the family name + first given name + dob
+
+`swap_dob` and `xname_dob` also read the given names as a family name would be read
+("Ten Cate" in the given-name field is the family name "cate"), since that is what a
+swapped record holds there.
 
 Names in the new families are in `spelling_form` (ij/y, ue/u, glued "van"), so
 "Müller"/"Mueller" and "IJsbrand"/"Ysbrand" share keys. BSN never enters a typo
@@ -82,6 +88,7 @@ FAMILY_PART_DOB = "part_dob"
 FAMILY_DM_SWAP = "dm_swap"
 FAMILY_XNAME_DOB = "xname_dob"
 FAMILY_NAMES_DEL = "names_del"
+FAMILY_FGI_DOB = "fgi_dob"
 #: Every linkage family (the v1 pair first), in a stable order. Family names fit
 #: `signal_pseudonyms.family` (32) and their comma-joined list `linkage_keys` (128).
 LINKAGE_FAMILIES = (
@@ -98,9 +105,19 @@ LINKAGE_FAMILIES = (
     FAMILY_DM_SWAP,
     FAMILY_XNAME_DOB,
     FAMILY_NAMES_DEL,
+    FAMILY_FGI_DOB,
 )
 #: Families that may hold more than one key per signal.
-MULTI_VALUED = frozenset({FAMILY_DEL_DOB, FAMILY_PART_DOB, FAMILY_XNAME_DOB, FAMILY_NAMES_DEL})
+MULTI_VALUED = frozenset(
+    {
+        FAMILY_DEL_DOB,
+        FAMILY_PART_DOB,
+        FAMILY_XNAME_DOB,
+        FAMILY_NAMES_DEL,
+        FAMILY_SWAP_DOB,
+        FAMILY_DM_SWAP,
+    }
+)
 
 _T = TypeVar("_T")
 
@@ -192,6 +209,12 @@ def linkage_keys(subject: NormalisedSubject) -> dict[str, frozenset[str]]:
     dob = subject.date_of_birth
     family = spelling_form(subject.family_name.core) if subject.family_name else ""
     given = first_given_name(subject.given_names) if subject.given_names else ""
+    # The given-names field read as a family name, for records with swapped fields.
+    given_as_family = (
+        spelling_form(normalise_family_name(subject.given_names).core)
+        if subject.given_names
+        else ""
+    )
 
     def put(name: str, *values: str) -> None:
         found = frozenset(v for v in values if v)
@@ -212,13 +235,21 @@ def linkage_keys(subject: NormalisedSubject) -> dict[str, frozenset[str]]:
             put(FAMILY_PART_DOB, *(label(FAMILY_PART_DOB, p, dob) for p in sorted(parts) if p))
         if given:
             put(FAMILY_GIVEN_DOB, label(FAMILY_GIVEN_DOB, given, dob))
-        put(FAMILY_XNAME_DOB, *(label(FAMILY_XNAME_DOB, n, dob) for n in (family, given) if n))
+        names = (family, given, given_as_family)
+        put(FAMILY_XNAME_DOB, *(label(FAMILY_XNAME_DOB, n, dob) for n in names if n))
         if family and given:
-            low, high = sorted((family, given))
-            put(FAMILY_SWAP_DOB, label(FAMILY_SWAP_DOB, low, high, dob))
+            put(
+                FAMILY_SWAP_DOB,
+                *(
+                    label(FAMILY_SWAP_DOB, *sorted((family, g)), dob)
+                    for g in {given, given_as_family}
+                ),
+            )
+            put(FAMILY_FGI_DOB, label(FAMILY_FGI_DOB, family[0], given, dob))
             put(FAMILY_NAMES_YEAR, label(FAMILY_NAMES_YEAR, family, given, year))
-            lo_md, hi_md = sorted((month, day))
-            put(FAMILY_DM_SWAP, label(FAMILY_DM_SWAP, family, given, year, lo_md, hi_md))
+        lo_md, hi_md = sorted((month, day))
+        put(FAMILY_DM_SWAP, *(label(FAMILY_DM_SWAP, n, year, lo_md, hi_md) for n in names if n))
+        if family and given:
             assert subject.given_names is not None
             put(
                 FAMILY_INIT_DOB,
@@ -226,10 +257,18 @@ def linkage_keys(subject: NormalisedSubject) -> dict[str, frozenset[str]]:
             )
     if family and given:
         put(FAMILY_NAMES, label(FAMILY_NAMES, family, given))
+        # The given name also as written (before short forms): "Hendrrik" is a typo of
+        # "Hendrik", whose short form is "henk".
+        assert subject.given_names is not None
+        written = spelling_form(subject.given_names.split()[0])
         put(
             FAMILY_NAMES_DEL,
             *(label(FAMILY_NAMES_DEL, n, given) for n in deletion_neighbours(family)),
-            *(label(FAMILY_NAMES_DEL, family, n) for n in deletion_neighbours(given)),
+            *(
+                label(FAMILY_NAMES_DEL, family, n)
+                for g in {given, written}
+                for n in deletion_neighbours(g)
+            ),
         )
     return keys
 

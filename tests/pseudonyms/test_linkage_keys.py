@@ -109,7 +109,7 @@ def test_swapped_fields_and_swapped_day_month() -> None:
 def test_dates_and_bsns_are_never_typo_matched() -> None:
     one_day_off = keys("Bakker", "Anna", "2010-04-08")
     agreeing = shared(keys("Bakker"), one_day_off)
-    assert agreeing <= {"names", "names_year"}  # no family keyed on the full date agrees
+    assert agreeing <= {"names", "names_year", "names_del"}  # none keyed on the full date
     a = derive_linkage_keys({"bsn": "123456782"}, today=TODAY)
     b = derive_linkage_keys({"bsn": "111222333"}, today=TODAY)
     assert set(a) == set(b) == {"bsn"} and not shared(a, b)
@@ -128,13 +128,15 @@ def test_v1_keys_are_unchanged() -> None:
 
 
 def test_records_without_some_fields_get_the_families_they_allow() -> None:
-    assert set(keys(None)) == {FAMILY_GIVEN_DOB}
-    assert set(keys("Bakker", dob=None)) == {FAMILY_NAMES}
+    assert set(keys(None)) == {FAMILY_GIVEN_DOB, "xname_dob", FAMILY_DM_SWAP}
+    assert set(keys("Bakker", dob=None)) == {FAMILY_NAMES, "names_del"}
     assert set(keys("Bakker", given=None)) == {
         FAMILY_NAME_DOB,
         FAMILY_PHON_DOB,
         FAMILY_DEL_DOB,
         FAMILY_PART_DOB,
+        FAMILY_DM_SWAP,
+        "xname_dob",
     }
     with pytest.raises(InvalidSubject) as caught:
         keys("Bakker", given=None, dob=None)
@@ -146,7 +148,9 @@ def test_deletion_neighbours_are_bounded() -> None:
     assert len(deletion_neighbours(long_name)) <= MAX_DELETION_NEIGHBOURS + 1
     assert deletion_neighbours("li") == frozenset({"li"})
     subject = {"familyName": long_name, "givenNames": "Anna Maria", "dateOfBirth": DOB}
-    assert sum(len(v) for v in derive_linkage_keys(subject, today=TODAY).values()) <= 30
+    # del_dob and names_del (family and given) are bounded, the rest one or two each
+    bound = 3 * (MAX_DELETION_NEIGHBOURS + 1) + 16
+    assert sum(len(v) for v in derive_linkage_keys(subject, today=TODAY).values()) <= bound
 
 
 def test_prefix_table_and_initials() -> None:
