@@ -208,13 +208,16 @@ def evaluate(
 def report(ev: Evaluation) -> dict[str, float]:
     p = ev.prepared
     print(
-        f"\n== {ev.name}: {len(p.ids)} records, {len(ev.pairs)} candidate pairs, {ev.total_true} true pairs"
+        f"\n== {ev.name}: {len(p.ids)} records, {len(ev.pairs)} candidate pairs, "
+        f"{ev.total_true} true pairs"
     )
     print(
-        f"   records without any key: {p.without_keys}; accepted with fewer families: {dict(p.partial)}"
+        f"   records without any key: {p.without_keys}; "
+        f"accepted with fewer families: {dict(p.partial)}"
     )
     print(
-        f"   keys: {p.keys} ({p.keys / len(p.ids):.1f}/record), OPRF {p.keys / p.seconds:,.0f} keys/s"
+        f"   keys: {p.keys} ({p.keys / len(p.ids):.1f}/record), "
+        f"OPRF {p.keys / p.seconds:,.0f} keys/s"
     )
     print(
         "   largest key frequency per family (records holding one element):", dict(ev.frequencies)
@@ -238,7 +241,8 @@ def report(ev: Evaluation) -> dict[str, float]:
         recall = tp / ev.total_true
         result[f"{tier}:recall"], result[f"{tier}:precision"] = recall, precision
         print(
-            f"   tier {tier:>8} (and above): recall {recall:.3f} at precision {precision:.4f} ({len(accepted)} pairs)"
+            f"   tier {tier:>8} (and above): recall {recall:.3f} "
+            f"at precision {precision:.4f} ({len(accepted)} pairs)"
         )
     return result
 
@@ -316,7 +320,8 @@ def baselines(name: str, a: Any, b: Any | None, links: Any, total_true: int) -> 
     ecm.fit(binary)
     probs = ecm.prob(binary).tolist()
     print(
-        f"   baselines on {len(pairs)} plaintext candidate pairs (blocking on each field + sorted neighbourhood):"
+        f"   baselines on {len(pairs)} plaintext candidate pairs "
+        "(blocking on each field + sorted neighbourhood):"
     )
     for method, values in (("ECM (plaintext)", probs), ("sum of similarities (plaintext)", sums)):
         scored = list(zip(values, labels, strict=True))
@@ -370,15 +375,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         baselines("FEBRL3", c, None, links3, len(truth3))
     print("\n== goals")
     print(
-        f"   FEBRL4 possible tier recall {results4['possible:recall']:.3f} at precision {results4['possible:precision']:.4f} (goal ≥ 0.85 at ≥ 0.995)"
+        f"   FEBRL4 possible tier recall {results4['possible:recall']:.3f} "
+        f"at precision {results4['possible:precision']:.4f} (goal ≥ 0.85 at ≥ 0.995)"
     )
     print(
-        f"   FEBRL4 strong tier recall {results4['strong:recall']:.3f} at precision {results4['strong:precision']:.4f} (goal ≥ 0.72 at ≥ 0.999)"
+        f"   FEBRL4 strong tier recall {results4['strong:recall']:.3f} "
+        f"at precision {results4['strong:precision']:.4f} (goal ≥ 0.72 at ≥ 0.999)"
     )
     for tier in ("possible", "strong"):
         gap = results4[f"{tier}:recall"] - results3[f"{tier}:recall"]
         print(
-            f"   FEBRL3 {tier} recall {results3[f'{tier}:recall']:.3f}, precision {results3[f'{tier}:precision']:.4f} (gap {gap:+.3f}, goal within 0.05)"
+            f"   FEBRL3 {tier} recall {results3[f'{tier}:recall']:.3f}, "
+            f"precision {results3[f'{tier}:precision']:.4f} (gap {gap:+.3f}, goal within 0.05)"
         )
 
 

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001
 """A small synthetic Dutch test population with the variations issue 14 lists.
 
 Not FEBRL and not tuned to: each seed draws a new population. Every person gets two
@@ -152,7 +153,7 @@ def population(seed: int, people: int = 150) -> tuple[list[Record], set[frozense
             copies = rng.choice([2, 2, 3])
             for _ in range(copies):
                 subject = _vary(rng, {k: v for k, v in truth.items() if k != "bsn"})
-                if len(group) > 1 and roll < 0.1 or rng.random() < 0.3:
+                if (len(group) > 1 and roll < 0.1) or rng.random() < 0.3:
                     subject["bsn"] = bsn  # twins are registered with their BSN
                 records.append(Record(person, subject))
             members.append(person)
