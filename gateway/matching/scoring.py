@@ -17,7 +17,15 @@ Rules that are not learnt:
   person's number, checked by the 11-test).
 - Frequent keys: an agreeing element held by more than `HANDFUL` signals (a common
   surname on a common birthday, "names" of a popular first name and surname) counts
-  `HANDFUL / frequency` of its weight, so a crowded key cannot make a match alone.
+  `HANDFUL / frequency` of its weight, and is no evidence for a tier (below). The
+  count is of signals, not people (pseudonyms cannot tell), so the same child reported
+  by several partners raises it too: hence ten, not three. FEBRL's largest counts are
+  10 (FEBRL4, `names_del`) and 8 (FEBRL3, where one person has up to six records).
+- Evidence: the score ranks, but a tier also needs agreement on enough identifiers
+  (`tier_of`): `possible` two of family name, given name and date of birth, one of
+  them the family name unless a side lacks it; `strong` family name and date of birth
+  and a given name that agrees or is missing. FEBRL has few name collisions; a youth
+  register has children sharing a first name and a birthday, and twins without a BSN.
 """
 
 from __future__ import annotations

@@ -203,3 +203,19 @@ def test_any_subject_gives_linkage_keys_or_a_clean_refusal(subject: dict[str, ob
     assert found and set(found) <= set(LINKAGE_FAMILIES)
     for family, values in found.items():
         assert values and all(v.startswith(f"ketenpoort:v1:{family}:") for v in values)
+
+
+def test_rotation_covers_every_family() -> None:
+    """k'·k⁻¹ moves each element of each family, multi-valued ones included."""
+    from gateway.crypto import oprf
+    from gateway.pseudonyms import Pseudonymiser
+
+    old = Pseudonymiser(oprf.random_scalar(), kid="old")
+    new = Pseudonymiser(oprf.random_scalar(), kid="new")
+    subject = {"bsn": "123456782", "familyName": "de Vries-Jansen", "givenNames": "Anna"}
+    subject["dateOfBirth"] = DOB
+    rotation = old.rotation_to(new)
+    before = old.linkage_pseudonyms(subject, today=TODAY)
+    moved = {f: frozenset(rotation.apply_all(v)) for f, v in before.items()}
+    assert moved == new.linkage_pseudonyms(subject, today=TODAY)
+    assert set(moved) == set(LINKAGE_FAMILIES)
