@@ -40,36 +40,30 @@ def unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-class _Response:
-    def __init__(self, response: Any) -> None:
-        self._response = response
+class _Answer:
+    """What `BlindKeys` reads of a `requests.Response`: `.json()`."""
+
+    def __init__(self, body: Any) -> None:
+        self.body = body
 
     def json(self) -> Any:
-        return self._response.get_json()
+        return self.body
 
 
 def transport(client: FlaskClient, headers: dict[str, str], tamper: Any = None) -> Any:
     """`PartnerClient.request` over the Flask test client (raises like it on errors)."""
     from gateway.client.errors import ApiError
 
-    def request(method: str, path: str, *, json_body: Any = None) -> _Response:
+    def request(method: str, path: str, *, json_body: Any = None) -> _Answer:
         response = client.open(f"/v1{path}", method=method, json=json_body, headers=headers)
         if response.status_code >= 400:
             raise ApiError(response.status_code, response.get_json(force=True))
         body = response.get_json()
         if tamper is not None:
             tamper(path, body)
-        return _Response(_Fake(body))
+        return _Answer(body)
 
     return request
-
-
-class _Fake:
-    def __init__(self, body: Any) -> None:
-        self.body = body
-
-    def get_json(self) -> Any:
-        return self.body
 
 
 def test_key_is_published(client: FlaskClient, app: Flask) -> None:
