@@ -100,7 +100,7 @@ class PartnerClient:
         self.issuer = issuer.rstrip("/")
         #: Blind submission: identifiers never leave this system (gateway.client.blind).
         self.blind = blind
-        self._blind_keys = BlindKeys(self.request)
+        self._blind_keys = BlindKeys(lambda *args, **kwargs: self.request(*args, **kwargs))
         self.client_id = client_id
         self._signing_jwk = _load_jwk(signing_key)
         self._signing_key = load_private_key(self._signing_jwk)
