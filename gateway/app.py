@@ -32,6 +32,7 @@ from gateway.matching.views import bp as matching_bp
 from gateway.oauth.resource import GatewayTokenValidator
 from gateway.oauth.server import OAuthService
 from gateway.oauth.views import bp as oauth_bp
+from gateway.oprf.views import bp as oprf_bp
 from gateway.ops.metrics import Metrics
 from gateway.ops.views import bp as ops_bp
 from gateway.partners.views import bp as partners_bp
@@ -149,6 +150,7 @@ def register_routes(app: Flask) -> None:
         matching_bp,
         subject_search_bp,
         cases_bp,
+        oprf_bp,
     ):
         app.register_blueprint(bp)
     web.init_app(app)  # the people's pages: sessions, CSRF, Dutch/English

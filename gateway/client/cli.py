@@ -126,11 +126,17 @@ def keys_init(directory: Path) -> None:
 
 @partner.command()
 @click.argument("file", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--blind",
+    is_flag=True,
+    help="Send only blinded match keys (RFC 9497 VOPRF): the identifiers stay here.",
+)
 @click.pass_obj
-def submit(config_path: Path, file: Path) -> None:
+def submit(config_path: Path, file: Path, blind: bool) -> None:
     """Submit a signal from FILE (JSON: reference, category, subject, payload in plain text)."""
     data = json.loads(file.read_text())
     client = make_client(load_config(config_path))
+    client.blind = blind
     created = client.submit_signal(
         data["reference"],
         data["category"],

@@ -21,6 +21,7 @@ import requests
 
 from gateway.audit.note import Checkpoint as SignedCheckpoint
 from gateway.client.auth import client_assertion, dpop_proof, load_private_key
+from gateway.client.blind import BlindKeys
 from gateway.client.errors import (
     ApiError,
     DecryptionError,
@@ -94,8 +95,12 @@ class PartnerClient:
         max_backoff: float = 20.0,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
+        blind: bool = False,
     ) -> None:
         self.issuer = issuer.rstrip("/")
+        #: Blind submission: identifiers never leave this system (gateway.client.blind).
+        self.blind = blind
+        self._blind_keys = BlindKeys(lambda *args, **kwargs: self.request(*args, **kwargs))
         self.client_id = client_id
         self._signing_jwk = _load_jwk(signing_key)
         self._signing_key = load_private_key(self._signing_jwk)
@@ -317,12 +322,12 @@ class PartnerClient:
         else:
             plaintext = payload
         envelope = encrypt_for_recipients(plaintext, self.recipient_keys(category))
-        body = {
-            "reference": reference,
-            "category": category,
-            "subject": dict(subject),
-            "payload": envelope,
-        }
+        body: dict[str, Any] = {"reference": reference, "category": category}
+        if self.blind:
+            body["matchKeys"] = self._blind_keys.match_keys(subject)
+        else:
+            body["subject"] = dict(subject)
+        body["payload"] = envelope
         key = idempotency_key or str(uuid.uuid4())
         created: dict[str, Any] = self.request(
             "POST", "/signals", json_body=body, headers={"Idempotency-Key": key}

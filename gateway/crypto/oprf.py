@@ -59,6 +59,13 @@ CONTEXT_STRING = b"OPRFV1-" + bytes([MODE_OPRF]) + b"-" + SUITE_IDENTIFIER
 HASH_TO_GROUP_DST = b"HashToGroup-" + CONTEXT_STRING
 HASH_TO_SCALAR_DST = b"HashToScalar-" + CONTEXT_STRING
 DERIVE_KEY_PAIR_DST = b"DeriveKeyPair" + CONTEXT_STRING
+#: RFC 9497 VOPRF mode (0x01): its own context string, hence its own DSTs.
+MODE_VOPRF = 0x01
+VOPRF_CONTEXT_STRING = b"OPRFV1-" + bytes([MODE_VOPRF]) + b"-" + SUITE_IDENTIFIER
+VOPRF_HASH_TO_GROUP_DST = b"HashToGroup-" + VOPRF_CONTEXT_STRING
+VOPRF_HASH_TO_SCALAR_DST = b"HashToScalar-" + VOPRF_CONTEXT_STRING
+VOPRF_DERIVE_KEY_PAIR_DST = b"DeriveKeyPair" + VOPRF_CONTEXT_STRING
+PROOF_BYTES = 2 * 32
 
 ELEMENT_BYTES = 32  # Noe
 SCALAR_BYTES = 32  # Nsk
@@ -191,28 +198,38 @@ def hash_to_scalar(msg: bytes, dst: bytes = HASH_TO_SCALAR_DST) -> bytes:
 # --- RFC 9497 OPRF mode --------------------------------------------------------------
 
 
-def derive_key_pair(seed: bytes, info: bytes) -> tuple[bytes, bytes]:
-    """RFC 9497 §3.2.1 DeriveKeyPair: (skS, pkS) from a 32-byte seed and info."""
+def derive_key_pair(
+    seed: bytes, info: bytes, dst: bytes = DERIVE_KEY_PAIR_DST
+) -> tuple[bytes, bytes]:
+    """RFC 9497 §3.2.1 DeriveKeyPair: (skS, pkS) from a 32-byte seed and info.
+
+    `dst` is the mode's ("DeriveKeyPair" || contextString); VOPRF mode passes
+    `VOPRF_DERIVE_KEY_PAIR_DST`.
+    """
     if len(seed) != 32:
         raise OprfError("the seed is 32 bytes")
     if len(info) > 65535:
         raise OprfError("info is too long")
     derive_input = seed + len(info).to_bytes(2, "big") + info
     for counter in range(256):
-        sk = hash_to_scalar(derive_input + bytes([counter]), DERIVE_KEY_PAIR_DST)
+        sk = hash_to_scalar(derive_input + bytes([counter]), dst)
         if any(sk):
             return sk, scalar_base_mult(sk)
     raise DeriveKeyPairError("no valid key within 256 tries")  # pragma: no cover
 
 
-def blind(input_: bytes, blind_scalar: bytes | None = None) -> tuple[bytes, bytes]:
+def blind(
+    input_: bytes, blind_scalar: bytes | None = None, *, dst: bytes = HASH_TO_GROUP_DST
+) -> tuple[bytes, bytes]:
     """RFC 9497 §3.3.1 Blind: returns (blind, blindedElement).
 
     `blind_scalar` is for test vectors only; leave it out to get a random blind.
+    `dst` is the HashToGroup DST: the OPRF-mode one by default, also for Ketenpoort's
+    blind clients (see "VOPRF mode" below for why).
     """
     r = random_scalar() if blind_scalar is None else blind_scalar
     _check_scalar(r)
-    input_element = hash_to_group(input_)
+    input_element = hash_to_group(input_, dst)
     if hmac.compare_digest(input_element, _IDENTITY):  # pragma: no cover - needs a preimage
         raise InvalidInputError("input hashes to the identity")
     return r, _scalar_mult_unchecked(r, input_element)
@@ -258,6 +275,168 @@ def _finalize_hash(input_: bytes, element: bytes) -> bytes:
         + b"Finalize"
     )
     return hashlib.sha512(hash_input).digest()
+
+
+# --- RFC 9497 VOPRF mode -------------------------------------------------------------
+#
+# VOPRF mode adds a proof (a batched DLEQ proof, RFC 9497 §2.2) that every evaluated
+# element is `k` times its blinded element for the `k` behind the published public
+# key `pkS = k·G`: a client detects a gateway that evaluates under another key (a key
+# switch that would tag it) and can trust what it unblinds.
+#
+# Ketenpoort's choice about HashToGroup. The mode byte is part of RFC 9497's context
+# string, so VOPRF mode's HashToGroup DST differs from OPRF mode's: a standard VOPRF
+# client would blind `H1(x)` while every stored pseudonym is `k·H0(x)` (H0 = the
+# OPRF-mode hash). Re-keying the stored pseudonyms to H1 is impossible (it would need
+# the identifiers again), and storing both doubles the OPRF work of every plain
+# submission and still would not match signals stored before. So blind clients hash
+# their match keys with the OPRF-mode DST (`blind(..., dst=HASH_TO_GROUP_DST)`, the
+# default) and the gateway proves its evaluation with the VOPRF-mode proof (DSTs from
+# the VOPRF context string). The proof is about group elements only (log_G(pkS) =
+# log_C(D)), so it is exactly RFC 9497's, and the RFC's Appendix A.1.2 vectors pass
+# with the VOPRF-mode hash; only the input mapping is the OPRF mode's. The client
+# unblinds to `k·H0(x)` (`unblind`), which is the stored element, so plain and blind
+# submissions of one person give identical pseudonyms. Clients in other languages
+# need an RFC 9497 library that lets them set the HashToGroup DST, or hash_to_group
+# themselves (RFC 9380 hash_to_ristretto255 with that DST), and the element before
+# Finalize (RFC 9497 Finalize hashes it; we store the element, see above).
+
+
+def element_add(a: bytes, b: bytes) -> bytes:
+    total: bytes = _sodium.crypto_core_ristretto255_add(a, b)
+    return total
+
+
+def scalar_sub(a: bytes, b: bytes) -> bytes:
+    difference: bytes = _sodium.crypto_core_ristretto255_scalar_sub(a, b)
+    return difference
+
+
+def _i2osp2(data: bytes) -> bytes:
+    return len(data).to_bytes(2, "big") + data
+
+
+def _composites(
+    pk: bytes, blinded: list[bytes], evaluated: list[bytes], sk: bytes | None
+) -> tuple[bytes, bytes]:
+    """RFC 9497 §2.2.1 ComputeComposites (sk None) / ComputeCompositesFast (server)."""
+    if not blinded or len(blinded) != len(evaluated):
+        raise OprfError("a proof covers one or more (blinded, evaluated) pairs")
+    seed_dst = b"Seed-" + VOPRF_CONTEXT_STRING
+    seed = hashlib.sha512(_i2osp2(pk) + _i2osp2(seed_dst)).digest()
+    m: bytes | None = None
+    z: bytes | None = None
+    for i, (c_i, d_i) in enumerate(zip(blinded, evaluated, strict=True)):
+        transcript = (
+            _i2osp2(seed) + i.to_bytes(2, "big") + _i2osp2(c_i) + _i2osp2(d_i) + b"Composite"
+        )
+        d = hash_to_scalar(transcript, VOPRF_HASH_TO_SCALAR_DST)
+        term_m = _scalar_mult_unchecked(d, c_i)
+        m = term_m if m is None else element_add(m, term_m)
+        if sk is None:
+            term_z = _scalar_mult_unchecked(d, d_i)
+            z = term_z if z is None else element_add(z, term_z)
+    assert m is not None
+    if sk is not None:
+        z = _scalar_mult_unchecked(sk, m)
+    assert z is not None
+    return m, z
+
+
+def _challenge(pk: bytes, m: bytes, z: bytes, t2: bytes, t3: bytes) -> bytes:
+    transcript = b"".join(_i2osp2(x) for x in (pk, m, z, t2, t3)) + b"Challenge"
+    return hash_to_scalar(transcript, VOPRF_HASH_TO_SCALAR_DST)
+
+
+def generate_proof(
+    sk: bytes,
+    pk: bytes,
+    blinded: list[bytes],
+    evaluated: list[bytes],
+    random: bytes | None = None,
+) -> bytes:
+    """RFC 9497 §2.2.1 GenerateProof with A = G, B = pkS: returns c || s (64 bytes).
+
+    `random` (the proof's random scalar r) is for test vectors only.
+    """
+    _check_scalar(sk)
+    for element in (pk, *blinded, *evaluated):
+        check_element(element)
+    m, z = _composites(pk, blinded, evaluated, sk)
+    r = random_scalar() if random is None else random
+    _check_scalar(r)
+    t2 = scalar_base_mult(r)
+    t3 = _scalar_mult_unchecked(r, m)
+    c = _challenge(pk, m, z, t2, t3)
+    s = scalar_sub(r, scalar_mul(c, sk)) if any(c) else r
+    return c + s
+
+
+def verify_proof(pk: bytes, blinded: list[bytes], evaluated: list[bytes], proof: bytes) -> bool:
+    """RFC 9497 §2.2.2 VerifyProof with A = G, B = pkS; False on any malformed input."""
+    try:
+        if len(proof) != PROOF_BYTES:
+            return False
+        c, s = proof[:32], proof[32:]
+        _check_scalar(c, nonzero=False)
+        _check_scalar(s, nonzero=False)
+        for element in (pk, *blinded, *evaluated):
+            check_element(element)
+        m, z = _composites(pk, blinded, evaluated, None)
+        # s·G + c·pk and s·M + c·Z, with a zero scalar meaning the identity term.
+        t2 = _lincomb(s, None, c, pk)
+        t3 = _lincomb(s, m, c, z)
+        expected = _challenge(pk, m, z, t2, t3)
+    except OprfError:
+        return False
+    return hmac.compare_digest(expected, c)
+
+
+def _lincomb(s: bytes, base: bytes | None, c: bytes, other: bytes) -> bytes:
+    parts: list[bytes] = []
+    if any(s):
+        parts.append(scalar_base_mult(s) if base is None else _scalar_mult_unchecked(s, base))
+    if any(c):
+        parts.append(_scalar_mult_unchecked(c, other))
+    if not parts:
+        return _IDENTITY
+    return parts[0] if len(parts) == 1 else element_add(parts[0], parts[1])
+
+
+def blind_evaluate_batch(
+    sk: bytes, pk: bytes, blinded: list[bytes], proof_random: bytes | None = None
+) -> tuple[list[bytes], bytes]:
+    """VOPRF BlindEvaluateBatch (RFC 9497 §3.3.2): evaluated elements and one proof."""
+    evaluated = [blind_evaluate(sk, element) for element in blinded]
+    return evaluated, generate_proof(sk, pk, blinded, evaluated, proof_random)
+
+
+def unblind(blind_scalar: bytes, evaluated_element: bytes) -> bytes:
+    """blind⁻¹·evaluatedElement: `k·H(input)`, the element Finalize would hash."""
+    return scalar_mult(scalar_invert(blind_scalar), evaluated_element)
+
+
+def finalize_verified(
+    inputs: list[bytes],
+    blinds: list[bytes],
+    evaluated: list[bytes],
+    blinded: list[bytes],
+    pk: bytes,
+    proof: bytes,
+) -> list[bytes]:
+    """RFC 9497 §3.3.2 VOPRF Finalize: verify the proof, then unblind and hash.
+
+    Raises `VerifyError` when the proof does not hold (a key switch, a wrong element).
+    """
+    if not verify_proof(pk, blinded, evaluated, proof):
+        raise VerifyError("the evaluation proof does not verify against the public key")
+    return [
+        _finalize_hash(x, unblind(r, e)) for x, r, e in zip(inputs, blinds, evaluated, strict=True)
+    ]
+
+
+class VerifyError(OprfError):
+    """RFC 9497 VerifyError: the server's proof is invalid."""
 
 
 # --- rotation ------------------------------------------------------------------------

@@ -11,7 +11,42 @@ accidental one.
 
 The core family name has only letters and the date only digits and dashes, so the
 colon separators cannot be forged by an input. BSNs and dates are only ever matched
-exactly (DESIGN.md); recall for misspelt names comes later from more key families.
+exactly (DESIGN.md).
+
+Linkage families (`linkage_keys`): typo-tolerant families on top of the two above,
+each under its own label `ketenpoort:v1:<family>:...` (a new rule for a family is a
+new version of that family, never a silent change). `bsn` and `name_dob` keep their
+labels and values, so stored pseudonyms keep matching. A family is multi-valued where
+its rule yields several keys (deletion neighbours, name parts):
+
+    swap_dob    {family, first given} as an unordered pair + dob (swapped fields)
+    given_dob   first given name + dob (family name changed, missing or misspelt)
+    names_year  family + first given + birth year (a typo in day or month)
+    names       family + first given (no or a wrong date of birth)
+    init_dob    family + first initial + dob
+    phon_dob    Dutch-aware phonetic family name + dob
+    del_dob     each one-deletion neighbour of the family name + dob (≤ 17 keys)
+    part_dob    each part of a double/hyphenated family name + dob
+    dm_swap     each name (as in xname_dob) + year + {day, month} unordered (day and
+                month swapped)
+    xname_dob   family and first given name each alone + dob (swapped fields with a typo)
+    names_del   one-deletion neighbours of family, then of first given, + the other name
+                (no date: a typo in a name of a record without a date of birth)
+    fgi_dob     first letter of the family name + first given name + dob
+
+`swap_dob` and `xname_dob` also read the given names as a family name would be read
+("Ten Cate" in the given-name field is the family name "cate"), since that is what a
+swapped record holds there.
+
+Names in the new families are in `spelling_form` (ij/y, ue/u, glued "van"), so
+"Müller"/"Mueller" and "IJsbrand"/"Ysbrand" share keys. BSN never enters a typo
+family, and a date of birth only ever matches exactly, except through `dm_swap`
+(which is exactly the day/month swap) and the year in `names_year`.
+
+What a record without some field still yields (the rest is simply not derived):
+no family name → `bsn`, `given_dob`, `xname_dob`; no date of birth → `bsn`, `names`,
+`names_del`; no given names → `bsn`, `name_dob`, `phon_dob`, `del_dob`, `part_dob`,
+`xname_dob`.
 """
 
 from __future__ import annotations
@@ -25,10 +60,15 @@ from gateway.errors import FieldError
 from gateway.pseudonyms.errors import InvalidSubject
 from gateway.pseudonyms.normalise import (
     FamilyName,
+    deletion_neighbours,
+    first_given_name,
+    initials,
     normalise_bsn,
     normalise_date_of_birth,
     normalise_family_name,
     normalise_given_names,
+    phonetic_code,
+    spelling_form,
 )
 
 NAMESPACE = "ketenpoort"
@@ -37,6 +77,47 @@ FAMILY_BSN = "bsn"
 FAMILY_NAME_DOB = "name_dob"
 #: Every key family this version derives, in a stable order.
 FAMILIES = (FAMILY_BSN, FAMILY_NAME_DOB)
+FAMILY_SWAP_DOB = "swap_dob"
+FAMILY_GIVEN_DOB = "given_dob"
+FAMILY_NAMES_YEAR = "names_year"
+FAMILY_NAMES = "names"
+FAMILY_INIT_DOB = "init_dob"
+FAMILY_PHON_DOB = "phon_dob"
+FAMILY_DEL_DOB = "del_dob"
+FAMILY_PART_DOB = "part_dob"
+FAMILY_DM_SWAP = "dm_swap"
+FAMILY_XNAME_DOB = "xname_dob"
+FAMILY_NAMES_DEL = "names_del"
+FAMILY_FGI_DOB = "fgi_dob"
+#: Every linkage family (the v1 pair first), in a stable order. Family names fit
+#: `signal_pseudonyms.family` (32) and their comma-joined list `linkage_keys` (128).
+LINKAGE_FAMILIES = (
+    FAMILY_BSN,
+    FAMILY_NAME_DOB,
+    FAMILY_SWAP_DOB,
+    FAMILY_GIVEN_DOB,
+    FAMILY_NAMES_YEAR,
+    FAMILY_NAMES,
+    FAMILY_INIT_DOB,
+    FAMILY_PHON_DOB,
+    FAMILY_DEL_DOB,
+    FAMILY_PART_DOB,
+    FAMILY_DM_SWAP,
+    FAMILY_XNAME_DOB,
+    FAMILY_NAMES_DEL,
+    FAMILY_FGI_DOB,
+)
+#: Families that may hold more than one key per signal.
+MULTI_VALUED = frozenset(
+    {
+        FAMILY_DEL_DOB,
+        FAMILY_PART_DOB,
+        FAMILY_XNAME_DOB,
+        FAMILY_NAMES_DEL,
+        FAMILY_SWAP_DOB,
+        FAMILY_DM_SWAP,
+    }
+)
 
 _T = TypeVar("_T")
 
@@ -112,6 +193,95 @@ def derive_match_keys(
     `pointer` itself when the valid fields are not enough for any key.
     """
     keys = match_keys(normalise_subject(subject, today=today, pointer=pointer))
+    if not keys:
+        raise InvalidSubject([FieldError(pointer, MSG_NO_KEY)])
+    return keys
+
+
+def linkage_keys(subject: NormalisedSubject) -> dict[str, frozenset[str]]:
+    """Every linkage family's keys for a normalised subject (families it allows only).
+
+    `bsn` and `name_dob` are exactly `match_keys`'s. A family whose fields are missing
+    is left out rather than refused, so a record without a family name or a date of
+    birth still links through what it has (see the module docstring).
+    """
+    keys: dict[str, frozenset[str]] = {f: frozenset({k}) for f, k in match_keys(subject).items()}
+    dob = subject.date_of_birth
+    family = spelling_form(subject.family_name.core) if subject.family_name else ""
+    given = first_given_name(subject.given_names) if subject.given_names else ""
+    # The given-names field read as a family name, for records with swapped fields.
+    given_as_family = (
+        spelling_form(normalise_family_name(subject.given_names).core)
+        if subject.given_names
+        else ""
+    )
+
+    def put(name: str, *values: str) -> None:
+        found = frozenset(v for v in values if v)
+        if found:
+            keys[name] = keys.get(name, frozenset()) | found
+
+    if dob is not None:
+        year, month, day = dob.split("-")
+        if family:
+            put(FAMILY_PHON_DOB, label(FAMILY_PHON_DOB, phonetic_code(family), dob))
+            put(
+                FAMILY_DEL_DOB,
+                *(label(FAMILY_DEL_DOB, n, dob) for n in deletion_neighbours(family)),
+            )
+            assert subject.family_name is not None
+            # The whole name too, so "de Vries" meets the "vries" part of "de Vries-Jansen".
+            parts = {family} | {spelling_form(p) for p in subject.family_name.parts}
+            put(FAMILY_PART_DOB, *(label(FAMILY_PART_DOB, p, dob) for p in sorted(parts) if p))
+        if given:
+            put(FAMILY_GIVEN_DOB, label(FAMILY_GIVEN_DOB, given, dob))
+        names = (family, given, given_as_family)
+        put(FAMILY_XNAME_DOB, *(label(FAMILY_XNAME_DOB, n, dob) for n in names if n))
+        if family and given:
+            put(
+                FAMILY_SWAP_DOB,
+                *(
+                    label(FAMILY_SWAP_DOB, *sorted((family, g)), dob)
+                    for g in {given, given_as_family}
+                ),
+            )
+            put(FAMILY_FGI_DOB, label(FAMILY_FGI_DOB, family[0], given, dob))
+            put(FAMILY_NAMES_YEAR, label(FAMILY_NAMES_YEAR, family, given, year))
+        lo_md, hi_md = sorted((month, day))
+        put(FAMILY_DM_SWAP, *(label(FAMILY_DM_SWAP, n, year, lo_md, hi_md) for n in names if n))
+        if family and given:
+            assert subject.given_names is not None
+            put(
+                FAMILY_INIT_DOB,
+                label(FAMILY_INIT_DOB, family, initials(subject.given_names)[:1], dob),
+            )
+    if family and given:
+        put(FAMILY_NAMES, label(FAMILY_NAMES, family, given))
+        # The given name also as written (before short forms): "Hendrrik" is a typo of
+        # "Hendrik", whose short form is "henk".
+        assert subject.given_names is not None
+        written = spelling_form(subject.given_names.split()[0])
+        put(
+            FAMILY_NAMES_DEL,
+            *(label(FAMILY_NAMES_DEL, n, given) for n in deletion_neighbours(family)),
+            *(
+                label(FAMILY_NAMES_DEL, family, n)
+                for g in {given, written}
+                for n in deletion_neighbours(g)
+            ),
+        )
+    return keys
+
+
+def derive_linkage_keys(
+    subject: object, *, today: date | None = None, pointer: str = "/subject"
+) -> dict[str, frozenset[str]]:
+    """Normalise `subject` and build every linkage family it allows; at least one.
+
+    Invalid fields are refused exactly as `derive_match_keys` refuses them; a subject
+    with only a family name and given names is accepted (family `names`).
+    """
+    keys = linkage_keys(normalise_subject(subject, today=today, pointer=pointer))
     if not keys:
         raise InvalidSubject([FieldError(pointer, MSG_NO_KEY)])
     return keys

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from stdnum.exceptions import ValidationError as StdnumValidationError
@@ -166,6 +166,10 @@ class FamilyName:
 
     prefix: str
     core: str
+    #: Each part of a double or hyphenated name, prefixes split off ("de Vries-van
+    #: Dam" → ("vries", "dam")); empty for a single name. Not part of equality, so the
+    #: v1 comparisons (prefix, core) are unchanged.
+    parts: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def __str__(self) -> str:
         return f"{self.prefix} {self.core}" if self.prefix else self.core
@@ -227,7 +231,7 @@ def normalise_family_name(value: object, *, pointer: str = "/subject/familyName"
     if not words:
         raise field_error(pointer, MSG_NO_LETTERS)
     prefix, rest = _split_prefix(words)
-    return FamilyName(prefix=prefix, core="".join(rest))
+    return FamilyName(prefix=prefix, core="".join(rest), parts=family_name_parts(folded))
 
 
 def normalise_given_names(value: object, *, pointer: str = "/subject/givenNames") -> str:
@@ -299,3 +303,234 @@ def normalise_date_of_birth(
     if day < years_before(today, MAX_AGE_YEARS):
         raise field_error(pointer, MSG_DATE_TOO_OLD)
     return day.isoformat()
+
+
+# --- linkage forms (v1 key families beyond bsn and name_dob) --------------------------
+#
+# Everything below feeds the typo-tolerant key families in `matchkeys`. It never
+# changes `normalise_family_name(...).core`, which the stored `name_dob` pseudonyms
+# depend on: these are additional, derived forms. Each function takes text that the
+# normalisers above already produced (folded, letters and spaces only), is total on
+# any string and idempotent on its own output (property-tested).
+
+#: RvIG Landelijke Tabel 36 "Voorvoegsels" (the BRP's table of family-name
+#: prefixes, https://publicaties.rvig.nl/Landelijke_tabellen, Tabel 36), transcribed
+#: in lower case. A prefix is matched as whole words after folding, so "'t", "d'" and
+#: "l'" are written here as they are in the table and reduced with `_tokens` below.
+#: Recheck against the published table when RvIG revises it (its changes are rare:
+#: additions of foreign particles).
+RVIG_TABLE_36: tuple[str, ...] = (
+    "'s", "'t", "a", "aan", "aan 't", "aan de", "aan den", "aan der", "aan het", "aan t",
+    "af", "al", "am", "am de", "auf", "auf dem", "auf den", "auf der", "auf ter", "aus",
+    "aus 'm", "aus dem", "aus den", "aus der", "aus m", "ben", "bij", "bij 't", "bij de",
+    "bij den", "bij het", "bij t", "bin", "boven d", "boven d'", "d", "d'", "da", "dal",
+    "dal'", "dalla", "das", "de", "de die", "de die le", "de l", "de l'", "de la",
+    "de las", "de le", "de van der", "deca", "degli", "dei", "del", "della", "den",
+    "der", "des", "di", "die", "do", "don", "dos", "du", "el", "em", "en", "het", "i",
+    "im", "in", "in 't", "in de", "in den", "in der", "in het", "in t", "l", "l'", "la",
+    "las", "le", "les", "lo", "los", "onder", "onder 't", "onder de", "onder den",
+    "onder het", "onder t", "op", "op 't", "op de", "op den", "op der", "op gen",
+    "op het", "op t", "op ten", "over", "over 't", "over de", "over den", "over het",
+    "over t", "s", "s'", "t", "te", "ten", "ter", "tho", "thoe", "thor", "to", "toe",
+    "tot", "uijt", "uijt 't", "uijt de", "uijt den", "uijt te de", "uijt ten", "uit",
+    "uit 't", "uit de", "uit den", "uit het", "uit t", "uit te de", "uit ten", "unter",
+    "van", "van 't", "van de", "van de l", "van de l'", "van den", "van der", "van gen",
+    "van het", "van la", "van t", "van ter", "van van de", "ver", "vom", "von",
+    "von 't", "von dem", "von den", "von der", "von t", "voor", "voor 't", "voor de",
+    "voor den", "voor in 't", "voor in t", "vor", "vor der", "zu", "zum", "zur",
+)  # fmt: skip
+#: Abbreviations partner systems write instead of a prefix ("v.", "v.d.", "v/d").
+_PREFIX_ABBREVIATIONS = ("v", "vd", "v d", "v de", "v den", "v der", "v.d.", "v/d")
+LINKAGE_PREFIXES: frozenset[str] = frozenset(
+    " ".join(_tokens(fold(p))) for p in RVIG_TABLE_36 + _PREFIX_ABBREVIATIONS
+) - {""}
+_MAX_LINKAGE_PREFIX_WORDS = max(len(p.split()) for p in LINKAGE_PREFIXES)
+#: Prefixes that are written glued to the name ("Vandenberg", "Vanderlinden"),
+#: longest first. Only the `van` family: a glued "de"/"ter" is too often simply the
+#: start of a name ("Dekker", "Terpstra") to strip for spelling purposes.
+_GLUED_PREFIXES = ("vanden", "vander", "vande", "vanhet", "vant", "van")
+_MIN_GLUED_REST = 4
+
+
+def _strip_prefix_words(words: list[str]) -> list[str]:
+    """Drop the longest leading Tabel 36 prefix, always leaving one word."""
+    for length in range(min(_MAX_LINKAGE_PREFIX_WORDS, len(words) - 1), 0, -1):
+        if " ".join(words[:length]) in LINKAGE_PREFIXES:
+            return words[length:]
+    return words
+
+
+def family_name_parts(folded: str) -> tuple[str, ...]:
+    """The parts of a double or hyphenated family name, each without its prefix.
+
+    "de Vries-Jansen" → ("vries", "jansen"); "Jansen-van der Berg" → ("jansen",
+    "berg"); "Berg, van den" → () (one name). Each part is also keyed on its own,
+    since one partner writes the double name and another only its first part.
+    """
+    head, comma, tail = folded.partition(",")
+    if comma and " ".join(_tokens(tail)) in LINKAGE_PREFIXES:
+        folded = head
+    segments = [s for s in re.split("[" + re.escape(_DASHES) + "]+", folded)]
+    words_per_segment = [_strip_prefix_words(_tokens(s)) for s in segments]
+    words_per_segment = [w for w in words_per_segment if w]
+    if len(words_per_segment) == 1:
+        parts = words_per_segment[0] if len(words_per_segment[0]) > 1 else []
+    else:
+        parts = ["".join(w) for w in words_per_segment]
+    unique = tuple(dict.fromkeys(p for p in parts if p))
+    return unique if len(unique) > 1 else ()
+
+
+#: Spelling variants that partners write for the same name, as ordered rewrites on
+#: folded letters. ü/ö/ä have already lost their diaeresis in `fold`, so "Müller",
+#: "Mueller" and "Muller" all meet at "muller"; "ß" is "ss" already. The Dutch ij is
+#: written "y" ("IJsbrand"/"Ysbrand"); Turkish ç ş ğ and the dotless i fold to c s g i.
+_SPELLING = (
+    ("ij", "y"),
+    ("ue", "u"),
+    ("oe", "o"),
+    ("ae", "a"),
+)
+
+
+def spelling_form(name: str) -> str:
+    """A name's letters with the common Dutch and German spelling variants merged.
+
+    Input is a normalised name (letters only, possibly spaces); spaces are dropped.
+    "ijsbrand" and "ysbrand" → "ysbrand"; "mueller" and "muller" → "muller".
+    Glued "van" prefixes are split off ("vandenberg" → "berg") when at least four
+    letters remain. Idempotent.
+    """
+    text = "".join(c for c in fold(name) if c.isalpha())
+    for _ in range(3):  # rewrites can create new pairs ("uee"); bounded fixed point
+        before = text
+        for old, new in _SPELLING:
+            text = text.replace(old, new)
+        for glued in _GLUED_PREFIXES:
+            if text.startswith(glued) and len(text) - len(glued) >= _MIN_GLUED_REST:
+                text = text[len(glued) :]
+                break
+        if text == before:
+            break
+    return text
+
+
+#: Consonant rewrites of the phonetic code, in order (Dutch, German, Turkish and
+#: Arabic-in-Dutch transliteration conventions): "sch"/"sh"/"sj" are s, "ch"/"kh"/
+#: "gh"/"g" one sound, "dt"/"d" at the end t, "ph" f, "th" t, "ck"/"c"/"q" k, "z" s,
+#: "w"/"v" f, "x" ks, "dj"/"tj" j.
+_PHONETIC_REWRITES = (
+    ("sch", "s"),
+    ("sh", "s"),
+    ("sj", "s"),
+    ("kh", "g"),
+    ("gh", "g"),
+    ("ch", "g"),
+    ("dj", "j"),
+    ("tj", "j"),
+    ("ph", "f"),
+    ("th", "t"),
+    ("dt", "t"),
+    ("ck", "k"),
+    ("qu", "kw"),
+    ("q", "k"),
+    ("x", "ks"),
+    ("c", "k"),
+    ("z", "s"),
+    ("w", "f"),
+    ("v", "f"),
+)
+_VOWELS = frozenset("aeiouy")
+_MAX_PHONETIC = 8
+
+
+def phonetic_code(name: str) -> str:
+    """A Dutch-aware phonetic code: first sound, then the consonant skeleton.
+
+    Built on `spelling_form`, with the consonant rewrites above; vowels are dropped
+    after the first letter, an "h" only survives between two vowels, a final "d"
+    sounds as "t", and repeated consonants collapse. So "Mohammed", "Mohamed" and
+    "Muhammad" all give "mhmt"; "van den Berg", "Berg, v.d." and "Vandenberg" give
+    "brg"; "Smit", "Smith" and "Schmidt" give "smt". At most 8 characters.
+    """
+    text = spelling_form(name)
+    if not text:
+        return ""
+    for old, new in _PHONETIC_REWRITES:
+        text = text.replace(old, new)
+    if text.endswith("d"):
+        text = text[:-1] + "t"
+    first = "a" if text[0] in _VOWELS else text[0]
+    out = [first]
+    for index in range(1, len(text)):
+        char = text[index]
+        if char in _VOWELS:
+            continue
+        if char == "h":
+            after = text[index + 1] if index + 1 < len(text) else ""
+            if not (text[index - 1] in _VOWELS and after in _VOWELS):
+                continue
+        if char != out[-1]:
+            out.append(char)
+    return "".join(out)[:_MAX_PHONETIC]
+
+
+#: Common Dutch given-name short forms, to the form partners mostly register. Small
+#: on purpose: a wrong merge costs precision, so only unambiguous pairs.
+_GIVEN_NAME_SHORT_FORMS = {
+    "johannes": "jan", "johan": "jan", "hans": "jan",
+    "wilhelmus": "willem", "wim": "willem",
+    "cornelis": "kees",
+    "hendrik": "henk", "hendrikus": "henk",
+    "jacobus": "jaap", "koos": "jaap",
+    "petrus": "piet", "pieter": "piet",
+    "gerardus": "gerard",
+    "theodorus": "theo",
+    "antonius": "anton", "toon": "anton",
+    "franciscus": "frans",
+    "adrianus": "adriaan", "arie": "adriaan",
+    "elisabeth": "els", "liesbeth": "els",
+    "catharina": "tineke", "trijntje": "tineke",
+    "johanna": "anneke",
+    "alexander": "sander",
+    "mohamed": "mohammed", "muhammad": "mohammed", "mohammad": "mohammed", "mo": "mohammed",
+    "abdelkader": "abdelkader", "abdul": "abdel",
+}  # fmt: skip
+
+
+def first_given_name(given_names: str) -> str:
+    """The first given name in spelling form, a known short form mapped to one name.
+
+    "Jan-Peter" (normalised "jan peter") → "jan"; "Johannes Maria" → "jan".
+    """
+    words = _tokens(fold(given_names))
+    if not words:
+        return ""
+    first = words[0]
+    first = _GIVEN_NAME_SHORT_FORMS.get(first, first)
+    return spelling_form(first)
+
+
+def initials(given_names: str) -> str:
+    """The initials of the given names: "Jan Peter" and "J.P." both give "jp"."""
+    return "".join(word[0] for word in _tokens(fold(given_names)))
+
+
+#: Upper bound on one-character-deletion neighbours per name (keys per signal).
+MAX_DELETION_NEIGHBOURS = 16
+#: Names shorter than this get no deletion neighbours: "li" → "l"/"i" match anything.
+MIN_DELETION_LENGTH = 4
+
+
+def deletion_neighbours(name: str) -> frozenset[str]:
+    """The name itself and each form with one letter deleted (bounded).
+
+    Two names within one substitution, insertion, deletion or adjacent swap share
+    at least one member ("jansen"/"janssen" share "jansen", "smith"/"smtih" share
+    "smth"). Names longer than `MAX_DELETION_NEIGHBOURS` letters only get deletions
+    in their first 16 positions, so a signal never yields more than 17 keys here.
+    """
+    if len(name) < MIN_DELETION_LENGTH:
+        return frozenset({name}) if name else frozenset()
+    positions = range(min(len(name), MAX_DELETION_NEIGHBOURS))
+    return frozenset({name} | {name[:i] + name[i + 1 :] for i in positions})

@@ -15,7 +15,7 @@ from datetime import date
 
 from gateway.crypto import oprf
 from gateway.keys import KeyPurpose, KeyStore, KeyStoreError
-from gateway.pseudonyms.matchkeys import derive_match_keys
+from gateway.pseudonyms.matchkeys import derive_linkage_keys, derive_match_keys
 
 #: Length of a stored pseudonym: one ristretto255 element.
 PSEUDONYM_BYTES = oprf.ELEMENT_BYTES
@@ -80,6 +80,24 @@ class Pseudonymiser:
         `pseudonym(match key)`, without the gateway seeing the key.
         """
         return oprf.blind_evaluate(self._scalar, blinded_element)
+
+    @property
+    def public_key(self) -> bytes:
+        """pkS = k·G, published for blind clients to verify evaluation proofs."""
+        return oprf.scalar_base_mult(self._scalar)
+
+    def blind_evaluate_batch(self, blinded_elements: list[bytes]) -> tuple[list[bytes], bytes]:
+        """RFC 9497 VOPRF BlindEvaluateBatch: evaluated elements and one DLEQ proof."""
+        return oprf.blind_evaluate_batch(self._scalar, self.public_key, blinded_elements)
+
+    def linkage_pseudonyms(
+        self, subject: object, *, today: date | None = None
+    ) -> dict[str, frozenset[bytes]]:
+        """Pseudonyms of every linkage family a subject allows (see `linkage_keys`)."""
+        return {
+            family: frozenset(self.pseudonym(k) for k in keys)
+            for family, keys in derive_linkage_keys(subject, today=today).items()
+        }
 
     def rotation_to(self, new: Pseudonymiser) -> Rotation:
         """The rotation that turns this key's pseudonyms into `new`'s."""

@@ -1,0 +1,263 @@
+"""Scoring a pair of signals from which key families agree: tiers `strong`, `possible`.
+
+Pure functions, no database: the caller passes each signal's pseudonyms by family
+(a family may hold several elements, e.g. `del_dob`) and, optionally, how many stored
+signals hold a given element. Only pseudonyms are compared, never identifiers.
+
+The score is a logistic-regression log-odds over agreement features, one pair per
+family: `agree` (the two share an element of that family, scaled down when the
+element is frequent, see below) and `disagree` (both have the family, nothing
+shared). Families are strongly correlated (a `name_dob` agreement implies the
+`del_dob`, `phon_dob` and `part_dob` ones), which is why the weights are fitted
+jointly rather than summed as independent Fellegi-Sunter likelihood ratios.
+
+Rules that are not learnt:
+- BSN: a disagreeing BSN vetoes every name match (twins share family name, birth
+  date and often initials), and an agreeing BSN is `strong` by itself (it is the
+  person's number, checked by the 11-test).
+- Frequent keys: an agreeing element held by more than `HANDFUL` signals (a common
+  surname on a common birthday, "names" of a popular first name and surname) counts
+  `HANDFUL / frequency` of its weight, and is no evidence for a tier (below). The
+  count is of signals, not people (pseudonyms cannot tell), so the same child reported
+  by several partners raises it too: hence ten, not three. FEBRL's largest counts are
+  10 (FEBRL4, `names_del`) and 8 (FEBRL3, where one person has up to six records).
+- Evidence: the score ranks, but a tier also needs agreement on enough identifiers
+  (`tier_of`): `possible` two of family name, given name and date of birth, one of
+  them the family name unless a side lacks it; `strong` family name and date of birth
+  and a given name that agrees or is missing. FEBRL has few name collisions; a youth
+  register has children sharing a first name and a birthday, and twins without a BSN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Hashable, Mapping
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from gateway.pseudonyms.matchkeys import FAMILY_BSN, LINKAGE_FAMILIES
+
+K = TypeVar("K", bound=Hashable)
+Tier = Literal["strong", "possible"]
+
+#: More signals than this sharing one element makes it a frequent key.
+HANDFUL = 10
+#: The scored families: every linkage family but the BSN (a rule, above).
+SCORED_FAMILIES: tuple[str, ...] = tuple(f for f in LINKAGE_FAMILIES if f != FAMILY_BSN)
+
+# Weights: logistic regression on the agreement features of every FEBRL4 candidate
+# pair (a record of file A and one of file B sharing at least one key; 5,189 pairs,
+# 4,721 of them true links), name + date of birth only, through the real
+# normalisation and match keys. Signs constrained (agreeing ≥ 0, disagreeing ≤ 0;
+# unconstrained, FEBRL's few non-matching candidates taught it that *disagreeing*
+# names are evidence for a match), L2 penalty 1, intercept free, fitted with
+# L-BFGS-B. Reproduce with `python bench/bench_linkage.py --fit` (prints this table).
+# FEBRL3 was not used for fitting: it is the held-out check in the same benchmark.
+INTERCEPT = 2.35
+AGREE_WEIGHTS: dict[str, float] = {
+    "name_dob": 0.00,
+    "swap_dob": 1.08,
+    "given_dob": 0.49,
+    "names_year": 1.27,
+    "names": 0.00,
+    "init_dob": 0.07,
+    "phon_dob": 0.73,
+    "del_dob": 2.82,
+    "part_dob": 0.00,
+    "dm_swap": 2.01,
+    "xname_dob": 2.01,
+    "names_del": 0.00,
+    "fgi_dob": 0.47,
+}
+DISAGREE_WEIGHTS: dict[str, float] = {
+    "name_dob": 0.00,
+    "swap_dob": -0.28,
+    "given_dob": 0.00,
+    "names_year": -0.49,
+    "names": -0.38,
+    "init_dob": 0.00,
+    "phon_dob": 0.00,
+    "del_dob": -1.35,
+    "part_dob": 0.00,
+    "dm_swap": -0.48,
+    "xname_dob": -0.48,
+    "names_del": 0.00,
+    "fgi_dob": 0.00,
+}
+# FEBRL has no day/month swaps: `dm_swap` agrees there exactly when `xname_dob` does,
+# so the fit shares one weight between the two.
+#: Tier thresholds on the score, chosen on FEBRL4 as the lowest score at which the
+#: precision of everything above stays ≥ 0.999 (strong) and ≥ 0.995 (possible); the
+#: fit put the latter at 2.35, within rounding of the intercept, so it is the intercept:
+#: any pair with enough evidence (below) and nothing that disagrees.
+STRONG_THRESHOLD = 3.87
+POSSIBLE_THRESHOLD = 2.34
+
+# Evidence rules (not learnt; they hold whatever the data set): the score ranks, but
+# a tier also needs evidence from enough of the three identifiers. FEBRL has few
+# name collisions; a youth register has many children who share a first name and a
+# birthday, or a family name and a birth year, and twins without a BSN.
+#: Families whose agreement says the family names agree (exactly or nearly).
+FAMILY_NAME_EVIDENCE = frozenset(
+    {
+        "name_dob",
+        "del_dob",
+        "phon_dob",
+        "part_dob",
+        "swap_dob",
+        "init_dob",
+        "names",
+        "names_year",
+        "names_del",
+        "fgi_dob",
+    }
+)
+#: Families whose agreement says the first given names agree.
+GIVEN_NAME_EVIDENCE = frozenset(
+    {"given_dob", "swap_dob", "names", "names_year", "init_dob", "names_del", "fgi_dob"}
+)
+#: Families whose agreement says the date of birth agrees (or nearly: year + names).
+DATE_EVIDENCE = frozenset(
+    {
+        "name_dob",
+        "del_dob",
+        "phon_dob",
+        "part_dob",
+        "swap_dob",
+        "given_dob",
+        "init_dob",
+        "xname_dob",
+        "fgi_dob",
+        # day and month only swapped, or the exact year with the same full name
+        "dm_swap",
+        "names_year",
+    }
+)
+
+
+def evidence(agreed: frozenset[str]) -> tuple[bool, bool, bool]:
+    """Whether the agreement covers the family name, the given name, the date of birth.
+
+    `xname_dob` and `dm_swap` (one name of either field + the date) speak for the
+    family name only when the given names do not already explain them.
+    """
+    family = bool(agreed & FAMILY_NAME_EVIDENCE) or (
+        bool(agreed & {"xname_dob", "dm_swap"}) and "given_dob" not in agreed
+    )
+    return family, bool(agreed & GIVEN_NAME_EVIDENCE), bool(agreed & DATE_EVIDENCE)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What the scoring says about one pair."""
+
+    score: float
+    tier: Tier | None
+    #: Families with a shared element (the `linkageKeys` a match shows).
+    agreed: frozenset[str]
+    #: True when both had a BSN and they differ: never a match.
+    vetoed: bool = False
+
+
+Frequency = Callable[[str, K], int]
+
+
+def _shared(a: Collection[K], b: Collection[K]) -> set[K]:
+    small, large = (a, b) if len(a) <= len(b) else (b, a)
+    large_set = large if isinstance(large, (set, frozenset)) else set(large)
+    return {x for x in small if x in large_set}
+
+
+def features(
+    a: Mapping[str, Collection[K]],
+    b: Mapping[str, Collection[K]],
+    frequency: Frequency[K] | None = None,
+) -> dict[str, float]:
+    """`agree:<family>` in [0, 1] (frequency-scaled) and `disagree:<family>` in {0, 1}."""
+    found: dict[str, float] = {}
+    for family in SCORED_FAMILIES:
+        mine, theirs = a.get(family), b.get(family)
+        if not mine or not theirs:
+            continue
+        common = _shared(mine, theirs)
+        if not common:
+            found[f"disagree:{family}"] = 1.0
+            continue
+        rarest = min(frequency(family, e) for e in common) if frequency else 1
+        found[f"agree:{family}"] = min(1.0, HANDFUL / rarest) if rarest > 0 else 1.0
+    if "agree:dm_swap" in found and not any(f"agree:{f}" in found for f in _FULL_DATE):
+        # Day and month swapped: that alone explains every full-date disagreement.
+        for family in _FULL_DATE:
+            found.pop(f"disagree:{family}", None)
+    return found
+
+
+_FULL_DATE = (
+    "name_dob",
+    "del_dob",
+    "phon_dob",
+    "part_dob",
+    "swap_dob",
+    "given_dob",
+    "init_dob",
+    "xname_dob",
+    "fgi_dob",
+)
+
+
+def score_features(found: Mapping[str, float]) -> float:
+    total = INTERCEPT
+    for name, value in found.items():
+        kind, family = name.split(":", 1)
+        weights = AGREE_WEIGHTS if kind == "agree" else DISAGREE_WEIGHTS
+        total += weights.get(family, 0.0) * value
+    return total
+
+
+def tier_of(
+    score: float,
+    agreed: frozenset[str],
+    given_disagrees: bool = False,
+    family_disagrees: bool = False,
+) -> Tier | None:
+    """`strong`: the score, and family name + date of birth + a given name that agrees
+    (or is missing on one side: twins without a BSN differ exactly there). `possible`:
+    the score and two of the three identifiers, one of them the family name unless
+    that is missing on one side (children who only share a first name and a birthday
+    are not a possible match)."""
+    family, given, dob = evidence(agreed)
+    # Only the first letter of the family name is no family evidence for `strong`.
+    strong_family = bool(agreed & (FAMILY_NAME_EVIDENCE - {"fgi_dob"})) or (
+        bool(agreed & {"xname_dob", "dm_swap"}) and "given_dob" not in agreed
+    )
+    if score >= STRONG_THRESHOLD and strong_family and dob and (given or not given_disagrees):
+        return "strong"
+    if (
+        score >= POSSIBLE_THRESHOLD
+        and family + given + dob >= 2
+        and (family or not family_disagrees)
+    ):
+        return "possible"
+    return None
+
+
+def assess(
+    a: Mapping[str, Collection[K]],
+    b: Mapping[str, Collection[K]],
+    frequency: Frequency[K] | None = None,
+) -> Assessment:
+    """Score a pair of signals' pseudonyms (by family) and place it in a tier."""
+    agreed = frozenset(
+        family for family in a if family in b and a[family] and _shared(a[family], b[family])
+    )
+    bsn_a, bsn_b = a.get(FAMILY_BSN), b.get(FAMILY_BSN)
+    if bsn_a and bsn_b:
+        if not _shared(bsn_a, bsn_b):
+            return Assessment(float("-inf"), None, frozenset(), vetoed=True)
+        return Assessment(float("inf"), "strong", agreed)
+    found = features(a, b, frequency)
+    value = score_features(found)
+    # A frequent key is no evidence of identity: only well-supported agreement counts.
+    supported = frozenset(f for f in agreed if found.get(f"agree:{f}", 0.0) >= 1.0)
+    given_disagrees = "disagree:given_dob" in found or "disagree:names" in found
+    family_disagrees = "disagree:del_dob" in found or "disagree:names_del" in found
+    return Assessment(value, tier_of(value, supported, given_disagrees, family_disagrees), agreed)
