@@ -17,6 +17,7 @@ from gateway.api import conventions
 from gateway.api.views import bp as api_bp
 from gateway.audit.access import AuditService
 from gateway.audit.failures import audit_failure
+from gateway.audit.reads import ReadAudit
 from gateway.audit.sequencer import BackgroundSequencer, signer_from
 from gateway.audit.views import bp as audit_bp
 from gateway.cases import build as build_case_services
@@ -107,6 +108,7 @@ def build_services(settings: Settings) -> Services:
         pseudonyms=pseudonyms,
         directory=directory,
         audit=audit,
+        read_audit=ReadAudit(database),
         cases=build_case_services(policy.engine, keys),
         domain=build_domain_services(
             keys=keys,

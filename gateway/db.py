@@ -32,6 +32,11 @@ NAMING_CONVENTION = {
 }
 
 
+#: `Session.info` key: a read request's session hands its audit entries to this writer
+#: (`gateway.audit.reads.ReadAudit`) instead of adding them to its own transaction.
+READ_AUDIT = "ketenpoort.read_audit"
+
+
 class Base(DeclarativeBase):
     """Declarative base of every model; the naming convention keeps migrations stable."""
 

@@ -16,16 +16,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, request
 from sqlalchemy.orm import Session
 
 from gateway.actors import Actor
 from gateway.config import Settings
-from gateway.db import Database
+from gateway.db import READ_AUDIT, Database
 from gateway.keys import KeyStore
 
 if TYPE_CHECKING:
     from gateway.audit.access import AuditService
+    from gateway.audit.reads import ReadAudit
     from gateway.cases import CaseServices
     from gateway.domain import DomainServices
     from gateway.jobs import BackgroundJob
@@ -61,6 +62,8 @@ class Services:
     #: The pseudonym key, unsealed on first use (`ketenpoort init` may create it later).
     pseudonyms: PseudonymiserSource
     directory: DirectoryCache
+    #: Writes the audit entries of read requests apart, summarising identical ones.
+    read_audit: ReadAudit
     #: The audit log's reads, proofs, exports and verification (the API and the pages).
     audit: AuditService
     #: Cases, approvals, payload reads and shares (the API and the web pages).
@@ -92,16 +95,27 @@ def stop_jobs(app: Flask, timeout: float = 5.0) -> None:
         job.stop(timeout)
 
 
+#: Requests that only read: their work never takes SQLite's write lock.
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
 def db_session() -> Session:
     """The request's session.
 
-    Every API request writes at least its audit entry (reads are audited too), so the
-    session takes SQLite's write lock at BEGIN: a read transaction that upgrades to a
-    write halfway fails under concurrent writers in WAL mode.
+    A request that changes data takes SQLite's write lock at BEGIN (a read transaction
+    that upgrades to a write halfway fails under concurrent writers in WAL mode), and
+    its audit entry commits with its work. A read (GET) runs in a read transaction and
+    its audit entry is written apart, in a short write transaction of its own
+    (`gateway.audit.reads`), so polling never holds the write lock that submissions need.
     """
     session: Session | None = g.get("db_session")
     if session is None:
-        session = services().db.session(write=True)
+        found = services()
+        if request.method in READ_METHODS:
+            session = found.db.session(write=False)
+            session.info[READ_AUDIT] = found.read_audit
+        else:
+            session = found.db.session(write=True)
         g.db_session = session
     return session
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from gateway.audit.entries import AuditEvent, TraceFields, build_entry, canonical_bytes, leaf_hash
 from gateway.audit.models import AuditEntryRow, AuditSubjectRow
+from gateway.db import READ_AUDIT
 from gateway.logs import sensitive_values
 from gateway.pseudonyms.detector import holds_personal_data, names_of
 
@@ -65,8 +66,21 @@ def _trace() -> TraceFields:
 
 
 def record_event(session: Session, event: AuditEvent, *, now: datetime | None = None) -> Receipt:
-    """Add the entry for `event` to `session`; the caller commits it with its action."""
+    """Add the entry for `event` to `session`; the caller commits it with its action.
+
+    A read request's session (see `gateway.services.db_session`) carries a `ReadAudit`:
+    the entry is then written apart from the read, and identical reads are summarised.
+    """
     now = now or datetime.now(UTC)
+    reads = session.info.get(READ_AUDIT)
+    if reads is not None:
+        found: Receipt = reads.record(event, now)
+        return found
+    return insert_entry(session, event, now)
+
+
+def insert_entry(session: Session, event: AuditEvent, now: datetime) -> Receipt:
+    """The two inserts of one entry, in `session`'s transaction."""
     entry = build_entry(event, _trace(), now)
     data = canonical_bytes(entry)
     digest = leaf_hash(data)

@@ -22,6 +22,7 @@ from gateway.services import db_session, services
 
 bp = Blueprint("oprf", __name__)
 
+
 def pseudonymiser() -> Pseudonymiser:
     """The process's one unsealed pseudonym key (the container's, as the signals use)."""
     return services().pseudonyms.get()

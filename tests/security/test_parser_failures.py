@@ -10,6 +10,7 @@ with outcome `denied` naming the caller.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -20,9 +21,10 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from gateway.api.validation import MAX_DEPTH, decode_json
-from gateway.audit import AuditEvent, record_event
+from gateway.audit import AuditEvent
 from gateway.audit.access import AuditService
 from gateway.audit.models import AuditEntryRow
+from gateway.audit.service import insert_entry
 from gateway.errors import InvalidInput
 from gateway.services import db_session
 from tests.conftest import MELDPUNT_SCOPES
@@ -125,9 +127,14 @@ def test_an_internal_error_is_a_500_with_an_error_entry_in_a_fresh_session(
     h = token_headers("meldpunt", "audit:read")
 
     def broken(self: AuditService, actor: Any, *args: Any, **kwargs: Any) -> Any:
-        # Work in the request's session (on SQLite it holds the write lock), then fail:
-        # that work must roll back, and the error entry must still be written.
-        record_event(db_session(), AuditEvent(action="half.done", outcome="success", actor=actor))
+        # Work in the request's session, then fail: that work must roll back, and the
+        # error entry must still be written. (A read's own audit entry is written apart,
+        # by design; this is other work in the request's transaction.)
+        insert_entry(
+            db_session(),
+            AuditEvent(action="half.done", outcome="success", actor=actor),
+            datetime.now(UTC),
+        )
         raise RuntimeError("boom")
 
     monkeypatch.setattr(AuditService, "entries", broken)
