@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from typing import Any
 
 from flask import Flask
@@ -47,6 +48,8 @@ def test_a_read_request_works_in_a_read_transaction(app: Flask) -> None:
 def test_identical_reads_are_summarised_not_lost(
     app: Flask, client: FlaskClient, police: dict[str, str]
 ) -> None:
+    if time.time() % 60 > 50:  # the twelve reads fall in one minute (the summary's window)
+        time.sleep(61 - time.time() % 60)
     for _ in range(12):
         assert client.get("/v1/notifications", headers=police).status_code == 200
     reads = _entries(app, "notification.read", "police")
