@@ -29,6 +29,31 @@ from gateway.errors import OperatorError
 from gateway.partners.cli import clients, partners
 from gateway.policy.cli import policy as _policy
 
+#: The variables an administration command reads, as `--help` lists them.
+VARIABLES = (
+    ("KETENPOORT_DATABASE_URL", "the database (default sqlite:///var/ketenpoort.db)"),
+    ("KETENPOORT_KEYS_DIR", "the key store folder (default keys)"),
+    ("KETENPOORT_MASTER_KEY", "seals the private keys (default: a loud development key)"),
+    ("KETENPOORT_POLICY", "the active policy file (default policies/twente.yaml)"),
+    ("KETENPOORT_ISSUER", "the gateway's URL (default http://127.0.0.1:8080)"),
+)
+
+
+def instance() -> tuple[str, str]:
+    """The instance a command acts on, from the environment: the database URL without
+    its password, and the key store folder."""
+    import os
+
+    from sqlalchemy.engine import make_url
+
+    url = os.environ.get("KETENPOORT_DATABASE_URL", "sqlite:///var/ketenpoort.db")
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except Exception:  # a bad URL is reported by the command itself
+        shown = "(an unreadable KETENPOORT_DATABASE_URL)"
+    keys = os.environ.get("KETENPOORT_KEYS_DIR", "keys")
+    return shown, str(Path(keys).resolve())
+
 
 class _Commands(click.Group):
     """The top-level group: the one place operator errors become one line and a code."""
@@ -40,11 +65,28 @@ class _Commands(click.Group):
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
 
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Which instance the administration commands act on, and the variables that say so."""
+        database, keys = instance()
+        with formatter.section("Instance (administration commands act on it)"):
+            formatter.write_dl([("database", database), ("key store", keys)])
+        with formatter.section("Environment"):
+            formatter.write_dl(VARIABLES)
+
 
 @click.group(cls=_Commands)
 @click.version_option(__version__, prog_name="ketenpoort")
-def main() -> None:
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Say on stderr which instance (database, key store) the command acts on.",
+)
+def main(verbose: bool) -> None:
     """Ketenpoort: the privacy-first data-sharing gateway for chain partners."""
+    if verbose:
+        database, keys = instance()
+        click.echo(f"instance: database {database}, key store {keys}", err=True)
 
 
 @main.command()

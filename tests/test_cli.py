@@ -144,3 +144,18 @@ def test_audit_verify_reads_public_keys_without_the_master_key(tmp_path: Path) -
         assert "public keys only" in str(exc)
     else:  # pragma: no cover - a regression
         raise AssertionError("a public-only key store must not unseal")
+
+
+def test_help_and_verbose_name_the_instance_without_secrets(tmp_path: Path) -> None:
+    env = {
+        "KETENPOORT_DATABASE_URL": "postgresql+psycopg://ops:s3cret@db.example/ketenpoort",
+        "KETENPOORT_KEYS_DIR": "/srv/ketenpoort-keys",
+    }
+    helped = CliRunner().invoke(main, ["--help"], env=env)
+    text = " ".join(helped.output.split())  # as wrapped for the terminal
+    assert "postgresql+psycopg://ops:***@db.example/ketenpoort" in text
+    assert "key store /srv/ketenpoort-keys" in text and "s3cret" not in helped.output
+    for variable in ("KETENPOORT_DATABASE_URL", "KETENPOORT_KEYS_DIR", "KETENPOORT_MASTER_KEY"):
+        assert variable in helped.output
+    verbose = CliRunner().invoke(main, ["-v", "version"], env=env)
+    assert "instance: database postgresql+psycopg://ops:***@db.example" in verbose.stderr

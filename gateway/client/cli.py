@@ -18,6 +18,7 @@ from joserfc.jwk import ECKey
 
 from gateway.client.client import PartnerClient
 from gateway.client.errors import ApiError, KetenpoortError, OAuthError
+from gateway.errors import OperatorError
 
 CONFIG_KEYS = ("issuer", "client_id", "signing_key", "encryption_key", "state", "dpop")
 
@@ -32,13 +33,13 @@ def load_config(path: Path) -> dict[str, Any]:
             config[key] = value
     missing = [k for k in ("issuer", "client_id", "signing_key") if not config.get(k)]
     if missing and not path.exists():
-        raise click.ClickException(
+        raise OperatorError(
             f"the configuration file {path} does not exist (give one with --config, or set "
             + ", ".join(f"KETENPOORT_PARTNER_{k.upper()}" for k in missing)
             + ")"
         )
     if missing:
-        raise click.ClickException(
+        raise OperatorError(
             f"missing configuration: {', '.join(missing)} (set them in {path} or as "
             + ", ".join(f"KETENPOORT_PARTNER_{k.upper()}" for k in missing)
             + ")"
@@ -60,7 +61,7 @@ def make_client(config: dict[str, Any]) -> PartnerClient:
 
 def _write_private(path: Path, data: dict[str, Any]) -> None:
     if path.exists():
-        raise click.ClickException(f"{path} exists; refusing to overwrite a key")
+        raise OperatorError(f"{path} exists; refusing to overwrite a key")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
     with os.fdopen(fd, "w") as handle:
         json.dump(data, handle, indent=2)
@@ -88,13 +89,13 @@ class _Errors(click.Group):
             return super().invoke(ctx)
         except ApiError as exc:
             detail = "; ".join(f"{e.get('pointer')}: {e.get('detail')}" for e in exc.errors)
-            raise click.ClickException(
+            raise OperatorError(
                 f"{exc.status} {exc.slug}: {exc.detail}" + (f" ({detail})" if detail else "")
             ) from None
         except OAuthError as exc:
-            raise click.ClickException(f"token refused: {exc.error}: {exc.description}") from None
+            raise OperatorError(f"token refused: {exc.error}: {exc.description}") from None
         except KetenpoortError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise OperatorError(str(exc)) from None
 
 
 @click.group(cls=_Errors)

@@ -110,9 +110,21 @@ def partners_list(as_json: bool) -> None:
     if as_json:
         _print({"organisations": found})
         return
-    for org in found:
-        clients = ", ".join(c["client_id"] for c in org["clients"]) or "no clients"
-        click.echo(f"{org['id']}\t{org['kind']}\t{org['status']}\t{org['name']}\t{clients}")
+    rows = [("ORGANISATION", "KIND", "STATUS", "NAME", "CLIENTS")] + [
+        (
+            org["id"],
+            org["kind"],
+            org["status"],
+            org["name"],
+            ", ".join(c["client_id"] for c in org["clients"]) or "-",
+        )
+        for org in found
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        click.echo(
+            "  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4]
+        )
 
 
 @partners.command("disable")

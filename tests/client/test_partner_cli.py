@@ -140,6 +140,6 @@ def test_partner_cli_errors_are_one_clear_line(shared_gateway: LiveGateway, tmp_
     )
     refused = CliRunner().invoke(main, ["partner", "--config", str(police), "submit", str(bad)])
     assert refused.exit_code == 1
-    assert refused.output.startswith("Error: 400 invalid-subject: ")
+    assert refused.output.startswith("error: 400 invalid-subject: ")  # one prefix everywhere
     assert "(/subject: " in refused.output  # the field errors, with their pointers
     assert "Traceback" not in refused.output
