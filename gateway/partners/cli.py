@@ -86,9 +86,10 @@ def partners_add(
             result = {
                 "organisation": organisation.id,
                 "kind": organisation.kind,
-                "client_id": client.client_id,
+                "client_id": client.client_id,  # the contract's name (RFC 7591)
+                "clientId": client.client_id,
                 "scope": client.scopes,
-                "require_dpop": client.require_dpop,
+                "requireDpop": client.require_dpop,
                 "encryptionKeyIds": [k["kid"] for k in encryption],
                 "signingKeyIds": [k["kid"] for k in signing],
             }
@@ -176,9 +177,10 @@ def clients_add(org: str, jwks_file: Path, scope: str, require_dpop: bool, as_js
             )
             result = {
                 "organisation": org,
-                "client_id": client.client_id,
+                "client_id": client.client_id,  # the contract's name (RFC 7591)
+                "clientId": client.client_id,
                 "scope": client.scopes,
-                "require_dpop": client.require_dpop,
+                "requireDpop": client.require_dpop,
                 "signingKeyIds": [k["kid"] for k in signing],
             }
     finally:

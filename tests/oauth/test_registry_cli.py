@@ -70,7 +70,7 @@ def test_partners_add_prints_client_id_and_splits_keys(
     data = last_json(result.stdout)
     assert data["client_id"].startswith("politie-oost-")
     assert data["encryptionKeyIds"] == [enc["kid"]] and data["signingKeyIds"] == [sig["kid"]]
-    assert data["require_dpop"] is True
+    assert data["requireDpop"] is True and data["clientId"] == data["client_id"]
     assert data["scope"] == (
         "signals:write signals:read notifications:read directory:read shares:read"
     )
