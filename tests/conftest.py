@@ -9,6 +9,7 @@ server is unreachable, the tests fail.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import uuid
@@ -53,7 +54,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'ketenpoort.db'}"
         return
-    schema = f"t_{uuid.uuid4().hex[:16]}"
+    with postgres_schema("t") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def postgres_schema(prefix: str) -> Iterator[str]:
+    """A PostgreSQL schema of its own, dropped afterwards: the URL that works in it."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:16]}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))

@@ -3,15 +3,13 @@ of one PostgreSQL database never take each other's audit-sequencer lock."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from gateway.audit.sequencer import ADVISORY_LOCK_ID
 from gateway.db import Database, advisory_xact_lock, try_advisory_xact_lock
-from tests.conftest import POSTGRES_URL, _with_search_path
+from tests.conftest import postgres_schema
 
 
 @pytest.fixture
@@ -20,16 +18,8 @@ def other_schema_url(database_url: str) -> Iterator[str]:
     if not database_url.startswith("postgresql"):
         yield database_url
         return
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield _with_search_path(POSTGRES_URL, schema)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema("t") as url:
+        yield url
 
 
 def test_the_sequencer_lock_is_per_schema(database_url: str, other_schema_url: str) -> None:

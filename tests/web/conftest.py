@@ -4,15 +4,13 @@ each database backend. Skipped (with the reason) only when /usr/bin/chromium is 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 
-from tests.conftest import BACKENDS, POSTGRES_URL, _with_search_path
+from tests.conftest import BACKENDS, postgres_schema
 from tests.web.live import CHROMIUM, CHROMIUM_ARGS, WebGateway, web_gateway
 
 
@@ -20,16 +18,8 @@ def backend_url(backend: str, directory: Path) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{directory / 'ketenpoort.db'}"
         return
-    schema = f"w_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield _with_search_path(POSTGRES_URL, schema)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema("w") as url:
+        yield url
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
