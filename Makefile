@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run serve init test lint typecheck pytest bench clean install install-dev vendor \
+.PHONY: run serve init test lint typecheck pytest browser bench clean install install-dev vendor \
 	translations screenshots
 
 $(BIN)/python:
@@ -58,8 +58,17 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-pytest: $(DEV_STAMP) $(NODE_STAMP)
+pytest: $(DEV_STAMP) $(NODE_STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The browser tests drive Debian's Chromium (Playwright's own download cannot be
+## reached); installed here when missing and we may (root), else those tests say why
+## they were skipped.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  (apt-get update -qq && apt-get install -y -qq chromium) || \
+	  echo "could not install chromium: the browser tests will be skipped"; }
 
 ## make vendor: copy the NL Design System component CSS (EUPL-1.2) and its licence from
 ## node_modules into the package; the theme (our own design tokens) is web/static/theme.css.
