@@ -46,12 +46,14 @@ def instance() -> tuple[str, str]:
 
     from sqlalchemy.engine import make_url
 
-    url = os.environ.get("KETENPOORT_DATABASE_URL", "sqlite:///var/ketenpoort.db")
+    from gateway.config import Settings
+
+    url = os.environ.get("KETENPOORT_DATABASE_URL", Settings.database_url)
     try:
         shown = make_url(url).render_as_string(hide_password=True)
     except Exception:  # a bad URL is reported by the command itself
         shown = "(an unreadable KETENPOORT_DATABASE_URL)"
-    keys = os.environ.get("KETENPOORT_KEYS_DIR", "keys")
+    keys = os.environ.get("KETENPOORT_KEYS_DIR", str(Settings.keys_dir))
     return shown, str(Path(keys).resolve())
 
 
