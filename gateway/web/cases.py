@@ -308,7 +308,6 @@ def _act(
     work: Callable[[], str],
     fields: Fields,
     values: Mapping[str, Any],
-    anchor: str,
 ) -> Any:
     """Do one service call; on success commit and go back to the case with a message,
     on a refusal show the case page again with the refusal and the values typed."""
@@ -323,7 +322,7 @@ def _act(
         return _case_page(case_id, status, friendly(error, fields), values)
     db.commit()
     flash(message, "info")
-    return redirect(url_for("web.case", case_id=case_id, _anchor=anchor))
+    return redirect(url_for("web.case", case_id=case_id))
 
 
 @bp.post("/cases/<case_id>/signals")
@@ -338,7 +337,7 @@ def case_link(case_id: str) -> Any:
         return str(_("The signal has been linked to the case."))
 
     values = {"link-signal": signal_id, "link-reason": reason}
-    return _act(case_id, work, LINK_FIELDS, values, "signals")
+    return _act(case_id, work, LINK_FIELDS, values)
 
 
 @bp.post("/cases/<case_id>/signals/<signal_id>/unlink")
@@ -356,7 +355,7 @@ def case_unlink(case_id: str, signal_id: str) -> Any:
         "/reason": (field_id, _l("Give a reason of 1 to 500 characters, %(rules)s.")),
         "": (field_id, _l("This signal is not linked to this case.")),
     }
-    return _act(case_id, work, fields, {field_id: reason}, "signals")
+    return _act(case_id, work, fields, {field_id: reason})
 
 
 @bp.post("/cases/<case_id>/status")
@@ -374,9 +373,7 @@ def case_status(case_id: str) -> Any:
         services().cases.cases.update(db_session(), _actor(), case_id, change)
         return str(_("The status has been changed."))
 
-    return _act(
-        case_id, work, STATUS_FIELDS, {"status": status, "outcome": outcome or ""}, "status"
-    )
+    return _act(case_id, work, STATUS_FIELDS, {"status": status, "outcome": outcome or ""})
 
 
 @bp.post("/cases/<case_id>/assignee")
@@ -392,7 +389,7 @@ def case_assign(case_id: str) -> Any:
         services().cases.cases.update(db_session(), _actor(), case_id, change)
         return str(_("The case has been assigned to %(name)s.", name=assignee))
 
-    return _act(case_id, work, ASSIGN_FIELDS, {"assignee": assignee}, "status")
+    return _act(case_id, work, ASSIGN_FIELDS, {"assignee": assignee})
 
 
 @bp.post("/cases/<case_id>/notes")
@@ -406,7 +403,7 @@ def case_note(case_id: str) -> Any:
         services().cases.cases.add_note(db_session(), _actor(), case_id, text)
         return str(_("The note has been added."))
 
-    return _act(case_id, work, NOTE_FIELDS, {"note-text": text}, "notes")
+    return _act(case_id, work, NOTE_FIELDS, {"note-text": text})
 
 
 @bp.post("/cases/<case_id>/shares")
@@ -431,4 +428,4 @@ def case_share(case_id: str) -> Any:
         )
 
     values = {"share-signals": signal_ids, "share-organisations": organisations, "purpose": purpose}
-    return _act(case_id, work, SHARE_FIELDS, values, "shares")
+    return _act(case_id, work, SHARE_FIELDS, values)
