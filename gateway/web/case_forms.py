@@ -40,10 +40,7 @@ class UnlinkForm(FlaskForm):
 
 
 class StatusForm(FlaskForm):
-    status = SelectField(
-        choices=[("open", "open"), ("in-progress", "in-progress"), ("closed", "closed")],
-        validate_choice=False,
-    )
+    status = SelectField(validate_choice=False)
     outcome = StringField()
 
 

@@ -159,4 +159,10 @@ def test_refusals_are_dutch_messages_and_unknown_cases_are_404(world: World) -> 
         response = coordinator.post(path, data={**data, "csrf_token": token})
         assert response.status_code == 400, path
         assert expected in text(response), (path, text(response))
-    assert 'lang="nl"' in text(coordinator.get(case))
+    closed = coordinator.post(
+        f"{case}/status",
+        data={"csrf_token": token, "status": "closed", "outcome": "Hulp geregeld via COSM"},
+    )
+    assert closed.status_code == 302 and closed.headers["Location"] == case
+    page = text(coordinator.get(case))
+    assert "Gesloten: Hulp geregeld via COSM" in page and "De status is gewijzigd." in page
