@@ -21,6 +21,7 @@ from typing import Any
 from flask import current_app, flash, redirect, request, url_for
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
 from gateway.actors import Actor
@@ -185,6 +186,15 @@ def _payload_text(read: PayloadRead) -> str:
     return read.content.decode("utf-8", errors="replace")
 
 
+def _next_transaction(db: Session) -> None:
+    """After a service's refusal (which may have committed its denial entry): end what is
+    left and begin again with SQLite's write lock, as the request's first one did (a
+    deferred transaction that reads, then writes, fails under concurrent writers)."""
+    db.rollback()
+    if services().db.is_sqlite:
+        db.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+
+
 def _no_store(body: tuple[str, int]) -> BaseResponse:
     response = current_app.make_response(body)
     response.headers["Cache-Control"] = "no-store"
@@ -215,7 +225,7 @@ def payload(case_id: str, signal_id: str) -> BaseResponse:
                 services().cases.approvals.request(db, actor, PAYLOAD_READ, signal.id, chosen)
                 db.commit()
             except ProblemError as refused:
-                db.rollback()
+                _next_transaction(db)
                 error, status = friendly(refused), refused.status
             else:
                 flash(
@@ -229,16 +239,16 @@ def payload(case_id: str, signal_id: str) -> BaseResponse:
         else:
             try:
                 read = services().cases.payloads.read(db, actor, signal.id, chosen)
-                db.commit()
             except ApprovalRequired as refused:
+                _next_transaction(db)
                 error, status, needs_approval = friendly(refused), 403, True
             except ProblemError as refused:
-                db.rollback()
+                _next_transaction(db)
                 error, status = friendly(refused), refused.status
             else:
                 content = _payload_text(read)
     board = services().cases.approvals.board(db, actor, target=signal.id)
-    db.commit()
+    db.commit()  # the read (its approval used) and its audit entries, or the lists' entry
     requests = [item for item in board.own if item.approval.kind == PAYLOAD_READ]
     return _no_store(
         _render(
@@ -325,7 +335,7 @@ def approvals() -> Any:
                     decided = service.refuse(db, actor, approval_id, reason)
                 db.commit()
             except ProblemError as refused:
-                db.rollback()
+                _next_transaction(db)
                 error, status = friendly(refused), refused.status
             else:
                 flash(_done(decided), "info")
