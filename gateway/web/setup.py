@@ -12,7 +12,11 @@ SESSION_COOKIE = "ketenpoort_session"
 csrf = CSRFProtect()
 #: Modules that add pages to the `web` blueprint (`@bp.get(...)` with `@page(action)`);
 #: imported before the blueprint is registered.
-PAGE_MODULES: tuple[str, ...] = ("gateway.web.views", "gateway.web.cases")
+PAGE_MODULES: tuple[str, ...] = (
+    "gateway.web.views",
+    "gateway.web.cases",
+    "gateway.web.reads",
+)
 
 
 def select_language() -> str:
