@@ -18,6 +18,7 @@ from gateway.api.views import bp as api_bp
 from gateway.audit.access import AuditService
 from gateway.audit.failures import audit_failure
 from gateway.audit.reads import ReadAudit
+from gateway.audit.runs import VerificationRuns
 from gateway.audit.sequencer import BackgroundSequencer, signer_from
 from gateway.audit.views import bp as audit_bp
 from gateway.cases import build as build_case_services
@@ -108,6 +109,7 @@ def build_services(settings: Settings) -> Services:
         pseudonyms=pseudonyms,
         directory=directory,
         audit=audit,
+        verifications=VerificationRuns(audit),
         read_audit=ReadAudit(database),
         cases=build_case_services(policy.engine, keys),
         domain=build_domain_services(

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from gateway.audit.models import AuditCheckpointRow, AuditEntryRow, AuditNodeRow, AuditSubjectRow
+from gateway.audit.models import (
+    AuditCheckpointRow,
+    AuditEntryRow,
+    AuditNodeRow,
+    AuditSubjectFilterRow,
+    AuditSubjectRow,
+    AuditVerificationRow,
+)
 from gateway.cases.models import (
     ApprovalRow,
     CaseNoteRow,
@@ -29,7 +36,9 @@ __all__ = [
     "AuditCheckpointRow",
     "AuditEntryRow",
     "AuditNodeRow",
+    "AuditSubjectFilterRow",
     "AuditSubjectRow",
+    "AuditVerificationRow",
     "CaseNoteRow",
     "CaseRow",
     "CaseSignalRow",

@@ -27,6 +27,7 @@ from gateway.keys import KeyStore
 if TYPE_CHECKING:
     from gateway.audit.access import AuditService
     from gateway.audit.reads import ReadAudit
+    from gateway.audit.runs import VerificationRuns
     from gateway.cases import CaseServices
     from gateway.domain import DomainServices
     from gateway.jobs import BackgroundJob
@@ -66,6 +67,8 @@ class Services:
     read_audit: ReadAudit
     #: The audit log's reads, proofs, exports and verification (the API and the pages).
     audit: AuditService
+    #: Verification runs started from the privacy officer's page (background threads).
+    verifications: VerificationRuns
     #: Cases, approvals, payload reads and shares (the API and the web pages).
     cases: CaseServices
     #: Signals, matches, notifications and subject searches (the API and the web pages).

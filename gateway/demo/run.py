@@ -40,9 +40,10 @@ from gateway.server import PortInUse, check_port_free
 from gateway.users import accounts
 from gateway.users.service import add_user
 
+#: The meldpunt's case system; a log reviewer (`audit:read`) would be a client of its own
+#: (the policy's `separate_scopes`).
 MELDPUNT_SCOPES = (
     "cases:write",
-    "audit:read",
     "notifications:read",
     "directory:read",
     "signals:read",

@@ -11,7 +11,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,9 @@ BASE_SCOPES = (
     "shares:read",
 )
 MELDPUNT_SCOPES = (*BASE_SCOPES, "cases:write", "audit:read")
+#: Scopes no single client may hold together unless the policy's `separate_scopes` says
+#: otherwise: the system that changes cases is not the one that reviews the log.
+DEFAULT_SEPARATE_SCOPES: tuple[tuple[str, ...], ...] = (("audit:read", "cases:write"),)
 MELDPUNT_ID = "meldpunt"
 MELDPUNT_NAME = "Meldpunt"
 
@@ -120,6 +123,18 @@ def parse_scopes(scope: str | None, kind: str) -> tuple[str, ...]:
             f"choose from: {' '.join(allowed)}"
         )
     return wanted
+
+
+def check_separation(
+    scopes: tuple[str, ...], separate: Sequence[Sequence[str]] = DEFAULT_SEPARATE_SCOPES
+) -> None:
+    """Refuse a client that would hold every scope of one of the `separate` sets."""
+    for group in separate:
+        if len(group) > 1 and set(group) <= set(scopes):
+            raise RegistryError(
+                f"one client may not hold both {' and '.join(group)} (separation of duties, "
+                "the policy's separate_scopes); register a client for each"
+            )
 
 
 def _new_client_id(org_id: str) -> str:

@@ -272,6 +272,13 @@ class Policy(Strict):
     purposes: Purposes
     rules: list[Rule] = Field(default_factory=list, description="Allow rules; all else is denied.")
     four_eyes: list[FourEyes] = Field(default_factory=list)
+    separate_scopes: list[list[Scope]] = Field(
+        default_factory=lambda: [["audit:read", "cases:write"]],
+        description=(
+            "Sets of scopes no single OAuth client may hold together (separation of duties, "
+            "checked when a client is registered); [] allows every combination."
+        ),
+    )
     tests: list[TestCase] = Field(default_factory=list)
 
 

@@ -16,6 +16,7 @@ PAGE_MODULES: tuple[str, ...] = (
     "gateway.web.views",
     "gateway.web.cases",
     "gateway.web.reads",
+    "gateway.web.audit",
 )
 
 

@@ -73,7 +73,12 @@ NAV = (
     NavItem("web.matches", _l("Matches"), "match.read", also=("web.match",)),
     NavItem("web.cases", _l("Cases"), "case.write"),
     NavItem("web.approvals", _l("Approvals"), "case.write"),
-    NavItem("web.audit", _l("Audit"), "audit.read"),
+    NavItem(
+        "web.audit",
+        _l("Audit"),
+        "audit.read",
+        also=("web.audit_entry", "web.audit_verifications"),
+    ),
     NavItem("web.subject_report", _l("Subject report"), "subject.search"),
     NavItem("web.policy", _l("Policy"), "policy.read"),
     NavItem("web.figures", _l("Figures"), "audit.read"),
