@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from gateway.keys import KeyStore
 from gateway.matching.queries import MatchService, NotificationService
 from gateway.policy.engine import PolicyEngine
+from gateway.policy.history import PolicyHistoryService
 from gateway.pseudonyms.service import Pseudonymiser
 from gateway.reports.subject import SubjectReportService
 from gateway.signals.directory import DirectoryCache
@@ -27,6 +28,7 @@ class DomainServices:
     notifications: NotificationService
     subject_search: SubjectSearchService
     subject_reports: SubjectReportService
+    policy_history: PolicyHistoryService
 
 
 def build_domain_services(
@@ -54,4 +56,5 @@ def build_domain_services(
         notifications=NotificationService(engine),
         subject_search=subject_search,
         subject_reports=SubjectReportService(engine=engine, search=subject_search),
+        policy_history=PolicyHistoryService(engine),
     )

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response as BaseResponse
 
+from gateway.policy.history import DIGEST, PolicyOverview, UnknownVersion
 from gateway.pseudonyms.errors import InvalidSubject
 from gateway.reports.pdf import render_pdf
 from gateway.reports.subject import KINDS, REPORT_PURPOSES, Format, SubjectReport
@@ -43,6 +44,13 @@ ACTION_NAMES = {
     "payload.read": _l("Payload read"),
     "subject.search": _l("Subject search"),
     "subject.report": _l("Data-subject report"),
+}
+ALERT_KIND_NAMES = {
+    "payload-reads-above-usual": _l("A coordinator reads far more payloads than usual"),
+    "reads-outside-office-hours": _l("Payload reads outside office hours"),
+    "refusals-per-client": _l("One system or person refused many times"),
+    "submit-withdraw-bursts": _l("A partner submits and withdraws in bursts (probing)"),
+    "subject-searches-per-user": _l("Many subject searches by one person"),
 }
 OUTCOME_NAMES = {"success": _l("done"), "denied": _l("refused"), "error": _l("failed")}
 FIELD_NAMES = {
@@ -166,3 +174,47 @@ def _pdf(report: SubjectReport) -> BaseResponse:
         mimetype="application/pdf",
         headers={"Content-Disposition": f'attachment; filename="inzage-{stamp}.pdf"'},
     )
+
+
+# -- the agreement ------------------------------------------------------------------------
+
+
+@bp.get("/policy")
+@page("policy.read")
+def policy() -> tuple[str, int]:
+    """The active policy in words, its versions, and the diff of two chosen versions."""
+    actor = current_actor()
+    assert actor is not None
+    old, new = request.args.get("from", ""), request.args.get("to", "")
+    status, error = 200, None
+    wanted = (old, new) if DIGEST.match(old) and DIGEST.match(new) else (None, None)
+    if (old or new) and wanted == (None, None):
+        status, error = 400, _("Choose two versions to compare.")
+    db = db_session()
+    try:
+        overview = services().domain.policy_history.overview(db, actor, *wanted)
+    except UnknownVersion:
+        status, error = 404, _("There is no version with this fingerprint.")
+        overview = services().domain.policy_history.overview(db, actor)
+    db.commit()
+    loaded = services().policy.loaded
+    return _render(
+        "web/policy.html",
+        status,
+        policy=loaded.policy,
+        digest=loaded.digest,
+        overview=overview,
+        error=error,
+        chosen=_chosen(overview, old, new),
+        roles=ROLE_NAMES,
+        alert_kinds=ALERT_KIND_NAMES,
+    )
+
+
+def _chosen(overview: PolicyOverview, old: str, new: str) -> dict[str, str]:
+    """What the compare form shows selected: the request's, else the last two versions."""
+    digests = [v.digest for v in overview.versions]
+    return {
+        "from": old if old in digests else (digests[1] if len(digests) > 1 else ""),
+        "to": new if new in digests else (digests[0] if digests else ""),
+    }
