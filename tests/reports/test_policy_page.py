@@ -50,7 +50,7 @@ def test_the_policy_page_reads_in_dutch_and_shows_a_diff(app: Flask, client: Fla
     diff = client.get(f"/policy?from={old}&to={new}")
     html = diff.get_data(as_text=True)
     assert diff.status_code == 200
-    assert "− verwijderd" in html and "+ toegevoegd" in html
+    assert "- verwijderd" in html and "+ toegevoegd" in html
     assert "threshold: 5" in html and "threshold: 3" in html
     assert "version: &#39;2026.2&#39;" in html or "version: '2026.2'" in html
     assert client.get(f"/policy?from={old}&to={'0' * 64}").status_code == 404
