@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gateway.alerts.service import AlertService
 from gateway.keys import KeyStore
 from gateway.matching.queries import MatchService, NotificationService
 from gateway.policy.engine import PolicyEngine
@@ -29,6 +30,7 @@ class DomainServices:
     subject_search: SubjectSearchService
     subject_reports: SubjectReportService
     policy_history: PolicyHistoryService
+    alerts: AlertService
 
 
 def build_domain_services(
@@ -57,4 +59,5 @@ def build_domain_services(
         subject_search=subject_search,
         subject_reports=SubjectReportService(engine=engine, search=subject_search),
         policy_history=PolicyHistoryService(engine),
+        alerts=AlertService(engine),
     )

@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session
 
 from gateway.actors import Actor
 from gateway.audit.models import AuditEntryRow
+from gateway.policy.audited import record_decision
 from gateway.policy.engine import PolicyEngine, Resource
 from gateway.policy.models import PolicyVersionRow
-from gateway.policy.service import record_allowed
 
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
 LineKind = Literal["context", "added", "removed", "hunk"]
@@ -150,14 +150,8 @@ class PolicyHistoryService:
             lines = diff_lines(readable(by_digest[old].document), readable(by_digest[new].document))
             version = {v.digest: v for v in versions}
             diff = Diff(version[old], version[new], tuple(lines))
-        record_allowed(
-            session,
-            actor,
-            decision,
-            "policy.read",
-            resource.type,
-            resource_id=resource.id,
-            detail={"diff": [old, new]} if diff else {},
+        record_decision(
+            session, actor, decision, resource, detail={"diff": [old, new]} if diff else {}
         )
         return PolicyOverview(versions, diff)
 

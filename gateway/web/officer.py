@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, request
+from flask import Response, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response as BaseResponse
@@ -218,3 +218,29 @@ def _chosen(overview: PolicyOverview, old: str, new: str) -> dict[str, str]:
         "from": old if old in digests else (digests[1] if len(digests) > 1 else ""),
         "to": new if new in digests else (digests[0] if digests else ""),
     }
+
+
+# -- alerts ----------------------------------------------------------------------------
+
+
+@bp.route("/alerts", methods=["GET", "POST"])
+@page("audit.read")
+def alerts() -> Any:
+    """The raised alerts, newest first; POST runs the rules now (they also run every
+    minute in the background)."""
+    actor = current_actor()
+    assert actor is not None
+    db = db_session()
+    if request.method == "POST":
+        raised = services().domain.alerts.evaluate_now(db, actor)
+        db.commit()
+        flash(_("The rules were run: %(n)s new alerts.", n=len(raised)), "info")
+        return redirect(url_for("web.alerts"))
+    found = services().domain.alerts.recent(db, actor)
+    db.commit()
+    return _render(
+        "web/alerts.html",
+        alerts=found,
+        kinds=ALERT_KIND_NAMES,
+        rules=services().policy.loaded.policy.alerts,
+    )
