@@ -13,6 +13,7 @@ from typing import Any
 from flask import Flask
 
 from gateway import web
+from gateway.alerts.service import AlertCounter, AlertJob, AlertService
 from gateway.api import conventions
 from gateway.api.views import bp as api_bp
 from gateway.audit.access import AuditService
@@ -94,6 +95,7 @@ def build_services(settings: Settings) -> Services:
     keys = KeyStore(settings.keys_dir, master)
     policy = start_policy(settings.policy, database)
     metrics = Metrics()
+    metrics.add_collector(AlertCounter(database))
     pseudonyms = PseudonymiserSource(keys)
     directory = DirectoryCache(database)
     oauth = OAuthService(settings, database, keys, on_rate_limited=metrics.rate_limited)
@@ -127,8 +129,8 @@ def build_services(settings: Settings) -> Services:
 def background_jobs(
     settings: Settings, database: Database, keys: KeyStore, engine: PolicyEngine
 ) -> tuple[BackgroundJob, ...]:
-    """The audit sequencer, signal expiry and the matching outbox, each given what it
-    uses and nothing more."""
+    """The audit sequencer, signal expiry, the matching outbox and the alert rules, each
+    given what it uses and nothing more."""
     if not settings.background_jobs:
         return ()
 
@@ -136,6 +138,7 @@ def background_jobs(
         BackgroundSequencer(database, lambda: signer_from(keys, settings.issuer)),
         ExpiryJob(database, engine),
         OutboxJob(database, engine),
+        AlertJob(database, AlertService(engine)),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway.alerts.models import AlertRow
 from gateway.audit.models import (
     AuditCheckpointRow,
     AuditEntryRow,
@@ -32,6 +33,7 @@ from gateway.signals.models import SignalPseudonymRow, SignalRow
 from gateway.users.models import UserRow, WebSessionRow
 
 __all__ = [
+    "AlertRow",
     "ApprovalRow",
     "AuditCheckpointRow",
     "AuditEntryRow",

@@ -4,8 +4,8 @@ templates, so they are translated with the page."""
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, PasswordField, StringField, TextAreaField
-from wtforms.validators import InputRequired, Length
+from wtforms import HiddenField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import InputRequired, Length, Optional
 
 from gateway.users.accounts import MAX_PASSWORD_LENGTH
 
@@ -40,3 +40,14 @@ class DecisionForm(FlaskForm):
     approval = HiddenField(validators=[InputRequired(), Length(max=36)])
     decision = StringField(validators=[InputRequired(), Length(max=16)])
     reason = TextAreaField(validators=[Length(max=500)])
+
+
+class SubjectReportForm(FlaskForm):
+    """Inputs named as the API's `subject` fields; sent by POST only."""
+
+    bsn = StringField(name="bsn", validators=[Optional(), Length(max=16)])
+    family_name = StringField(name="familyName", validators=[Optional(), Length(max=200)])
+    given_names = StringField(name="givenNames", validators=[Optional(), Length(max=200)])
+    date_of_birth = StringField(name="dateOfBirth", validators=[Optional(), Length(max=10)])
+    purpose = SelectField(validators=[InputRequired()])
+    format = HiddenField()

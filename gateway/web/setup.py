@@ -17,6 +17,7 @@ PAGE_MODULES: tuple[str, ...] = (
     "gateway.web.cases",
     "gateway.web.reads",
     "gateway.web.audit",
+    "gateway.web.officer",
 )
 
 

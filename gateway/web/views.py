@@ -82,9 +82,10 @@ NAV = (
     NavItem("web.subject_report", _l("Subject report"), "subject.search"),
     NavItem("web.policy", _l("Policy"), "policy.read"),
     NavItem("web.figures", _l("Figures"), "audit.read"),
+    NavItem("web.alerts", _l("Alerts"), "audit.read"),
 )
 #: Privacy officers see the agreement in their menu; everyone may read it.
-_NAV_ROLES = {"web.policy": {"privacy-officer"}}
+_NAV_ROLES = {"web.policy": {"privacy-officer"}, "web.alerts": {"privacy-officer"}}
 
 
 def _now() -> datetime:
