@@ -24,10 +24,12 @@ consistent with what is published (`tests/figures/test_suppression.py`).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-Key = Hashable
+#: A cell's name: anything hashable (a tuple, a string).
+Key = Any
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ def one_way(values: Sequence[tuple[Key, int]], total: tuple[Key, int]) -> list[C
 
 
 def two_way(
-    inner: dict[tuple[Key, Key], int],
+    inner: Mapping[tuple[Key, Key], int],
     rows: Sequence[Key],
     columns: Sequence[Key],
 ) -> list[Cell]:
@@ -105,9 +107,7 @@ def recoverable(
     """The hidden cells whose value follows from the published ones and the bounds."""
     hidden_set = frozenset(hidden)
     primary_set = frozenset(primary)
-    moves = {
-        c.key: _moves(c, primary_set, threshold) for c in cells if c.key in hidden_set
-    }
+    moves = {c.key: _moves(c, primary_set, threshold) for c in cells if c.key in hidden_set}
     found: list[Key] = []
     for cell in cells:
         if cell.key not in hidden_set:
@@ -152,13 +152,17 @@ def _path(
     return False
 
 
-def protect(cells: Sequence[Cell], threshold: int) -> Protection:
+def protect(cells: Sequence[Cell], threshold: int, hidden: Iterable[Key] = ()) -> Protection:
     """Hide every cell below `threshold`, then as few further cells as it takes (smallest
-    first) until no hidden cell can be recovered; withhold the table if that fails."""
+    first) until no hidden cell can be recovered; withhold the table if that fails.
+
+    `hidden`: cells already hidden for another table they belong to (linked tables).
+    """
     if threshold < 1:
         raise ValueError("the threshold must be at least 1")
     primary = frozenset(c.key for c in cells if c.value < threshold)
-    hidden = set(primary)
+    keys = {c.key for c in cells}
+    hidden = set(primary) | (set(hidden) & keys)
     order = {c.key: i for i, c in enumerate(cells)}
     while True:
         stuck = recoverable(cells, hidden, primary, threshold)
@@ -166,9 +170,7 @@ def protect(cells: Sequence[Cell], threshold: int) -> Protection:
             return Protection(primary, frozenset(hidden - primary))
         target = next(c for c in cells if c.key == stuck[0])
         candidates = [
-            c
-            for c in cells
-            if c.key not in hidden and {c.u, c.v} & {target.u, target.v}
+            c for c in cells if c.key not in hidden and {c.u, c.v} & {target.u, target.v}
         ] or [c for c in cells if c.key not in hidden]
         if not candidates:
             return Protection(primary, frozenset(hidden - primary), withheld=True)

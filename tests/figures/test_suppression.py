@@ -78,7 +78,9 @@ def feasible_two_way(
     }
     backward: list[set[tuple[int, ...]]] = [set() for _ in range(rows)] + [done]
     for r in reversed(range(rows)):
-        backward[r] = {s for s in forward[r] if any(add(s, o) in backward[r + 1] for o in options[r])}
+        backward[r] = {
+            s for s in forward[r] if any(add(s, o) in backward[r + 1] for o in options[r])
+        }
     for r in range(rows):
         for s in backward[r]:
             for o in options[r]:
@@ -97,9 +99,7 @@ def feasible_one_way(
     parts: int, shown: Mapping[Hashable, object], threshold: int, cap: int
 ) -> dict[Hashable, set[int]]:
     values: dict[Hashable, set[int]] = {k: set() for k in shown}
-    ranges = [
-        range(cap + 1) if not isinstance(shown[i], int) else [shown[i]] for i in range(parts)
-    ]
+    ranges = [range(cap + 1) if not isinstance(shown[i], int) else [shown[i]] for i in range(parts)]
     for combo in itertools.product(*ranges):
         if not all(fits(v, shown[i], threshold) for i, v in enumerate(combo)):
             continue
@@ -111,7 +111,9 @@ def feasible_one_way(
     return values
 
 
-def check(cells: list[Cell], protection: Protection, values: dict[Hashable, set[int]], t: int) -> None:
+def check(
+    cells: list[Cell], protection: Protection, values: dict[Hashable, set[int]], t: int
+) -> None:
     truth = {c.key: c.value for c in cells}
     for key, shown in published(cells, protection).items():
         assert truth[key] in values[key]  # the real table is among the candidates
