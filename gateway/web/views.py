@@ -76,7 +76,7 @@ NAV = (
     NavItem("web.audit", _l("Audit"), "audit.read"),
     NavItem("web.subject_report", _l("Subject report"), "subject.search"),
     NavItem("web.policy", _l("Policy"), "policy.read"),
-    NavItem("web.figures", _l("Figures"), "audit.read"),
+    NavItem("web.figures", _l("Figures"), "figures.read"),
 )
 #: Privacy officers see the agreement in their menu; everyone may read it.
 _NAV_ROLES = {"web.policy": {"privacy-officer"}}
