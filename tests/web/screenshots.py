@@ -104,6 +104,8 @@ def main(target: Path) -> None:
             page.get_by_role("table").get_by_role("link").first.click()
             page.wait_for_url("**/matches/*")
             shot(page, "match")
+            page.goto("/figures")
+            shot(page, "figures")
             coordinator.close()
 
             officer = context()
@@ -111,6 +113,8 @@ def main(target: Path) -> None:
             sign_in(page, person("privacy-officer"))
             page.wait_for_url(re.compile(r"/$"))
             shot(page, "start-privacy-officer")
+            page.goto("/figures?by=quarter")
+            shot(page, "figures-privacy-officer")
             page.goto("/matches")
             shot(page, "forbidden")
             page.keyboard.press("Tab")

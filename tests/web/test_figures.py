@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -85,7 +86,7 @@ def test_the_coordinator_sees_the_year_with_small_cells_suppressed(
     page.screenshot(path="/tmp/figures.png", full_page=True)
     with page.expect_download() as download:
         page.get_by_role("link", name="Downloaden als CSV").click()
-    text = open(download.value.path(), encoding="utf-8").read()
+    text = Path(download.value.path()).read_text(encoding="utf-8")
     assert text.startswith("period,dimension,value,count")
     assert ",signals.partnerKind,education,< 5" in text
     actions = [e["detail"].get("format") for e in seeded.audit() if e["action"] == "figures.read"]
