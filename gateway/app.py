@@ -27,6 +27,8 @@ from gateway.cases.views import bp as cases_bp
 from gateway.config import Settings, load_settings
 from gateway.db import Database
 from gateway.domain import build_domain_services
+from gateway.figures.service import FiguresService
+from gateway.figures.views import bp as figures_bp
 from gateway.jobs import BackgroundJob
 from gateway.keys import KeyStore, load_master_key
 from gateway.logs import configure_logging
@@ -121,6 +123,7 @@ def build_services(settings: Settings) -> Services:
             pseudonymiser=pseudonyms.get,
             catch_up=audit.catch_up,
         ),
+        figures=FiguresService(policy.engine),
         readiness={"policy": lambda: policy.check_ready(database)},
         jobs=background_jobs(settings, database, keys, policy.engine),
     )
@@ -158,6 +161,7 @@ def register_routes(app: Flask) -> None:
         subject_search_bp,
         cases_bp,
         oprf_bp,
+        figures_bp,
     ):
         app.register_blueprint(bp)
     web.init_app(app)  # the people's pages: sessions, CSRF, Dutch/English

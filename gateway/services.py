@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from gateway.audit.runs import VerificationRuns
     from gateway.cases import CaseServices
     from gateway.domain import DomainServices
+    from gateway.figures.service import FiguresService
     from gateway.jobs import BackgroundJob
     from gateway.oauth.server import OAuthService
     from gateway.ops.metrics import Metrics
@@ -73,6 +74,8 @@ class Services:
     cases: CaseServices
     #: Signals, matches, notifications and subject searches (the API and the web pages).
     domain: DomainServices
+    #: Published figures with small counts suppressed (`/v1/figures`, `/figures`).
+    figures: FiguresService
     #: Readiness checks by name: each raises when its part is not ready.
     readiness: Mapping[str, Callable[[], None]]
     #: This process's background jobs (empty with KETENPOORT_BACKGROUND_JOBS=false).

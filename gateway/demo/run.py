@@ -47,7 +47,10 @@ MELDPUNT_SCOPES = (
     "notifications:read",
     "directory:read",
     "signals:read",
+    "figures:read",
 )
+#: The municipality's system also fetches the published figures (for the council).
+MUNICIPALITY_SCOPES = (*BASE_SCOPES, "figures:read")
 
 #: People at the meldpunt (for the web UI); their one-time passwords go to users.json.
 DEMO_USERS = (
@@ -133,9 +136,9 @@ def build(directory: Path, host: str, port: int) -> DemoInstance:
     database = Database(settings.database_url)
     actor = cli_actor()
     try:
-        registrations = [(*p, None) for p in PARTNERS] + [
-            ("meldpunt", "Meldpunt (casussysteem)", "meldpunt", MELDPUNT_SCOPES)
-        ]
+        registrations = [
+            (*p, MUNICIPALITY_SCOPES if p[2] == "municipality" else None) for p in PARTNERS
+        ] + [("meldpunt", "Meldpunt (casussysteem)", "meldpunt", MELDPUNT_SCOPES)]
         for org_id, name, kind, scopes in registrations:
             folder = directory / "partners" / org_id
             paths = generate_partner_keys(folder)

@@ -33,7 +33,11 @@ BASE_SCOPES = (
     "directory:read",
     "shares:read",
 )
-MELDPUNT_SCOPES = (*BASE_SCOPES, "cases:write", "audit:read")
+#: Published figures (`GET /v1/figures`): the meldpunt's and the municipalities' systems.
+FIGURES_SCOPE = "figures:read"
+FIGURES_KINDS = frozenset({"meldpunt", "municipality"})
+#: Every scope there is; a meldpunt client may get any of them.
+MELDPUNT_SCOPES = (*BASE_SCOPES, "cases:write", "audit:read", FIGURES_SCOPE)
 #: Scopes no single client may hold together unless the policy's `separate_scopes` says
 #: otherwise: the system that changes cases is not the one that reviews the log.
 DEFAULT_SEPARATE_SCOPES: tuple[tuple[str, ...], ...] = (("audit:read", "cases:write"),)
@@ -109,8 +113,15 @@ def split_jwks(jwks: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict
     return signing, encryption
 
 
+def allowed_scopes(kind: str) -> tuple[str, ...]:
+    """The scopes a client of an organisation of `kind` may be registered with."""
+    if kind == "meldpunt":
+        return MELDPUNT_SCOPES
+    return (*BASE_SCOPES, FIGURES_SCOPE) if kind in FIGURES_KINDS else BASE_SCOPES
+
+
 def parse_scopes(scope: str | None, kind: str) -> tuple[str, ...]:
-    allowed = MELDPUNT_SCOPES if kind == "meldpunt" else BASE_SCOPES
+    allowed = allowed_scopes(kind)
     if scope is None:
         return BASE_SCOPES
     wanted = tuple(dict.fromkeys(scope.split()))
@@ -244,7 +255,7 @@ def add_client(
         raise RegistryError(f"organisation {org_id!r} is disabled")
     if not signing_keys:
         raise RegistryError("the JWKS has no signing key (`use: sig`) for the client")
-    allowed = MELDPUNT_SCOPES if org.kind == "meldpunt" else BASE_SCOPES
+    allowed = allowed_scopes(org.kind)
     if not set(scopes) <= set(allowed) or not scopes:
         raise RegistryError(f"scopes must be among: {' '.join(allowed)}")
     client = OAuthClient(

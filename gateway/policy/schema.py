@@ -40,6 +40,7 @@ ACTIONS: dict[str, CategoryUse] = {
     "partner.manage": "none",
     "user.manage": "none",
     "key.manage": "none",
+    "figures.read": "none",
 }
 ROLES = ("coordinator", "privacy-officer", "admin")
 #: Separation of duties the design fixes, whatever a policy file says.
@@ -85,6 +86,7 @@ ActionName = Literal[
     "partner.manage",
     "user.manage",
     "key.manage",
+    "figures.read",
 ]
 RoleName = Literal["coordinator", "privacy-officer", "admin"]
 LinkageKey = Literal["bsn", "name_dob"]
@@ -317,6 +319,30 @@ class TestCase(Strict):
     expect: Expectation
 
 
+class Figures(Strict):
+    """Disclosure control for the published figures (`GET /v1/figures`, `/figures`)."""
+
+    threshold: int = Field(
+        default=5,
+        ge=2,
+        le=100,
+        description='A count below this is published as "< threshold", never as a number.',
+    )
+    minimum_period_days: int = Field(
+        default=90,
+        ge=1,
+        le=366,
+        description="Shorter periods are not published (a quarter has 90 to 92 days).",
+    )
+    outcomes: list[Name] = Field(
+        default_factory=list,
+        description=(
+            "Case outcomes counted by name; a closed case whose outcome is none of these "
+            'counts as "other" (outcomes are free text and are never published as typed).'
+        ),
+    )
+
+
 class Policy(Strict):
     """A data-sharing agreement; keys in English, descriptions in the partners' language."""
 
@@ -349,6 +375,7 @@ class Policy(Strict):
     alerts: list[AlertRule] = Field(
         default_factory=list, description="Patterns in the audit log that raise an alert."
     )
+    figures: Figures = Field(default_factory=Figures)
     tests: list[TestCase] = Field(default_factory=list)
 
 

@@ -18,6 +18,7 @@ PAGE_MODULES: tuple[str, ...] = (
     "gateway.web.reads",
     "gateway.web.audit",
     "gateway.web.officer",
+    "gateway.web.figures",
 )
 
 

@@ -81,7 +81,7 @@ NAV = (
     ),
     NavItem("web.subject_report", _l("Subject report"), "subject.search"),
     NavItem("web.policy", _l("Policy"), "policy.read"),
-    NavItem("web.figures", _l("Figures"), "audit.read"),
+    NavItem("web.figures", _l("Figures"), "figures.read"),
     NavItem("web.alerts", _l("Alerts"), "audit.read"),
 )
 #: Privacy officers see the agreement in their menu; everyone may read it.

@@ -112,6 +112,8 @@ def main(target: Path) -> None:
             shot(page, "case")
             page.goto("/cases")
             shot(page, "cases")
+            page.goto("/figures")
+            shot(page, "figures")
             coordinator.close()
 
             officer = context()
@@ -128,6 +130,8 @@ def main(target: Path) -> None:
             shot(page, "audit-entry")
             verify_the_log(page)
             shot(page, "audit-verifications")
+            page.goto("/figures?by=quarter")
+            shot(page, "figures-privacy-officer")
             page.goto("/matches")
             shot(page, "forbidden")
             page.keyboard.press("Tab")
