@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from flask import flash, redirect, request, session, url_for
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response as BaseResponse
@@ -62,7 +63,6 @@ MESSAGES = {
     "reference": _l(
         "Your own reference may hold no personal data and is at most 64 characters long."
     ),
-    "report": _l("Describe your concern (at most %(n)s characters).", n=REPORT_MAX_CHARS),
     "payload": _l("The report could not be encrypted for the report desk. Try again later."),
 }
 #: The field each error pointer belongs to, in the order the form shows them.
@@ -111,8 +111,15 @@ def _field_errors(errors: list[FieldError]) -> dict[str, str]:
     for error in errors:
         name = POINTERS.get(error.pointer, "payload")
         key = "bsn" if name == "subject" else ("report" if name == "payload" else name)
-        found.setdefault(key, str(MESSAGES[name]))
+        found.setdefault(key, _message(name))
     return found
+
+
+def _message(name: str) -> str:
+    if name == "report":
+        limit = format_decimal(REPORT_MAX_CHARS)
+        return _("Describe your concern (at most %(n)s characters).", n=limit)
+    return str(MESSAGES[name])
 
 
 def _own_signals(actor: Actor) -> list[Any]:
