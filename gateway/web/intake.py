@@ -118,7 +118,7 @@ def _field_errors(errors: list[FieldError]) -> dict[str, str]:
 def _message(name: str) -> str:
     if name == "report":
         limit = format_decimal(REPORT_MAX_CHARS)
-        return _("Describe your concern (at most %(n)s characters).", n=limit)
+        return str(_("Describe your concern (at most %(n)s characters).", n=limit))
     return str(MESSAGES[name])
 
 
