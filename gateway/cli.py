@@ -183,13 +183,19 @@ def signals_expire(as_json: bool) -> None:
 
 @main.group()
 def users() -> None:
-    """People at the meldpunt (for the web UI)."""
+    """People at the meldpunt and professionals of partners (for the web UI)."""
 
 
 @users.command("add")
 @click.argument("name")
-@click.option("--role", required=True, help="coordinator, privacy-officer or admin")
-def users_add(name: str, role: str) -> None:
+@click.option("--role", required=True, help="coordinator, privacy-officer, admin or professional")
+@click.option(
+    "--organisation",
+    default=None,
+    metavar="ORG",
+    help="A professional's registered partner organisation (web intake).",
+)
+def users_add(name: str, role: str, organisation: str | None) -> None:
     """Create a user; prints JSON with the one-time password and the TOTP secret."""
     from gateway.actors import cli_actor
     from gateway.keys import KeyStore, load_master_key
@@ -203,7 +209,14 @@ def users_add(name: str, role: str) -> None:
             load_master_key(settings.keys_dir, settings.master_key, create=False),
         )
         with database.transaction() as session:
-            created = add_user(session, keys, name=name, role=role, actor=cli_actor())
+            created = add_user(
+                session,
+                keys,
+                name=name,
+                role=role,
+                actor=cli_actor(),
+                organisation=organisation,
+            )
     finally:
         database.dispose()
     click.echo(json.dumps(created.as_json(), indent=2))

@@ -52,11 +52,13 @@ MELDPUNT_SCOPES = (
 #: The municipality's system also fetches the published figures (for the council).
 MUNICIPALITY_SCOPES = (*BASE_SCOPES, "figures:read")
 
-#: People at the meldpunt (for the web UI); their one-time passwords go to users.json.
-DEMO_USERS = (
-    ("c.jansen", "coordinator"),
-    ("m.bakker", "coordinator"),
-    ("p.visser", "privacy-officer"),
+#: People for the web UI (name, role, organisation): the meldpunt's staff and a mentor
+#: at the school (web intake); their demo passwords and TOTP secrets go to users.json.
+DEMO_USERS: tuple[tuple[str, str, str | None], ...] = (
+    ("c.jansen", "coordinator", None),
+    ("m.bakker", "coordinator", None),
+    ("p.visser", "privacy-officer", None),
+    ("l.smit", "professional", "roc-van-twente"),
 )
 
 #: (organisation id, display name, kind)
@@ -181,8 +183,10 @@ def build(directory: Path, host: str, port: int) -> DemoInstance:
                 load_master_key(settings.keys_dir, settings.master_key, create=False),
             )
             created = []
-            for name, role in DEMO_USERS:
-                user = add_user(session, keys, name=name, role=role, actor=actor)
+            for name, role, organisation in DEMO_USERS:
+                user = add_user(
+                    session, keys, name=name, role=role, actor=actor, organisation=organisation
+                )
                 row = accounts.get_user(session, user.id)
                 assert row is not None
                 password = demo_password(name)
@@ -193,6 +197,7 @@ def build(directory: Path, host: str, port: int) -> DemoInstance:
                     {
                         "name": name,
                         "role": role,
+                        **({"organisation": organisation} if organisation else {}),
                         "password": password,
                         "totpSecret": user.totp_secret,
                         "totpUri": user.as_json()["totpUri"],
@@ -265,6 +270,14 @@ def run_scenario(instance: DemoInstance, crowd: list[Person]) -> dict[str, Any]:
         org = organisations[n % len(organisations)]
         category = "concern" if org == "roc-van-twente" else "possible-victim"
         plan.append((person_index, org, category, n % 3 != 0))
+    by_person: dict[int, list[tuple[str, bool]]] = {}
+    for index, org, _category, with_bsn in plan:
+        by_person.setdefault(index, []).append((org, with_bsn))
+    # someone only the police reported (with BSN): the school's professional can file
+    # about them on /intake, and the coordinator sees a new match
+    police_only = [
+        i for i, seen in sorted(by_person.items()) if seen == [("politie-oost-nederland", True)]
+    ]
     for n, (index, org, category, with_bsn) in enumerate(plan):
         person = crowd[index]
         prefix = org.split("-")[0][:4].upper()
@@ -296,6 +309,7 @@ def run_scenario(instance: DemoInstance, crowd: list[Person]) -> dict[str, Any]:
         "auditTreeSize": checkpoint.size,
         "checkpointVerified": all(v["checkpointVerified"] for v in verified.values()),
         "receiptsVerified": sum(v["receiptsVerified"] for v in verified.values()),
+        "policeOnlyPerson": crowd[police_only[0]].subject() if police_only else None,
     }
 
 
@@ -307,7 +321,17 @@ def summary_text(instance: DemoInstance, summary: dict[str, Any]) -> str:
         f"  {u['name']:<10} {u['role']:<16} password {u['password']:<24} TOTP secret "
         f'{u["totpSecret"]}\n    code now: .venv/bin/python -c "import pyotp; '
         f"print(pyotp.TOTP('{u['totpSecret']}').now())\""
+        + (f"\n    of {u['organisation']}: files signals at /intake" if "organisation" in u else "")
         for u in instance.users
+    )
+    person = summary.get("policeOnlyPerson")
+    walk_in = (
+        "\nA person only the police reported (synthetic): "
+        + ", ".join(f"{k} {v}" for k, v in person.items())
+        + ".\nFile a signal about them at /intake as the professional, and the coordinator"
+        " sees a new match.\n"
+        if person
+        else ""
     )
     return f"""
 Ketenpoort demo is running at {instance.issuer}
@@ -337,6 +361,7 @@ and points it at this instance (database, key store, issuer), then:
 Sign in at {instance.issuer}/login (demo passwords, already changed; the TOTP code
 comes from an authenticator app with the secret, or from the command shown):
 {users}
+{walk_in}
 Instance files are in {instance.directory}/ (a second run starts clean). Ctrl-C stops.
 """
 

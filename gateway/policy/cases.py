@@ -40,6 +40,7 @@ def run_case(engine: PolicyEngine, case: TestCase) -> CaseResult:
             type=case.resource.type,
             category=case.resource.category,
             organisation=case.resource.organisation,
+            submitter=case.resource.submitter,
         ),
         Context(
             purpose=case.context.purpose,

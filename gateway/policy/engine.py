@@ -18,7 +18,16 @@ from typing import Any, Final, Literal
 
 from gateway.actors import Actor
 from gateway.policy.loader import LoadedPolicy
-from gateway.policy.schema import ACTIONS, ALWAYS_FORBIDDEN, Category, FourEyes, Policy, Rule
+from gateway.policy.schema import (
+    ACTIONS,
+    ALWAYS_FORBIDDEN,
+    OPTIONAL_ROLES,
+    ROLES,
+    Category,
+    FourEyes,
+    Policy,
+    Rule,
+)
 
 Effect = Literal["allow", "deny"]
 NEEDS_SECOND_APPROVAL: Final = "needs_second_approval"
@@ -34,6 +43,9 @@ class Resource:
     id: str | None = None
     category: str | None = None
     organisation: str | None = None
+    #: For a signal filed on the web: the user who filed it (a rule with
+    #: `own_submission` allows only the actor's own); a list names the actor itself.
+    submitter: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +134,7 @@ class _Compiled:
     scopes: frozenset[str]
     categories: frozenset[str] | None
     own_organisation: bool
+    own_submission: bool
     category_submitter: bool
     purposes: frozenset[str] | None
     obligations: tuple[Obligation, ...]
@@ -140,6 +153,7 @@ class _Compiled:
             scopes=frozenset(rule.who.scopes),
             categories=opt(rule.categories),
             own_organisation=rule.own_organisation,
+            own_submission=rule.own_submission,
             category_submitter=rule.category_submitter,
             purposes=opt(rule.purposes),
             obligations=tuple(Obligation(NOTIFY, o.notify) for o in rule.obligations),
@@ -174,10 +188,11 @@ class PolicyEngine:
         self._four_eyes = {
             action: tuple(f for f in p.four_eyes if action in f.actions) for action in ACTIONS
         }
+        # an optional role the policy does not define stays out: its users get nothing
         self._never = {
             role: frozenset(p.roles[role].never if role in p.roles else ())
             | ALWAYS_FORBIDDEN.get(role, frozenset())
-            for role in ("coordinator", "privacy-officer", "admin")
+            for role in (*ROLES, *(r for r in OPTIONAL_ROLES if r in p.roles))
         }
         self._purpose_required = frozenset(p.purposes.required_for)
 
@@ -299,6 +314,8 @@ class PolicyEngine:
             resource.organisation is None or resource.organisation != actor.organisation
         ):
             return "deny:not-own-organisation", f"{action}: not a resource of your organisation"
+        if rule.own_submission and (resource.submitter is None or resource.submitter != actor.id):
+            return "deny:not-own-submission", f"{action}: not a signal you filed yourself"
         if rule.category_submitter and (
             category is None or actor.organisation_kind not in category.submitters
         ):

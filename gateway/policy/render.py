@@ -9,6 +9,7 @@ ROLE_NAMES = {
     "coordinator": "coördinator",
     "privacy-officer": "privacyfunctionaris",
     "admin": "beheerder",
+    "professional": "professional van een ketenpartner",
 }
 
 
@@ -97,6 +98,8 @@ def to_markdown(loaded: LoadedPolicy) -> str:
             conditions.append(f"categorieën {_list(rule.categories)}")
         if rule.own_organisation:
             conditions.append("alleen gegevens van de eigen organisatie")
+        if rule.own_submission:
+            conditions.append("alleen signalen die de medewerker zelf meldde")
         if rule.category_submitter:
             conditions.append("alleen categorieën die deze soort organisatie mag melden")
         if rule.purposes is not None:

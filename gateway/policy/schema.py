@@ -42,11 +42,17 @@ ACTIONS: dict[str, CategoryUse] = {
     "key.manage": "none",
     "figures.read": "none",
 }
+#: The roles every policy must define; `professional` (a person at a partner without a
+#: connected system, using the web intake) is optional: without it professionals may do
+#: nothing.
 ROLES = ("coordinator", "privacy-officer", "admin")
-#: Separation of duties the design fixes, whatever a policy file says.
+OPTIONAL_ROLES = ("professional",)
+#: Separation of duties the design fixes, whatever a policy file says. A professional
+#: never learns of matches or searches a person: the gateway is no oracle for partners.
 ALWAYS_FORBIDDEN: dict[str, frozenset[str]] = {
     "admin": frozenset({"payload.read"}),
     "privacy-officer": frozenset({"payload.read"}),
+    "professional": frozenset({"match.read", "subject.search", "audit.export"}),
 }
 #: Rule ids the engine itself uses for the denials no rule in the file gives.
 DENY_RULES = frozenset(
@@ -58,6 +64,7 @@ DENY_RULES = frozenset(
         "deny:separation-of-duties",
         "deny:no-matching-rule",
         "deny:not-own-organisation",
+        "deny:not-own-submission",
         "deny:not-a-submitter",
         "deny:purpose-required",
         "deny:purpose-not-listed",
@@ -88,7 +95,7 @@ ActionName = Literal[
     "key.manage",
     "figures.read",
 ]
-RoleName = Literal["coordinator", "privacy-officer", "admin"]
+RoleName = Literal["coordinator", "privacy-officer", "admin", "professional"]
 LinkageKey = Literal["bsn", "name_dob"]
 HttpsUri = Annotated[str, StringConstraints(pattern=r"^https://[^\s/?#]+(/[^\s]*)?$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
@@ -218,6 +225,13 @@ class Rule(Strict):
     own_organisation: bool = Field(
         default=False, description="Only resources of the actor's own organisation."
     )
+    own_submission: bool = Field(
+        default=False,
+        description=(
+            "Users: only signals the actor filed itself (a professional's own web-intake "
+            "signals, not those of colleagues)."
+        ),
+    )
     category_submitter: bool = Field(
         default=False, description="The actor's organisation kind must be a category submitter."
     )
@@ -293,6 +307,9 @@ class CaseResource(Strict):
     type: Name
     category: Annotated[str, StringConstraints(max_length=64)] | None = None
     organisation: Name | None = None
+    submitter: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        default=None, description="The user who filed the signal (web intake)."
+    )
 
 
 class CaseContext(Strict):

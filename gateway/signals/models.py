@@ -57,6 +57,9 @@ class SignalRow(Base):
     request_hash: Mapped[bytes | None] = mapped_column(LargeBinary(64))
     #: The first response (JSON text), replayed for a retry with the same key and body.
     stored_response: Mapped[str | None] = mapped_column(Text)
+    #: The user (a professional, by name) who filed it through the web intake; NULL for
+    #: a partner system's signal.
+    submitted_by: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         UniqueConstraint("organisation", "idempotency_key"),

@@ -59,6 +59,8 @@ class NewSignal:
     idempotency_key: str | None = None
     #: A digest of the request body (e.g. SHA-256), compared on an idempotent retry.
     request_hash: bytes | None = None
+    #: The user who filed it through the web intake (None for a partner system).
+    submitted_by: str | None = None
 
     def check(self) -> None:
         """Programming errors, not client errors: the view validates input first."""
@@ -93,6 +95,8 @@ class Signal:
     repeat_of: str | None
     #: The first response (JSON text) the view stored with `remember_response`.
     stored_response: str | None = field(default=None, repr=False)
+    #: The user who filed it through the web intake (None for a partner system).
+    submitted_by: str | None = None
 
 
 class Created(NamedTuple):
@@ -138,6 +142,7 @@ def _view(row: SignalRow) -> Signal:
         linkage_keys=tuple(k for k in row.linkage_keys.split(",") if k),
         repeat_of=row.repeat_of,
         stored_response=row.stored_response,
+        submitted_by=row.submitted_by,
     )
 
 
@@ -196,6 +201,7 @@ def create_signal(
         payload=new.payload,
         idempotency_key=new.idempotency_key,
         request_hash=new.request_hash,
+        submitted_by=new.submitted_by,
     )
     session.add(row)
     session.flush()
@@ -245,19 +251,21 @@ def get_signal(session: Session, organisation: str, signal_id: str) -> Signal | 
 
 
 def list_signals(
-    session: Session, organisation: str, cursor: str | None, limit: int | None
+    session: Session,
+    organisation: str,
+    cursor: str | None,
+    limit: int | None,
+    *,
+    submitter: str | None = None,
 ) -> Page[Signal]:
-    """The organisation's own signals, oldest first, keyset-paged by an opaque cursor."""
+    """The organisation's own signals, oldest first, keyset-paged by an opaque cursor;
+    with `submitter`, only those that user filed (a professional's own)."""
     after = decode_cursor(cursor)
     size = clamp_limit(limit)
-    rows = list(
-        session.execute(
-            select(SignalRow)
-            .where(SignalRow.organisation == organisation, SignalRow.pk > after)
-            .order_by(SignalRow.pk)
-            .limit(size + 1)
-        ).scalars()
-    )
+    query = select(SignalRow).where(SignalRow.organisation == organisation, SignalRow.pk > after)
+    if submitter is not None:
+        query = query.where(SignalRow.submitted_by == submitter)
+    rows = list(session.execute(query.order_by(SignalRow.pk).limit(size + 1)).scalars())
     more = len(rows) > size
     rows = rows[:size]
     return Page([_view(r) for r in rows], encode_cursor(rows[-1].pk) if more else None)

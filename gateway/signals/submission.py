@@ -14,19 +14,22 @@ import base64
 import hashlib
 import hmac
 import json
+import secrets
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from sqlalchemy.orm import Session
 
 from gateway.actors import Actor
 from gateway.api.paging import Page
+from gateway.crypto.jwe import encrypt_for_recipients
 from gateway.errors import FieldError, InvalidInput, NotFound
 from gateway.keys import KeyPurpose, KeyStore
 from gateway.policy.audited import record_decision, refuse
 from gateway.policy.engine import Decision, PolicyEngine, Resource
+from gateway.policy.schema import Category
 from gateway.pseudonyms.detector import (
     has_name,
     personal_data_kind,
@@ -51,6 +54,10 @@ from gateway.signals.service import (
 )
 
 MELDPUNT = "meldpunt"
+NOT_OWN_SUBMISSION = "deny:not-own-submission"
+#: The longest report text the web intake takes (its JWE stays well below the
+#: envelope limit).
+REPORT_MAX_CHARS = 20_000
 IDEMPOTENCY_KEY_MAX = 128
 #: The key-store label of the secret under which idempotency keys are stored (HMAC).
 IDEMPOTENCY_SECRET_LABEL = "signals/idempotency-key/v1"  # noqa: S105 - a label
@@ -73,6 +80,36 @@ class Submission:
     idempotency_key: str | None = None
     #: A digest of the request as sent (e.g. SHA-256 of the body), compared on a retry.
     request_digest: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    """A signal as a professional files it on the web: the report text in clear (sealed
+    by `SignalService.submit_report`), the subject with the API's field names."""
+
+    category: str
+    subject: Mapping[str, Any] = field(repr=False)
+    text: str = field(repr=False)
+    #: The professional's own reference; empty: the gateway makes one (`WEB-…`).
+    reference: str = ""
+
+
+#: Letters only (no vowels, no digits): a made reference never looks like a name, a
+#: date or a BSN to the personal-data detector.
+_REFERENCE_LETTERS = "BCDFGHJKLMNPQRSTVWXZ"
+
+
+def web_reference() -> str:
+    """A reference for a web-intake signal whose professional gave none."""
+    return "WEB-" + "".join(secrets.choice(_REFERENCE_LETTERS) for _ in range(8))
+
+
+def report_errors(text: str) -> list[FieldError]:
+    if not text.strip():
+        return [FieldError("/report", "The report text is required")]
+    if len(text) > REPORT_MAX_CHARS:
+        return [FieldError("/report", f"At most {REPORT_MAX_CHARS} characters")]
+    return []
 
 
 @dataclass(frozen=True)
@@ -213,19 +250,70 @@ class SignalService:
     def _decide(self, session: Session, actor: Actor, action: str, resource: Resource) -> Decision:
         decision = self.engine.decide(actor, action, resource)
         if not decision.allowed:
-            refuse(session, actor, decision, resource)
+            # a colleague's signal is as unknown to a professional as another
+            # organisation's (a 404, not a 403 that would confirm it exists)
+            error = (
+                NotFound("No signal with this id for your organisation.")
+                if decision.rule == NOT_OWN_SUBMISSION and resource.id is not None
+                else None
+            )
+            refuse(session, actor, decision, resource, error)
         return decision
 
     # -- the actions ---------------------------------------------------------------------
     def submit(self, session: Session, actor: Actor, submission: Submission) -> Submitted:
         """Check, pseudonymise, store, match and audit one signal."""
+        return self._submit(session, actor, submission)
+
+    def submit_report(self, session: Session, actor: Actor, report: Report) -> Submitted:
+        """A signal filed on the web (a professional without a connected system).
+
+        Exactly the API's submission: the same checks, policy question, pseudonyms,
+        envelope check and audit entry. The one difference: the report arrives in clear
+        over TLS, and is sealed here — a JWE (`gateway.crypto.jwe`, as the partner client
+        builds it) for the current encryption keys of every recipient the policy names
+        for the category — once the input is valid and the policy allows it. The clear
+        text is never stored, logged or audited.
+        """
+        text_errors = report_errors(report.text)
+        submission = Submission(
+            reference=report.reference or web_reference(),
+            category=report.category,
+            subject=report.subject,
+            payload={},
+        )
+
+        def seal(category: Category) -> Mapping[str, Any]:
+            plaintext = json.dumps(
+                {"summary": report.text, "channel": "web-intake"}, ensure_ascii=False
+            ).encode("utf-8")
+            return self.seal(category, plaintext)
+
+        return self._submit(session, actor, submission, seal=seal, extra_errors=text_errors)
+
+    def seal(self, category: Category, plaintext: bytes) -> dict[str, Any]:
+        """A JWE of `plaintext` for every current encryption key of the category's
+        required recipients (the meldpunt always among them), from the directory."""
+        recipients = set(category.required_recipients) | {MELDPUNT}
+        keys = [jwk for org, jwk in self.directory.current().values() if org in recipients]
+        return encrypt_for_recipients(plaintext, keys)
+
+    def _submit(
+        self,
+        session: Session,
+        actor: Actor,
+        submission: Submission,
+        *,
+        seal: Callable[[Category], Mapping[str, Any]] | None = None,
+        extra_errors: Sequence[FieldError] = (),
+    ) -> Submitted:
         organisation = self._organisation(session, actor, "signal.create")
         subject = dict(submission.subject)
         names = subject_name_parts(subject)
         if submission.idempotency_key is not None:
             check_idempotency_key(submission.idempotency_key, names)
         category = self.engine.category(submission.category)
-        errors = reference_errors(submission.reference, names)
+        errors = [*reference_errors(submission.reference, names), *extra_errors]
         if category is None:
             errors.append(FieldError("/category", "Not a category of the active policy"))
         pseudonymiser = self.pseudonymiser()
@@ -246,10 +334,11 @@ class SignalService:
         # The one policy question; decided in memory, so the write transaction (SQLite's
         # write lock) starts only once the checks below have passed.
         decision = self._decide(session, actor, "signal.create", resource)
+        payload = seal(category) if seal is not None else submission.payload
         meldpunt_key = self.keys.active(KeyPurpose.MELDPUNT_ENCRYPTION)
         directory = self.directory.view()
         check_envelope(
-            submission.payload,
+            payload,
             category_recipients=set(category.required_recipients) | {MELDPUNT},
             directory=directory,
             meldpunt_private_jwk=self.keys.private_jwk(meldpunt_key.kid),
@@ -273,12 +362,13 @@ class SignalService:
                 category=submission.category,
                 pseudonyms=linked,
                 pseudonym_key_id=pseudonymiser.kid or "",
-                payload=json.dumps(submission.payload, separators=(",", ":")),
+                payload=json.dumps(payload, separators=(",", ":")),
                 retention_days=category.retention_days,
                 idempotency_key=(
                     self.stored_idempotency_key(organisation, key) if key is not None else None
                 ),
                 request_hash=submission.request_digest if key is not None else None,
+                submitted_by=actor.id if actor.type == "user" else None,
             ),
         )
         signal = created.signal
@@ -322,12 +412,24 @@ class SignalService:
     def list(
         self, session: Session, actor: Actor, cursor: str | None, limit: int | None
     ) -> Page[Signal]:
-        """The actor organisation's own signals, oldest first."""
+        """The actor organisation's own signals, oldest first. A person the policy lets
+        see only what they filed themselves (a professional) gets only those."""
         organisation = self._organisation(session, actor, "signal.list")
         resource = Resource(type="signal", organisation=organisation)
-        decision = self._decide(session, actor, "signal.list", resource)
-        page = list_signals(session, organisation, cursor, limit)
-        record_decision(session, actor, decision, resource, detail={"count": len(page.items)})
+        decision = self.engine.decide(actor, "signal.list", resource)
+        submitter = None
+        if not decision.allowed and actor.type == "user":
+            own = Resource(type="signal", organisation=organisation, submitter=actor.id)
+            narrowed = self.engine.decide(actor, "signal.list", own)
+            if narrowed.allowed:
+                decision, resource, submitter = narrowed, own, actor.id
+        if not decision.allowed:
+            refuse(session, actor, decision, resource)
+        page = list_signals(session, organisation, cursor, limit, submitter=submitter)
+        detail: dict[str, Any] = {"count": len(page.items)}
+        if submitter is not None:
+            detail["ownSubmissions"] = True
+        record_decision(session, actor, decision, resource, detail=detail)
         return page
 
     def get(self, session: Session, actor: Actor, signal_id: str) -> Signal:
@@ -343,5 +445,9 @@ class SignalService:
 
 def _signal_resource(signal: Signal) -> Resource:
     return Resource(
-        type="signal", id=signal.id, category=signal.category, organisation=signal.organisation
+        type="signal",
+        id=signal.id,
+        category=signal.category,
+        organisation=signal.organisation,
+        submitter=signal.submitted_by,
     )

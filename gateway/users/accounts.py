@@ -27,7 +27,7 @@ from gateway.actors import Actor
 from gateway.audit import AuditEvent, Outcome, record_event
 from gateway.keys import KeyStore
 from gateway.users.models import UserRow, WebSessionRow
-from gateway.users.service import totp_secret_of
+from gateway.users.service import organisation_active, totp_secret_of
 
 ORGANISATION = "meldpunt"
 MIN_PASSWORD_LENGTH = 12
@@ -50,6 +50,15 @@ def _dummy_hash() -> str:
 
 
 def actor_of(user: UserRow) -> Actor:
+    """The meldpunt's staff act for the meldpunt; a professional for their organisation."""
+    if user.organisation is not None:
+        return Actor(
+            type="user",
+            id=user.name,
+            role=user.role,
+            organisation=user.organisation,
+            organisation_kind=user.organisation_kind,
+        )
     return Actor(type="user", id=user.name, role=user.role, organisation=ORGANISATION)
 
 
@@ -131,6 +140,9 @@ def sign_in(
         return SignInResult("refused")
     if user.status != "active":
         _audit(session, "user.sign-in", "denied", user, now, reason="inactive")
+        return SignInResult("refused")
+    if user.organisation is not None and not organisation_active(session, user.organisation):
+        _audit(session, "user.sign-in", "denied", user, now, reason="organisation-disabled")
         return SignInResult("refused")
     step = _totp_step(totp_secret_of(keys, user), otp, now) if password_ok else None
     replayed = step is not None and user.last_totp_step is not None and step <= user.last_totp_step
@@ -251,6 +263,12 @@ def resume_session(
         reason = "absolute"
     elif now - seen > timedelta(seconds=idle):
         reason = "idle"
+    if (
+        user is not None
+        and user.organisation is not None
+        and not organisation_active(session, user.organisation)
+    ):
+        user = None  # the organisation was disabled: its people are signed out
     if user is None or user.status != "active" or reason is not None:
         session.delete(row)
         if user is not None and reason is not None:

@@ -23,6 +23,10 @@ class UserRow(Base):
     #: JSON: the TOTP secret sealed with AES-256-GCM under the master key.
     totp_secret_sealed: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="active")
+    #: A professional's partner organisation (NULL: the meldpunt's own staff).
+    organisation: Mapped[str | None] = mapped_column(String(64), ForeignKey("organisations.id"))
+    #: Its kind, copied at registration (an organisation's kind never changes).
+    organisation_kind: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     #: Failed sign-ins since the last success or lockout.
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -19,6 +19,7 @@ PAGE_MODULES: tuple[str, ...] = (
     "gateway.web.audit",
     "gateway.web.officer",
     "gateway.web.figures",
+    "gateway.web.intake",
 )
 
 

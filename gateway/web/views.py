@@ -52,6 +52,7 @@ ROLE_NAMES = {
     "coordinator": _l("Coordinator"),
     "privacy-officer": _l("Privacy officer"),
     "admin": _l("Administrator"),
+    "professional": _l("Professional"),
 }
 
 
@@ -62,6 +63,8 @@ class NavItem:
     action: str  # the policy action the page needs
     #: Further pages of the same section (marked current in the menu too).
     also: tuple[str, ...] = ()
+    #: Instead of asking about `action` on a page: may this actor use the page?
+    allows: Callable[[Actor], bool] | None = None
 
     @property
     def endpoints(self) -> tuple[str, ...]:
@@ -83,6 +86,12 @@ NAV = (
     NavItem("web.policy", _l("Policy"), "policy.read"),
     NavItem("web.figures", _l("Figures"), "figures.read"),
     NavItem("web.alerts", _l("Alerts"), "audit.read"),
+    NavItem(
+        "web.intake",
+        _l("Report a signal"),
+        "signal.create",
+        allows=lambda a: bool(filing_categories(a)),
+    ),
 )
 #: Privacy officers see the agreement in their menu; everyone may read it.
 _NAV_ROLES = {"web.policy": {"privacy-officer"}, "web.alerts": {"privacy-officer"}}
@@ -102,6 +111,20 @@ def current_actor() -> Actor | None:
     return accounts.actor_of(user) if user is not None else None
 
 
+def filing_categories(actor: Actor) -> list[str]:
+    """The categories the policy lets this actor file a signal in (the web intake)."""
+    names = services().policy.engine.policy.categories
+    return [
+        name
+        for name in names
+        if decide(
+            actor,
+            "signal.create",
+            Resource(type="signal", category=name, organisation=actor.organisation),
+        ).allowed
+    ]
+
+
 def nav_items(user: UserRow | None) -> list[NavItem]:
     if user is None:
         return []
@@ -111,7 +134,11 @@ def nav_items(user: UserRow | None) -> list[NavItem]:
         for item in NAV
         if item.endpoint in current_app.view_functions
         and user.role in _NAV_ROLES.get(item.endpoint, {user.role})
-        and decide(actor, item.action, Resource(type="page")).allowed
+        and (
+            item.allows(actor)
+            if item.allows is not None
+            else decide(actor, item.action, Resource(type="page")).allowed
+        )
     ]
 
 

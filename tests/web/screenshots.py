@@ -1,8 +1,8 @@
 """`make screenshots`: PNGs of the web pages (Dutch, 1280 px wide) for the README.
 
 Builds a throw-away demo instance (partners, signals, matches) on a free port, signs in
-as its coordinator and privacy officer in Debian's Chromium and saves each page under
-the folder given (docs/screenshots/).
+as its coordinator, privacy officer and the school's professional in Debian's Chromium
+and saves each page under the folder given (docs/screenshots/).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def main(target: Path) -> None:
         instance = build(Path(tmp) / "demo", "127.0.0.1", port)
         server = start_server(instance, "127.0.0.1", port)
         try:
-            run_scenario(instance, people(30))
+            summary = run_scenario(instance, people(30))
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             people_by_role = {u["role"]: u for u in instance.users}
 
@@ -137,6 +137,30 @@ def main(target: Path) -> None:
             page.keyboard.press("Tab")
             shot(page, "skip-link-focus")
             officer.close()
+
+            school = context()
+            page = school.new_page()
+            sign_in(page, person("professional"))
+            page.wait_for_url(re.compile(r"/$"))
+            page.goto("/intake")
+            walk_in = summary["policeOnlyPerson"]
+            page.get_by_label("BSN (burgerservicenummer)").fill(
+                walk_in["bsn"][:8] + str((int(walk_in["bsn"][8]) + 1) % 10)
+            )
+            page.get_by_label("Achternaam").fill(walk_in["familyName"])
+            page.get_by_role("button", name="Signaal naar het meldpunt sturen").click()
+            shot(page, "intake-errors")
+            page.get_by_label("BSN (burgerservicenummer)").fill(walk_in["bsn"])
+            page.get_by_label("Voornamen").fill(walk_in["givenNames"])
+            page.get_by_label("Geboortedatum").fill(walk_in["dateOfBirth"])
+            page.get_by_label("Zorgsignaal").check()
+            page.get_by_label("Melding", exact=True).fill(
+                "Ze verzuimt veel en wordt na school opgehaald door een oudere man."
+            )
+            page.get_by_role("button", name="Signaal naar het meldpunt sturen").click()
+            page.wait_for_url("**/intake")
+            shot(page, "intake")
+            school.close()
 
             english = context("en-GB")
             page = english.new_page()

@@ -20,7 +20,9 @@ def test_demo_users_sign_in_with_the_printed_credentials(tmp_path: Path) -> None
     users_file = tmp_path / "demo" / "users.json"
     assert stat.S_IMODE(users_file.stat().st_mode) == 0o600
     users = json.loads(users_file.read_text())
-    assert {u["role"] for u in users} == {"coordinator", "privacy-officer"}
+    assert {u["role"] for u in users} == {"coordinator", "privacy-officer", "professional"}
+    professional = next(u for u in users if u["role"] == "professional")
+    assert professional["organisation"] == "roc-van-twente"  # the demo school
     app = create_app(settings=replace(instance.settings, testing=True, background_jobs=False))
     try:
         for user in users:
