@@ -146,6 +146,12 @@ def test_refusals_are_dutch_messages_and_unknown_cases_are_404(world: World) -> 
     assert bad.status_code == 400 and "Geef de ids van actieve signalen" in text(bad)
     assert 'value="Geboren 01-02-2010"' in page
     sid = world.signal("politie-oost", "police", "possible-victim", "x")
+    # from the match page without a title: back to the match, saying why
+    match_id = world.match(sid, world.signal("zorg-oost", "care", "concern", "y"))
+    assert "Casus aanmaken" in text(coordinator.get(f"/matches/{match_id}"))
+    back = coordinator.post("/cases", data={"csrf_token": token, "title": "", "match_id": match_id})
+    assert back.status_code == 302 and back.headers["Location"] == f"/matches/{match_id}"
+    assert "Geef de casus een titel" in text(coordinator.get(back.headers["Location"]))
     case = new_case(coordinator, "Casus Oost", sid)
     for path, data, expected in [
         (f"{case}/signals", {"signal_id": sid, "reason": ""}, "Geef een reden"),
