@@ -27,6 +27,7 @@ from gateway.db import Database
 from gateway.domain import build_domain_services
 from gateway.jobs import BackgroundJob
 from gateway.keys import KeyStore, load_master_key
+from gateway.lifecycle.retention import RetentionJob, RetentionService
 from gateway.logs import configure_logging
 from gateway.matching.jobs import OutboxJob
 from gateway.matching.views import bp as matching_bp
@@ -46,7 +47,6 @@ from gateway.ratelimit import addresses as proxies
 from gateway.security import check_every_route_is_protected, enforce
 from gateway.services import EXTENSION, Services, close_request_session
 from gateway.signals.directory import DirectoryCache
-from gateway.signals.expiry import ExpiryJob
 from gateway.signals.subject_search import bp as subject_search_bp
 from gateway.signals.views import bp as signals_bp
 
@@ -125,14 +125,14 @@ def build_services(settings: Settings) -> Services:
 def background_jobs(
     settings: Settings, database: Database, keys: KeyStore, engine: PolicyEngine
 ) -> tuple[BackgroundJob, ...]:
-    """The audit sequencer, signal expiry and the matching outbox, each given what it
-    uses and nothing more."""
+    """The audit sequencer, retention (expiry and erasure) and the matching outbox, each
+    given what it uses and nothing more."""
     if not settings.background_jobs:
         return ()
 
     return (
         BackgroundSequencer(database, lambda: signer_from(keys, settings.issuer)),
-        ExpiryJob(database, engine),
+        RetentionJob(RetentionService(database, engine, keys)),
         OutboxJob(database, engine),
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from gateway.audit.models import AuditCheckpointRow, AuditEntryRow, AuditNodeRow, AuditSubjectRow
 from gateway.cases.models import (
     ApprovalRow,
+    CaseErasureRow,
     CaseNoteRow,
     CaseRow,
     CaseSignalRow,
@@ -30,6 +31,7 @@ __all__ = [
     "AuditEntryRow",
     "AuditNodeRow",
     "AuditSubjectRow",
+    "CaseErasureRow",
     "CaseNoteRow",
     "CaseRow",
     "CaseSignalRow",

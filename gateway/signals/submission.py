@@ -17,6 +17,7 @@ import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NoReturn
 
 from sqlalchemy.orm import Session
@@ -25,6 +26,7 @@ from gateway.actors import Actor
 from gateway.api.paging import Page
 from gateway.errors import FieldError, InvalidInput, NotFound
 from gateway.keys import KeyPurpose, KeyStore
+from gateway.keys.epochs import seal_payload
 from gateway.policy.audited import record_decision, refuse
 from gateway.policy.engine import Decision, PolicyEngine, Resource
 from gateway.pseudonyms.detector import (
@@ -280,6 +282,7 @@ class SignalService:
                 ),
                 request_hash=submission.request_digest if key is not None else None,
             ),
+            seal=partial(seal_payload, self.keys),
         )
         signal = created.signal
         subjects = subject_refs(linked)
