@@ -218,6 +218,62 @@ def retention_run(dry_run: bool, as_json: bool) -> None:
         click.echo(report.summary())
 
 
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def backup(directory: Path, as_json: bool) -> None:
+    """A consistent snapshot of the database into DIRECTORY (new or empty), and a copy of
+    the key store in DIRECTORY/keys: keep that one apart from the database copy."""
+    from gateway.actors import cli_actor
+    from gateway.lifecycle.backup import create_backup
+
+    settings = settings_from_env()
+    admin_database(settings).dispose()  # an uninitialised instance: one line, nothing made
+    result = create_backup(settings, directory, actor=cli_actor())
+    emit(
+        result,
+        as_json,
+        f"backed up the {result['backend']} database (migration {result['migration']}) "
+        f"to {result['database']} and the key store to {result['keys']}; "
+        "keep the key store copy apart from the database copy",
+    )
+
+
+@main.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--keys",
+    "keys_from",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Where the key store backup is kept (default: DIRECTORY/keys).",
+)
+@click.option(
+    "--keep-keys",
+    is_flag=True,
+    help="Restore the database only and keep the current key store.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def restore(directory: Path, keys_from: Path | None, keep_keys: bool, as_json: bool) -> None:
+    """Restore a backup made by `ketenpoort backup` into this instance (stop the gateway
+    first); refused when the backup's audit log does not verify."""
+    from gateway.actors import cli_actor
+    from gateway.lifecycle.backup import restore_backup
+
+    if keys_from is not None and keep_keys:
+        raise click.UsageError("--keys and --keep-keys exclude each other")
+    settings = settings_from_env()
+    result = restore_backup(
+        settings, directory, actor=cli_actor(), keys_from=keys_from, keep_keys=keep_keys
+    )
+    emit(
+        result,
+        as_json,
+        f"restored the backup of {result['backupCreated']}: its audit log of "
+        f"{result['auditEntries']} entries verifies; "
+        + ("key store restored" if result["keysRestored"] else "key store kept"),
+    )
+
+
 def _engine(settings: Settings) -> PolicyEngine:
     from gateway.policy.engine import PolicyEngine
     from gateway.policy.loader import load_policy
