@@ -31,6 +31,7 @@ from gateway.figures.service import FiguresService
 from gateway.figures.views import bp as figures_bp
 from gateway.jobs import BackgroundJob
 from gateway.keys import KeyStore, load_master_key
+from gateway.lifecycle.retention import RetentionJob, RetentionService
 from gateway.logs import configure_logging
 from gateway.matching.jobs import OutboxJob
 from gateway.matching.views import bp as matching_bp
@@ -50,7 +51,6 @@ from gateway.ratelimit import addresses as proxies
 from gateway.security import check_every_route_is_protected, enforce
 from gateway.services import EXTENSION, Services, close_request_session
 from gateway.signals.directory import DirectoryCache
-from gateway.signals.expiry import ExpiryJob
 from gateway.signals.subject_search import bp as subject_search_bp
 from gateway.signals.views import bp as signals_bp
 
@@ -132,14 +132,14 @@ def build_services(settings: Settings) -> Services:
 def background_jobs(
     settings: Settings, database: Database, keys: KeyStore, engine: PolicyEngine
 ) -> tuple[BackgroundJob, ...]:
-    """The audit sequencer, signal expiry, the matching outbox and the alert rules, each
-    given what it uses and nothing more."""
+    """The audit sequencer, retention (expiry and erasure), the matching outbox and the
+    alert rules, each given what it uses and nothing more."""
     if not settings.background_jobs:
         return ()
 
     return (
         BackgroundSequencer(database, lambda: signer_from(keys, settings.issuer)),
-        ExpiryJob(database, engine),
+        RetentionJob(RetentionService(database, engine, keys)),
         OutboxJob(database, engine),
         AlertJob(database, AlertService(engine)),
     )

@@ -13,6 +13,7 @@ from gateway.audit.models import (
 )
 from gateway.cases.models import (
     ApprovalRow,
+    CaseErasureRow,
     CaseNoteRow,
     CaseRow,
     CaseSignalRow,
@@ -41,6 +42,7 @@ __all__ = [
     "AuditSubjectFilterRow",
     "AuditSubjectRow",
     "AuditVerificationRow",
+    "CaseErasureRow",
     "CaseNoteRow",
     "CaseRow",
     "CaseSignalRow",

@@ -46,6 +46,7 @@ from gateway.errors import (
     ProblemError,
 )
 from gateway.keys import KeyPurpose, KeyStore
+from gateway.keys.epochs import PayloadErased, open_payload
 from gateway.keys.store import KeyStoreError
 from gateway.policy.engine import Context, Decision, PolicyEngine, Resource
 from gateway.signals.models import SignalRow
@@ -451,7 +452,12 @@ class PayloadRead:
 
 
 def meldpunt_plaintext(keys: KeyStore, payload: str) -> bytes:
-    """Decrypt the meldpunt copy of a stored JWE in memory (current or retired key)."""
+    """Decrypt the meldpunt copy of a stored JWE in memory (current or retired key),
+    first unwrapping it from its epoch key (`gateway.keys.epochs`) when it has one."""
+    try:
+        payload = open_payload(keys, payload)
+    except PayloadErased:
+        raise InternalError("The epoch key of a stored payload is destroyed.") from None
     try:
         parsed = jwe.parse_jwe(json.loads(payload))
     except (ValueError, jwe.JweError):

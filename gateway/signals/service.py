@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import hmac
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple, cast
@@ -155,6 +155,7 @@ def create_signal(
     new: NewSignal,
     *,
     now: datetime | None = None,
+    seal: Callable[[str, datetime], tuple[str, str]] | None = None,
 ) -> Created:
     """Store `new` and leave its matching to the outbox, in the caller's transaction.
 
@@ -164,6 +165,9 @@ def create_signal(
     A retry with the same idempotency key and request hash returns the first signal
     (with its stored response) and changes nothing; the same key with another hash
     raises `IdempotencyKeyReused` (422).
+
+    `seal(payload, expires_at)` wraps the payload at rest (`gateway.keys.epochs`):
+    it returns the stored text and the epoch key id.
     """
     new.check()
     moment = _now(now)
@@ -188,6 +192,8 @@ def create_signal(
             return Created(_view(earlier), False)
 
     pseudonyms = {family: bytes(element) for family, element in new.pseudonyms.items()}
+    expires_at = moment + timedelta(days=new.retention_days)
+    stored, epoch = seal(new.payload, expires_at) if seal is not None else (new.payload, None)
     row = SignalRow(
         id=str(uuid.uuid4()),
         organisation=new.organisation,
@@ -197,8 +203,9 @@ def create_signal(
         status="active",
         linkage_keys=",".join(sorted(pseudonyms)),
         created_at=moment,
-        expires_at=moment + timedelta(days=new.retention_days),
-        payload=new.payload,
+        expires_at=expires_at,
+        payload=stored,
+        payload_epoch=epoch,
         idempotency_key=new.idempotency_key,
         request_hash=new.request_hash,
         submitted_by=new.submitted_by,
@@ -295,6 +302,7 @@ def _remove(
         session.delete(pseudonym)
     row.status = status
     row.payload = None
+    row.payload_epoch = None
     if status == "withdrawn":
         row.withdrawn_at = now
     enqueue(session, row.pk, status, now, subjects)

@@ -18,6 +18,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, NoReturn
 
 from sqlalchemy.orm import Session
@@ -27,6 +28,7 @@ from gateway.api.paging import Page
 from gateway.crypto.jwe import encrypt_for_recipients
 from gateway.errors import FieldError, InvalidInput, NotFound
 from gateway.keys import KeyPurpose, KeyStore
+from gateway.keys.epochs import seal_payload
 from gateway.policy.audited import record_decision, refuse
 from gateway.policy.engine import Decision, PolicyEngine, Resource
 from gateway.policy.schema import Category
@@ -370,6 +372,7 @@ class SignalService:
                 request_hash=submission.request_digest if key is not None else None,
                 submitted_by=actor.id if actor.type == "user" else None,
             ),
+            seal=partial(seal_payload, self.keys),
         )
         signal = created.signal
         subjects = subject_refs(linked)
