@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gateway.cases.match_links import linked_matches
 from gateway.keys import KeyStore
 from gateway.matching.queries import MatchService, NotificationService
 from gateway.policy.engine import PolicyEngine
@@ -45,7 +46,7 @@ def build_domain_services(
             pseudonymiser=pseudonymiser,
             idempotency_secret=keys.derive_secret(IDEMPOTENCY_SECRET_LABEL),
         ),
-        matches=MatchService(engine),
+        matches=MatchService(engine, linked=linked_matches),
         notifications=NotificationService(engine),
         subject_search=SubjectSearchService(
             engine=engine, pseudonymiser=pseudonymiser, catch_up=catch_up

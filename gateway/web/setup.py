@@ -12,7 +12,7 @@ SESSION_COOKIE = "ketenpoort_session"
 csrf = CSRFProtect()
 #: Modules that add pages to the `web` blueprint (`@bp.get(...)` with `@page(action)`);
 #: imported before the blueprint is registered.
-PAGE_MODULES: tuple[str, ...] = ("gateway.web.views",)
+PAGE_MODULES: tuple[str, ...] = ("gateway.web.views", "gateway.web.match_review")
 
 
 def select_language() -> str:
