@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.alerts.service import AlertService
+from gateway.cases.match_links import linked_matches
 from gateway.keys import KeyStore
 from gateway.matching.queries import MatchService, NotificationService
 from gateway.policy.engine import PolicyEngine
@@ -54,7 +55,7 @@ def build_domain_services(
             pseudonymiser=pseudonymiser,
             idempotency_secret=keys.derive_secret(IDEMPOTENCY_SECRET_LABEL),
         ),
-        matches=MatchService(engine),
+        matches=MatchService(engine, linked=linked_matches),
         notifications=NotificationService(engine),
         subject_search=subject_search,
         subject_reports=SubjectReportService(engine=engine, search=subject_search),

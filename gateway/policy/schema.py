@@ -96,7 +96,24 @@ ActionName = Literal[
     "figures.read",
 ]
 RoleName = Literal["coordinator", "privacy-officer", "admin", "professional"]
-LinkageKey = Literal["bsn", "name_dob"]
+#: The key families of `gateway.pseudonyms.matchkeys.LINKAGE_FAMILIES` (a test keeps
+#: the two in step): a category lists those it links on.
+LinkageKey = Literal[
+    "bsn",
+    "name_dob",
+    "swap_dob",
+    "given_dob",
+    "names_year",
+    "names",
+    "init_dob",
+    "phon_dob",
+    "del_dob",
+    "part_dob",
+    "dm_swap",
+    "xname_dob",
+    "names_del",
+    "fgi_dob",
+]
 HttpsUri = Annotated[str, StringConstraints(pattern=r"^https://[^\s/?#]+(/[^\s]*)?$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
 Scope = Annotated[str, StringConstraints(pattern=r"^[a-z]+:[a-z]+$")]

@@ -20,6 +20,7 @@ PAGE_MODULES: tuple[str, ...] = (
     "gateway.web.officer",
     "gateway.web.figures",
     "gateway.web.intake",
+    "gateway.web.match_review",
 )
 
 
