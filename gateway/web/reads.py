@@ -13,6 +13,7 @@ The services decide and audit; a refusal of theirs becomes a Dutch message, not 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -183,7 +184,15 @@ def _back_url(case_id: str) -> str | None:
 
 
 def _payload_text(read: PayloadRead) -> str:
-    return read.content.decode("utf-8", errors="replace")
+    """The content as text; a JSON document indented, so its fields are on lines of their own."""
+    text = read.content.decode("utf-8", errors="replace")
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(parsed, dict | list):
+        return text
+    return json.dumps(parsed, indent=2, ensure_ascii=False)
 
 
 def _next_transaction(db: Session) -> None:
