@@ -142,6 +142,11 @@ def friendly(error: ProblemError) -> str:
                 "Give a reason of 1 to 500 characters, without personal data such as a "
                 "citizen service number or a date of birth."
             )
+        if any(e.pointer.startswith(("/organisations", "/signalIds")) for e in error.errors):
+            return _(
+                "The share can no longer be made as requested: a receiver or a signal is no "
+                "longer available. Refuse it, and share again from the case."
+            )
         return _("The form was not filled in correctly.")
     if isinstance(error, Conflict):
         return _("No approval is needed for this; you can read the signal straight away.")
