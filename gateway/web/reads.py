@@ -13,6 +13,7 @@ The services decide and audit; a refusal of theirs becomes a Dutch message, not 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -141,6 +142,11 @@ def friendly(error: ProblemError) -> str:
                 "Give a reason of 1 to 500 characters, without personal data such as a "
                 "citizen service number or a date of birth."
             )
+        if any(e.pointer.startswith(("/organisations", "/signalIds")) for e in error.errors):
+            return _(
+                "The share can no longer be made as requested: a receiver or a signal is no "
+                "longer available. Refuse it, and share again from the case."
+            )
         return _("The form was not filled in correctly.")
     if isinstance(error, Conflict):
         return _("No approval is needed for this; you can read the signal straight away.")
@@ -183,7 +189,15 @@ def _back_url(case_id: str) -> str | None:
 
 
 def _payload_text(read: PayloadRead) -> str:
-    return read.content.decode("utf-8", errors="replace")
+    """The content as text; a JSON document indented, so its fields are on lines of their own."""
+    text = read.content.decode("utf-8", errors="replace")
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(parsed, dict | list):
+        return text
+    return json.dumps(parsed, indent=2, ensure_ascii=False)
 
 
 def _next_transaction(db: Session) -> None:

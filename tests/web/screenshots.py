@@ -17,7 +17,8 @@ from typing import Any
 
 from playwright.sync_api import sync_playwright
 
-from gateway.actors import cli_actor
+from gateway.actors import Actor, cli_actor
+from gateway.app import create_app
 from gateway.db import Database
 from gateway.demo.people import people
 from gateway.demo.run import DemoInstance, build, run_scenario, start_server
@@ -47,6 +48,67 @@ def _newcomer(instance: DemoInstance) -> Person:
     finally:
         database.dispose()
     return Person(user.name, user.role, user.one_time_password, user.totp_secret)
+
+
+def _perpetrator_case(instance: DemoInstance, coordinator: str) -> tuple[str, str]:
+    """A case of the demo's signals about a possible perpetrator (four eyes to read)."""
+    from sqlalchemy import select
+
+    from gateway.cases.service import NewCase
+    from gateway.signals.models import SignalRow
+
+    app = create_app(settings=instance.settings)
+    svc = app.extensions["ketenpoort"]
+    actor = Actor(type="user", id=coordinator, role="coordinator", organisation="meldpunt")
+    try:
+        with svc.db.transaction() as session:
+            signal_ids = tuple(
+                session.execute(
+                    select(SignalRow.id)
+                    .where(
+                        SignalRow.category == "possible-perpetrator", SignalRow.status == "active"
+                    )
+                    .order_by(SignalRow.pk)
+                ).scalars()
+            )
+            case = svc.cases.cases.create(
+                session, actor, NewCase("Ronselen bij station Hengelo", signal_ids=signal_ids)
+            )
+    finally:
+        svc.db.dispose()
+    return case.id, signal_ids[0]
+
+
+def _four_eyes_pages(context: Any, shot: Any, instance: DemoInstance, a: Person, b: Person) -> None:
+    """Reading a signal with a purpose; the approvals page; the read once approved.
+    (`b` signed in before: the next TOTP code, since a code counts once.)"""
+    case_id, signal_id = _perpetrator_case(instance, a.name)
+    payload = f"/cases/{case_id}/signals/{signal_id}/payload"
+    purpose = "Voorbereiden van het casusoverleg"
+    first, second = context(), context()
+    try:
+        page_a, page_b = first.new_page(), second.new_page()
+        sign_in(page_a, a)
+        page_a.wait_for_url(re.compile(r"/$"))
+        page_a.goto(payload)
+        shot(page_a, "payload")
+        page_a.get_by_label(purpose).check()
+        page_a.get_by_role("button", name="Goedkeuring aanvragen").click()
+        page_a.wait_for_url("**/payload")
+        sign_in(page_b, b, code=b.code(1))
+        page_b.wait_for_url(re.compile(r"/$"))
+        page_b.goto("/approvals")
+        shot(page_b, "approvals")
+        page_b.get_by_role("button", name="Goedkeuren").first.click()
+        page_b.wait_for_url("**/approvals")
+        page_a.goto(payload)
+        page_a.get_by_label(purpose).check()
+        page_a.get_by_role("button", name="Melding inzien").click()
+        page_a.locator("#payload-content").wait_for()
+        shot(page_a, "payload-read")
+    finally:
+        first.close()
+        second.close()
 
 
 def main(target: Path) -> None:
@@ -161,6 +223,12 @@ def main(target: Path) -> None:
             page.wait_for_url("**/intake")
             shot(page, "intake")
             school.close()
+            coordinators = [
+                Person(u["name"], u["role"], u["password"], u["totpSecret"])
+                for u in instance.users
+                if u["role"] == "coordinator"
+            ]
+            _four_eyes_pages(context, shot, instance, coordinators[0], person("coordinator"))
 
             english = context("en-GB")
             page = english.new_page()

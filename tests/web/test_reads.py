@@ -274,3 +274,32 @@ def test_a_waiting_share_is_approved_on_the_approvals_page(
     ]
     assert approve and approve[-1]["actor"]["id"] == "m.bakker"
     assert seeded.approval(outcome.approval_id).kind != PAYLOAD_READ
+
+
+def test_a_share_whose_receiver_was_disabled_is_not_approved(
+    app: Flask, client: FlaskClient, seeded: Seeded
+) -> None:
+    from gateway.partners.models import Organisation
+
+    world = seeded.world
+    world.partner("om-oost", "justice")
+    with world.session() as session:
+        outcome = world.svc.shares.share(
+            session, ANNA, seeded.case_id, ["om-oost"], [seeded.perpetrator], "case-meeting"
+        )
+        org = session.get(Organisation, "om-oost")
+        assert org is not None
+        org.status = "disabled"
+        session.commit()
+    _signed_in(app, client, "m.bakker", "coordinator")
+    response = client.post(
+        "/approvals",
+        data={
+            "csrf_token": token_of(client, "/approvals"),
+            "approval": outcome.approval_id,
+            "decision": "approve",
+        },
+    )
+    assert response.status_code == 400
+    assert "een ontvanger of een melding is niet meer beschikbaar" in text(response)
+    assert seeded.approval(str(outcome.approval_id)).status == "pending"
