@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from gateway.actors import Actor
 from gateway.api.paging import Page
 from gateway.errors import FieldError, InvalidInput, NotFound
-from gateway.keys import KeyPurpose, KeyStore
+from gateway.keys import KeyPurpose, KeyRecord, KeyStore
 from gateway.keys.epochs import seal_payload
 from gateway.policy.audited import record_decision, refuse
 from gateway.policy.engine import Decision, PolicyEngine, Resource
@@ -37,8 +37,8 @@ from gateway.pseudonyms.detector import (
 )
 from gateway.pseudonyms.errors import InvalidSubject
 from gateway.pseudonyms.service import Pseudonymiser
-from gateway.signals.directory import DirectoryCache
-from gateway.signals.envelope import check_envelope
+from gateway.signals.directory import DirectoryCache, DirectoryView
+from gateway.signals.envelope import check_envelope, recipient_kids
 from gateway.signals.schemas import ReceiptOut, SignalOut
 from gateway.signals.service import (
     NewSignal,
@@ -218,6 +218,19 @@ class SignalService:
             refuse(session, actor, decision, resource)
         return decision
 
+    def _meldpunt_key(self, payload: object, directory: DirectoryView) -> KeyRecord:
+        """The meldpunt key the payload is encrypted for: the active one, or after a
+        rotation a previous one the directory still publishes (a partner whose directory
+        copy is a minute old is not refused)."""
+        active = self.keys.active(KeyPurpose.MELDPUNT_ENCRYPTION)
+        named = set(recipient_kids(payload))
+        if active.kid in named:
+            return active
+        for record in reversed(self.keys.records(KeyPurpose.MELDPUNT_ENCRYPTION)):
+            if record.kid in named and directory.get(record.kid) is not None:
+                return record
+        return active
+
     # -- the actions ---------------------------------------------------------------------
     def submit(self, session: Session, actor: Actor, submission: Submission) -> Submitted:
         """Check, pseudonymise, store, match and audit one signal."""
@@ -248,8 +261,8 @@ class SignalService:
         # The one policy question; decided in memory, so the write transaction (SQLite's
         # write lock) starts only once the checks below have passed.
         decision = self._decide(session, actor, "signal.create", resource)
-        meldpunt_key = self.keys.active(KeyPurpose.MELDPUNT_ENCRYPTION)
         directory = self.directory.view()
+        meldpunt_key = self._meldpunt_key(submission.payload, directory)
         check_envelope(
             submission.payload,
             category_recipients=set(category.required_recipients) | {MELDPUNT},
