@@ -274,6 +274,34 @@ def restore(directory: Path, keys_from: Path | None, keep_keys: bool, as_json: b
     )
 
 
+@main.group()
+def keys() -> None:
+    """The gateway's keys."""
+
+
+@keys.command("rotate")
+@click.argument("kind", type=click.Choice(["token-signing", "checkpoint", "encryption"]))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def keys_rotate(kind: str, as_json: bool) -> None:
+    """Rotate one key without downtime (audited): the new key is published before use and
+    the old one retired, still verifying and decrypting what it made."""
+    from gateway.actors import cli_actor
+    from gateway.lifecycle.rotation import rotate_key
+
+    settings = settings_from_env()
+    database = admin_database(settings)
+    try:
+        result = rotate_key(database, _keys(settings), kind, actor=cli_actor())
+    finally:
+        database.dispose()
+    emit(
+        result,
+        as_json,
+        f"{kind} key rotated: new key {result['kid']}; retired "
+        + (", ".join(result["retired"]) or "none"),
+    )
+
+
 def _engine(settings: Settings) -> PolicyEngine:
     from gateway.policy.engine import PolicyEngine
     from gateway.policy.loader import load_policy

@@ -3,9 +3,10 @@
 A stored payload (the JWE as received) is sealed again with AES-256-GCM under the data
 key of its signal's erasure month (`KeyStore.epoch_key`); the wrapped form is a small
 JSON object `{"epoch": KID, "sealed": {...}}`, which no JWE can be mistaken for (a JWE
-has no "epoch" member). Payloads stored before epochs existed are plain JWE text and
-are read as they are. When the last signal of a month has been erased the retention
-run destroys that month's key, so a copy of the database from before the erasure holds
+has no "epoch" member). Payloads stored before epochs existed are plain JWE text, read
+as they are until the retention run wraps them (`RetentionService.rewrap_legacy`).
+When the last signal of a month has been erased the retention run destroys that
+month's key, so a copy of the database from before the erasure holds
 only ciphertext nobody can open (crypto-shredding).
 """
 

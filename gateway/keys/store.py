@@ -155,6 +155,7 @@ class KeyStore:
         # a status change); unsealed material is kept by kid, which never changes.
         self._records: tuple[tuple[tuple[str, int, int], ...], list[KeyRecord]] | None = None
         self._material: dict[str, dict[str, Any]] = {}
+        self._epoch_keys: dict[str, EpochKey] = {}
 
     @classmethod
     def public_only(cls, directory: Path) -> KeyStore:
@@ -335,6 +336,9 @@ class KeyStore:
     def epoch_key(self, month: str, *, now: datetime | None = None) -> EpochKey:
         """The epoch key of `month` ("YYYY-MM"), created when missing (safe in several
         processes at once: the first file written wins and the others read it)."""
+        known = self._epoch_keys.get(month)
+        if known is not None:
+            return known  # a month's key changes only by destruction, after the month
         path = self._epoch_path(month)
         if not path.exists():
             kid = f"{month}.{secrets.token_hex(8)}"
@@ -349,7 +353,9 @@ class KeyStore:
             except FileExistsError:
                 pass  # another process was first: use its key
         data = self._read(path)
-        return EpochKey(data["kid"], data["month"], datetime.fromisoformat(data["created"]))
+        found = EpochKey(data["kid"], data["month"], datetime.fromisoformat(data["created"]))
+        self._epoch_keys[month] = found
+        return found
 
     def epoch_secret(self, kid: str) -> bytes:
         """The 32-byte data key of epoch `kid`; `KeyStoreError` once it is destroyed."""
@@ -374,6 +380,7 @@ class KeyStore:
         """Delete epoch key `kid` for good; False when it was already gone."""
         self._material.pop(f"epoch:{kid}", None)
         month = kid.split(".", 1)[0]
+        self._epoch_keys.pop(month, None)
         path = self._epoch_path(month)
         if not path.exists() or self._read(path).get("kid") != kid:
             return False

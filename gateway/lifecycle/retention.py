@@ -16,6 +16,7 @@ background job in every gateway process) does, in order:
 3. **shred**: the epoch key (`gateway.keys.epochs`) of every month that has ended and
    holds no stored signal any more is destroyed, so a backup of the database from before
    the erasure can no longer bring those payloads back. Each destruction is audited.
+   Payloads stored before epochs existed are wrapped under their epoch key here too.
 
 A run that changed something writes one `retention.run` audit entry with counts only
 (per category and month; no signal id, no content). `dry_run=True` changes nothing and
@@ -40,7 +41,7 @@ from gateway.cases.models import CaseErasureRow, CaseSignalRow, SharePayloadRow
 from gateway.db import Database
 from gateway.jobs import BackgroundJob
 from gateway.keys import KeyStore
-from gateway.keys.epochs import erasure_month
+from gateway.keys.epochs import epoch_of, erasure_month, seal_payload
 from gateway.logs import get_logger
 from gateway.matching.models import MatchingOutboxRow, MatchMemberRow, MatchRow
 from gateway.matching.processor import hit_policy_of, process_outbox
@@ -92,6 +93,8 @@ class RetentionReport:
     epoch_keys: tuple[str, ...] = ()
     tombstones: int = 0
     matches_removed: int = 0
+    #: Payloads stored before epochs, wrapped under their epoch key by this run.
+    rewrapped: int = 0
 
     @property
     def due(self) -> int:
@@ -109,6 +112,7 @@ class RetentionReport:
             "tombstones": self.tombstones,
             "matchesRemoved": self.matches_removed,
             "epochKeysDestroyed": list(self.epoch_keys),
+            "rewrapped": self.rewrapped,
         }
 
     def summary(self) -> str:
@@ -204,6 +208,7 @@ class RetentionService:
             progress(erased, total)
         waiting = self._waiting(moment)
         destroyed = self._shred(moment, actor)
+        rewrapped = self.rewrap_legacy()
         done_groups = tuple(Group(c, m, n) for (c, m), n in sorted(erased_groups.items()))
         report = RetentionReport(
             False,
@@ -215,8 +220,9 @@ class RetentionService:
             epoch_keys=tuple(destroyed),
             tombstones=tombstones,
             matches_removed=matches_removed,
+            rewrapped=rewrapped,
         )
-        if record_empty or expired or erased or destroyed:
+        if record_empty or expired or erased or destroyed or rewrapped:
             with self.db.transaction() as session:
                 record_event(
                     session,
@@ -231,6 +237,7 @@ class RetentionService:
                             "waiting": waiting,
                             "groups": [g.as_json() for g in done_groups],
                             "epochKeysDestroyed": list(destroyed),
+                            "rewrapped": rewrapped,
                         },
                     ),
                     now=moment,
@@ -238,6 +245,35 @@ class RetentionService:
         if erased or destroyed:
             log.info("retention run", expired=expired, erased=erased, epoch_keys=len(destroyed))
         return report
+
+    def rewrap_legacy(self, limit: int | None = None) -> int:
+        """Wrap payloads stored before epochs (plain JWE text) under their erasure month's
+        epoch key, a batch per transaction, so they are crypto-shredded like the rest.
+        Readers take either form, so this may run while the gateway serves."""
+        done = 0
+        while limit is None or done < limit:
+            with self.db.transaction() as session:
+                rows = list(
+                    session.execute(
+                        select(SignalRow)
+                        .where(SignalRow.payload.is_not(None), SignalRow.payload_epoch.is_(None))
+                        .order_by(SignalRow.pk)
+                        .limit(self.batch)
+                        .with_for_update(skip_locked=True)
+                    ).scalars()
+                )
+                for row in rows:
+                    assert row.payload is not None
+                    if epoch_of(row.payload) is not None:  # wrapped, its column not set
+                        row.payload_epoch = epoch_of(row.payload)
+                        continue
+                    row.payload, row.payload_epoch = seal_payload(
+                        self.keys, row.payload, utc(row.expires_at)
+                    )
+            if not rows:
+                break
+            done += len(rows)
+        return done
 
     def _waiting(self, now: datetime) -> int:
         with self.db.session() as session:

@@ -436,3 +436,28 @@ def ensure_meldpunt(session: Session, encryption_jwk: Mapping[str, Any], *, acto
         )
         return True
     return False
+
+
+def publish_meldpunt_keys(
+    session: Session, encryption_jwks: list[Mapping[str, Any]], *, actor: Actor
+) -> None:
+    """Publish the meldpunt's encryption keys in the directory, newest first (a key
+    rotation: partners encrypt for the new key, the previous one is still accepted
+    until the next rotation or `ketenpoort init`)."""
+    org = session.get(Organisation, MELDPUNT_ID)
+    if org is None:
+        raise OperatorError("the meldpunt organisation does not exist; run `ketenpoort init`")
+    keys = [{**{k: v for k, v in jwk.items() if k != "d"}, "use": "enc"} for jwk in encryption_jwks]
+    _directory_changed(session)
+    org.encryption_jwks = {"keys": keys}
+    record_event(
+        session,
+        AuditEvent(
+            action="partner.update",
+            outcome="success",
+            actor=actor,
+            resource_type="organisation",
+            resource_id=MELDPUNT_ID,
+            detail={"encryptionKeyIds": [k.get("kid") for k in keys]},
+        ),
+    )

@@ -268,3 +268,20 @@ def check_envelope(
         kids=tuple(recipient.kid for recipient in parsed.recipients),
         size=size,
     )
+
+
+def recipient_kids(payload: object) -> list[str]:
+    """The `kid`s a payload's recipients name, read leniently (before `check_envelope`
+    has looked at its form): general or flattened JSON Serialization; [] for anything else."""
+    if not isinstance(payload, Mapping):
+        return []
+    recipients = payload.get("recipients")
+    if not isinstance(recipients, list):
+        recipients = [payload]
+    kids: list[str] = []
+    for recipient in recipients:
+        header = recipient.get("header") if isinstance(recipient, Mapping) else None
+        kid = header.get("kid") if isinstance(header, Mapping) else None
+        if isinstance(kid, str):
+            kids.append(kid)
+    return kids

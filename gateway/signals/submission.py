@@ -27,7 +27,7 @@ from gateway.actors import Actor
 from gateway.api.paging import Page
 from gateway.crypto.jwe import encrypt_for_recipients
 from gateway.errors import FieldError, InvalidInput, NotFound
-from gateway.keys import KeyPurpose, KeyStore
+from gateway.keys import KeyPurpose, KeyRecord, KeyStore
 from gateway.keys.epochs import seal_payload
 from gateway.policy.audited import record_decision, refuse
 from gateway.policy.engine import Decision, PolicyEngine, Resource
@@ -41,8 +41,8 @@ from gateway.pseudonyms.detector import (
 )
 from gateway.pseudonyms.errors import InvalidSubject
 from gateway.pseudonyms.service import Pseudonymiser
-from gateway.signals.directory import DirectoryCache
-from gateway.signals.envelope import check_envelope
+from gateway.signals.directory import DirectoryCache, DirectoryView
+from gateway.signals.envelope import check_envelope, recipient_kids
 from gateway.signals.schemas import ReceiptOut, SignalOut
 from gateway.signals.service import (
     NewSignal,
@@ -286,6 +286,19 @@ class SignalService:
             )
         return pseudonymiser.linkage_pseudonyms(subject)
 
+    def _meldpunt_key(self, payload: object, directory: DirectoryView) -> KeyRecord:
+        """The meldpunt key the payload is encrypted for: the active one, or after a
+        rotation a previous one the directory still publishes (a partner whose directory
+        copy is a minute old is not refused)."""
+        active = self.keys.active(KeyPurpose.MELDPUNT_ENCRYPTION)
+        named = set(recipient_kids(payload))
+        if active.kid in named:
+            return active
+        for record in reversed(self.keys.records(KeyPurpose.MELDPUNT_ENCRYPTION)):
+            if record.kid in named and directory.get(record.kid) is not None:
+                return record
+        return active
+
     # -- the actions ---------------------------------------------------------------------
     def submit(self, session: Session, actor: Actor, submission: Submission) -> Submitted:
         """Check, pseudonymise, store, match and audit one signal."""
@@ -361,8 +374,8 @@ class SignalService:
         # write lock) starts only once the checks below have passed.
         decision = self._decide(session, actor, "signal.create", resource)
         payload = seal(category) if seal is not None else submission.payload
-        meldpunt_key = self.keys.active(KeyPurpose.MELDPUNT_ENCRYPTION)
         directory = self.directory.view()
+        meldpunt_key = self._meldpunt_key(payload, directory)
         check_envelope(
             payload,
             category_recipients=set(category.required_recipients) | {MELDPUNT},

@@ -201,3 +201,18 @@ def test_the_background_job_runs_the_same_service(world: World) -> None:
     service.clock = lambda: datetime.now(UTC) + timedelta(days=31)
     assert RetentionJob(service).step() is False
     assert _count(app, SignalRow) == 0
+
+
+def test_payloads_from_before_epochs_are_wrapped_by_the_run(world: World) -> None:
+    app = world.app
+    svc = app.extensions["ketenpoort"]
+    legacy = store_signal(app, "van voor de epochs", days=400, sealed=False)
+    report = _service(app).run()
+    assert report.rewrapped == 1
+    with svc.db.session() as session:
+        row = session.execute(select(SignalRow).where(SignalRow.id == legacy)).scalar_one()
+    assert row.payload is not None and row.payload_epoch == epoch_of(row.payload)
+    assert meldpunt_plaintext(svc.keys, row.payload) == b"van voor de epochs"
+    assert _service(app).run().rewrapped == 0
+    (run,) = _entries(app, "retention.run")
+    assert run["detail"]["rewrapped"] == 1

@@ -5,8 +5,9 @@ Revises: 0012_signal_hardening
 Create Date: 2026-11-30 02:40:00
 
 - `signals.payload_epoch`: the epoch key (in the key store, never here) a stored
-  payload is wrapped under. Payloads stored before stay plain JWE text (NULL here) and
-  are read as they are; they are erased with their signal like any other.
+  payload is wrapped under. Payloads stored before stay plain JWE text (NULL here), are
+  read as they are, and are wrapped by the next retention run (the key store is not
+  at hand in a migration).
 - `case_erasures`: a case's tombstone of a linked signal erased at the end of its
   retention (category and dates only).
 """
