@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.policy.loader import LoadedPolicy
-from gateway.policy.schema import Rule
+from gateway.policy.schema import Category, Rule
 
 ROLE_NAMES = {
     "coordinator": "coördinator",
@@ -24,6 +24,17 @@ def _who(rule: Rule) -> str:
     kinds = _list(who.organisation_kinds, "elke soort")
     scopes = f" met scope {_list(who.scopes)}" if who.scopes else ""
     return f"systemen van ketenpartners ({kinds}){scopes}"
+
+
+def _disclosure(c: Category) -> str:
+    if c.disclosure is None:
+        return "geen beperking"
+    who = (
+        "elk onderdeel wordt eerst beoordeeld"
+        if c.disclosure.review
+        else f"signalen van {_list(c.disclosure.review_submitters)} worden eerst beoordeeld"
+    )
+    return f"{who} ({c.disclosure.ground})"
 
 
 def to_markdown(loaded: LoadedPolicy) -> str:
@@ -60,6 +71,7 @@ def to_markdown(loaded: LoadedPolicy) -> str:
             f"- **Mogelijke ontvangers (soorten):** {_list(c.optional_recipient_kinds)}",
             f"- **Koppelsleutels:** {_list(list(c.linkage_keys))}",
             f"- **Mogen melden:** {_list(c.submitters)}",
+            f"- **Verstrekking aan de betrokkene:** {_disclosure(c)}",
             "",
         ]
     out += [
@@ -119,6 +131,23 @@ def to_markdown(loaded: LoadedPolicy) -> str:
         out.append(
             f"- `{four.id}`: {four.description} ({_list(list(four.actions))}{cats}; "
             f"goedkeuring door een andere {roles})"
+        )
+    out += ["", "## Signaleringen", ""]
+    if not p.alerts:
+        out.append("Dit protocol kent geen signaleringen.")
+    for alert in p.alerts:
+        extra = ""
+        if alert.factor is not None:
+            extra += (
+                f"; meer dan {alert.factor:g} keer het gebruikelijke"
+                f" over {alert.baseline_days} dagen"
+            )
+        if alert.office_hours is not None:
+            start, end = alert.office_hours
+            extra += f"; kantoortijd {start}:00-{end}:00 op werkdagen ({alert.timezone})"
+        out.append(
+            f"- `{alert.id}` (`{alert.kind}`): {alert.description} — drempel {alert.threshold} "
+            f"binnen {alert.window_minutes} minuten{extra}"
         )
     out += [
         "",

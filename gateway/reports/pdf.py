@@ -75,7 +75,7 @@ def render_pdf(
     ]
     for key, value in facts:
         pdf.set_font("DejaVu", "B", 9)
-        pdf.cell(45, 5, key)
+        pdf.cell(62, 5, key)
         pdf.set_font("DejaVu", size=9)
         pdf.multi_cell(0, 5, value, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
@@ -92,6 +92,8 @@ def render_pdf(
     heading = FontFace(emphasis="BOLD", fill_color=(230, 230, 230))
 
     def title(text: str) -> None:
+        if pdf.get_y() > pdf.h - 45:  # no heading alone at the foot of a page
+            pdf.add_page()
         pdf.ln(3)
         pdf.set_font("DejaVu", "B", 12)
         pdf.multi_cell(0, 7, text, new_x="LMARGIN", new_y="NEXT")
@@ -104,7 +106,10 @@ def render_pdf(
         )
     else:
         with pdf.table(
-            col_widths=(22, 40, 22, 28, 18, 22, 60, 30), headings_style=heading, line_height=4.5
+            col_widths=(22, 40, 22, 28, 18, 22, 60, 30),
+            headings_style=heading,
+            line_height=4.5,
+            text_align="LEFT",
         ) as table:
             table.row(
                 [
@@ -134,7 +139,10 @@ def render_pdf(
     for kind, items in report.sections:
         title(labels.get(f"kind:{kind}", kind))
         with pdf.table(
-            col_widths=(24, 28, 34, 30, 26, 38, 62, 24), headings_style=heading, line_height=4.5
+            col_widths=(24, 28, 34, 30, 26, 38, 62, 24),
+            headings_style=heading,
+            line_height=4.5,
+            text_align="LEFT",
         ) as table:
             table.row(
                 [

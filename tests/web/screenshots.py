@@ -20,8 +20,9 @@ from playwright.sync_api import sync_playwright
 from gateway.actors import Actor, cli_actor
 from gateway.app import create_app
 from gateway.db import Database
+from gateway.demo.people import Person as DemoPerson
 from gateway.demo.people import people
-from gateway.demo.run import DemoInstance, build, run_scenario, start_server
+from gateway.demo.run import DemoInstance, build, client_for, run_scenario, start_server
 from gateway.keys import KeyStore, load_master_key
 from gateway.users.service import add_user
 from tests.web.flows import find_person_in_audit_log, sign_in, verify_the_log
@@ -111,6 +112,25 @@ def _four_eyes_pages(context: Any, shot: Any, instance: DemoInstance, a: Person,
         second.close()
 
 
+def probe(instance: DemoInstance, person: DemoPerson) -> None:
+    """A partner probing whether a person is known: five submissions, each withdrawn."""
+    partner = client_for(instance, "gemeente-enschede")
+    for n in range(5):
+        created = partner.submit_signal(
+            f"GEME-2026-PROBE-{n}", "concern", person.subject(), {"summary": "Proef."}
+        )
+        partner.withdraw(created["id"])
+
+
+def subject_report(page: Any, person: DemoPerson) -> None:
+    page.goto("/subject-report")
+    page.get_by_label("Burgerservicenummer (BSN)").fill(person.bsn)
+    page.get_by_label("Achternaam").fill(person.family_name)
+    page.get_by_label("Geboortedatum").fill(person.date_of_birth)
+    page.get_by_role("button", name="Rapport tonen").click()
+    page.get_by_role("heading", name="Rapport", exact=True).wait_for()
+
+
 def main(target: Path) -> None:
     """The demo instance (its partners, signals and matches), then the pages over it."""
     target.mkdir(parents=True, exist_ok=True)
@@ -119,7 +139,9 @@ def main(target: Path) -> None:
         instance = build(Path(tmp) / "demo", "127.0.0.1", port)
         server = start_server(instance, "127.0.0.1", port)
         try:
-            summary = run_scenario(instance, people(30))
+            crowd = people(30)
+            summary = run_scenario(instance, crowd)
+            probe(instance, crowd[7])
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             people_by_role = {u["role"]: u for u in instance.users}
 
@@ -194,6 +216,13 @@ def main(target: Path) -> None:
             shot(page, "audit-verifications")
             page.goto("/figures?by=quarter")
             shot(page, "figures-privacy-officer")
+            subject_report(page, crowd[0])
+            shot(page, "subject-report")
+            page.goto("/policy")
+            shot(page, "policy")
+            page.goto("/alerts")
+            page.get_by_role("button", name="Regels nu uitvoeren").click()
+            shot(page, "alerts")
             page.goto("/matches")
             shot(page, "forbidden")
             page.keyboard.press("Tab")
