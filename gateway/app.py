@@ -17,6 +17,7 @@ from gateway.api import conventions
 from gateway.api.views import bp as api_bp
 from gateway.audit.access import AuditService
 from gateway.audit.failures import audit_failure
+from gateway.audit.limits import RateLimitAudit
 from gateway.audit.reads import ReadAudit
 from gateway.audit.sequencer import BackgroundSequencer, signer_from
 from gateway.audit.views import bp as audit_bp
@@ -97,7 +98,13 @@ def build_services(settings: Settings) -> Services:
     metrics = Metrics()
     pseudonyms = PseudonymiserSource(keys)
     directory = DirectoryCache(database)
-    oauth = OAuthService(settings, database, keys, on_rate_limited=metrics.rate_limited)
+    limits_audit = RateLimitAudit(database)
+
+    def rate_limited(client: str, endpoint: str) -> None:
+        metrics.rate_limited(client, endpoint)
+        limits_audit.record(client, endpoint)
+
+    oauth = OAuthService(settings, database, keys, on_rate_limited=rate_limited)
     audit = AuditService(database, keys, settings.issuer, audit_decider(policy.engine))
     return Services(
         settings=settings,
