@@ -54,6 +54,7 @@ def test_the_privacy_officer_also_sees_the_oversight_charts(
     html = client.get("/figures?by=quarter&from=2025-01-01&to=2025-12-31").get_data(as_text=True)
     assert "Toezicht" in html and "2025-Q3" in html
     assert "Inzage in meldingen per coördinator en doel" in html
+    assert "Niets te tellen in deze periode." in html  # no payload reads in 2025
 
 
 def test_csv_export_is_audited(app: Flask, client: FlaskClient) -> None:
