@@ -18,6 +18,7 @@ from gateway.api import conventions
 from gateway.api.views import bp as api_bp
 from gateway.audit.access import AuditService
 from gateway.audit.failures import audit_failure
+from gateway.audit.limits import RateLimitAudit
 from gateway.audit.reads import ReadAudit
 from gateway.audit.runs import VerificationRuns
 from gateway.audit.sequencer import BackgroundSequencer, signer_from
@@ -100,7 +101,13 @@ def build_services(settings: Settings) -> Services:
     metrics.add_collector(AlertCounter(database))
     pseudonyms = PseudonymiserSource(keys)
     directory = DirectoryCache(database)
-    oauth = OAuthService(settings, database, keys, on_rate_limited=metrics.rate_limited)
+    limits_audit = RateLimitAudit(database)
+
+    def rate_limited(client: str, endpoint: str) -> None:
+        metrics.rate_limited(client, endpoint)
+        limits_audit.record(client, endpoint)
+
+    oauth = OAuthService(settings, database, keys, on_rate_limited=rate_limited)
     audit = AuditService(database, keys, settings.issuer, audit_decider(policy.engine))
     return Services(
         settings=settings,

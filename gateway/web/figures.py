@@ -21,6 +21,7 @@ from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
 from gateway.figures.charts import Bar, bar_chart
+from gateway.figures.report import render_pdf
 from gateway.figures.service import ALL, AUDIT_READ, Figures, Granularity, Oversight, PeriodRefused
 from gateway.services import db_session, services
 from gateway.web.views import _render, bp, current_actor, page
@@ -318,4 +319,42 @@ def figures_csv() -> Any:
         out.getvalue(),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@bp.get("/figures/report.pdf")
+@page("figures.read")
+def figures_pdf() -> Any:
+    """The printable report: the page's tables as a PDF, audited as a `pdf` export."""
+    actor = current_actor()
+    assert actor is not None
+    start, end, by, error = _period_args()
+    if error is not None:
+        return _render("web/figures.html", 400, start=start, end=end, by=by, error=error)
+    db = db_session()
+    try:
+        found = services().figures.publish(db, actor, start, end, by, export="pdf")
+    except PeriodRefused as refused:
+        return _render(
+            "web/figures.html", 400, start=start, end=end, by=by, error=_refused_message(refused)
+        )
+    db.commit()
+    per = _("year") if by == "year" else _("quarter")
+    lines = [
+        _("Period: %(start)s to %(end)s, per %(by)s.", start=start, end=end, by=per),
+        _(
+            '"< %(t)s" means fewer than %(t)s: small numbers are never published, so that no '
+            'one can be recognised. "x" means left out, so that a small number cannot be '
+            "worked out from the totals, or not published (a median over fewer than %(t)s "
+            "cases).",
+            t=found.threshold,
+        ),
+    ]
+    tables = [(g.caption, g.columns, g.rows) for g in grids(found)]
+    body = render_pdf(_("Figures"), lines, tables)
+    name = f"ketenpoort-figures-{start.isoformat()}-{end.isoformat()}-{by}.pdf"
+    return Response(
+        body,
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{name}"'},
     )

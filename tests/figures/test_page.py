@@ -54,6 +54,7 @@ def test_the_privacy_officer_also_sees_the_oversight_charts(
     html = client.get("/figures?by=quarter&from=2025-01-01&to=2025-12-31").get_data(as_text=True)
     assert "Toezicht" in html and "2025-Q3" in html
     assert "Inzage in meldingen per coördinator en doel" in html
+    assert "Niets te tellen in deze periode." in html  # no payload reads in 2025
 
 
 def test_csv_export_is_audited(app: Flask, client: FlaskClient) -> None:
@@ -92,3 +93,21 @@ def test_a_period_that_cannot_be_published_is_an_error_on_the_page(
 def test_the_administrator_has_no_figures(app: Flask, client: FlaskClient) -> None:
     _signed_in(app, client, "b.beheer", "admin")
     assert client.get("/figures").status_code == 403
+
+
+def test_the_printable_report_is_a_pdf_and_audited(app: Flask, client: FlaskClient) -> None:
+    _seed_this_year(app)
+    _signed_in(app, client, "c.jansen", "coordinator")
+    year = date.today().year
+    response = client.get(f"/figures/report.pdf?from={year}-01-01&to={year}-12-31&by=year")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    assert response.get_data().startswith(b"%PDF-")
+
+    with app.extensions["ketenpoort"].db.transaction(write=False) as session:
+        formats = [
+            json.loads(d)["detail"]["format"]
+            for d in session.execute(
+                select(AuditEntryRow.data).where(AuditEntryRow.action == "figures.read")
+            ).scalars()
+        ]
+    assert "pdf" in formats
