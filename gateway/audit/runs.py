@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
@@ -50,6 +50,8 @@ RECORD_HEADER = "ketenpoort audit verification v1"
 #: How often a running verification writes its progress (seconds).
 PROGRESS_EVERY = 0.5
 MAX_NOTE_LENGTH = 8192
+#: A run still "running" after this long broke off (its process stopped): shown as such.
+STALE_AFTER = timedelta(hours=6)
 
 
 class CheckpointRefused(ValueError):
@@ -245,9 +247,12 @@ class VerificationRuns:
             record_text(row),
             verifier_keys(self.audit.keys, self.audit.issuer),
         )
+        status, problem = row.status, row.problem
+        if status == "running" and datetime.now(UTC) - _utc(row.started_at) > STALE_AFTER:
+            status, problem = "error", "the run broke off (its gateway process stopped)"
         return RunView(
             id=row.id,
-            status=row.status,
+            status=status,
             started_by=row.started_by,
             started_at=_utc(row.started_at),
             finished_at=_utc(row.finished_at) if row.finished_at else None,
@@ -256,7 +261,7 @@ class VerificationRuns:
             tree_size=row.tree_size,
             root_hash=base64.b64encode(row.root_hash).decode() if row.root_hash else None,
             first_bad_index=row.first_bad_index,
-            problem=row.problem,
+            problem=problem,
             external_size=row.external_size,
             signed_record=row.signed_record,
             signature_valid=valid,
