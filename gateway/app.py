@@ -13,11 +13,13 @@ from typing import Any
 from flask import Flask
 
 from gateway import web
+from gateway.alerts.service import AlertCounter, AlertJob, AlertService
 from gateway.api import conventions
 from gateway.api.views import bp as api_bp
 from gateway.audit.access import AuditService
 from gateway.audit.failures import audit_failure
 from gateway.audit.reads import ReadAudit
+from gateway.audit.runs import VerificationRuns
 from gateway.audit.sequencer import BackgroundSequencer, signer_from
 from gateway.audit.views import bp as audit_bp
 from gateway.cases import build as build_case_services
@@ -25,8 +27,11 @@ from gateway.cases.views import bp as cases_bp
 from gateway.config import Settings, load_settings
 from gateway.db import Database
 from gateway.domain import build_domain_services
+from gateway.figures.service import FiguresService
+from gateway.figures.views import bp as figures_bp
 from gateway.jobs import BackgroundJob
 from gateway.keys import KeyStore, load_master_key
+from gateway.lifecycle.retention import RetentionJob, RetentionService
 from gateway.logs import configure_logging
 from gateway.matching.jobs import OutboxJob
 from gateway.matching.views import bp as matching_bp
@@ -46,7 +51,6 @@ from gateway.ratelimit import addresses as proxies
 from gateway.security import check_every_route_is_protected, enforce
 from gateway.services import EXTENSION, Services, close_request_session
 from gateway.signals.directory import DirectoryCache
-from gateway.signals.expiry import ExpiryJob
 from gateway.signals.subject_search import bp as subject_search_bp
 from gateway.signals.views import bp as signals_bp
 
@@ -93,6 +97,7 @@ def build_services(settings: Settings) -> Services:
     keys = KeyStore(settings.keys_dir, master)
     policy = start_policy(settings.policy, database)
     metrics = Metrics()
+    metrics.add_collector(AlertCounter(database))
     pseudonyms = PseudonymiserSource(keys)
     directory = DirectoryCache(database)
     oauth = OAuthService(settings, database, keys, on_rate_limited=metrics.rate_limited)
@@ -108,6 +113,7 @@ def build_services(settings: Settings) -> Services:
         pseudonyms=pseudonyms,
         directory=directory,
         audit=audit,
+        verifications=VerificationRuns(audit),
         read_audit=ReadAudit(database),
         cases=build_case_services(policy.engine, keys),
         domain=build_domain_services(
@@ -117,6 +123,7 @@ def build_services(settings: Settings) -> Services:
             pseudonymiser=pseudonyms.get,
             catch_up=audit.catch_up,
         ),
+        figures=FiguresService(policy.engine),
         readiness={"policy": lambda: policy.check_ready(database)},
         jobs=background_jobs(settings, database, keys, policy.engine),
     )
@@ -125,15 +132,16 @@ def build_services(settings: Settings) -> Services:
 def background_jobs(
     settings: Settings, database: Database, keys: KeyStore, engine: PolicyEngine
 ) -> tuple[BackgroundJob, ...]:
-    """The audit sequencer, signal expiry and the matching outbox, each given what it
-    uses and nothing more."""
+    """The audit sequencer, retention (expiry and erasure), the matching outbox and the
+    alert rules, each given what it uses and nothing more."""
     if not settings.background_jobs:
         return ()
 
     return (
         BackgroundSequencer(database, lambda: signer_from(keys, settings.issuer)),
-        ExpiryJob(database, engine),
+        RetentionJob(RetentionService(database, engine, keys)),
         OutboxJob(database, engine),
+        AlertJob(database, AlertService(engine)),
     )
 
 
@@ -153,6 +161,7 @@ def register_routes(app: Flask) -> None:
         subject_search_bp,
         cases_bp,
         oprf_bp,
+        figures_bp,
     ):
         app.register_blueprint(bp)
     web.init_app(app)  # the people's pages: sessions, CSRF, Dutch/English

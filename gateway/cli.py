@@ -16,18 +16,23 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gateway import API_VERSION, __version__
 from gateway.audit.cli import audit as _audit
 from gateway.audit.cli import record_init
-from gateway.cli_support import admin_database, emit, settings_from_env
+from gateway.cli_support import admin_database, emit, print_json, settings_from_env
 from gateway.client.cli import partner as _partner
 from gateway.errors import OperatorError
 from gateway.partners.cli import clients, partners
 from gateway.policy.cli import policy as _policy
+
+if TYPE_CHECKING:
+    from gateway.config import Settings
+    from gateway.keys import KeyStore
+    from gateway.policy.engine import PolicyEngine
 
 #: The variables an administration command reads, as `--help` lists them.
 VARIABLES = (
@@ -179,6 +184,109 @@ def signals_expire(as_json: bool) -> None:
     finally:
         database.dispose()
     emit({"expired": expired}, as_json, f"{expired} signal(s) expired")
+
+
+@main.group()
+def retention() -> None:
+    """Retention: erase what is past its category's retention."""
+
+
+@retention.command("run")
+@click.option("--dry-run", is_flag=True, help="Report what would be erased; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def retention_run(dry_run: bool, as_json: bool) -> None:
+    """Erase every signal past its retention and shred the epoch keys of erased months
+    (the gateway also does this each minute); reports per category and month."""
+    from gateway.actors import cli_actor
+    from gateway.lifecycle.cli import progress_bar, report_table
+    from gateway.lifecycle.retention import RetentionService
+
+    settings = settings_from_env()
+    database = admin_database(settings)
+    try:
+        service = RetentionService(database, _engine(settings), _keys(settings))
+        with progress_bar(enabled=not as_json) as progress:
+            report = service.run(
+                dry_run=dry_run, actor=cli_actor(), progress=progress, record_empty=True
+            )
+    finally:
+        database.dispose()
+    if as_json:
+        print_json(report.as_json())
+    else:
+        report_table(report)
+        click.echo(report.summary())
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def backup(directory: Path, as_json: bool) -> None:
+    """A consistent snapshot of the database into DIRECTORY (new or empty), and a copy of
+    the key store in DIRECTORY/keys: keep that one apart from the database copy."""
+    from gateway.actors import cli_actor
+    from gateway.lifecycle.backup import create_backup
+
+    settings = settings_from_env()
+    admin_database(settings).dispose()  # an uninitialised instance: one line, nothing made
+    result = create_backup(settings, directory, actor=cli_actor())
+    emit(
+        result,
+        as_json,
+        f"backed up the {result['backend']} database (migration {result['migration']}) "
+        f"to {result['database']} and the key store to {result['keys']}; "
+        "keep the key store copy apart from the database copy",
+    )
+
+
+@main.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--keys",
+    "keys_from",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Where the key store backup is kept (default: DIRECTORY/keys).",
+)
+@click.option(
+    "--keep-keys",
+    is_flag=True,
+    help="Restore the database only and keep the current key store.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def restore(directory: Path, keys_from: Path | None, keep_keys: bool, as_json: bool) -> None:
+    """Restore a backup made by `ketenpoort backup` into this instance (stop the gateway
+    first); refused when the backup's audit log does not verify."""
+    from gateway.actors import cli_actor
+    from gateway.lifecycle.backup import restore_backup
+
+    if keys_from is not None and keep_keys:
+        raise click.UsageError("--keys and --keep-keys exclude each other")
+    settings = settings_from_env()
+    result = restore_backup(
+        settings, directory, actor=cli_actor(), keys_from=keys_from, keep_keys=keep_keys
+    )
+    emit(
+        result,
+        as_json,
+        f"restored the backup of {result['backupCreated']}: its audit log of "
+        f"{result['auditEntries']} entries verifies; "
+        + ("key store restored" if result["keysRestored"] else "key store kept"),
+    )
+
+
+def _engine(settings: Settings) -> PolicyEngine:
+    from gateway.policy.engine import PolicyEngine
+    from gateway.policy.loader import load_policy
+
+    return PolicyEngine(load_policy(settings.policy))
+
+
+def _keys(settings: Settings) -> KeyStore:
+    from gateway.keys import KeyStore, load_master_key
+
+    return KeyStore(
+        settings.keys_dir, load_master_key(settings.keys_dir, settings.master_key, create=False)
+    )
 
 
 @main.group()

@@ -10,10 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gateway.alerts.service import AlertService
+from gateway.cases.match_links import linked_matches
 from gateway.keys import KeyStore
 from gateway.matching.queries import MatchService, NotificationService
 from gateway.policy.engine import PolicyEngine
+from gateway.policy.history import PolicyHistoryService
 from gateway.pseudonyms.service import Pseudonymiser
+from gateway.reports.subject import SubjectReportService
 from gateway.signals.directory import DirectoryCache
 from gateway.signals.searches import SubjectSearchService
 from gateway.signals.submission import IDEMPOTENCY_SECRET_LABEL, SignalService
@@ -25,6 +29,9 @@ class DomainServices:
     matches: MatchService
     notifications: NotificationService
     subject_search: SubjectSearchService
+    subject_reports: SubjectReportService
+    policy_history: PolicyHistoryService
+    alerts: AlertService
 
 
 def build_domain_services(
@@ -35,8 +42,11 @@ def build_domain_services(
     pseudonymiser: Callable[[], Pseudonymiser],
     catch_up: Callable[[], None],
 ) -> DomainServices:
-    """The four services, given what they use (the container's directory cache and
+    """The services, given what they use (the container's directory cache and
     pseudonymiser, so each exists once per process)."""
+    subject_search = SubjectSearchService(
+        engine=engine, pseudonymiser=pseudonymiser, catch_up=catch_up
+    )
     return DomainServices(
         signals=SignalService(
             engine=engine,
@@ -45,9 +55,10 @@ def build_domain_services(
             pseudonymiser=pseudonymiser,
             idempotency_secret=keys.derive_secret(IDEMPOTENCY_SECRET_LABEL),
         ),
-        matches=MatchService(engine),
+        matches=MatchService(engine, linked=linked_matches),
         notifications=NotificationService(engine),
-        subject_search=SubjectSearchService(
-            engine=engine, pseudonymiser=pseudonymiser, catch_up=catch_up
-        ),
+        subject_search=subject_search,
+        subject_reports=SubjectReportService(engine=engine, search=subject_search),
+        policy_history=PolicyHistoryService(engine),
+        alerts=AlertService(engine),
     )

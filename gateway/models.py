@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from gateway.audit.models import AuditCheckpointRow, AuditEntryRow, AuditNodeRow, AuditSubjectRow
+from gateway.alerts.models import AlertRow
+from gateway.audit.models import (
+    AuditCheckpointRow,
+    AuditEntryRow,
+    AuditNodeRow,
+    AuditSubjectFilterRow,
+    AuditSubjectRow,
+    AuditVerificationRow,
+)
 from gateway.cases.models import (
     ApprovalRow,
+    CaseErasureRow,
     CaseNoteRow,
     CaseRow,
     CaseSignalRow,
@@ -25,11 +34,15 @@ from gateway.signals.models import SignalPseudonymRow, SignalRow
 from gateway.users.models import UserRow, WebSessionRow
 
 __all__ = [
+    "AlertRow",
     "ApprovalRow",
     "AuditCheckpointRow",
     "AuditEntryRow",
     "AuditNodeRow",
+    "AuditSubjectFilterRow",
     "AuditSubjectRow",
+    "AuditVerificationRow",
+    "CaseErasureRow",
     "CaseNoteRow",
     "CaseRow",
     "CaseSignalRow",

@@ -27,8 +27,10 @@ from gateway.keys import KeyStore
 if TYPE_CHECKING:
     from gateway.audit.access import AuditService
     from gateway.audit.reads import ReadAudit
+    from gateway.audit.runs import VerificationRuns
     from gateway.cases import CaseServices
     from gateway.domain import DomainServices
+    from gateway.figures.service import FiguresService
     from gateway.jobs import BackgroundJob
     from gateway.oauth.server import OAuthService
     from gateway.ops.metrics import Metrics
@@ -66,10 +68,14 @@ class Services:
     read_audit: ReadAudit
     #: The audit log's reads, proofs, exports and verification (the API and the pages).
     audit: AuditService
+    #: Verification runs started from the privacy officer's page (background threads).
+    verifications: VerificationRuns
     #: Cases, approvals, payload reads and shares (the API and the web pages).
     cases: CaseServices
     #: Signals, matches, notifications and subject searches (the API and the web pages).
     domain: DomainServices
+    #: Published figures with small counts suppressed (`/v1/figures`, `/figures`).
+    figures: FiguresService
     #: Readiness checks by name: each raises when its part is not ready.
     readiness: Mapping[str, Callable[[], None]]
     #: This process's background jobs (empty with KETENPOORT_BACKGROUND_JOBS=false).

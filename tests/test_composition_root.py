@@ -40,7 +40,7 @@ def test_background_jobs_follow_the_switch(settings: Settings, initialised: obje
     app = create_app(settings=dataclasses.replace(settings, background_jobs=True))
     try:
         names = sorted(job.name for job in services_of(app).jobs)
-        assert names == ["audit-sequencer", "matching-outbox", "signal-expiry"]
+        assert names == ["alerts", "audit-sequencer", "matching-outbox", "retention"]
     finally:
         stop_jobs(app)
         services_of(app).db.dispose()

@@ -39,7 +39,7 @@ from gateway.audit import rfc9162
 from gateway.audit.entries import AuditEvent, Outcome, SubjectRef
 from gateway.audit.errors import LeafNotFound, LeafNotSequenced, TreeSizeBeyondCheckpoint
 from gateway.audit.models import AuditEntryRow
-from gateway.audit.note import VerifierKey, origin_for
+from gateway.audit.note import NoteError, VerifierKey, open_checkpoint, origin_for
 from gateway.audit.queries import EntryFilter, StoredEntry, page, stream, visible_entries
 from gateway.audit.sequencer import (
     CheckpointSigner,
@@ -58,6 +58,7 @@ from gateway.errors import (
     FieldError,
     Forbidden,
     InvalidInput,
+    NotFound,
     PolicyDenied,
     ProblemError,
     is_audited,
@@ -121,6 +122,18 @@ class EntryPage:
     entries: list[StoredEntry]
     #: The cursor of the next page; None on the last page.
     next: str | None
+
+
+@dataclass(frozen=True)
+class ProvenEntry:
+    entry: StoredEntry
+    proof: InclusionProof
+    #: None when the proof leads to the signed root of the latest checkpoint; else why not.
+    problem: str | None
+
+    @property
+    def verified(self) -> bool:
+        return self.problem is None
 
 
 @dataclass(frozen=True)
@@ -294,6 +307,76 @@ class AuditService:
         """`entries`, for a search whose filter may name a subject (a body, never a URI)."""
         return self.entries(actor, where, start=start, cursor=cursor, limit=limit)
 
+    def timeline(
+        self, actor: Actor, where: EntryFilter, *, before: str | None = None, limit: int = 50
+    ) -> EntryPage:
+        """`entries`, newest first: keyset paging down the index (`before` is the cursor of
+        the page, the index just above its first entry), for the privacy officer's page."""
+        with self._audited(actor, READ, "audit-entries"):
+            grant = self._grant(actor, READ, "audit-entries", ENTRY_SCOPES)
+            if not 1 <= limit <= MAX_LIMIT:
+                raise InvalidInput(
+                    f"limit must be 1 to {MAX_LIMIT}.",
+                    errors=[FieldError("/limit", f"Must be 1 to {MAX_LIMIT}", "limit")],
+                )
+            below = decode_cursor(before, parameter="before") if before is not None else None
+            self.catch_up()
+            stmt = visible_entries(
+                where, organisation=actor.organisation, whole_log=grant.whole_log
+            )
+            stmt = stmt.order_by(None).order_by(AuditEntryRow.seq.desc())
+            if below is not None:
+                stmt = stmt.where(AuditEntryRow.seq < below)
+            with self.db.session() as session:
+                found = page(session, stmt, limit + 1)
+            more = len(found) > limit
+            found = found[:limit]
+            detail: dict[str, Any] = {
+                "filters": where.describe(),
+                "order": "newest-first",
+                "count": len(found),
+                **({"first": found[0].index, "last": found[-1].index} if found else {}),
+            }
+            subjects = tuple(
+                SubjectRef(ref, "audit-subject-reference")
+                for ref in ((where.subject,) if where.subject else ()) + where.subjects
+            )
+            self._record(actor, READ, "audit-entries", "success", detail, grant, subjects)
+            following = found[-1].index if more and found else None
+            return EntryPage(found, encode_cursor(following) if following is not None else None)
+
+    def entry(self, actor: Actor, index: int) -> ProvenEntry:
+        """One sequenced entry with its inclusion proof in the latest checkpoint's tree,
+        checked here against that checkpoint's signed root."""
+        with self._audited(actor, READ, "audit-entry"):
+            grant = self._grant(actor, READ, "audit-entry", ENTRY_SCOPES)
+            _bounded("index", index, 0)
+            self.catch_up()
+            stmt = visible_entries(
+                EntryFilter(), index, organisation=actor.organisation, whole_log=grant.whole_log
+            ).where(AuditEntryRow.seq == index)
+            with self.db.session() as session:
+                found = page(session, stmt, 1)
+                latest = latest_checkpoint(session)
+                if not found:
+                    raise NotFound(f"There is no entry {index} you may see.")
+                stored = found[0]
+                size = latest.size if latest is not None else 0
+                note = latest.note if latest is not None else None
+                hashes = stored_inclusion_proof(session, index, size) if index < size else []
+            problem = _proof_problem(
+                stored, size, note, hashes, verifier_keys(self.keys, self.issuer), self.issuer
+            )
+            self._record(
+                actor,
+                READ,
+                "audit-entry",
+                "success",
+                {"index": index, "treeSize": size, "proofVerified": problem is None},
+                grant,
+            )
+            return ProvenEntry(stored, InclusionProof(index, size, hashes), problem)
+
     def export(self, actor: Actor, where: EntryFilter, format: Format) -> Export:
         """The entries up to the latest checkpoint that `actor` may see, as JSON Lines, CSV
         or LDV records; the export's entry is written before the first line is made."""
@@ -321,7 +404,13 @@ class AuditService:
                 lines=self._lines(stmt, format),
             )
 
-    def verify(self, actor: Actor, *, witnessed: tuple[str, ...] = ()) -> Report:
+    def verify(
+        self,
+        actor: Actor,
+        *,
+        witnessed: tuple[str, ...] = (),
+        progress: Callable[[int], None] | None = None,
+    ) -> Report:
         """Verify every entry and checkpoint from the database rows with the public keys
         alone (`gateway.audit.verify`), as the privacy officer's check of the log."""
         with self._audited(actor, READ, "audit-verification"):
@@ -344,12 +433,21 @@ class AuditService:
             entries, notes, close = database_source(self.db.url)
             try:
                 report = verify_log(
-                    entries, notes, keys, origin=origin_for(self.issuer), witnessed=witnessed
+                    entries,
+                    notes,
+                    keys,
+                    origin=origin_for(self.issuer),
+                    witnessed=witnessed,
+                    progress=progress,
                 )
             finally:
                 close()
             first = report.first_bad
-            detail = {"entries": report.entries, "firstBadIndex": first.index if first else None}
+            detail = {
+                "entries": report.entries,
+                "firstBadIndex": first.index if first else None,
+                **({"witnessedCheckpoints": len(witnessed)} if witnessed else {}),
+            }
             outcome: Outcome = "success" if report.ok else "error"
             self._record(actor, READ, "audit-verification", outcome, detail, grant)
             return report
@@ -447,6 +545,29 @@ def _bounded(name: str, value: int | None, least: int) -> None:
             f"{name} must be {least} to 2**63-1.",
             errors=[FieldError(f"/{name}", f"Must be {least} to 2**63-1", name)],
         )
+
+
+def _proof_problem(
+    stored: StoredEntry,
+    size: int,
+    note: str | None,
+    hashes: list[bytes],
+    keys: list[VerifierKey],
+    issuer: str,
+) -> str | None:
+    """Why the entry's inclusion proof does not check out against the signed checkpoint."""
+    if note is None or stored.index >= size:
+        return "not yet in a checkpoint"
+    try:
+        checkpoint = open_checkpoint(note, keys, origin=origin_for(issuer))
+        if checkpoint.size != size:
+            return "the checkpoint row and its signed note disagree on the size"
+        if rfc9162.leaf_hash(stored.data) != stored.leaf_hash:
+            return "the entry's bytes do not give its recorded leaf hash"
+        rfc9162.verify_inclusion(stored.index, size, stored.leaf_hash, hashes, checkpoint.root)
+    except (NoteError, rfc9162.ProofError) as exc:
+        return str(exc)
+    return None
 
 
 def _checkpoint_size(session: Any) -> int:

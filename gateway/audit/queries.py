@@ -25,11 +25,22 @@ class EntryFilter:
     subject: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    policy_rule: str | None = None
+    purpose: str | None = None
+    #: Any of these subject references (one person's pseudonyms); like `subject`.
+    subjects: tuple[str, ...] = ()
 
     def describe(self) -> dict[str, Any]:
         """The filters as they go into the audit entry of the read (no subject id)."""
         found: dict[str, Any] = {}
-        for name in ("actor_organisation", "actor_id", "action", "outcome"):
+        for name in (
+            "actor_organisation",
+            "actor_id",
+            "action",
+            "outcome",
+            "policy_rule",
+            "purpose",
+        ):
             value = getattr(self, name)
             if value is not None:
                 found[name] = value
@@ -37,7 +48,7 @@ class EntryFilter:
             value = getattr(self, name)
             if value is not None:
                 found[name] = value.isoformat()
-        if self.subject is not None:
+        if self.subject is not None or self.subjects:
             found["subject"] = True  # the reference itself is in the entry's subjects
         return found
 
@@ -79,6 +90,10 @@ def visible_entries(
         stmt = stmt.where(row.action == where.action)
     if where.outcome is not None:
         stmt = stmt.where(row.outcome == where.outcome)
+    if where.policy_rule is not None:
+        stmt = stmt.where(row.policy_rule == where.policy_rule)
+    if where.purpose is not None:
+        stmt = stmt.where(row.purpose == where.purpose)
     if where.since is not None:
         stmt = stmt.where(row.created_at >= where.since)
     if where.until is not None:
@@ -87,6 +102,14 @@ def visible_entries(
         stmt = stmt.where(
             row.id.in_(
                 select(AuditSubjectRow.entry_id).where(AuditSubjectRow.subject_id == where.subject)
+            )
+        )
+    if where.subjects:
+        stmt = stmt.where(
+            row.id.in_(
+                select(AuditSubjectRow.entry_id).where(
+                    AuditSubjectRow.subject_id.in_(where.subjects)
+                )
             )
         )
     return stmt

@@ -96,6 +96,8 @@ def insert_entry(session: Session, event: AuditEvent, now: datetime) -> Receipt:
             "outcome": event.outcome,
             "actor_id": event.actor.id,
             "actor_organisation": event.actor.organisation,
+            "policy_rule": (event.policy_rule or "")[:128] or None,
+            "purpose": (event.purpose or "")[:128] or None,
             "created_at": now,
         },
     ).scalar_one()

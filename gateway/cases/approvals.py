@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from gateway.actors import Actor
 from gateway.audit import AuditEvent, record_event
-from gateway.cases.models import ApprovalRow
+from gateway.cases.models import ApprovalRow, CaseRow, CaseSignalRow, ShareRow
 from gateway.cases.service import (
     Clock,
     actor_key,
@@ -46,6 +46,7 @@ from gateway.errors import (
     ProblemError,
 )
 from gateway.keys import KeyPurpose, KeyStore
+from gateway.keys.epochs import PayloadErased, open_payload
 from gateway.keys.store import KeyStoreError
 from gateway.policy.engine import Context, Decision, PolicyEngine, Resource
 from gateway.signals.models import SignalRow
@@ -119,6 +120,36 @@ class Approval:
             created_at=utc(row.created_at),
             expires_at=utc(row.expires_at),
         )
+
+
+@dataclass(frozen=True)
+class ApprovalSubject:
+    """What a request is about, for the person who decides: never a payload or a person.
+
+    A read names its signal (organisation, reference) and a case linking it; a share names
+    its case, its receivers and how many signals it carries."""
+
+    case_id: str | None = None
+    case_title: str | None = None
+    signal_id: str | None = None
+    organisation: str | None = None
+    reference: str | None = None
+    receivers: tuple[str, ...] = ()
+    signal_count: int = 0
+
+
+@dataclass(frozen=True)
+class ApprovalItem:
+    approval: Approval
+    subject: ApprovalSubject
+
+
+@dataclass(frozen=True)
+class ApprovalBoard:
+    """The approvals page: others' open requests (oldest first) and one's own (newest first)."""
+
+    to_decide: tuple[ApprovalItem, ...]
+    own: tuple[ApprovalItem, ...]
 
 
 class ApprovalHandler(Protocol):
@@ -306,6 +337,81 @@ class ApprovalService:
         audit(session, actor, decision, resource, "approval.list", approvals=[a.id for a in found])
         return found
 
+    def board(
+        self, session: Session, actor: Actor, *, target: str | None = None, limit: int = 100
+    ) -> ApprovalBoard:
+        """Open requests of OTHER people, and `actor`'s own requests in any state (the
+        approvals page; with `target`, only those about it: the payload page). Decided as
+        `case.write`; one audit entry naming the requests shown."""
+        resource = Resource(type="approval", id=target)
+        decision = self.engine.decide(actor, "case.write", resource)
+        if decision.effect != "allow":
+            refuse(session, actor, resource, decision)
+        size = max(1, min(limit, 500))
+        me = actor_key(actor)
+        others = select(ApprovalRow).where(
+            ApprovalRow.status == "pending",
+            ApprovalRow.expires_at > self.clock(),
+            ApprovalRow.requester_id != me,
+        )
+        mine = select(ApprovalRow).where(ApprovalRow.requester_id == me)
+        if target is not None:
+            others = others.where(ApprovalRow.target == target)
+            mine = mine.where(ApprovalRow.target == target)
+        to_decide = list(session.execute(others.order_by(ApprovalRow.pk).limit(size)).scalars())
+        own = list(session.execute(mine.order_by(ApprovalRow.pk.desc()).limit(size)).scalars())
+        audit(
+            session,
+            actor,
+            decision,
+            resource,
+            "approval.list",
+            approvals=[r.id for r in to_decide],
+            own=[r.id for r in own],
+        )
+        return ApprovalBoard(
+            tuple(self._item(session, r) for r in to_decide),
+            tuple(self._item(session, r) for r in own),
+        )
+
+    def _item(self, session: Session, row: ApprovalRow) -> ApprovalItem:
+        return ApprovalItem(Approval.of(row), self._subject(session, row))
+
+    @staticmethod
+    def _subject(session: Session, row: ApprovalRow) -> ApprovalSubject:
+        if row.kind == PAYLOAD_READ:
+            signal = session.execute(
+                select(SignalRow).where(SignalRow.id == row.target)
+            ).scalar_one_or_none()
+            if signal is None:
+                return ApprovalSubject(signal_id=row.target)
+            case = session.execute(
+                select(CaseRow)
+                .join(CaseSignalRow, CaseSignalRow.case_pk == CaseRow.pk)
+                .where(CaseSignalRow.signal_pk == signal.pk)
+                .order_by(CaseRow.pk)
+                .limit(1)
+            ).scalar_one_or_none()
+            return ApprovalSubject(
+                case_id=case.id if case else None,
+                case_title=case.title if case else None,
+                signal_id=signal.id,
+                organisation=signal.organisation,
+                reference=signal.reference,
+            )
+        share = session.execute(
+            select(ShareRow).where(ShareRow.id == row.target)
+        ).scalar_one_or_none()
+        if share is None:
+            return ApprovalSubject()
+        case = session.get(CaseRow, share.case_pk)
+        return ApprovalSubject(
+            case_id=case.id if case else None,
+            case_title=case.title if case else None,
+            receivers=tuple(share.organisations),
+            signal_count=len(share.signal_ids),
+        )
+
     def usable(
         self, session: Session, actor: Actor, kind: str, target: str, purpose: str | None
     ) -> ApprovalRow | None:
@@ -346,7 +452,12 @@ class PayloadRead:
 
 
 def meldpunt_plaintext(keys: KeyStore, payload: str) -> bytes:
-    """Decrypt the meldpunt copy of a stored JWE in memory (current or retired key)."""
+    """Decrypt the meldpunt copy of a stored JWE in memory (current or retired key),
+    first unwrapping it from its epoch key (`gateway.keys.epochs`) when it has one."""
+    try:
+        payload = open_payload(keys, payload)
+    except PayloadErased:
+        raise InternalError("The epoch key of a stored payload is destroyed.") from None
     try:
         parsed = jwe.parse_jwe(json.loads(payload))
     except (ValueError, jwe.JweError):

@@ -69,6 +69,24 @@ class CaseSignalRow(Base):
     __table_args__ = (Index("ix_case_signals_signal_pk", "signal_pk"),)
 
 
+class CaseErasureRow(Base):
+    """A tombstone: a signal linked into this case was erased at the end of its retention.
+
+    Says only that one was, of which category, linked and erased when; the signal's id
+    and everything about it are gone with it (the audit log keeps the erasure entry).
+    """
+
+    __tablename__ = "case_erasures"
+
+    pk: Mapped[int] = mapped_column(_PK, primary_key=True, autoincrement=True)
+    case_pk: Mapped[int] = mapped_column(_PK, ForeignKey("cases.pk", ondelete="CASCADE"))
+    category: Mapped[str] = mapped_column(String(64))
+    linked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_case_erasures_case_pk", "case_pk", "pk"),)
+
+
 class CaseNoteRow(Base):
     """A coordinator's note: only the AES-256-GCM ciphertext rests here."""
 

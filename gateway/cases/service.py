@@ -137,6 +137,9 @@ class CaseSignal:
     category: str
     reference: str
     status: str
+    #: When the partner submitted it, and when it expires (its category's retention).
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -260,7 +263,15 @@ class CaseService:
         ).all()
         for case_pk, s in rows:
             found[case_pk].append(
-                CaseSignal(s.id, s.organisation, s.category, s.reference, s.status)
+                CaseSignal(
+                    s.id,
+                    s.organisation,
+                    s.category,
+                    s.reference,
+                    s.status,
+                    utc(s.created_at),
+                    utc(s.expires_at),
+                )
             )
         return found
 

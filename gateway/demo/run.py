@@ -40,13 +40,17 @@ from gateway.server import PortInUse, check_port_free
 from gateway.users import accounts
 from gateway.users.service import add_user
 
+#: The meldpunt's case system; a log reviewer (`audit:read`) would be a client of its own
+#: (the policy's `separate_scopes`).
 MELDPUNT_SCOPES = (
     "cases:write",
-    "audit:read",
     "notifications:read",
     "directory:read",
     "signals:read",
+    "figures:read",
 )
+#: The municipality's system also fetches the published figures (for the council).
+MUNICIPALITY_SCOPES = (*BASE_SCOPES, "figures:read")
 
 #: People for the web UI (name, role, organisation): the meldpunt's staff and a mentor
 #: at the school (web intake); their demo passwords and TOTP secrets go to users.json.
@@ -134,9 +138,9 @@ def build(directory: Path, host: str, port: int) -> DemoInstance:
     database = Database(settings.database_url)
     actor = cli_actor()
     try:
-        registrations = [(*p, None) for p in PARTNERS] + [
-            ("meldpunt", "Meldpunt (casussysteem)", "meldpunt", MELDPUNT_SCOPES)
-        ]
+        registrations = [
+            (*p, MUNICIPALITY_SCOPES if p[2] == "municipality" else None) for p in PARTNERS
+        ] + [("meldpunt", "Meldpunt (casussysteem)", "meldpunt", MELDPUNT_SCOPES)]
         for org_id, name, kind, scopes in registrations:
             folder = directory / "partners" / org_id
             paths = generate_partner_keys(folder)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import stat
 import tempfile
@@ -302,3 +303,102 @@ class KeyStore:
                 _replace_file(path, json.dumps(data, indent=2).encode())
                 return KeyRecord.from_json(data)
         raise KeyStoreError(f"no key with kid {kid!r}")
+
+    # -- payload epoch keys (crypto-shredding) --------------------------------------------
+    #
+    # One data key per erasure month, in `epochs/` beside the other keys (never in the
+    # database): a stored payload is wrapped under the key of the month its signal is
+    # erased in; once every signal of a month is erased the file is deleted, and a
+    # database backup from before then cannot bring those payloads back.
+
+    @property
+    def epoch_directory(self) -> Path:
+        return self.directory / EPOCH_DIR
+
+    def _epoch_path(self, month: str) -> Path:
+        if not EPOCH_MONTH.fullmatch(month):
+            raise ValueError(f"not an epoch month: {month!r}")
+        return self.epoch_directory / f"epoch-{month}.json"
+
+    def epochs(self) -> list[EpochKey]:
+        """The epoch keys that exist, oldest month first."""
+        if not self.epoch_directory.is_dir():
+            return []
+        found = []
+        for path in sorted(self.epoch_directory.glob("epoch-*.json")):
+            data = self._read(path)
+            found.append(
+                EpochKey(data["kid"], data["month"], datetime.fromisoformat(data["created"]))
+            )
+        return found
+
+    def epoch_key(self, month: str, *, now: datetime | None = None) -> EpochKey:
+        """The epoch key of `month` ("YYYY-MM"), created when missing (safe in several
+        processes at once: the first file written wins and the others read it)."""
+        path = self._epoch_path(month)
+        if not path.exists():
+            kid = f"{month}.{secrets.token_hex(8)}"
+            sealed = crypto.seal(self._master.key, secrets.token_bytes(32), _epoch_aad(kid))
+            created = now or datetime.now(UTC)
+            make_private_dir(self.directory, narrow_existing=True)
+            make_private_dir(self.epoch_directory, narrow_existing=True)
+            record = {"kid": kid, "month": month, "created": created.isoformat(), "sealed": sealed}
+            try:
+                _write_new_file(path, json.dumps(record, indent=2).encode())
+                log.info("epoch key created", kid=kid, month=month)
+            except FileExistsError:
+                pass  # another process was first: use its key
+        data = self._read(path)
+        return EpochKey(data["kid"], data["month"], datetime.fromisoformat(data["created"]))
+
+    def epoch_secret(self, kid: str) -> bytes:
+        """The 32-byte data key of epoch `kid`; `KeyStoreError` once it is destroyed."""
+        cached = self._material.get(f"epoch:{kid}")
+        if cached is not None:
+            return crypto.b64url_decode(cached["key"])
+        month = kid.split(".", 1)[0]
+        try:
+            path = self._epoch_path(month)
+        except ValueError:
+            raise KeyStoreError(f"not an epoch key id: {kid!r}") from None
+        if not path.exists():
+            raise KeyStoreError(f"epoch key {kid} does not exist (destroyed?)")
+        data = self._read(path)
+        if data.get("kid") != kid:
+            raise KeyStoreError(f"epoch key {kid} does not exist (destroyed?)")
+        secret = crypto.unseal(self._master.key, data["sealed"], _epoch_aad(kid))
+        self._material[f"epoch:{kid}"] = {"key": crypto.b64url(secret)}
+        return secret
+
+    def destroy_epoch(self, kid: str) -> bool:
+        """Delete epoch key `kid` for good; False when it was already gone."""
+        self._material.pop(f"epoch:{kid}", None)
+        month = kid.split(".", 1)[0]
+        path = self._epoch_path(month)
+        if not path.exists() or self._read(path).get("kid") != kid:
+            return False
+        path.unlink()
+        directory = os.open(self.epoch_directory, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the deletion itself reaches the disk
+        finally:
+            os.close(directory)
+        log.info("epoch key destroyed", kid=kid, month=month)
+        return True
+
+
+EPOCH_DIR = "epochs"
+EPOCH_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+
+
+def _epoch_aad(kid: str) -> bytes:
+    return f"ketenpoort-epoch-key:{kid}".encode()
+
+
+@dataclass(frozen=True)
+class EpochKey:
+    """A payload data key for one erasure month ("YYYY-MM")."""
+
+    kid: str
+    month: str
+    created: datetime

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
@@ -37,6 +38,12 @@ COORDINATOR = f"{ROLE_FEED_PREFIX}coordinator"
 NOTIFICATION_TYPES = ("match", "match.updated", "signal.withdrawn", "signal.expired")
 #: What an outbox row asks for: match a new signal, or tell of one that left.
 OUTBOX_EVENTS = ("created", "withdrawn", "expired")
+#: A match's tier (`gateway.matching.scoring`): the weakest tier of its members.
+TIERS = ("strong", "possible")
+#: A match's stored review state. "linked" is not stored: it is derived from case links.
+MATCH_STATES = ("new", "under-review", "confirmed", "dismissed")
+#: Why a coordinator dismissed a match: codes, never free text (no identifier can enter).
+DISMISSAL_REASONS = ("different-persons", "family-member", "data-error", "not-relevant")
 
 
 class MatchRow(Base):
@@ -49,6 +56,18 @@ class MatchRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     merged_into: Mapped[str | None] = mapped_column(String(36))
+    #: "strong" or "possible": the weakest tier of the members.
+    tier: Mapped[str] = mapped_column(String(16), server_default="strong", default="strong")
+    #: One of `MATCH_STATES`; set by the coordinator's review (`MatchService`).
+    state: Mapped[str] = mapped_column(String(16), server_default="new", default="new")
+    #: For "dismissed": one of `DISMISSAL_REASONS`.
+    state_reason: Mapped[str | None] = mapped_column(String(32))
+    state_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(f"state IN {MATCH_STATES!r}", name="state"),
+        CheckConstraint(f"tier IN {TIERS!r}", name="tier"),
+    )
 
 
 class MatchMemberRow(Base):
@@ -68,6 +87,8 @@ class MatchMemberRow(Base):
     )
     linkage_keys: Mapped[str] = mapped_column(String(128))
     joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: The best tier by which this signal is tied to another member.
+    tier: Mapped[str] = mapped_column(String(16), server_default="strong", default="strong")
 
     __table_args__ = (Index("ix_match_members_signal_pk", "signal_pk"),)
 

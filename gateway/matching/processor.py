@@ -87,13 +87,16 @@ def has_pending(db: Database) -> bool:
     return found is not None
 
 
-def _pseudonyms(session: Session, signal_pk: int) -> dict[str, bytes]:
+def _pseudonyms(session: Session, signal_pk: int) -> dict[str, frozenset[bytes]]:
     rows = session.execute(
         select(SignalPseudonymRow.family, SignalPseudonymRow.element).where(
             SignalPseudonymRow.signal_pk == signal_pk
         )
     )
-    return {family: bytes(element) for family, element in rows}
+    found: dict[str, set[bytes]] = {}
+    for family, element in rows:
+        found.setdefault(family, set()).add(bytes(element))
+    return {family: frozenset(elements) for family, elements in found.items()}
 
 
 def _removal_subjects(session: Session, signal_pk: int) -> tuple[SubjectRef, ...]:

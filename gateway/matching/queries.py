@@ -7,20 +7,24 @@ on submission (`gateway.signals.service` / the outbox); this module only reads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
 from gateway.actors import Actor
 from gateway.api.paging import Page
-from gateway.errors import NotFound
-from gateway.matching.models import COORDINATOR
+from gateway.errors import FieldError, InvalidInput, NotFound
+from gateway.matching.models import COORDINATOR, DISMISSAL_REASONS, MATCH_STATES
 from gateway.matching.service import (
     Match,
     Notification,
     get_match,
     list_matches,
     list_notifications,
+    set_match_state,
 )
 from gateway.policy.audited import record_decision, refuse
 from gateway.policy.engine import Decision, PolicyEngine, Resource
@@ -38,11 +42,33 @@ def _decide(
     return decision
 
 
+#: Which of the given matches are linked into a case (`gateway.cases.match_links`);
+#: given by the composition root, since cases build on matches, not the other way.
+LinkedMatches = Callable[[Session, Sequence[Match]], set[str]]
+#: Stored states a derived "linked" replaces (a dismissal stays what it is).
+_LINKABLE = frozenset({"new", "under-review", "confirmed"})
+
+
+def _no_links(_session: Session, _matches: Sequence[Match]) -> set[str]:
+    return set()
+
+
 @dataclass
 class MatchService:
-    """Matches are for the meldpunt (its case system, its coordinators)."""
+    """Matches are for the meldpunt (its case system, its coordinators).
+
+    Reading asks `match.read`; reviewing (under review, confirmed, dismissed with a
+    reason code, or back to new) is case work and asks `case.write`. A match's state
+    shows "linked" once a case was made from it or holds one of its signals.
+    """
 
     engine: PolicyEngine
+    linked: LinkedMatches = field(default=_no_links)
+
+    def _with_links(self, session: Session, matches: Sequence[Match]) -> list[Match]:
+        candidates = [m for m in matches if m.state in _LINKABLE]
+        linked = self.linked(session, candidates) if candidates else set()
+        return [dataclasses.replace(m, state="linked") if m.id in linked else m for m in matches]
 
     def list(
         self, session: Session, actor: Actor, cursor: str | None, limit: int | None
@@ -53,7 +79,42 @@ class MatchService:
         record_decision(
             session, actor, decision, resource, detail={"matches": [m.id for m in page.items]}
         )
-        return page
+        return Page(self._with_links(session, page.items), page.next)
+
+    def review(
+        self,
+        session: Session,
+        actor: Actor,
+        match_id: str,
+        state: str,
+        reason: str | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> Match:
+        """Set a match's review state; "dismissed" needs one of `DISMISSAL_REASONS`.
+
+        A dismissed match no longer grows, and its signals are never brought together
+        again (`gateway.matching.service`). Audited with the state and reason code.
+        """
+        errors: list[FieldError] = []
+        if state not in MATCH_STATES:
+            errors.append(FieldError("/state", f"Must be one of {', '.join(MATCH_STATES)}"))
+        if state == "dismissed" and reason not in DISMISSAL_REASONS:
+            errors.append(FieldError("/reason", f"Must be one of {', '.join(DISMISSAL_REASONS)}"))
+        if state != "dismissed" and reason is not None:
+            errors.append(FieldError("/reason", "Only a dismissal takes a reason"))
+        resource = Resource(type="match", id=safe_uuid(match_id))
+        decision = _decide(self.engine, session, actor, "case.write", resource)
+        if errors:
+            raise InvalidInput("The review is invalid; see errors.", errors=errors)
+        found = set_match_state(session, match_id, state, reason, now or datetime.now(UTC))
+        if found is None:
+            refuse(session, actor, decision, resource, NotFound("No match with this id."))
+        detail = {"state": state} | ({"reason": reason} if state == "dismissed" else {})
+        record_decision(
+            session, actor, decision, Resource(type="match", id=found.id), detail=detail
+        )
+        return self._with_links(session, [found])[0]
 
     def get(self, session: Session, actor: Actor, match_id: str) -> Match:
         """One match; an absorbed match's id leads to the match that absorbed it."""
@@ -63,7 +124,7 @@ class MatchService:
         if found is None:
             raise NotFound("No match with this id.")
         record_decision(session, actor, decision, Resource(type="match", id=found.id))
-        return found
+        return self._with_links(session, [found])[0]
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import Field
 
@@ -38,20 +39,51 @@ class NotificationPage(ApiModel):
     )
 
 
+Tier = Literal["strong", "possible"]
+State = Literal["new", "under-review", "confirmed", "linked", "dismissed"]
+ReviewState = Literal["new", "under-review", "confirmed", "dismissed"]
+DismissalReason = Literal["different-persons", "family-member", "data-error", "not-relevant"]
+
+
 class MatchSignalOut(ApiModel):
     id: str
     organisation: str
     category: str
     reference: str
     status: str
+    tier: Tier = Field(description="The best tier by which this signal is tied in.")
 
 
 class MatchOut(ApiModel):
     id: str
     signals: list[MatchSignalOut]
     linkage_keys: list[str] = Field(description="The match-key families that agreed.")
+    tier: Tier = Field(
+        description="`strong` when every signal is tied in strongly, else `possible`."
+    )
+    state: State = Field(
+        description=(
+            "The coordinator's review: new, under-review, confirmed or dismissed; `linked` "
+            "once a case was made from the match or holds one of its signals."
+        )
+    )
+    state_reason: DismissalReason | None = Field(
+        default=None, description="Why the match was dismissed (a code, never free text)."
+    )
     created_at: datetime
     updated_at: datetime
+
+
+class MatchReviewIn(ApiModel):
+    state: ReviewState = Field(
+        description=(
+            "under-review, confirmed, dismissed (with `reason`), or new (reopen). A "
+            "dismissed match no longer grows and its signals are never matched together again."
+        )
+    )
+    reason: DismissalReason | None = Field(
+        default=None, description="Required for `dismissed`, refused otherwise."
+    )
 
 
 class MatchPage(ApiModel):

@@ -10,10 +10,17 @@ request does any of this, so a hit and a miss cost a partner the same.
 Rules:
 - Signals of one organisation never match each other; a later one is noted as a
   repeat of the earliest active one (`repeat_of`).
+- A pair of signals matches when `gateway.matching.scoring.assess` places it in a tier
+  (`strong` or `possible`) from the key families that agree, frequent keys
+  down-weighted. A member keeps the best tier by which it is tied in; a match is
+  `strong` when every member is, else `possible`.
 - Twins rule: two signals whose BSNs are both known and differ are different people;
   they never match, whatever else agrees. At cluster level: a match never holds two
   different BSNs. A new signal without a BSN that links clusters with different BSNs
   joins each of them (it could be either person) and they stay apart.
+- A dismissed match never grows and takes no part in a merge, and no later signal
+  brings two of its signals together again: each can still match others (new
+  evidence), but they end up in different clusters, as the twins rule keeps apart.
 - The coordinator hears of every new, grown or merged match and of every withdrawal or
   expiry of a matched signal. A partner hears "hit" only when the caller's `HitPolicy`
   allows it for the partner's organisation kind (the default: never), about its own
@@ -24,7 +31,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -38,10 +46,14 @@ from gateway.audit.entries import AuditEvent, SubjectRef
 from gateway.audit.service import record_event
 from gateway.matching.models import COORDINATOR, MatchMemberRow, MatchRow, NotificationRow
 from gateway.matching.outbox import pending_signal_pks
+from gateway.matching.scoring import Tier, assess
+from gateway.pseudonyms.service import by_family
 from gateway.signals.locks import lock_clusters
 from gateway.signals.models import SignalPseudonymRow, SignalRow
 
 ChangeKind = Literal["created", "grown", "merged"]
+#: A signal's pseudonyms by family (a multi-valued family holds several elements).
+Pseudonyms = Mapping[str, frozenset[bytes]]
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,8 @@ class MatchSignal:
     status: str
     #: The linkage keys by which this signal is tied into the match.
     linkage_keys: tuple[str, ...]
+    #: The best tier by which this signal is tied to another member.
+    tier: str = "strong"
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,14 @@ class Match:
     signals: tuple[MatchSignal, ...]
     #: Every linkage key that agreed between members (union over the cluster).
     linkage_keys: tuple[str, ...]
+    #: "strong" when every member is tied in strongly, else "possible".
+    tier: str = "strong"
+    #: "new", "under-review", "confirmed", "dismissed" (stored), or "linked" (derived
+    #: by `MatchService` from case links).
+    state: str = "new"
+    #: For "dismissed": the reason code.
+    state_reason: str | None = None
+    state_changed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -122,9 +144,9 @@ def _join(keys: Iterable[str]) -> str:
     return ",".join(sorted(set(keys)))
 
 
-def _pseudonyms_of(session: Session, signal_pks: Iterable[int]) -> dict[int, dict[str, bytes]]:
+def _pseudonyms_of(session: Session, signal_pks: Iterable[int]) -> dict[int, dict[str, set[bytes]]]:
     pks = list(signal_pks)
-    found: dict[int, dict[str, bytes]] = {pk: {} for pk in pks}
+    found: dict[int, dict[str, set[bytes]]] = {pk: {} for pk in pks}
     if not pks:
         return found
     rows = session.execute(
@@ -133,42 +155,67 @@ def _pseudonyms_of(session: Session, signal_pks: Iterable[int]) -> dict[int, dic
         ).where(SignalPseudonymRow.signal_pk.in_(pks))
     )
     for signal_pk, family, element in rows:
-        found[signal_pk][family] = bytes(element)
+        found[signal_pk].setdefault(family, set()).add(bytes(element))
     return found
 
 
-def agreed_keys(a: Mapping[str, bytes], b: Mapping[str, bytes]) -> set[str] | None:
-    """The linkage keys two signals agree on, or None when the twins rule separates them."""
-    if "bsn" in a and "bsn" in b and a["bsn"] != b["bsn"]:
-        return None
-    return {family for family, element in a.items() if b.get(family) == element}
+@dataclass(frozen=True)
+class Link:
+    """How a new signal is tied to one earlier signal."""
+
+    agreed: frozenset[str]
+    tier: Tier
+
+
+def _sharing(
+    session: Session, pseudonyms: Mapping[str, bytes | Collection[bytes]]
+) -> list[tuple[str, bytes, int]]:
+    """(family, element, signal_pk) of every stored pseudonym equal to one of these."""
+    pairs = sorted(
+        (family, element) for family, values in by_family(pseudonyms).items() for element in values
+    )
+    if not pairs:
+        return []
+    wanted = or_(
+        *(
+            and_(SignalPseudonymRow.family == family, SignalPseudonymRow.element == element)
+            for family, element in pairs
+        )
+    )
+    rows = session.execute(
+        select(
+            SignalPseudonymRow.family, SignalPseudonymRow.element, SignalPseudonymRow.signal_pk
+        ).where(wanted)
+    )
+    return [(family, bytes(element), pk) for family, element, pk in rows]
 
 
 def candidate_pks(
-    session: Session, pseudonyms: Mapping[str, bytes], now: datetime, exclude_pk: int
+    session: Session,
+    pseudonyms: Mapping[str, bytes | Collection[bytes]],
+    now: datetime,
+    exclude_pk: int,
+    *,
+    sharing: Sequence[tuple[str, bytes, int]] | None = None,
 ) -> list[int]:
     """Active, unexpired signals sharing any pseudonym: one index seek per pseudonym.
 
     Two statements on purpose: given one join, a planner without fresh statistics may
     walk every active signal by the (status, expires_at) index instead. The first
     statement can only be answered from the (family, element) index; the second looks
-    the few hits up by primary key.
+    the few hits up by primary key. `sharing`: the first statement's rows, if read.
     """
     if not pseudonyms:
         return []
-    wanted = or_(
-        *(
-            and_(SignalPseudonymRow.family == family, SignalPseudonymRow.element == element)
-            for family, element in sorted(pseudonyms.items())
-        )
-    )
-    sharing = set(session.execute(select(SignalPseudonymRow.signal_pk).where(wanted)).scalars())
-    sharing.discard(exclude_pk)
-    if not sharing:
+    found = _sharing(session, pseudonyms) if sharing is None else sharing
+    shared = {pk for _, _, pk in found}
+    shared.discard(exclude_pk)
+    sharing_pks = shared
+    if not sharing_pks:
         return []
     live = session.execute(
         select(SignalRow.pk).where(
-            SignalRow.pk.in_(sorted(sharing)),
+            SignalRow.pk.in_(sorted(sharing_pks)),
             SignalRow.status == "active",
             SignalRow.expires_at > now,
         )
@@ -183,19 +230,26 @@ class _Group:
     match: MatchRow | None
     signal_pks: set[int]
     bsns: set[bytes]
+    #: Signals it may not share a cluster with (a dismissed match held them together).
+    apart: set[int] = field(default_factory=set)
 
 
 def match_new_signal(
     session: Session,
     signal: SignalRow,
-    pseudonyms: Mapping[str, bytes],
+    pseudonyms: Mapping[str, bytes | Collection[bytes]],
     now: datetime,
     hit_policy: HitPolicy = no_hits,
 ) -> MatchOutcome:
     """Find what the new `signal` matches and update the clusters; the caller holds the
     cluster lock. Signals whose own matching is still pending are left out: they will
     find this one when their turn comes."""
-    candidates = candidate_pks(session, pseudonyms, now, signal.pk)
+    own = by_family(pseudonyms)
+    sharing = _sharing(session, own)
+    # How many stored signals hold each of this signal's elements (itself included):
+    # a key many people share is weak evidence (`scoring.HANDFUL`).
+    held = Counter((family, element) for family, element, _ in sharing)
+    candidates = candidate_pks(session, own, now, signal.pk, sharing=sharing)
     if candidates:
         waiting = pending_signal_pks(session, candidates)
         candidates = [pk for pk in candidates if pk not in waiting]
@@ -206,37 +260,66 @@ def match_new_signal(
         for row in session.execute(select(SignalRow).where(SignalRow.pk.in_(candidates))).scalars()
     }
     their_pseudonyms = _pseudonyms_of(session, candidates)
-    linked: dict[int, set[str]] = {}
+    linked: dict[int, Link] = {}
     repeat_of: str | None = None
+
+    def frequency(family: str, element: bytes) -> int:
+        return held.get((family, element), 1)
+
     for pk in candidates:
-        agreed = agreed_keys(pseudonyms, their_pseudonyms[pk])
-        if not agreed:
+        found = assess(own, their_pseudonyms[pk], frequency)
+        if found.tier is None:
             continue
         if rows[pk].organisation == signal.organisation:
             if pk < signal.pk:  # candidates are sorted: the earliest
                 repeat_of = repeat_of or rows[pk].id
         else:
-            linked[pk] = agreed
+            linked[pk] = Link(found.agreed, found.tier)
     if not linked:
         return MatchOutcome([], repeat_of)
     lock_clusters(session)
-    changes = _update_clusters(session, signal, pseudonyms, linked, now)
+    changes = _update_clusters(session, signal, own, linked, now)
     _notify_changes(session, changes, now, hit_policy)
     return MatchOutcome(changes, repeat_of)
+
+
+def _dismissed_apart(session: Session, signal_pks: Iterable[int]) -> dict[int, set[int]]:
+    """For each of `signal_pks`: the signals a dismissed match held it together with."""
+    pks = sorted(set(signal_pks))
+    apart: dict[int, set[int]] = {pk: set() for pk in pks}
+    if not pks:
+        return apart
+    dismissed = (
+        select(MatchMemberRow.match_pk)
+        .join(MatchRow, MatchRow.pk == MatchMemberRow.match_pk)
+        .where(MatchMemberRow.signal_pk.in_(pks), MatchRow.state == "dismissed")
+    )
+    together: dict[int, set[int]] = {}
+    for match_pk, signal_pk in session.execute(
+        select(MatchMemberRow.match_pk, MatchMemberRow.signal_pk).where(
+            MatchMemberRow.match_pk.in_(dismissed)
+        )
+    ):
+        together.setdefault(match_pk, set()).add(signal_pk)
+    for members in together.values():
+        for pk in members & set(pks):
+            apart[pk] |= members - {pk}
+    return apart
 
 
 def _update_clusters(
     session: Session,
     signal: SignalRow,
-    pseudonyms: Mapping[str, bytes],
-    linked: dict[int, set[str]],
+    pseudonyms: Pseudonyms,
+    linked: dict[int, Link],
     now: datetime,
 ) -> list[MatchChange]:
-    # Memberships are read after the cluster lock: a merge that committed meanwhile is seen.
+    # Memberships are read after the cluster lock: a merge that committed meanwhile is
+    # seen. A dismissed match is no group: its signals join as singles, kept apart.
     memberships = session.execute(
-        select(MatchMemberRow.match_pk, MatchMemberRow.signal_pk).where(
-            MatchMemberRow.signal_pk.in_(list(linked))
-        )
+        select(MatchMemberRow.match_pk, MatchMemberRow.signal_pk)
+        .join(MatchRow, MatchRow.pk == MatchMemberRow.match_pk)
+        .where(MatchMemberRow.signal_pk.in_(list(linked)), MatchRow.state != "dismissed")
     ).all()
     match_pks = sorted({match_pk for match_pk, _ in memberships})
     groups: list[_Group] = []
@@ -268,32 +351,49 @@ def _update_clusters(
     singles = sorted(pk for pk in linked if pk not in in_a_match)
     single_pseudonyms = _pseudonyms_of(session, singles)
     for pk in singles:
-        bsn = single_pseudonyms[pk].get("bsn")
-        groups.append(_Group(None, {pk}, {bsn} if bsn else set()))
+        groups.append(_Group(None, {pk}, set(single_pseudonyms[pk].get("bsn", set()))))
+    apart = _dismissed_apart(session, set().union(*(g.signal_pks for g in groups)))
+    for group in groups:
+        group.apart = set().union(*(apart[pk] for pk in group.signal_pks))
 
-    # Greedy: each group joins the first cluster whose BSNs it agrees with; a group
-    # holding another BSN than the new signal's own is skipped (twins rule).
-    own_bsn = {pseudonyms["bsn"]} if "bsn" in pseudonyms else set()
+    # Greedy: each group joins the first cluster whose BSNs it agrees with and that
+    # holds nothing a dismissal keeps it apart from; a group holding another BSN than
+    # the new signal's own is skipped (twins rule).
+    own_bsn = set(pseudonyms.get("bsn", frozenset()))
     clusters: list[list[_Group]] = []
     cluster_bsns: list[set[bytes]] = []
+    cluster_pks: list[set[int]] = []
+    cluster_apart: list[set[int]] = []
     for group in groups:
         if len(group.bsns | own_bsn) > 1:
             continue
         for index, known in enumerate(cluster_bsns):
-            if len(known | group.bsns) <= 1:
+            if (
+                len(known | group.bsns) <= 1
+                and not group.signal_pks & cluster_apart[index]
+                and not group.apart & cluster_pks[index]
+            ):
                 clusters[index].append(group)
                 known |= group.bsns
+                cluster_pks[index] |= group.signal_pks
+                cluster_apart[index] |= group.apart
                 break
         else:
             clusters.append([group])
             cluster_bsns.append(group.bsns | own_bsn)
+            cluster_pks.append(set(group.signal_pks))
+            cluster_apart.append(set(group.apart))
     return [_apply_cluster(session, signal, linked, cluster, now) for cluster in clusters]
+
+
+def _better(a: str, b: str) -> str:
+    return "strong" if "strong" in (a, b) else "possible"
 
 
 def _apply_cluster(
     session: Session,
     signal: SignalRow,
-    linked: dict[int, set[str]],
+    linked: dict[int, Link],
     cluster: list[_Group],
     now: datetime,
 ) -> MatchChange:
@@ -322,6 +422,9 @@ def _apply_cluster(
             if member.signal_pk in current:
                 keys = _keys(current[member.signal_pk].linkage_keys) | _keys(member.linkage_keys)
                 current[member.signal_pk].linkage_keys = _join(keys)
+                current[member.signal_pk].tier = _better(
+                    current[member.signal_pk].tier, member.tier
+                )
                 session.delete(member)
             else:
                 moved = MatchMemberRow(
@@ -329,6 +432,7 @@ def _apply_cluster(
                     signal_pk=member.signal_pk,
                     linkage_keys=member.linkage_keys,
                     joined_at=member.joined_at,
+                    tier=member.tier,
                 )
                 session.delete(member)
                 session.add(moved)
@@ -338,24 +442,35 @@ def _apply_cluster(
     session.flush()
     cluster_pks = set().union(*(g.signal_pks for g in cluster))
     own_keys: set[str] = set()
+    own_tier = "possible"
     added: list[int] = []
     for pk in sorted(cluster_pks & set(linked)):
-        own_keys |= linked[pk]
+        link = linked[pk]
+        own_keys |= link.agreed
+        own_tier = _better(own_tier, link.tier)
         if pk in current:
             member = current[pk]
-            member.linkage_keys = _join(_keys(member.linkage_keys) | linked[pk])
+            member.linkage_keys = _join(_keys(member.linkage_keys) | link.agreed)
+            member.tier = _better(member.tier, link.tier)
         else:
-            session.add(
-                MatchMemberRow(
-                    match_pk=target.pk, signal_pk=pk, linkage_keys=_join(linked[pk]), joined_at=now
-                )
+            current[pk] = MatchMemberRow(
+                match_pk=target.pk,
+                signal_pk=pk,
+                linkage_keys=_join(link.agreed),
+                joined_at=now,
+                tier=link.tier,
             )
+            session.add(current[pk])
             added.append(pk)
-    session.add(
-        MatchMemberRow(
-            match_pk=target.pk, signal_pk=signal.pk, linkage_keys=_join(own_keys), joined_at=now
-        )
+    current[signal.pk] = MatchMemberRow(
+        match_pk=target.pk,
+        signal_pk=signal.pk,
+        linkage_keys=_join(own_keys),
+        joined_at=now,
+        tier=own_tier,
     )
+    session.add(current[signal.pk])
+    target.tier = "strong" if all(m.tier == "strong" for m in current.values()) else "possible"
     session.flush()
     added_ids = [signal.id] + [
         row.id
@@ -374,12 +489,14 @@ def _load_matches(session: Session, matches: Sequence[MatchRow]) -> list[Match]:
     members: dict[int, list[MatchSignal]] = {pk: [] for pk in pks}
     if pks:
         rows = session.execute(
-            select(MatchMemberRow.match_pk, MatchMemberRow.linkage_keys, SignalRow)
+            select(
+                MatchMemberRow.match_pk, MatchMemberRow.linkage_keys, MatchMemberRow.tier, SignalRow
+            )
             .join(SignalRow, SignalRow.pk == MatchMemberRow.signal_pk)
             .where(MatchMemberRow.match_pk.in_(pks))
             .order_by(MatchMemberRow.match_pk, SignalRow.pk)
         )
-        for match_pk, keys, row in rows:
+        for match_pk, keys, tier, row in rows:
             members[match_pk].append(
                 MatchSignal(
                     id=row.id,
@@ -388,6 +505,7 @@ def _load_matches(session: Session, matches: Sequence[MatchRow]) -> list[Match]:
                     reference=row.reference,
                     status=row.status,
                     linkage_keys=tuple(sorted(_keys(keys))),
+                    tier=tier,
                 )
             )
     result = []
@@ -401,6 +519,10 @@ def _load_matches(session: Session, matches: Sequence[MatchRow]) -> list[Match]:
                 updated_at=utc(match.updated_at),
                 signals=signals,
                 linkage_keys=tuple(sorted(agreed)),
+                tier=match.tier,
+                state=match.state,
+                state_reason=match.state_reason,
+                state_changed_at=utc(match.state_changed_at) if match.state_changed_at else None,
             )
         )
     return result
@@ -622,3 +744,21 @@ def list_notifications(
     # A feed: `next` always names the position after what was delivered (or the given
     # position when nothing came), so a poll with `after=next` gets only what is new.
     return Page(items, encode_cursor(rows[-1].id if rows else start))
+
+
+def set_match_state(
+    session: Session, match_id: str, state: str, reason: str | None, now: datetime
+) -> Match | None:
+    """Store a coordinator's review state on the current match (an absorbed match's id
+    leads to the match that absorbed it); None when there is no such match."""
+    found = get_match(session, match_id)
+    if found is None:
+        return None
+    row = session.execute(
+        select(MatchRow).where(MatchRow.id == found.id).execution_options(populate_existing=True)
+    ).scalar_one()
+    row.state = state
+    row.state_reason = reason if state == "dismissed" else None
+    row.state_changed_at = now
+    session.flush()
+    return _load_matches(session, [row])[0]

@@ -8,12 +8,13 @@ from typing import Any
 from flask import Blueprint, Response
 
 from gateway.api.openapi import operation
-from gateway.api.validation import json_response, parse_query
+from gateway.api.validation import json_response, parse_body, parse_query
 from gateway.matching.jobs import catch_up
 from gateway.matching.schemas import (
     MatchOut,
     MatchPage,
     MatchQuery,
+    MatchReviewIn,
     MatchSignalOut,
     NotificationOut,
     NotificationPage,
@@ -49,10 +50,14 @@ def match_out(m: Match) -> MatchOut:
                 category=s.category,
                 reference=s.reference,
                 status=s.status,
+                tier=s.tier,
             )
             for s in m.signals
         ],
         linkage_keys=list(m.linkage_keys),
+        tier=m.tier,
+        state=m.state,
+        state_reason=m.state_reason,
         created_at=m.created_at,
         updated_at=m.updated_at,
     )
@@ -97,3 +102,44 @@ def matches() -> Response:
     page = services().domain.matches.list(session, current_actor(), query.cursor, query.limit)
     session.commit()
     return json_response(MatchPage(items=[match_out(m) for m in page.items], next=page.next))
+
+
+@bp.get("/v1/matches/<match_id>")
+@operation(
+    operation_id="getMatch",
+    summary="One match; an absorbed match's id leads to the match that absorbed it",
+    tags=("matches",),
+    response=MatchOut,
+    scopes=("cases:write",),
+    errors=(404,),
+)
+def match(match_id: str) -> Response:
+    catch_up(current_actor())
+    session = db_session()
+    found = services().domain.matches.get(session, current_actor(), match_id)
+    session.commit()
+    return json_response(match_out(found))
+
+
+@bp.patch("/v1/matches/<match_id>")
+@operation(
+    operation_id="reviewMatch",
+    summary="Review a match: under review, confirmed, dismissed with a reason, or new",
+    description=(
+        "Audited. A dismissed match no longer grows, and no later signal brings its "
+        "signals together again; each can still match other signals."
+    ),
+    tags=("matches",),
+    request=MatchReviewIn,
+    response=MatchOut,
+    scopes=("cases:write",),
+    errors=(404,),
+)
+def review(match_id: str) -> Response:
+    body = parse_body(MatchReviewIn)
+    session = db_session()
+    found = services().domain.matches.review(
+        session, current_actor(), match_id, body.state, body.reason
+    )
+    session.commit()
+    return json_response(match_out(found))

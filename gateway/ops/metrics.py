@@ -15,11 +15,13 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.registry import Collector
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._shared: list[Collector] = []
         self.requests = Counter(
             "ketenpoort_http_requests",
             "HTTP requests by route, method and status.",
@@ -42,6 +44,12 @@ class Metrics:
             registry=self.registry,
         )
 
+    def add_collector(self, collector: Collector) -> None:
+        """A collector that reads its figures from the database at scrape time (the same
+        in every worker, so it joins the multiprocess scrape as it is)."""
+        self.registry.register(collector)
+        self._shared.append(collector)
+
     def rate_limited(self, client: str, endpoint: str) -> None:
         """Count one 429; the label set is bounded by the registered clients."""
         self.limited.labels(client, endpoint).inc()
@@ -54,6 +62,8 @@ class Metrics:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            for collector in self._shared:
+                registry.register(collector)
             data: bytes = generate_latest(registry)
             return data
         data = generate_latest(self.registry)

@@ -10,15 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import click
+import yaml
 
 from gateway.actors import cli_actor
 from gateway.cli_support import admin_database, print_json, settings_from_env
 from gateway.db import Database
 from gateway.partners.registry import (
+    DEFAULT_SEPARATE_SCOPES,
     KINDS,
     RegistryError,
     add_client,
     add_organisation,
+    check_separation,
     disable_organisation,
     get_organisation,
     list_organisations,
@@ -30,6 +33,21 @@ from gateway.partners.registry import (
 
 def _database() -> Database:
     return admin_database(settings_from_env())
+
+
+def _separate_scopes() -> list[list[str]]:
+    """The active policy's `separate_scopes` (the policy package validates the file; this
+    package sits below it, so it reads the one key). Unreadable: the default applies."""
+    try:
+        data = yaml.safe_load(Path(settings_from_env().policy).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data = None
+    found = data.get("separate_scopes") if isinstance(data, dict) else None
+    if isinstance(found, list) and all(
+        isinstance(g, list) and all(isinstance(s, str) for s in g) for g in found
+    ):
+        return found
+    return [list(group) for group in DEFAULT_SEPARATE_SCOPES]
 
 
 def _print(data: Any) -> None:
@@ -65,6 +83,7 @@ def partners_add(
             raise RegistryError(f"unknown kind {kind!r}; choose from: {', '.join(KINDS)}")
         signing, encryption = split_jwks(load_jwks_file(jwks_file))
         scopes = parse_scopes(scope, kind)
+        check_separation(scopes, _separate_scopes())
         actor = cli_actor()
         with database.transaction() as session:
             organisation = add_organisation(
@@ -167,6 +186,7 @@ def clients_add(org: str, jwks_file: Path, scope: str, require_dpop: bool, as_js
             if organisation is None:
                 raise RegistryError(f"no organisation {org!r}; register it with `partners add`")
             scopes = parse_scopes(scope, organisation.kind)
+            check_separation(scopes, _separate_scopes())
             client = add_client(
                 session,
                 org_id=org,

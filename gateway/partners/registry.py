@@ -11,7 +11,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,14 @@ BASE_SCOPES = (
     "directory:read",
     "shares:read",
 )
-MELDPUNT_SCOPES = (*BASE_SCOPES, "cases:write", "audit:read")
+#: Published figures (`GET /v1/figures`): the meldpunt's and the municipalities' systems.
+FIGURES_SCOPE = "figures:read"
+FIGURES_KINDS = frozenset({"meldpunt", "municipality"})
+#: Every scope there is; a meldpunt client may get any of them.
+MELDPUNT_SCOPES = (*BASE_SCOPES, "cases:write", "audit:read", FIGURES_SCOPE)
+#: Scopes no single client may hold together unless the policy's `separate_scopes` says
+#: otherwise: the system that changes cases is not the one that reviews the log.
+DEFAULT_SEPARATE_SCOPES: tuple[tuple[str, ...], ...] = (("audit:read", "cases:write"),)
 MELDPUNT_ID = "meldpunt"
 MELDPUNT_NAME = "Meldpunt"
 
@@ -106,8 +113,15 @@ def split_jwks(jwks: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict
     return signing, encryption
 
 
+def allowed_scopes(kind: str) -> tuple[str, ...]:
+    """The scopes a client of an organisation of `kind` may be registered with."""
+    if kind == "meldpunt":
+        return MELDPUNT_SCOPES
+    return (*BASE_SCOPES, FIGURES_SCOPE) if kind in FIGURES_KINDS else BASE_SCOPES
+
+
 def parse_scopes(scope: str | None, kind: str) -> tuple[str, ...]:
-    allowed = MELDPUNT_SCOPES if kind == "meldpunt" else BASE_SCOPES
+    allowed = allowed_scopes(kind)
     if scope is None:
         return BASE_SCOPES
     wanted = tuple(dict.fromkeys(scope.split()))
@@ -120,6 +134,18 @@ def parse_scopes(scope: str | None, kind: str) -> tuple[str, ...]:
             f"choose from: {' '.join(allowed)}"
         )
     return wanted
+
+
+def check_separation(
+    scopes: tuple[str, ...], separate: Sequence[Sequence[str]] = DEFAULT_SEPARATE_SCOPES
+) -> None:
+    """Refuse a client that would hold every scope of one of the `separate` sets."""
+    for group in separate:
+        if len(group) > 1 and set(group) <= set(scopes):
+            raise RegistryError(
+                f"one client may not hold both {' and '.join(group)} (separation of duties, "
+                "the policy's separate_scopes); register a client for each"
+            )
 
 
 def _new_client_id(org_id: str) -> str:
@@ -229,7 +255,7 @@ def add_client(
         raise RegistryError(f"organisation {org_id!r} is disabled")
     if not signing_keys:
         raise RegistryError("the JWKS has no signing key (`use: sig`) for the client")
-    allowed = MELDPUNT_SCOPES if org.kind == "meldpunt" else BASE_SCOPES
+    allowed = allowed_scopes(org.kind)
     if not set(scopes) <= set(allowed) or not scopes:
         raise RegistryError(f"scopes must be among: {' '.join(allowed)}")
     client = OAuthClient(

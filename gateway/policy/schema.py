@@ -14,8 +14,9 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 #: The actions the gateway asks the policy about; the other packages call `decide` with these.
 #: Value: whether the resource must name a category ("required"), may ("optional") or not.
@@ -39,6 +40,7 @@ ACTIONS: dict[str, CategoryUse] = {
     "partner.manage": "none",
     "user.manage": "none",
     "key.manage": "none",
+    "figures.read": "none",
 }
 #: The roles every policy must define; `professional` (a person at a partner without a
 #: connected system, using the web intake) is optional: without it professionals may do
@@ -91,9 +93,27 @@ ActionName = Literal[
     "partner.manage",
     "user.manage",
     "key.manage",
+    "figures.read",
 ]
 RoleName = Literal["coordinator", "privacy-officer", "admin", "professional"]
-LinkageKey = Literal["bsn", "name_dob"]
+#: The key families of `gateway.pseudonyms.matchkeys.LINKAGE_FAMILIES` (a test keeps
+#: the two in step): a category lists those it links on.
+LinkageKey = Literal[
+    "bsn",
+    "name_dob",
+    "swap_dob",
+    "given_dob",
+    "names_year",
+    "names",
+    "init_dob",
+    "phon_dob",
+    "del_dob",
+    "part_dob",
+    "dm_swap",
+    "xname_dob",
+    "names_del",
+    "fgi_dob",
+]
 HttpsUri = Annotated[str, StringConstraints(pattern=r"^https://[^\s/?#]+(/[^\s]*)?$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
 Scope = Annotated[str, StringConstraints(pattern=r"^[a-z]+:[a-z]+$")]
@@ -127,6 +147,23 @@ class LegalBasis(Strict):
     note: Text = Field(description="Why it applies, in words a privacy officer uses.")
 
 
+class Disclosure(Strict):
+    """What a data-subject report may hand out of a category without a closer look.
+
+    An item that needs review is not left out of the report: it is marked, with the
+    ground, for the privacy officer to decide on (AVG art. 23, Wpg art. 25-27).
+    """
+
+    review: bool = Field(
+        default=False, description="Every item of this category needs review before disclosure."
+    )
+    review_submitters: list[Name] = Field(
+        default_factory=list,
+        description="Organisation kinds whose signals in this category need review.",
+    )
+    ground: Text = Field(description="Why disclosure may be restricted (the article).")
+
+
 class Category(Strict):
     description: Text
     legal_basis: list[LegalBasis] = Field(min_length=1)
@@ -142,6 +179,10 @@ class Category(Strict):
     linkage_keys: list[LinkageKey] = Field(min_length=1)
     submitters: list[Name] = Field(
         min_length=1, description="Organisation kinds that may submit signals in this category."
+    )
+    disclosure: Disclosure | None = Field(
+        default=None,
+        description="Restrictions on handing items out in a data-subject report (absent: none).",
     )
 
 
@@ -225,6 +266,51 @@ class FourEyes(Strict):
     approver_roles: list[RoleName] = Field(min_length=1)
 
 
+AlertKind = Literal[
+    "payload-reads-above-usual",
+    "reads-outside-office-hours",
+    "refusals-per-client",
+    "submit-withdraw-bursts",
+    "subject-searches-per-user",
+]
+
+
+class AlertRule(Strict):
+    """A pattern in the audit log that the privacy officer wants to hear of.
+
+    `threshold` counts events per actor within `window_minutes`; for
+    `payload-reads-above-usual` an actor must also exceed `factor` times their own daily
+    average over the `baseline_days` before; for `submit-withdraw-bursts` it counts
+    withdrawals of signals submitted in the same window (the probing pattern); for
+    `reads-outside-office-hours` only reads outside `office_hours` (local time, working
+    days) count.
+    """
+
+    id: Name
+    description: Text
+    kind: AlertKind
+    window_minutes: int = Field(ge=1, le=60 * 24 * 31)
+    threshold: int = Field(ge=1, le=1_000_000, description="Events in the window that raise it.")
+    factor: float | None = Field(default=None, gt=1, le=1000)
+    baseline_days: int | None = Field(default=None, ge=1, le=365)
+    office_hours: tuple[int, int] | None = Field(
+        default=None, description="First and last hour (exclusive) of office hours, 0-24."
+    )
+    timezone: Annotated[str, StringConstraints(max_length=64)] = "Europe/Amsterdam"
+
+    @model_validator(mode="after")
+    def _parameters(self) -> AlertRule:
+        if self.kind == "payload-reads-above-usual" and (
+            self.factor is None or self.baseline_days is None
+        ):
+            raise ValueError("payload-reads-above-usual needs factor and baseline_days")
+        if self.kind == "reads-outside-office-hours":
+            hours = self.office_hours
+            if hours is None or not 0 <= hours[0] < hours[1] <= 24:
+                raise ValueError("reads-outside-office-hours needs office_hours [start, end]")
+        return self
+
+
 class CaseActor(Strict):
     type: Literal["client", "user"]
     id: Text | None = None
@@ -267,6 +353,30 @@ class TestCase(Strict):
     expect: Expectation
 
 
+class Figures(Strict):
+    """Disclosure control for the published figures (`GET /v1/figures`, `/figures`)."""
+
+    threshold: int = Field(
+        default=5,
+        ge=2,
+        le=100,
+        description='A count below this is published as "< threshold", never as a number.',
+    )
+    minimum_period_days: int = Field(
+        default=90,
+        ge=1,
+        le=366,
+        description="Shorter periods are not published (a quarter has 90 to 92 days).",
+    )
+    outcomes: list[Name] = Field(
+        default_factory=list,
+        description=(
+            "Case outcomes counted by name; a closed case whose outcome is none of these "
+            'counts as "other" (outcomes are free text and are never published as typed).'
+        ),
+    )
+
+
 class Policy(Strict):
     """A data-sharing agreement; keys in English, descriptions in the partners' language."""
 
@@ -289,6 +399,17 @@ class Policy(Strict):
     purposes: Purposes
     rules: list[Rule] = Field(default_factory=list, description="Allow rules; all else is denied.")
     four_eyes: list[FourEyes] = Field(default_factory=list)
+    separate_scopes: list[list[Scope]] = Field(
+        default_factory=lambda: [["audit:read", "cases:write"]],
+        description=(
+            "Sets of scopes no single OAuth client may hold together (separation of duties, "
+            "checked when a client is registered); [] allows every combination."
+        ),
+    )
+    alerts: list[AlertRule] = Field(
+        default_factory=list, description="Patterns in the audit log that raise an alert."
+    )
+    figures: Figures = Field(default_factory=Figures)
     tests: list[TestCase] = Field(default_factory=list)
 
 
@@ -332,6 +453,13 @@ def _semantic_errors(p: Policy) -> Iterator[SemanticError]:
             "organisation kind",
         )
         yield from unknown((*loc, "submitters"), cat.submitters, kinds, "organisation kind")
+        if cat.disclosure is not None:
+            yield from unknown(
+                (*loc, "disclosure", "review_submitters"),
+                cat.disclosure.review_submitters,
+                kinds,
+                "organisation kind",
+            )
     for kind, disclosure in p.matching.submitters.items():
         if kind not in kinds:
             yield SemanticError(
@@ -367,6 +495,18 @@ def _semantic_errors(p: Policy) -> Iterator[SemanticError]:
         yield from _rule_errors(p, rule, loc, kinds, categories, purposes)
     for i, four in enumerate(p.four_eyes):
         yield from unknown(("four_eyes", i, "categories"), four.categories, categories, "category")
+    alert_ids: dict[str, int] = {}
+    for i, alert in enumerate(p.alerts):
+        if alert.id in alert_ids:
+            yield SemanticError(
+                ("alerts", i, "id"),
+                f"alert id {alert.id!r} is also used by alerts[{alert_ids[alert.id]}]",
+            )
+        alert_ids.setdefault(alert.id, i)
+        try:
+            ZoneInfo(alert.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            yield SemanticError(("alerts", i, "timezone"), f"unknown time zone {alert.timezone!r}")
     rule_ids = set(seen) | DENY_RULES
     for i, case in enumerate(p.tests):
         if case.expect.rule not in rule_ids:

@@ -9,7 +9,7 @@ process (unsealing the key costs a file read and an AES-GCM open), not per reque
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -102,6 +102,18 @@ class Pseudonymiser:
     def rotation_to(self, new: Pseudonymiser) -> Rotation:
         """The rotation that turns this key's pseudonyms into `new`'s."""
         return Rotation(self.kid, new.kid, oprf.rotation_factor(self._scalar, new._scalar))
+
+
+def by_family(pseudonyms: Mapping[str, bytes | Collection[bytes]]) -> dict[str, frozenset[bytes]]:
+    """Pseudonyms as sets by family, whether given one element or several per family."""
+    return {
+        family: (
+            frozenset({bytes(value)})
+            if isinstance(value, (bytes, bytearray, memoryview))
+            else frozenset(bytes(e) for e in value)
+        )
+        for family, value in pseudonyms.items()
+    }
 
 
 class PseudonymiserSource:

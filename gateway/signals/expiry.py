@@ -2,10 +2,11 @@
 
 A signal stops matching at `expiresAt` (the match lookup checks the time); expiry makes
 it final — payload and pseudonyms are deleted and each expiry is an audit entry by the
-system; the coordinator (and the owner) are told by the matching-outbox processor. A
-background thread does this every minute in every gateway process (safe: each expiry
-locks the signal rows it changes and re-checks the status); `ketenpoort signals
-expire` does it on demand.
+system; the coordinator (and the owner) are told by the matching-outbox processor. The
+retention run (`gateway.lifecycle.retention`: a background job every minute in every
+gateway process, and `ketenpoort retention run`) does this first and then erases what
+expired; safe in several processes (each expiry locks the signal rows it changes and
+re-checks the status). `ketenpoort signals expire` only expires.
 """
 
 from __future__ import annotations
@@ -15,14 +16,9 @@ from datetime import datetime
 from gateway.actors import SYSTEM
 from gateway.audit import AuditEvent, record_event
 from gateway.db import Database
-from gateway.jobs import BackgroundJob
-from gateway.logs import get_logger
 from gateway.policy.engine import PolicyEngine
 from gateway.signals.service import expire_due
 
-log = get_logger(__name__)
-
-INTERVAL_SECONDS = 60.0
 BATCH = 500
 
 
@@ -50,20 +46,3 @@ def expire_signals(db: Database, engine: PolicyEngine, now: datetime | None = No
         if not removals:
             return total
         total += len(removals)
-
-
-class ExpiryJob(BackgroundJob):
-    """Runs `expire_signals` every minute."""
-
-    name = "signal-expiry"
-
-    def __init__(self, db: Database, engine: PolicyEngine, interval: float = INTERVAL_SECONDS):
-        super().__init__(interval)
-        self._db = db
-        self._engine = engine
-
-    def step(self) -> bool:
-        expired = expire_signals(self._db, self._engine)
-        if expired:
-            log.info("signals expired", count=expired)
-        return False

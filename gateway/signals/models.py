@@ -5,7 +5,8 @@ pseudonym index narrow); `signals.id` is the random UUID the API shows. Pseudony
 in their own table, indexed on (family, element) so that match lookup is one index seek
 per pseudonym whatever the number of stored signals; they are deleted the moment a
 signal is withdrawn or expires, so it can never match again. The payload (the JWE as
-received) is set to NULL at the same moment.
+received, wrapped under its erasure month's epoch key) is set to NULL at the same
+moment; at the end of the retention the row itself is erased (`gateway.lifecycle`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ class SignalRow(Base):
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     #: The JWE in JSON serialization, as received; NULL once withdrawn or expired.
     payload: Mapped[str | None] = mapped_column(Text)
+    #: The epoch key (`gateway.keys.epochs`) the payload is wrapped under; NULL for a
+    #: payload stored before epochs (plain JWE text) or once the payload is gone.
+    payload_epoch: Mapped[str | None] = mapped_column(String(64))
     #: An earlier active signal of the same organisation about the same person.
     repeat_of: Mapped[str | None] = mapped_column(String(36))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
@@ -66,6 +70,7 @@ class SignalRow(Base):
         CheckConstraint(f"status IN {SIGNAL_STATUSES!r}", name="status"),
         Index("ix_signals_organisation_pk", "organisation", "pk"),
         Index("ix_signals_status_expires_at", "status", "expires_at"),
+        Index("ix_signals_payload_epoch", "payload_epoch"),
     )
 
 

@@ -32,7 +32,25 @@ class SignalCreate(ApiModel):
         description="The partner's own report number: 1-64 printable characters, no personal data."
     )
     category: str = Field(description="A category of the active policy (GET /v1/policy).")
-    subject: SubjectIn
+    subject: SubjectIn | None = Field(
+        default=None, description="The subject's identifiers; or, for blind submission, matchKeys."
+    )
+    match_keys: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "Blind submission (RFC 9497 VOPRF), instead of `subject`: the unblinded "
+            "evaluations by key family, `{FAMILY: element}` (base64url ristretto255 "
+            "element), a list of elements for the multi-valued families."
+        ),
+        json_schema_extra={
+            "additionalProperties": {
+                "oneOf": [
+                    {"type": "string"},
+                    {"type": "array", "items": {"type": "string"}, "maxItems": 40},
+                ]
+            }
+        },
+    )
     payload: dict[str, Any] = Field(
         description=(
             "JWE in the JSON Serialization (RFC 7516 §7.2), A256GCM, one recipient per key of "

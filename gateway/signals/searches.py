@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from gateway.actors import Actor
 from gateway.audit.export import api_item
-from gateway.audit.queries import EntryFilter, entries_query, page
+from gateway.audit.queries import EntryFilter, page, visible_entries
 from gateway.policy.audited import record_decision, refuse
 from gateway.policy.engine import PolicyEngine, Resource
 from gateway.pseudonyms.service import Pseudonymiser
@@ -64,7 +64,9 @@ class SubjectSearchService:
         signals = signals_by_pseudonyms(session, pseudonyms.items())
         found: dict[int, FoundEntry] = {}
         for ref in refs:
-            stmt = entries_query(actor, EntryFilter(subject=ref.id))
+            # allowed to search is allowed to see every entry about the person, whoever
+            # the actor (the officer's system by its audit:read scope, or the officer)
+            stmt = visible_entries(EntryFilter(subject=ref.id), organisation=None, whole_log=True)
             for stored in page(session, stmt, MAX_ENTRIES):
                 item = api_item(stored)
                 found[stored.index] = FoundEntry(item["index"], item["leafHash"], item["entry"])

@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import hmac
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple, cast
@@ -30,15 +30,19 @@ from gateway.api.paging import Page, clamp_limit, decode_cursor, encode_cursor
 from gateway.audit.entries import SubjectRef
 from gateway.matching.outbox import enqueue
 from gateway.matching.service import utc
+from gateway.pseudonyms.matchkeys import FAMILY_BSN, FAMILY_NAME_DOB, LINKAGE_FAMILIES, MULTI_VALUED
+from gateway.pseudonyms.service import by_family
 from gateway.signals.errors import IdempotencyKeyReused
 from gateway.signals.locks import idempotency_lock_key, lock
 from gateway.signals.models import SignalPseudonymRow, SignalRow
 
 #: The linkage-key families this version derives (see DESIGN.md, "Pseudonyms").
-FAMILIES = frozenset({"bsn", "name_dob"})
+FAMILIES = frozenset(LINKAGE_FAMILIES)
 ELEMENT_SIZE = 32
 _PSEUDONYMS = cast(Table, SignalPseudonymRow.__table__)
 SUBJECT_REF_TYPE = "ketenpoort-pseudonym"
+#: The families whose elements name a signal's subject in audit entries.
+REFERENCE_FAMILIES = (FAMILY_BSN, FAMILY_NAME_DOB)
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,9 @@ class NewSignal:
     organisation_kind: str
     reference: str
     category: str
-    #: family ("bsn", "name_dob") → the 32-byte ristretto255 element.
-    pseudonyms: Mapping[str, bytes]
+    #: family ("bsn", "name_dob", "del_dob", …) → the 32-byte ristretto255 element, or
+    #: the elements of a multi-valued family (deletion neighbours, name parts).
+    pseudonyms: Mapping[str, bytes | Collection[bytes]]
     #: The key-store id of the pseudonym key the elements were derived under.
     pseudonym_key_id: str
     #: The JWE (JSON serialization) as received, as JSON text.
@@ -66,10 +71,10 @@ class NewSignal:
         """Programming errors, not client errors: the view validates input first."""
         if not self.pseudonyms:
             raise ValueError("a signal needs at least one pseudonym")
-        for family, element in self.pseudonyms.items():
+        for family, elements in by_family(self.pseudonyms).items():
             if family not in FAMILIES:
                 raise ValueError(f"unknown linkage-key family {family!r}")
-            if len(element) != ELEMENT_SIZE:
+            if not elements or any(len(e) != ELEMENT_SIZE for e in elements):
                 raise ValueError(f"a {family} pseudonym must be {ELEMENT_SIZE} bytes")
         if self.retention_days < 1:
             raise ValueError("retention must be at least one day")
@@ -121,9 +126,24 @@ def pseudonym_ref(element: bytes) -> str:
     return base64.urlsafe_b64encode(element).rstrip(b"=").decode("ascii")
 
 
-def subject_refs(pseudonyms: Mapping[str, bytes] | Iterable[bytes]) -> tuple[SubjectRef, ...]:
-    """Audit subject references for pseudonyms; never an identifier, only the element."""
-    elements = pseudonyms.values() if isinstance(pseudonyms, Mapping) else pseudonyms
+def subject_refs(
+    pseudonyms: Mapping[str, bytes | Collection[bytes]] | Iterable[bytes],
+) -> tuple[SubjectRef, ...]:
+    """Audit subject references for pseudonyms; never an identifier, only the element.
+
+    From a mapping by family, only the exact families (`bsn`, `name_dob`) when the
+    signal has one: the subject search finds entries by exactly those, and a typo
+    family's element may be shared with someone else. A signal without either (no
+    family name, no date of birth) is referred to by its single-valued families.
+    """
+    if isinstance(pseudonyms, Mapping):
+        families = by_family(pseudonyms)
+        chosen = [f for f in REFERENCE_FAMILIES if f in families] or [
+            f for f in sorted(families) if f not in MULTI_VALUED
+        ]
+        elements: Iterable[bytes] = (e for f in chosen for e in families[f])
+    else:
+        elements = pseudonyms
     refs = sorted({pseudonym_ref(bytes(e)) for e in elements})
     return tuple(SubjectRef(ref, SUBJECT_REF_TYPE) for ref in refs)
 
@@ -155,6 +175,7 @@ def create_signal(
     new: NewSignal,
     *,
     now: datetime | None = None,
+    seal: Callable[[str, datetime], tuple[str, str]] | None = None,
 ) -> Created:
     """Store `new` and leave its matching to the outbox, in the caller's transaction.
 
@@ -164,6 +185,9 @@ def create_signal(
     A retry with the same idempotency key and request hash returns the first signal
     (with its stored response) and changes nothing; the same key with another hash
     raises `IdempotencyKeyReused` (422).
+
+    `seal(payload, expires_at)` wraps the payload at rest (`gateway.keys.epochs`):
+    it returns the stored text and the epoch key id.
     """
     new.check()
     moment = _now(now)
@@ -187,7 +211,9 @@ def create_signal(
                 )
             return Created(_view(earlier), False)
 
-    pseudonyms = {family: bytes(element) for family, element in new.pseudonyms.items()}
+    pseudonyms = by_family(new.pseudonyms)
+    expires_at = moment + timedelta(days=new.retention_days)
+    stored, epoch = seal(new.payload, expires_at) if seal is not None else (new.payload, None)
     row = SignalRow(
         id=str(uuid.uuid4()),
         organisation=new.organisation,
@@ -197,8 +223,9 @@ def create_signal(
         status="active",
         linkage_keys=",".join(sorted(pseudonyms)),
         created_at=moment,
-        expires_at=moment + timedelta(days=new.retention_days),
-        payload=new.payload,
+        expires_at=expires_at,
+        payload=stored,
+        payload_epoch=epoch,
         idempotency_key=new.idempotency_key,
         request_hash=new.request_hash,
         submitted_by=new.submitted_by,
@@ -215,7 +242,8 @@ def create_signal(
                 "element": element,
                 "key_id": new.pseudonym_key_id,
             }
-            for family, element in sorted(pseudonyms.items())
+            for family, elements in sorted(pseudonyms.items())
+            for element in sorted(elements)
         ],
     )
     enqueue(session, row.pk, "created", moment)
@@ -290,11 +318,15 @@ def _remove(
     Who must hear of it (the coordinator, partners in its matches) is the outbox's work.
     """
     pseudonyms = _pseudonym_rows(session, row.pk)
-    subjects = subject_refs([p.element for p in pseudonyms])
+    held: dict[str, set[bytes]] = {}
+    for pseudonym in pseudonyms:
+        held.setdefault(pseudonym.family, set()).add(bytes(pseudonym.element))
+    subjects = subject_refs(held)
     for pseudonym in pseudonyms:
         session.delete(pseudonym)
     row.status = status
     row.payload = None
+    row.payload_epoch = None
     if status == "withdrawn":
         row.withdrawn_at = now
     enqueue(session, row.pk, status, now, subjects)
@@ -383,12 +415,14 @@ def signals_by_pseudonyms(
 
 def signal_subject_refs(session: Session, signal_id: str) -> tuple[SubjectRef, ...]:
     """Subject references of a stored signal's pseudonyms (for read audit entries)."""
-    elements = session.execute(
-        select(SignalPseudonymRow.element)
+    held: dict[str, set[bytes]] = {}
+    for family, element in session.execute(
+        select(SignalPseudonymRow.family, SignalPseudonymRow.element)
         .join(SignalRow, SignalRow.pk == SignalPseudonymRow.signal_pk)
         .where(SignalRow.id == signal_id)
-    ).scalars()
-    return subject_refs([bytes(e) for e in elements])
+    ):
+        held.setdefault(family, set()).add(bytes(element))
+    return subject_refs(held)
 
 
 def get_payload(session: Session, signal_id: str) -> str | None:

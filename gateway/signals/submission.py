@@ -18,6 +18,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, NoReturn
 
 from sqlalchemy.orm import Session
@@ -27,9 +28,11 @@ from gateway.api.paging import Page
 from gateway.crypto.jwe import encrypt_for_recipients
 from gateway.errors import FieldError, InvalidInput, NotFound
 from gateway.keys import KeyPurpose, KeyStore
+from gateway.keys.epochs import seal_payload
 from gateway.policy.audited import record_decision, refuse
 from gateway.policy.engine import Decision, PolicyEngine, Resource
 from gateway.policy.schema import Category
+from gateway.pseudonyms.blind_input import pseudonyms_from_match_keys
 from gateway.pseudonyms.detector import (
     has_name,
     personal_data_kind,
@@ -74,12 +77,14 @@ class Submission:
 
     reference: str
     category: str
-    subject: Mapping[str, Any]
+    subject: Mapping[str, Any] | None
     payload: Mapping[str, Any]
     #: The caller's `Idempotency-Key`, as sent; stored only as a keyed hash.
     idempotency_key: str | None = None
     #: A digest of the request as sent (e.g. SHA-256 of the body), compared on a retry.
     request_digest: bytes | None = None
+    #: Blind submission: `{family: element}` (base64url) instead of `subject`.
+    match_keys: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -260,6 +265,27 @@ class SignalService:
             refuse(session, actor, decision, resource, error)
         return decision
 
+    @staticmethod
+    def _pseudonyms(
+        pseudonymiser: Pseudonymiser, submission: Submission, subject: Mapping[str, Any]
+    ) -> dict[str, frozenset[bytes]]:
+        """Every linkage family's pseudonyms: derived from `subject` here, or (blind
+        submission) the partner's unblinded evaluations in `matchKeys`, checked to be
+        known families and valid group elements. Exactly one of the two is given."""
+        if submission.match_keys is not None and submission.subject is not None:
+            raise InvalidInput(
+                "Send either subject or matchKeys, not both.",
+                errors=[FieldError("", "Exactly one of subject and matchKeys")],
+            )
+        if submission.match_keys is not None:
+            return pseudonyms_from_match_keys(submission.match_keys)
+        if submission.subject is None:
+            raise InvalidInput(
+                "The signal names no subject.",
+                errors=[FieldError("", "Exactly one of subject and matchKeys")],
+            )
+        return pseudonymiser.linkage_pseudonyms(subject)
+
     # -- the actions ---------------------------------------------------------------------
     def submit(self, session: Session, actor: Actor, submission: Submission) -> Submitted:
         """Check, pseudonymise, store, match and audit one signal."""
@@ -308,7 +334,7 @@ class SignalService:
         extra_errors: Sequence[FieldError] = (),
     ) -> Submitted:
         organisation = self._organisation(session, actor, "signal.create")
-        subject = dict(submission.subject)
+        subject = dict(submission.subject or {})
         names = subject_name_parts(subject)
         if submission.idempotency_key is not None:
             check_idempotency_key(submission.idempotency_key, names)
@@ -317,13 +343,13 @@ class SignalService:
         if category is None:
             errors.append(FieldError("/category", "Not a category of the active policy"))
         pseudonymiser = self.pseudonymiser()
+        pseudonyms: dict[str, frozenset[bytes]] = {}
         try:
-            pseudonyms = pseudonymiser.pseudonyms(subject)
-        except InvalidSubject as exc:
+            pseudonyms = self._pseudonyms(pseudonymiser, submission, subject)
+        except InvalidInput as exc:
             if not errors:
                 raise
             errors.extend(exc.errors)
-            pseudonyms = {}
         if errors:
             raise InvalidInput(
                 f"The signal has {len(errors)} invalid value(s); see errors.", errors=errors
@@ -345,12 +371,12 @@ class SignalService:
             optional_kinds=category.optional_recipient_kinds,
             kind_of=directory.kind_of,
         )
-        linked: dict[str, bytes] = {
-            f: p for f, p in pseudonyms.items() if f in set(category.linkage_keys)
-        }
+        uses = set(category.linkage_keys)
+        linked: dict[str, frozenset[bytes]] = {f: p for f, p in pseudonyms.items() if f in uses}
         if not linked:
+            where = "/subject" if submission.match_keys is None else "/matchKeys"
             raise InvalidSubject(
-                [FieldError("/subject", "No linkage key this category uses can be derived")]
+                [FieldError(where, "No linkage key this category uses can be derived")]
             )
         key = submission.idempotency_key
         created = create_signal(
@@ -370,6 +396,7 @@ class SignalService:
                 request_hash=submission.request_digest if key is not None else None,
                 submitted_by=actor.id if actor.type == "user" else None,
             ),
+            seal=partial(seal_payload, self.keys),
         )
         signal = created.signal
         subjects = subject_refs(linked)

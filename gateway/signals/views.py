@@ -46,7 +46,12 @@ def create() -> Response:
     submission = Submission(
         reference=body.reference,
         category=body.category,
-        subject=body.subject.model_dump(by_alias=True, exclude_none=True),
+        subject=(
+            body.subject.model_dump(by_alias=True, exclude_none=True)
+            if body.subject is not None
+            else None
+        ),
+        match_keys=body.match_keys,
         payload=body.payload,
         idempotency_key=request.headers.get("Idempotency-Key"),
         request_digest=hashlib.sha256(g.raw_body).digest(),

@@ -230,6 +230,11 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def session_id(token: str) -> str:
+    """The stored id of the session whose cookie holds `token`."""
+    return _digest(token)
+
+
 def start_session(session: Session, user: UserRow, *, now: datetime) -> str:
     """A new session (a fresh id at every sign-in); returns the token for the cookie."""
     token = secrets.token_urlsafe(32)

@@ -4,8 +4,8 @@ templates, so they are translated with the page."""
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, PasswordField, StringField
-from wtforms.validators import InputRequired, Length
+from wtforms import HiddenField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import InputRequired, Length, Optional
 
 from gateway.users.accounts import MAX_PASSWORD_LENGTH
 
@@ -24,3 +24,30 @@ class NewPasswordForm(FlaskForm):
 class LanguageForm(FlaskForm):
     lang = StringField(validators=[InputRequired(), Length(max=8)])
     next = HiddenField()
+
+
+class PurposeForm(FlaskForm):
+    """Reading a signal: the purpose (checked against the policy's list by the page) and
+    what to do: `read`, or `request` a second coordinator's approval."""
+
+    purpose = StringField(validators=[InputRequired(), Length(max=64)])
+    intent = StringField(validators=[Length(max=16)])
+
+
+class DecisionForm(FlaskForm):
+    """Approving (`decision=approve`) or refusing (`refuse`, with a reason) a request."""
+
+    approval = HiddenField(validators=[InputRequired(), Length(max=36)])
+    decision = StringField(validators=[InputRequired(), Length(max=16)])
+    reason = TextAreaField(validators=[Length(max=500)])
+
+
+class SubjectReportForm(FlaskForm):
+    """Inputs named as the API's `subject` fields; sent by POST only."""
+
+    bsn = StringField(name="bsn", validators=[Optional(), Length(max=16)])
+    family_name = StringField(name="familyName", validators=[Optional(), Length(max=200)])
+    given_names = StringField(name="givenNames", validators=[Optional(), Length(max=200)])
+    date_of_birth = StringField(name="dateOfBirth", validators=[Optional(), Length(max=10)])
+    purpose = SelectField(validators=[InputRequired()])
+    format = HiddenField()

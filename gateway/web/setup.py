@@ -12,7 +12,16 @@ SESSION_COOKIE = "ketenpoort_session"
 csrf = CSRFProtect()
 #: Modules that add pages to the `web` blueprint (`@bp.get(...)` with `@page(action)`);
 #: imported before the blueprint is registered.
-PAGE_MODULES: tuple[str, ...] = ("gateway.web.views", "gateway.web.intake")
+PAGE_MODULES: tuple[str, ...] = (
+    "gateway.web.views",
+    "gateway.web.cases",
+    "gateway.web.reads",
+    "gateway.web.audit",
+    "gateway.web.officer",
+    "gateway.web.figures",
+    "gateway.web.intake",
+    "gateway.web.match_review",
+)
 
 
 def select_language() -> str:

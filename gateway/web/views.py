@@ -76,10 +76,16 @@ NAV = (
     NavItem("web.matches", _l("Matches"), "match.read", also=("web.match",)),
     NavItem("web.cases", _l("Cases"), "case.write"),
     NavItem("web.approvals", _l("Approvals"), "case.write"),
-    NavItem("web.audit", _l("Audit"), "audit.read"),
+    NavItem(
+        "web.audit",
+        _l("Audit"),
+        "audit.read",
+        also=("web.audit_entry", "web.audit_verifications"),
+    ),
     NavItem("web.subject_report", _l("Subject report"), "subject.search"),
     NavItem("web.policy", _l("Policy"), "policy.read"),
-    NavItem("web.figures", _l("Figures"), "audit.read"),
+    NavItem("web.figures", _l("Figures"), "figures.read"),
+    NavItem("web.alerts", _l("Alerts"), "audit.read"),
     NavItem(
         "web.intake",
         _l("Report a signal"),
@@ -87,8 +93,10 @@ NAV = (
         allows=lambda a: bool(filing_categories(a)),
     ),
 )
+#: The match queue's order of review states (a stable sort keeps newest first within).
+QUEUE_ORDER = {"new": 0, "under-review": 1, "confirmed": 2, "linked": 3, "dismissed": 4}
 #: Privacy officers see the agreement in their menu; everyone may read it.
-_NAV_ROLES = {"web.policy": {"privacy-officer"}}
+_NAV_ROLES = {"web.policy": {"privacy-officer"}, "web.alerts": {"privacy-officer"}}
 
 
 def _now() -> datetime:
@@ -436,7 +444,8 @@ def language() -> BaseResponse:
 @bp.get("/matches")
 @page("match.read")
 def matches() -> tuple[str, int]:
-    """The match queue, newest first (the same `MatchService` as `GET /v1/matches`)."""
+    """The match queue: new first, then under review, confirmed, linked, dismissed; each
+    most recently updated first (the same `MatchService` as `GET /v1/matches`)."""
     user = current_user()
     assert user is not None
     actor = accounts.actor_of(user)
@@ -445,7 +454,8 @@ def matches() -> tuple[str, int]:
     found = services().domain.matches.list(db, actor, None, 100)
     db.commit()
     newest_first = sorted(found.items, key=lambda m: m.updated_at, reverse=True)
-    return _render("web/matches.html", matches=newest_first, more=found.next is not None)
+    queue = sorted(newest_first, key=lambda m: QUEUE_ORDER.get(m.state, len(QUEUE_ORDER)))
+    return _render("web/matches.html", matches=queue, more=found.next is not None)
 
 
 @bp.get("/matches/<match_id>")

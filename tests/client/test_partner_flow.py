@@ -120,3 +120,17 @@ def test_decrypts_a_payload_shared_with_it(partners: dict[str, Enrolled]) -> Non
     with pytest.raises(ValueError, match="without an encryption key"):
         signing_only = partners["police"].folder / "signing.jwk.json"
         PartnerClient(police.issuer, police.client_id, signing_only).decrypt(envelope)
+
+
+def test_a_blind_submission_matches_a_plain_one(partners: dict[str, Enrolled]) -> None:
+    """`PartnerClient(..., blind=True)` (what `ketenpoort partner submit --blind` uses)
+    sends only `matchKeys`; its signal matches a plain one about the same person."""
+    person = _person()
+    police = partners["police"].client()
+    plain = police.submit_signal("BVH-3", "possible-victim", person.subject(), {"s": "e"})
+    care = partners["care"].client()
+    care.blind = True
+    blind = care.submit_signal("JZ-3", "concern", person.subject(), {"s": "f"})
+    assert blind["status"] == "active" and "name_dob" in blind["linkageKeys"]
+    match = _match_of(partners["meldpunt"].client(), {plain["id"], blind["id"]})
+    assert match["tier"] == "strong" and match["state"] == "new"

@@ -5,6 +5,8 @@ Each test names the contract sentence it holds the gateway to.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -105,3 +107,36 @@ def test_other_paths_answer_a_wrong_method_as_problem(client: FlaskClient) -> No
     response = client.put("/v1/directory")
     assert response.status_code == 405
     assert response.mimetype == "application/problem+json"
+
+
+def _resolved(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+def _path(document: dict[str, Any], path: str) -> dict[str, Any]:
+    found: dict[str, Any] = document["paths"].get(path) or document["paths"][f"/v1{path}"]
+    return found
+
+
+def test_matches_carry_tier_and_state_and_signals_may_carry_match_keys(
+    client: FlaskClient, police: dict[str, str], care: dict[str, str], meldpunt: dict[str, str]
+) -> None:
+    """`GET /v1/matches` items also carry `"tier": "strong"|"possible"` and `"state"`;
+    `POST /v1/signals` may carry `"matchKeys"` instead of `"subject"`."""
+    _submit(client, police, "POL-1")
+    _submit(client, care, "ZORG-1")
+    (item,) = client.get("/v1/matches", headers=meldpunt).get_json()["items"]
+    assert set(item) >= {"id", "signals", "linkageKeys", "createdAt", "tier", "state"}
+    assert item["tier"] in {"strong", "possible"} and item["state"] == "new"
+    assert client.get(f"/v1/matches/{item['id']}", headers=meldpunt).get_json() == item
+
+    document = client.get("/v1/openapi.json").get_json()
+    ok = _path(document, "/matches")["get"]["responses"]["200"]["content"]["application/json"]
+    page = _resolved(document, ok["schema"])
+    match = _resolved(document, page["properties"]["items"]["items"])
+    assert {"tier", "state", "linkageKeys"} <= set(match["properties"])
+    create = _path(document, "/signals")["post"]["requestBody"]["content"]["application/json"]
+    assert {"subject", "matchKeys"} <= set(_resolved(document, create["schema"])["properties"])
+    assert "patch" in _path(document, "/matches/{match_id}")

@@ -20,6 +20,8 @@ from gateway.keys import KeyPurpose
 from tests.oauth.support import b64url, enc_key, new_key, public_of
 from tests.oauth.test_token_endpoint import audit_actions
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture
 def cli_env(settings: Settings, initialised: Any) -> dict[str, str]:
@@ -144,12 +146,12 @@ def test_partners_add_refuses_meldpunt_scopes_for_a_partner(
 
 def test_clients_add_for_meldpunt(cli_env: dict[str, str], tmp_path: Path) -> None:
     jwks = write_jwks(tmp_path, [public_of(new_key("PS256"))])
-    result = run(
-        cli_env, "clients", "add", "meldpunt", "--jwks", jwks, "--scope", "cases:write audit:read"
-    )
+    result = run(cli_env, "clients", "add", "meldpunt", "--jwks", jwks, "--scope", "cases:write")
     assert result.exit_code == 0, result.output
     data = last_json(result.stdout)
-    assert data["client_id"].startswith("meldpunt-") and data["scope"] == "cases:write audit:read"
+    assert data["client_id"].startswith("meldpunt-") and data["scope"] == "cases:write"
+    audit = run(cli_env, "clients", "add", "meldpunt", "--jwks", jwks, "--scope", "audit:read")
+    assert audit.exit_code == 0, audit.output
     missing = run(cli_env, "clients", "add", "nobody", "--jwks", jwks, "--scope", "signals:read")
     assert missing.exit_code != 0 and "no organisation" in missing.stderr
 
@@ -210,3 +212,44 @@ def test_directory_lists_active_organisations_and_is_audited(
         assert all(k["use"] == "enc" for k in org["encryptionKeys"]["keys"])
     reads = [e for e in audit_actions(app) if e["action"] == "directory.read"]
     assert reads and reads[-1]["actor"]["organisation"] == "care"
+
+
+def test_one_client_with_audit_read_and_cases_write_is_refused(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Separation of duties: the case system and the log reviewer are separate clients,
+    unless the policy's `separate_scopes` allows the combination."""
+    jwks = write_jwks(tmp_path, [public_of(new_key())])
+    both = "signals:read cases:write audit:read"
+    refused = run(cli_env, "clients", "add", "meldpunt", "--jwks", jwks, "--scope", both)
+    assert refused.exit_code != 0
+    lines = [line for line in refused.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "audit:read and cases:write" in lines[0], refused.stderr
+    assert "separate_scopes" in lines[0] and "Traceback" not in refused.output
+    sig, (_, enc) = new_key(), enc_key()
+    org_jwks = write_jwks(tmp_path, [public_of(sig), enc], "org.json")
+    first = run(
+        cli_env,
+        "partners",
+        "add",
+        "meldpunt-oost",
+        "--name",
+        "Meldpunt Oost",
+        "--kind",
+        "meldpunt",
+        "--jwks",
+        org_jwks,
+        "--scope",
+        "cases:write audit:read",
+    )
+    assert first.exit_code != 0 and "separate_scopes" in first.stderr
+    # a policy that allows the combination
+    policy = tmp_path / "policy.yaml"
+    text = (ROOT / "policies" / "twente.yaml").read_text(encoding="utf-8")
+    policy.write_text(
+        text.replace("separate_scopes:\n  - [audit:read, cases:write]", "separate_scopes: []"),
+        encoding="utf-8",
+    )
+    allowed_env = {**cli_env, "KETENPOORT_POLICY": str(policy)}
+    allowed = run(allowed_env, "clients", "add", "meldpunt", "--jwks", jwks, "--scope", both)
+    assert allowed.exit_code == 0, allowed.output

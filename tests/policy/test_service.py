@@ -98,11 +98,15 @@ def test_broken_policy_stops_the_start(
 ) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text(
-        policy_text.replace("linkage_keys: [bsn, name_dob]", "linkage_keys: [bsn, iban]", 1)
+        policy_text.replace("linkage_keys: [bsn, name_dob,", "linkage_keys: [bsn, iban,", 1)
     )
     with pytest.raises(PolicyError) as caught:
         create_app(settings=replace(settings, policy=broken))
-    line = policy_text.splitlines().index("    linkage_keys: [bsn, name_dob]") + 1
+    line = 1 + next(
+        i
+        for i, text in enumerate(policy_text.splitlines())
+        if text.startswith("    linkage_keys: [bsn, name_dob,")
+    )
     assert str(caught.value).startswith(
         f"invalid policy {broken}, line {line}: field categories.possible-victim.linkage_keys[1]:"
     )

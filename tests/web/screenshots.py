@@ -23,7 +23,7 @@ from gateway.demo.people import people
 from gateway.demo.run import DemoInstance, build, run_scenario, start_server
 from gateway.keys import KeyStore, load_master_key
 from gateway.users.service import add_user
-from tests.web.flows import sign_in
+from tests.web.flows import find_person_in_audit_log, sign_in, verify_the_log
 from tests.web.live import CHROMIUM, CHROMIUM_ARGS, Person
 
 
@@ -104,6 +104,16 @@ def main(target: Path) -> None:
             page.get_by_role("table").get_by_role("link").first.click()
             page.wait_for_url("**/matches/*")
             shot(page, "match")
+            page.get_by_label("Titel van de casus").fill("Meisje ROC Hengelo")
+            page.get_by_role("button", name="Casus aanmaken").click()
+            page.wait_for_url("**/cases/*")
+            page.get_by_label("Nieuwe notitie").fill("Gesprek met de mentor gepland.")
+            page.get_by_role("button", name="Notitie toevoegen").click()
+            shot(page, "case")
+            page.goto("/cases")
+            shot(page, "cases")
+            page.goto("/figures")
+            shot(page, "figures")
             coordinator.close()
 
             officer = context()
@@ -111,6 +121,17 @@ def main(target: Path) -> None:
             sign_in(page, person("privacy-officer"))
             page.wait_for_url(re.compile(r"/$"))
             shot(page, "start-privacy-officer")
+            page.goto("/audit")
+            shot(page, "audit")
+            find_person_in_audit_log(page, people(30)[0].subject())
+            shot(page, "audit-person")
+            page.get_by_role("table").get_by_role("link").first.click()
+            page.wait_for_url(re.compile(r"/audit/\d+$"))
+            shot(page, "audit-entry")
+            verify_the_log(page)
+            shot(page, "audit-verifications")
+            page.goto("/figures?by=quarter")
+            shot(page, "figures-privacy-officer")
             page.goto("/matches")
             shot(page, "forbidden")
             page.keyboard.press("Tab")

@@ -1,0 +1,1 @@
+"""The data's lifecycle: retention and erasure (with crypto-shredding), backup and restore."""

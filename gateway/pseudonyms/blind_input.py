@@ -1,0 +1,87 @@
+"""`matchKeys` as a blind partner submits them: validated pseudonyms by family.
+
+A blind partner sends the unblinded OPRF evaluations of its match keys (see
+`gateway.oprf`). The gateway never sees a match key, so it can only check that what it
+receives is well-formed: known families, valid non-identity ristretto255 encodings,
+bounded counts. An element the partner made up matches nothing (finding a collision
+means knowing `k`). Errors never quote a submitted value.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+
+from gateway.crypto import oprf
+from gateway.errors import FieldError, InvalidInput
+from gateway.pseudonyms.matchkeys import LINKAGE_FAMILIES, MULTI_VALUED
+
+#: Most elements a multi-valued family may carry in `matchKeys`.
+MAX_PER_FAMILY = 40
+
+MSG_ELEMENT = "must be a base64url-encoded ristretto255 element (32 bytes, not the identity)"
+MSG_FAMILY = "is not a key family of this gateway"
+MSG_ONE = "must be one element (a string) for this family"
+MSG_MANY = "must be a list of 1 to 40 elements"
+MSG_EMPTY = "must name at least one key family"
+MSG_NOT_OBJECT = "must be an object"
+
+
+def decode_element(value: object, pointer: str) -> bytes:
+    """A base64url (padding optional) ristretto255 element; a 400 naming `pointer`."""
+    if isinstance(value, str) and len(value) <= 64:
+        try:
+            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        except (binascii.Error, ValueError):
+            raw = b""
+        try:
+            oprf.check_element(raw)
+        except oprf.OprfError:
+            pass
+        else:
+            return raw
+    raise InvalidInput("An element is invalid.", errors=[FieldError(pointer, MSG_ELEMENT)])
+
+
+def pseudonyms_from_match_keys(
+    match_keys: object, *, pointer: str = "/matchKeys"
+) -> dict[str, frozenset[bytes]]:
+    """Validate a submission's `matchKeys` and return its pseudonyms by family.
+
+    `{family: element}` for single-valued families, `{family: [element, …]}` for the
+    multi-valued ones (`del_dob`, `part_dob`, `xname_dob`, `names_del`). Every
+    invalid entry is reported at once (400 `invalid-input`), never quoting a value.
+    """
+    if not isinstance(match_keys, Mapping):
+        raise InvalidInput("matchKeys is invalid.", errors=[FieldError(pointer, MSG_NOT_OBJECT)])
+    if not match_keys:
+        raise InvalidInput("matchKeys is invalid.", errors=[FieldError(pointer, MSG_EMPTY)])
+    errors: list[FieldError] = []
+    found: dict[str, frozenset[bytes]] = {}
+    for family, value in match_keys.items():
+        if family not in LINKAGE_FAMILIES:  # the object's pointer: never echo the name
+            errors.append(FieldError(pointer, MSG_FAMILY))
+            continue
+        where = f"{pointer}/{family}"
+        if family in MULTI_VALUED:
+            if not isinstance(value, list) or not 1 <= len(value) <= MAX_PER_FAMILY:
+                errors.append(FieldError(where, MSG_MANY))
+                continue
+            items = [(f"{where}/{i}", v) for i, v in enumerate(value)]
+        elif isinstance(value, str):
+            items = [(where, value)]
+        else:
+            errors.append(FieldError(where, MSG_ONE))
+            continue
+        elements: set[bytes] = set()
+        for item_pointer, item in items:
+            try:
+                elements.add(decode_element(item, item_pointer))
+            except InvalidInput as exc:
+                errors.extend(exc.errors)
+        if elements:
+            found[family] = frozenset(elements)
+    if errors:
+        raise InvalidInput("matchKeys is invalid.", errors=errors)
+    return found

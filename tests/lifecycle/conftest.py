@@ -1,0 +1,3 @@
+from tests.cases.conftest import headers, world
+
+__all__ = ["headers", "world"]

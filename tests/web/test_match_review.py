@@ -1,0 +1,83 @@
+"""The match queue and page: tier, state and the linkage keys that agreed; the review
+forms (CSRF, audited through `MatchService.review`), with Flask's test client."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.matching.test_tiers_api import ANNA, matches, submit
+from tests.web.test_pages import _signed_in, csrf_token
+
+
+def _match_id(page: str) -> str:
+    found = re.search(r'href="/matches/([0-9a-f-]{36})"', page)
+    assert found
+    return found.group(1)
+
+
+def test_the_queue_and_the_match_page_show_tier_state_and_keys(
+    app: Flask,
+    client: FlaskClient,
+    police: dict[str, str],
+    care: dict[str, str],
+    meldpunt: dict[str, str],
+) -> None:
+    submit(client, police, ANNA)
+    submit(client, care, {**ANNA, "familyName": "van den Bergh"})
+    assert matches(client, meldpunt)  # the API read drains the matching outbox
+    coordinator = app.test_client()
+    _signed_in(app, coordinator, "c.jansen", "coordinator")
+    queue = coordinator.get("/matches")
+    text = queue.get_data(as_text=True)
+    assert queue.status_code == 200
+    assert "Zekerheid" in text and "sterk" in text and "nieuw" in text and "del_dob" in text
+    match_id = _match_id(text)
+    page = coordinator.get(f"/matches/{match_id}").get_data(as_text=True)
+    assert "Treffer afwijzen" in page and 'name="reason"' in page
+    assert 'value="different-persons"' in page and "Verschillende personen" in page
+
+
+def test_dismissing_needs_a_reason_and_the_csrf_token(
+    app: Flask,
+    client: FlaskClient,
+    police: dict[str, str],
+    care: dict[str, str],
+    meldpunt: dict[str, str],
+) -> None:
+    submit(client, police, ANNA)
+    submit(client, care, ANNA)
+    assert matches(client, meldpunt)
+    coordinator = app.test_client()
+    _signed_in(app, coordinator, "c.jansen", "coordinator")
+    match_id = _match_id(coordinator.get("/matches").get_data(as_text=True))
+    path = f"/matches/{match_id}"
+    token = csrf_token(coordinator, path)
+
+    forged = coordinator.post(f"{path}/dismissal", data={"reason": "different-persons"})
+    assert forged.status_code == 400  # no CSRF token: refused, nothing changed
+    no_reason = coordinator.post(f"{path}/dismissal", data={"csrf_token": token})
+    assert no_reason.status_code == 400
+    assert "Kies waarom de treffer wordt afgewezen" in no_reason.get_data(as_text=True)
+
+    review = coordinator.post(f"{path}/review", data={"csrf_token": token, "state": "under-review"})
+    assert review.status_code == 303 and review.headers["Location"].endswith(path)
+    assert "in behandeling" in coordinator.get(path).get_data(as_text=True)
+
+    done = coordinator.post(
+        f"{path}/dismissal", data={"csrf_token": token, "reason": "family-member"}
+    )
+    assert done.status_code == 303
+    page = coordinator.get(path).get_data(as_text=True)
+    assert "afgewezen" in page and "Een familielid" in page and "Treffer heropenen" in page
+    assert "afgewezen" in coordinator.get("/matches").get_data(as_text=True)
+
+    officer = app.test_client()
+    _signed_in(app, officer, "p.visser", "privacy-officer")
+    refused = officer.post(
+        f"{path}/dismissal",
+        data={"csrf_token": csrf_token(officer, "/"), "reason": "data-error"},
+    )
+    assert refused.status_code == 403
