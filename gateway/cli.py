@@ -280,25 +280,39 @@ def keys() -> None:
 
 
 @keys.command("rotate")
-@click.argument("kind", type=click.Choice(["token-signing", "checkpoint", "encryption"]))
+@click.argument(
+    "kind", type=click.Choice(["token-signing", "checkpoint", "pseudonym", "encryption"])
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def keys_rotate(kind: str, as_json: bool) -> None:
     """Rotate one key without downtime (audited): the new key is published before use and
-    the old one retired, still verifying and decrypting what it made."""
+    the old one retired, still verifying and decrypting what it made. `pseudonym` moves
+    every stored pseudonym to the new key in batches (with progress; run it again to
+    resume after a crash)."""
     from gateway.actors import cli_actor
     from gateway.lifecycle.rotation import rotate_key
 
     settings = settings_from_env()
     database = admin_database(settings)
     try:
-        result = rotate_key(database, _keys(settings), kind, actor=cli_actor())
+        if kind == "pseudonym":
+            from gateway.lifecycle.cli import progress_bar
+            from gateway.lifecycle.pseudonym_rotation import rotate_pseudonym_key
+
+            with progress_bar(enabled=not as_json, label="rotating pseudonyms") as progress:
+                result = rotate_pseudonym_key(
+                    database, _keys(settings), actor=cli_actor(), progress=progress
+                )
+        else:
+            result = rotate_key(database, _keys(settings), kind, actor=cli_actor())
     finally:
         database.dispose()
     emit(
         result,
         as_json,
         f"{kind} key rotated: new key {result['kid']}; retired "
-        + (", ".join(result["retired"]) or "none"),
+        + (", ".join(result["retired"]) or "none")
+        + (f"; {result['rows']} pseudonyms moved" if kind == "pseudonym" else ""),
     )
 
 

@@ -30,7 +30,7 @@ from gateway.oauth.models import RateCounter, RevokedToken, SeenJti
 from gateway.partners.models import OAuthClient, Organisation
 from gateway.policy.models import PolicyVersionRow
 from gateway.ratelimit.models import RateBucket
-from gateway.signals.models import SignalPseudonymRow, SignalRow
+from gateway.signals.models import PseudonymRotationRow, SignalPseudonymRow, SignalRow
 from gateway.users.models import UserRow, WebSessionRow
 
 __all__ = [
@@ -53,6 +53,7 @@ __all__ = [
     "OAuthClient",
     "Organisation",
     "PolicyVersionRow",
+    "PseudonymRotationRow",
     "RateBucket",
     "RateCounter",
     "RevokedToken",

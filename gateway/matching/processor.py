@@ -43,7 +43,7 @@ from gateway.matching.service import (
 )
 from gateway.policy.engine import PolicyEngine
 from gateway.signals.locks import lock_clusters, try_lock_clusters
-from gateway.signals.models import SignalPseudonymRow, SignalRow
+from gateway.signals.models import PseudonymRotationRow, SignalPseudonymRow, SignalRow
 from gateway.signals.service import subject_refs
 
 log = get_logger(__name__)
@@ -174,6 +174,19 @@ def _note_failure(db: Database, row_id: int) -> None:
         log.exception("matching outbox: could not record a failed attempt", row=row_id)
 
 
+def rotation_under_way(session: Session) -> bool:
+    """Is a pseudonym key rotation started and not finished? (A tiny-table read.)
+
+    Its stored pseudonyms are then under two keys, so matching waits for it
+    (`gateway.lifecycle.pseudonym_rotation`); the rotation holds the cluster lock for
+    each batch, so this read under that lock sees a consistent state.
+    """
+    found = session.execute(
+        select(PseudonymRotationRow.id).where(PseudonymRotationRow.finished_at.is_(None)).limit(1)
+    ).first()
+    return found is not None
+
+
 class _Busy(Exception):
     """Another process holds the cluster lock (only when not waiting for it)."""
 
@@ -181,7 +194,8 @@ class _Busy(Exception):
 def process_next(
     db: Database, hit_policy: HitPolicy = no_hits, *, wait: bool = True
 ) -> Processed | None:
-    """Claim, do and delete the oldest pending row in one transaction; None when idle.
+    """Claim, do and delete the oldest pending row in one transaction; None when idle
+    (or while a pseudonym key rotation runs: its rows then wait).
 
     `wait=False`: give up at once (None) when another process is processing.
     Raises what the work raised, after counting the failed attempt.
@@ -193,6 +207,8 @@ def process_next(
                 lock_clusters(session)
             elif not try_lock_clusters(session):
                 raise _Busy
+            if rotation_under_way(session):
+                raise _Busy  # the rows wait until the pseudonym key rotation is done
             row = session.execute(
                 select(MatchingOutboxRow)
                 .where(MatchingOutboxRow.attempts < MAX_ATTEMPTS)

@@ -117,10 +117,13 @@ def by_family(pseudonyms: Mapping[str, bytes | Collection[bytes]]) -> dict[str, 
 
 
 class PseudonymiserSource:
-    """The process's `Pseudonymiser`, unsealed once, on first use.
+    """The process's `Pseudonymiser`, unsealed once per key, on first use.
 
     Built by the composition root; the key is read on first use rather than at start
     because an app may start before `ketenpoort init` has created it (readiness says so).
+    Each call checks the key store's active pseudonym key (the store notices its files
+    changing), so every process follows `ketenpoort keys rotate pseudonym` without a
+    restart.
     """
 
     def __init__(self, keys: KeyStore) -> None:
@@ -129,10 +132,11 @@ class PseudonymiserSource:
         self._found: Pseudonymiser | None = None
 
     def get(self) -> Pseudonymiser:
+        kid = self._keys.active(KeyPurpose.PSEUDONYM).kid
         found = self._found
-        if found is None:
+        if found is None or found.kid != kid:
             with self._lock:
-                if self._found is None:
-                    self._found = Pseudonymiser.from_key_store(self._keys)
+                if self._found is None or self._found.kid != kid:
+                    self._found = Pseudonymiser.from_key_store(self._keys, kid)
                 found = self._found
         return found

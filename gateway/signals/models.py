@@ -91,4 +91,23 @@ class SignalPseudonymRow(Base):
     __table_args__ = (
         # The match lookup: (family, element) → signal_pk, answered from the index alone.
         Index("ix_signal_pseudonyms_lookup", "family", "element", "signal_pk"),
+        # The rows a pseudonym key rotation still has to move.
+        Index("ix_signal_pseudonyms_key_id", "key_id"),
     )
+
+
+class PseudonymRotationRow(Base):
+    """One pseudonym key rotation (`ketenpoort keys rotate pseudonym`).
+
+    While a row has no `finished_at` the stored pseudonyms are under two keys, so the
+    matching processor waits (signals are still accepted); see
+    `gateway.lifecycle.pseudonym_rotation`.
+    """
+
+    __tablename__ = "pseudonym_rotations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    to_kid: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    moved: Mapped[int] = mapped_column(Integer, default=0)
