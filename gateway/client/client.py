@@ -71,6 +71,10 @@ def _cause(error: Exception | None) -> str:
     return "the gateway kept answering that it is unavailable"
 
 
+#: Problems that mean the payload was encrypted from an out-of-date directory copy.
+_STALE_KEY_PROBLEMS = frozenset({"unknown-recipient-key", "undecryptable-envelope"})
+
+
 class PartnerClient:
     """A partner system's connection to one Ketenpoort gateway.
 
@@ -96,6 +100,7 @@ class PartnerClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         blind: bool = False,
+        directory_max_age: float = 300.0,
     ) -> None:
         self.issuer = issuer.rstrip("/")
         #: Blind submission: identifiers never leave this system (gateway.client.blind).
@@ -119,6 +124,11 @@ class PartnerClient:
         self._metadata: dict[str, Any] | None = None
         self._token: _Token | None = None
         self._dpop_nonce: str | None = None
+        #: The directory copy payloads are encrypted from, and when it was read; read
+        #: again when older than `directory_max_age`, or when the gateway names a key
+        #: of it unknown (a rotation; see `submit_signal`).
+        self.directory_max_age = directory_max_age
+        self._directory: tuple[float, list[dict[str, Any]]] | None = None
 
     # --- discovery and tokens -------------------------------------------------------
 
@@ -278,10 +288,18 @@ class PartnerClient:
     # --- directory and policy -------------------------------------------------------
 
     def directory(self) -> list[dict[str, Any]]:
+        """The directory as the gateway publishes it now (and kept for encrypting)."""
         organisations: list[dict[str, Any]] = self.request("GET", "/directory").json()[
             "organisations"
         ]
+        self._directory = (self._clock(), organisations)
         return organisations
+
+    def _kept_directory(self) -> list[dict[str, Any]]:
+        kept = self._directory
+        if kept is None or self._clock() - kept[0] > self.directory_max_age:
+            return self.directory()
+        return kept[1]
 
     def policy(self) -> dict[str, Any]:
         policy: dict[str, Any] = self.request("GET", "/policy").json()
@@ -293,7 +311,7 @@ class PartnerClient:
         if category not in categories:
             raise ValueError(f"unknown category {category!r}; the policy has {sorted(categories)}")
         required = categories[category]["requiredRecipients"]
-        by_id = {org["id"]: org for org in self.directory()}
+        by_id = {org["id"]: org for org in self._kept_directory()}
         keys: list[dict[str, Any]] = []
         for org_id in required:
             if org_id not in by_id:
@@ -312,7 +330,14 @@ class PartnerClient:
         *,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Encrypt `payload` for the policy's recipients and submit the signal once."""
+        """Encrypt `payload` for the policy's recipients and submit the signal once.
+
+        The recipients' keys come from a directory copy at most `directory_max_age`
+        old. When the gateway refuses the envelope because it names a key it does not
+        know (a recipient rotated its key since the copy was read), the directory is
+        read again and the payload encrypted anew, once: partners follow rotations.
+        A refused request stored nothing, so the same idempotency key is used again.
+        """
         from gateway.crypto.jwe import encrypt_for_recipients
 
         if isinstance(payload, Mapping):
@@ -321,17 +346,24 @@ class PartnerClient:
             plaintext = payload.encode()
         else:
             plaintext = payload
-        envelope = encrypt_for_recipients(plaintext, self.recipient_keys(category))
         body: dict[str, Any] = {"reference": reference, "category": category}
         if self.blind:
             body["matchKeys"] = self._blind_keys.match_keys(subject)
         else:
             body["subject"] = dict(subject)
-        body["payload"] = envelope
         key = idempotency_key or str(uuid.uuid4())
-        created: dict[str, Any] = self.request(
-            "POST", "/signals", json_body=body, headers={"Idempotency-Key": key}
-        ).json()
+        for attempt in range(2):
+            body["payload"] = encrypt_for_recipients(plaintext, self.recipient_keys(category))
+            try:
+                created: dict[str, Any] = self.request(
+                    "POST", "/signals", json_body=body, headers={"Idempotency-Key": key}
+                ).json()
+            except ApiError as exc:
+                if attempt == 0 and exc.slug in _STALE_KEY_PROBLEMS:
+                    self._directory = None  # a rotation: read the directory again
+                    continue
+                raise
+            break
         self._keep_receipt(created, "signal.create")
         return created
 

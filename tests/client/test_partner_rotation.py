@@ -1,0 +1,73 @@
+"""The partner client follows the gateway's key rotations, against a live gateway: a
+directory copy from before an encryption rotation is read again when the gateway no
+longer knows its key (one retry), and tokens keep working across a token-signing one."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+
+from gateway.cli import main
+from gateway.client import PartnerClient
+from gateway.demo.people import Person, people
+from gateway.signals.directory import TTL_SECONDS
+from tests.audit.test_verify import cli_env
+from tests.client.conftest import enrol
+from tests.integration.live import LiveGateway
+
+
+def _person() -> Person:
+    return people(1, seed=random.randrange(2**32))[0]
+
+
+def _rotate(gateway: LiveGateway, kind: str) -> dict[str, Any]:
+    result = CliRunner().invoke(
+        main, ["keys", "rotate", kind, "--json"], env=cli_env(gateway.settings)
+    )
+    assert result.exit_code == 0, result.output
+    found: dict[str, Any] = json.loads(result.stdout)
+    return found
+
+
+def _meldpunt_kids(directory: list[dict[str, Any]]) -> list[str]:
+    (meldpunt,) = [o for o in directory if o["id"] == "meldpunt"]
+    return [k["kid"] for k in meldpunt["encryptionKeys"]["keys"]]
+
+
+def _kept_kids(client: PartnerClient) -> list[str]:
+    return _meldpunt_kids(client._kept_directory())
+
+
+def test_the_partner_client_follows_encryption_and_token_signing_rotations(
+    own_gateway: LiveGateway, tmp_path: Path
+) -> None:
+    partner = enrol(own_gateway, "police", tmp_path)
+    police = partner.client()
+    first = police.submit_signal("BVH-1", "possible-victim", _person().subject(), {"s": "a"})
+    assert first["status"] == "active"
+    original = _kept_kids(police)
+
+    signing = _rotate(own_gateway, "token-signing")
+    once = _rotate(own_gateway, "encryption")
+    # One rotation: the kept copy (still naming the previous key) is accepted as it is.
+    second = police.submit_signal("BVH-2", "possible-victim", _person().subject(), {"s": "b"})
+    assert second["status"] == "active" and _kept_kids(police) == original
+
+    twice = _rotate(own_gateway, "encryption")
+    assert _kept_kids(police) == original  # the client's copy is two rotations old
+    time.sleep(TTL_SECONDS + 0.5)  # until the gateway's own directory cache has dropped it
+    # The gateway no longer knows the copy's key: the client reads the directory again
+    # and encrypts to the new key, without the caller noticing.
+    third = police.submit_signal("BVH-3", "possible-victim", _person().subject(), {"s": "c"})
+    assert third["status"] == "active"
+    assert _kept_kids(police)[0] == twice["kid"] and once["kid"] in _kept_kids(police)
+
+    # A client started after the token-signing rotation gets a token and submits too.
+    fresh = partner.client()
+    fourth = fresh.submit_signal("BVH-4", "possible-victim", _person().subject(), {"s": "d"})
+    assert fourth["status"] == "active" and signing["kid"]
