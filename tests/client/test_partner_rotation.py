@@ -17,7 +17,7 @@ from gateway.client import PartnerClient
 from gateway.demo.people import Person, people
 from gateway.signals.directory import TTL_SECONDS
 from tests.audit.test_verify import cli_env
-from tests.client.conftest import enrol
+from tests.client.conftest import MELDPUNT_SCOPES, enrol
 from tests.integration.live import LiveGateway
 
 
@@ -71,3 +71,27 @@ def test_the_partner_client_follows_encryption_and_token_signing_rotations(
     fresh = partner.client()
     fourth = fresh.submit_signal("BVH-4", "possible-victim", _person().subject(), {"s": "d"})
     assert fourth["status"] == "active" and signing["kid"]
+
+
+def test_a_blind_client_follows_a_pseudonym_rotation_and_still_matches(
+    own_gateway: LiveGateway, tmp_path: Path
+) -> None:
+    police = enrol(own_gateway, "police", tmp_path).client()
+    care = enrol(own_gateway, "care", tmp_path).client(blind=True)
+    meldpunt = enrol(own_gateway, "meldpunt", tmp_path, MELDPUNT_SCOPES).client()
+    person = _person()
+    before = police.submit_signal("BVH-1", "possible-victim", person.subject(), {"s": "a"})
+    old_key = care._blind_keys.current_key()[0]
+
+    rotated = _rotate(own_gateway, "pseudonym")
+    assert rotated["retired"] == [old_key] and rotated["rows"] > 0
+    # The running gateway evaluates under the new key without a restart ...
+    assert care._blind_keys.current_key()[0] == rotated["kid"]
+    after = care.submit_signal("JZ-1", "concern", person.subject(), {"s": "b"})
+    # ... and the blind signal matches the plain one stored under the old key.
+    found = [
+        m
+        for m in meldpunt.matches()
+        if {s["id"] for s in m["signals"]} == {before["id"], after["id"]}
+    ]
+    assert len(found) == 1
