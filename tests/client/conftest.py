@@ -22,7 +22,8 @@ from tests.client.proxy import FaultyProxy, faulty_proxy
 from tests.integration.live import LiveGateway, live_gateway
 from tests.oauth.support import ADMIN, DEFAULT_SCOPES
 
-MELDPUNT_SCOPES = "cases:write audit:read notifications:read directory:read signals:read"
+# the case system: no `audit:read` (the policy separates it from `cases:write`)
+MELDPUNT_SCOPES = "cases:write notifications:read directory:read signals:read"
 
 
 @pytest.fixture(scope="session")
