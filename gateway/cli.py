@@ -10,9 +10,10 @@ Results print as JSON with `--json`. Every failure an operator can act on is a
 - 2: a usage error (an unknown command or option, a missing argument);
 - 3: the database is not initialised — run `ketenpoort init` (nothing was created).
 
-Building the command tree imports click and the command modules only: each command
-imports what it needs when it runs, so `--version`, `--help` and `partner …` start at
-once (`tests/test_cli_startup.py`, `bench/bench_cli_startup.py`).
+Building the command tree imports click only: the domain packages' command groups load
+when they run or `--help` lists them (`_Commands.LAZY`), and each command imports what
+it needs when it runs, so `--version`, `--help` and `partner …` start at once
+(`tests/test_cli_startup.py`, `bench/bench_cli_startup.py`).
 """
 
 from __future__ import annotations
@@ -20,19 +21,15 @@ from __future__ import annotations
 import json
 import re
 import sys
+from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
 
 from gateway import API_VERSION
-from gateway.audit.cli import audit as _audit
-from gateway.audit.cli import record_init
 from gateway.cli_support import admin_database, emit, print_json, settings_from_env
-from gateway.client.cli import partner as _partner
 from gateway.errors import OperatorError
-from gateway.partners.cli import clients, partners
-from gateway.policy.cli import policy as _policy
 
 if TYPE_CHECKING:
     from gateway.config import Settings
@@ -74,7 +71,32 @@ def instance() -> tuple[str, str]:
 
 
 class _Commands(click.Group):
-    """The top-level group: the one place operator errors become one line and a code."""
+    """The top-level group: the one place operator errors become one line and a code.
+
+    The command groups of the domain packages are imported when they are used (or
+    `--help` lists them), not to build the tree: `--version` needs none of them.
+    """
+
+    #: command name -> "module:attribute" of its click group
+    LAZY: ClassVar[dict[str, str]] = {
+        "audit": "gateway.audit.cli:audit",
+        "clients": "gateway.partners.cli:clients",
+        "partner": "gateway.client.cli:partner",
+        "partners": "gateway.partners.cli:partners",
+        "policy": "gateway.policy.cli:policy",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.LAZY.get(cmd_name)
+        if target is not None and cmd_name not in self.commands:
+            module, _, attribute = target.partition(":")
+            command = getattr(import_module(module), attribute)
+            assert isinstance(command, click.Command)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -128,6 +150,7 @@ def main(verbose: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def init(as_json: bool) -> None:
     """Create or upgrade the database and create missing keys (idempotent)."""
+    from gateway.audit.cli import record_init
     from gateway.bootstrap import initialise
 
     settings = settings_from_env()
@@ -184,13 +207,6 @@ def version(as_json: bool) -> None:
         as_json,
         f"ketenpoort {__version__} (API {API_VERSION})",
     )
-
-
-main.add_command(partners)
-main.add_command(clients)
-main.add_command(_policy)
-main.add_command(_partner)
-main.add_command(_audit)
 
 
 @main.group()
