@@ -9,25 +9,27 @@ Results print as JSON with `--json`. Every failure an operator can act on is a
   found a problem (`audit verify`, `policy check`, `policy test`);
 - 2: a usage error (an unknown command or option, a missing argument);
 - 3: the database is not initialised — run `ketenpoort init` (nothing was created).
+
+Building the command tree imports click only: the domain packages' command groups load
+when they run or `--help` lists them (`_Commands.LAZY`), and each command imports what
+it needs when it runs, so `--version`, `--help` and `partner …` start at once
+(`tests/test_cli_startup.py`, `bench/bench_cli_startup.py`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
+from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
 
-from gateway import API_VERSION, __version__
-from gateway.audit.cli import audit as _audit
-from gateway.audit.cli import record_init
+from gateway import API_VERSION
 from gateway.cli_support import admin_database, emit, print_json, settings_from_env
-from gateway.client.cli import partner as _partner
 from gateway.errors import OperatorError
-from gateway.partners.cli import clients, partners
-from gateway.policy.cli import policy as _policy
 
 if TYPE_CHECKING:
     from gateway.config import Settings
@@ -44,26 +46,57 @@ VARIABLES = (
 )
 
 
+#: A database URL as SQLAlchemy's `make_url` reads it, up to the end of the password.
+_URL_PASSWORD = re.compile(r"^(?P<head>[\w+]+://[^:/]*):[^@]*@")
+
+
+def shown_url(url: str) -> str:
+    """The database URL without its password (`***`), as SQLAlchemy renders it with
+    `hide_password=True`, without importing SQLAlchemy (`--help` shows it)."""
+    if not re.match(r"^[\w+]+://", url):  # a bad URL is reported by the command itself
+        return "(an unreadable KETENPOORT_DATABASE_URL)"
+    return _URL_PASSWORD.sub(r"\g<head>:***@", url, count=1)
+
+
 def instance() -> tuple[str, str]:
     """The instance a command acts on, from the environment: the database URL without
     its password, and the key store folder."""
     import os
 
-    from sqlalchemy.engine import make_url
-
     from gateway.config import Settings
 
-    url = os.environ.get("KETENPOORT_DATABASE_URL", Settings.database_url)
-    try:
-        shown = make_url(url).render_as_string(hide_password=True)
-    except Exception:  # a bad URL is reported by the command itself
-        shown = "(an unreadable KETENPOORT_DATABASE_URL)"
+    shown = shown_url(os.environ.get("KETENPOORT_DATABASE_URL", Settings.database_url))
     keys = os.environ.get("KETENPOORT_KEYS_DIR", str(Settings.keys_dir))
     return shown, str(Path(keys).resolve())
 
 
 class _Commands(click.Group):
-    """The top-level group: the one place operator errors become one line and a code."""
+    """The top-level group: the one place operator errors become one line and a code.
+
+    The command groups of the domain packages are imported when they are used (or
+    `--help` lists them), not to build the tree: `--version` needs none of them.
+    """
+
+    #: command name -> "module:attribute" of its click group
+    LAZY: ClassVar[dict[str, str]] = {
+        "audit": "gateway.audit.cli:audit",
+        "clients": "gateway.partners.cli:clients",
+        "partner": "gateway.client.cli:partner",
+        "partners": "gateway.partners.cli:partners",
+        "policy": "gateway.policy.cli:policy",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.LAZY.get(cmd_name)
+        if target is not None and cmd_name not in self.commands:
+            module, _, attribute = target.partition(":")
+            command = getattr(import_module(module), attribute)
+            assert isinstance(command, click.Command)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -81,8 +114,25 @@ class _Commands(click.Group):
             formatter.write_dl(VARIABLES)
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """`--version`, as `click.version_option` prints it, reading the version only when asked."""
+    if not value or ctx.resilient_parsing:
+        return
+    from gateway import __version__
+
+    click.echo(f"ketenpoort, version {__version__}")
+    ctx.exit()
+
+
 @click.group(cls=_Commands)
-@click.version_option(__version__, prog_name="ketenpoort")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and exit.",
+)
 @click.option(
     "-v",
     "--verbose",
@@ -100,6 +150,7 @@ def main(verbose: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def init(as_json: bool) -> None:
     """Create or upgrade the database and create missing keys (idempotent)."""
+    from gateway.audit.cli import record_init
     from gateway.bootstrap import initialise
 
     settings = settings_from_env()
@@ -149,18 +200,13 @@ def demo(host: str, port: int, directory: Path, no_serve: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def version(as_json: bool) -> None:
     """Print the software and API versions."""
+    from gateway import __version__
+
     emit(
         {"version": __version__, "apiVersion": API_VERSION},
         as_json,
         f"ketenpoort {__version__} (API {API_VERSION})",
     )
-
-
-main.add_command(partners)
-main.add_command(clients)
-main.add_command(_policy)
-main.add_command(_partner)
-main.add_command(_audit)
 
 
 @main.group()

@@ -4,28 +4,33 @@ The command modules of the domain packages (`gateway.audit.cli`, `gateway.partne
 `gateway.policy.cli`) import this module, never `gateway.cli`: the top-level command
 imports them to register them, so the dependency runs one way. Errors are raised as
 `gateway.errors.OperatorError` and printed once by the top-level command.
+
+Every command module imports only click and light modules at the top and the rest inside
+its command functions: `ketenpoort --version`, `--help` and `partner …` must start at once
+(`tests/test_cli_startup.py` keeps SQLAlchemy, Flask and the cryptography out of them).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy import inspect
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.config import Settings, load_settings
-from gateway.db import Database
 from gateway.errors import NotInitialised, OperatorError
+
+if TYPE_CHECKING:
+    from gateway.config import Settings
+    from gateway.db import Database
 
 NOT_INITIALISED = "the database is not initialised; run `ketenpoort init`"
 
 
 def settings_from_env() -> Settings:
     """The settings, or `ConfigError` (an `OperatorError`) naming the variable."""
+    from gateway.config import load_settings
+
     return load_settings()
 
 
@@ -35,6 +40,12 @@ def admin_database(settings: Settings) -> Database:
     Creates nothing: a SQLite file that does not exist, or a database without the
     migration table, is `NotInitialised` ("run `ketenpoort init`").
     """
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway.db import Database
+
     url = make_url(settings.database_url)
     path = url.database if url.get_backend_name() == "sqlite" else None
     on_disk = bool(path) and path != ":memory:" and not str(path).startswith("file:")

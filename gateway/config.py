@@ -18,9 +18,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from gateway.errors import OperatorError
 
 ENV_PREFIX = "KETENPOORT_"
@@ -125,6 +122,9 @@ class Settings:
 
 # variable name -> (field, parser)
 def _parse_database_url(value: str) -> str:
+    from sqlalchemy.engine import make_url  # here: the CLI's --help reads the defaults
+    from sqlalchemy.exc import ArgumentError
+
     try:
         url = make_url(value)
     except ArgumentError as exc:

@@ -7,28 +7,22 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from gateway.audit.note import NoteError, VerifierKey
-from gateway.audit.verify import (
-    GatewaySource,
-    Report,
-    VerificationUnavailable,
-    requests_fetch,
-    verify_gateway,
-    verify_log,
-)
-from gateway.audit.verify_rows import database_source
 from gateway.cli_support import admin_database, settings_from_env
-from gateway.config import Settings
 from gateway.errors import OperatorError
+
+if TYPE_CHECKING:
+    from gateway.audit.note import VerifierKey
+    from gateway.audit.verify import Report
+    from gateway.config import Settings
 
 
 def _public_keys(settings: Settings) -> list[VerifierKey]:
     """The checkpoint keys from the key store's public records (no master key needed)."""
-    from gateway.audit.note import origin_for
+    from gateway.audit.note import VerifierKey, origin_for
     from gateway.crypto import ed25519
     from gateway.keys import KeyPurpose, KeyStore
 
@@ -42,6 +36,8 @@ def _public_keys(settings: Settings) -> list[VerifierKey]:
 
 
 def _read_key(value: str) -> VerifierKey:
+    from gateway.audit.note import NoteError, VerifierKey
+
     text = Path(value).read_text() if Path(value).is_file() else value
     try:
         return VerifierKey.parse(text)
@@ -175,6 +171,15 @@ def verify(
 ) -> None:
     """Verify every entry, every checkpoint and their consistency; exit 1 naming the first
     bad index."""
+    from gateway.audit.verify import (
+        GatewaySource,
+        VerificationUnavailable,
+        requests_fetch,
+        verify_gateway,
+        verify_log,
+    )
+    from gateway.audit.verify_rows import database_source
+
     notes = [p.read_text() for p in witnessed]
     if url is not None:
         source = GatewaySource(requests_fetch(url, token))

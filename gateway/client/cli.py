@@ -11,14 +11,15 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from joserfc.jwk import ECKey
 
-from gateway.client.client import PartnerClient
 from gateway.client.errors import ApiError, KetenpoortError, OAuthError
 from gateway.errors import OperatorError
+
+if TYPE_CHECKING:
+    from gateway.client.client import PartnerClient
 
 CONFIG_KEYS = ("issuer", "client_id", "signing_key", "encryption_key", "state", "dpop")
 
@@ -48,6 +49,8 @@ def load_config(path: Path) -> dict[str, Any]:
 
 
 def make_client(config: dict[str, Any]) -> PartnerClient:
+    from gateway.client.client import PartnerClient
+
     dpop = str(config.get("dpop", "true")).lower() not in {"0", "false", "no"}
     return PartnerClient(
         config["issuer"],
@@ -69,6 +72,8 @@ def _write_private(path: Path, data: dict[str, Any]) -> None:
 
 def generate_partner_keys(directory: Path) -> dict[str, Path]:
     """A signing and an encryption key pair, and the public JWKS for the meldpunt."""
+    from joserfc.jwk import ECKey
+
     directory.mkdir(parents=True, exist_ok=True)
     public = []
     paths: dict[str, Path] = {}

@@ -9,9 +9,16 @@ the DPoP binding and proof (RFC 9449 §7), and the scopes; it answers RFC 6750
 Every authenticated request spends a token of its client's `/v1` bucket (429 with
 `Retry-After` when empty); a failure to authenticate counts against the client address,
 and past the threshold such failures are answered 429 (`gateway.oauth.failures`).
+
+A verified token's claims are kept per process (`VerifiedTokens`, keyed by the token's
+SHA-256, until its `exp`): a repeated token skips the signature check and the claim
+parsing, never the revocation, client, DPoP, rate-limit and scope checks.
 """
 
 from __future__ import annotations
+
+import hashlib
+import threading
 
 from flask import request
 
@@ -40,9 +47,51 @@ class _Refusal(Exception):
         self.client = client
 
 
+class VerifiedTokens:
+    """Access tokens whose signature and claims verified, per process, until their `exp`.
+
+    Keyed by the SHA-256 of the whole token (signature included), so a hit is the very
+    token that verified; the entry is dropped once `exp` passes. At `limit` entries the
+    expired ones go, then the oldest. Signing keys are retired, never removed, while
+    their tokens can live, so a cached token stays as valid as a freshly verified one.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self._entries: dict[bytes, rfc9068.AccessToken] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(token: str) -> bytes:
+        return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+    def get(self, token: str, now: int) -> rfc9068.AccessToken | None:
+        key = self._key(token)
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None and found.claims["exp"] <= now:
+                del self._entries[key]
+                return None
+        return found
+
+    def put(self, access: rfc9068.AccessToken, now: int) -> None:
+        key = self._key(access.token)
+        with self._lock:
+            if len(self._entries) >= self.limit:
+                for old in [k for k, v in self._entries.items() if v.claims["exp"] <= now]:
+                    del self._entries[old]
+                while len(self._entries) >= self.limit:
+                    del self._entries[next(iter(self._entries))]
+            self._entries[key] = access
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class GatewayTokenValidator:
     def __init__(self, service: OAuthService) -> None:
         self.service = service
+        self.verified = VerifiedTokens()
 
     @property
     def algs(self) -> str:
@@ -123,12 +172,15 @@ class GatewayTokenValidator:
             raise _Refusal("invalid_token", "use the Bearer or DPoP scheme", dpop=False)
         presented_dpop = scheme == "dpop"
         now = self.service.now()
-        try:
-            access = rfc9068.decode(
-                token, self.service.signing_keys, issuer=self.service.issuer, now=now
-            )
-        except rfc9068.InvalidAccessToken as exc:
-            raise _Refusal("invalid_token", str(exc), dpop=presented_dpop) from None
+        access = self.verified.get(token, now)
+        if access is None:
+            try:
+                access = rfc9068.decode(
+                    token, self.service.signing_keys, issuer=self.service.issuer, now=now
+                )
+            except rfc9068.InvalidAccessToken as exc:
+                raise _Refusal("invalid_token", str(exc), dpop=presented_dpop) from None
+            self.verified.put(access, now)
         bound = access.jkt is not None
         with self.service.db.transaction(write=False) as session:
             revoked = store.is_revoked(session, access.jti)

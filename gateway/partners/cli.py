@@ -7,28 +7,15 @@ prints JSON with `--json` (always for `add`, which an operator scripts around).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import yaml
 
-from gateway.actors import cli_actor
 from gateway.cli_support import admin_database, print_json, settings_from_env
-from gateway.db import Database
-from gateway.partners.registry import (
-    DEFAULT_SEPARATE_SCOPES,
-    KINDS,
-    RegistryError,
-    add_client,
-    add_organisation,
-    check_separation,
-    disable_organisation,
-    get_organisation,
-    list_organisations,
-    load_jwks_file,
-    parse_scopes,
-    split_jwks,
-)
+from gateway.partners.kinds import KINDS
+
+if TYPE_CHECKING:
+    from gateway.db import Database
 
 
 def _database() -> Database:
@@ -38,6 +25,10 @@ def _database() -> Database:
 def _separate_scopes() -> list[list[str]]:
     """The active policy's `separate_scopes` (the policy package validates the file; this
     package sits below it, so it reads the one key). Unreadable: the default applies."""
+    import yaml
+
+    from gateway.partners.registry import DEFAULT_SEPARATE_SCOPES
+
     try:
         data = yaml.safe_load(Path(settings_from_env().policy).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
@@ -77,6 +68,17 @@ def partners_add(
     as_json: bool,
 ) -> None:
     """Register organisation ORG and its first OAuth client; prints the client_id."""
+    from gateway.actors import cli_actor
+    from gateway.partners.registry import (
+        RegistryError,
+        add_client,
+        add_organisation,
+        check_separation,
+        load_jwks_file,
+        parse_scopes,
+        split_jwks,
+    )
+
     database = _database()
     try:
         if kind not in KINDS:
@@ -121,6 +123,8 @@ def partners_add(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def partners_list(as_json: bool) -> None:
     """List organisations with their clients."""
+    from gateway.partners.registry import list_organisations
+
     database = _database()
     try:
         with database.transaction(write=False) as session:
@@ -152,6 +156,9 @@ def partners_list(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def partners_disable(org: str, as_json: bool) -> None:
     """Disable ORG and all its clients; their access tokens stop working at once."""
+    from gateway.actors import cli_actor
+    from gateway.partners.registry import disable_organisation
+
     database = _database()
     try:
         with database.transaction() as session:
@@ -178,6 +185,17 @@ def clients() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the default for add).")
 def clients_add(org: str, jwks_file: Path, scope: str, require_dpop: bool, as_json: bool) -> None:
     """Register another OAuth client of ORG (its `use: sig` keys); prints the client_id."""
+    from gateway.actors import cli_actor
+    from gateway.partners.registry import (
+        RegistryError,
+        add_client,
+        check_separation,
+        get_organisation,
+        load_jwks_file,
+        parse_scopes,
+        split_jwks,
+    )
+
     database = _database()
     try:
         signing, _encryption = split_jwks(load_jwks_file(jwks_file))

@@ -23,9 +23,9 @@ from gateway.actors import Actor
 from gateway.audit import AuditEvent, record_event
 from gateway.crypto.jose import JoseError, check_public_jwk, key_use
 from gateway.errors import OperatorError
+from gateway.partners.kinds import KINDS as KINDS  # re-exported
 from gateway.partners.models import OAuthClient, Organisation
 
-KINDS = ("police", "justice", "care", "education", "municipality", "meldpunt")
 BASE_SCOPES = (
     "signals:write",
     "signals:read",

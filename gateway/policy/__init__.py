@@ -7,12 +7,21 @@ looks it up in the app's container. Other packages use:
 - `AuditEvent(..., **decision.audit_fields())` in the action's own audit entry;
 - `policy_engine().tells_hit(kind)` / `.reveals_organisations(kind)` for matches;
 - `policy_engine().category(name)` for retention, recipients and linkage keys.
+
+The names load lazily, so that the `ketenpoort` command tree does not import the engine
+and the loader to build its `--help`.
 """
 
-from gateway.policy.active import PolicyService, start_policy
-from gateway.policy.audited import policy_denied
-from gateway.policy.engine import Context, Decision, Obligation, PolicyEngine, Resource
-from gateway.policy.loader import LoadedPolicy, PolicyError, load_policy, parse_policy
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.policy.active import PolicyService, start_policy
+    from gateway.policy.audited import policy_denied
+    from gateway.policy.engine import Context, Decision, Obligation, PolicyEngine, Resource
+    from gateway.policy.loader import LoadedPolicy, PolicyError, load_policy, parse_policy
 
 __all__ = [
     "Context",
@@ -28,3 +37,25 @@ __all__ = [
     "policy_denied",
     "start_policy",
 ]
+
+_LAZY = {
+    "PolicyService": "gateway.policy.active",
+    "start_policy": "gateway.policy.active",
+    "policy_denied": "gateway.policy.audited",
+    "Context": "gateway.policy.engine",
+    "Decision": "gateway.policy.engine",
+    "Obligation": "gateway.policy.engine",
+    "PolicyEngine": "gateway.policy.engine",
+    "Resource": "gateway.policy.engine",
+    "LoadedPolicy": "gateway.policy.loader",
+    "PolicyError": "gateway.policy.loader",
+    "load_policy": "gateway.policy.loader",
+    "parse_policy": "gateway.policy.loader",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gateway.policy' has no attribute {name!r}")
+    return getattr(import_module(module), name)

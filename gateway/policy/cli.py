@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gateway.cli_support import admin_database, settings_from_env
-from gateway.db import Database
 from gateway.errors import OperatorError
-from gateway.policy.cases import run_cases
-from gateway.policy.engine import PolicyEngine
-from gateway.policy.loader import LoadedPolicy, PolicyError, load_policy, parse_document
-from gateway.policy.render import to_markdown
+
+if TYPE_CHECKING:
+    from gateway.db import Database
+    from gateway.policy.loader import LoadedPolicy
 
 
 def _path(file: str | None) -> Path:
@@ -26,6 +25,8 @@ def _path(file: str | None) -> Path:
 
 
 def _load(file: str | None) -> LoadedPolicy:
+    from gateway.policy.loader import load_policy
+
     return load_policy(_path(file))  # a PolicyError is an OperatorError: one line
 
 
@@ -43,6 +44,8 @@ def policy() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def check(file: str | None, as_json: bool) -> None:
     """Validate a policy file (default: KETENPOORT_POLICY)."""
+    from gateway.policy.loader import PolicyError, load_policy
+
     path = _path(file)
     try:
         loaded = load_policy(path)
@@ -78,6 +81,9 @@ def check(file: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def test(file: str | None, as_json: bool) -> None:
     """Run the test cases in a policy file; exit 1 when one fails."""
+    from gateway.policy.cases import run_cases
+    from gateway.policy.engine import PolicyEngine
+
     loaded = _load(file)
     results = run_cases(PolicyEngine(loaded))
     failed = [r for r in results if not r.passed]
@@ -114,6 +120,8 @@ def test(file: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the canonical document as JSON.")
 def show(file: str | None, digest: str | None, as_json: bool) -> None:
     """Render the policy as Markdown for the privacy officer."""
+    from gateway.policy.render import to_markdown
+
     loaded = _stored(digest) if digest else _load(file)
     if as_json:
         _dump({"digest": loaded.digest, "document": json.loads(loaded.canonical)})
@@ -155,6 +163,7 @@ def _database() -> Database:
 
 def _stored(digest: str) -> LoadedPolicy:
     from gateway.policy.active import version_by_digest
+    from gateway.policy.loader import parse_document
 
     database = _database()
     try:

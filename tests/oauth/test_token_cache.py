@@ -1,0 +1,87 @@
+"""The per-process verified-token cache: a cached token skips the signature check only;
+revocation, a disabled client and `exp` still refuse it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from gateway.oauth.resource import GatewayTokenValidator, VerifiedTokens
+from gateway.oauth.rfc9068 import AccessToken
+from gateway.partners.registry import disable_organisation
+from tests.oauth.support import ADMIN, PartnerClient
+from tests.oauth.test_attacks import assert_challenge
+from tests.oauth.test_introspection_revocation import API, auth, get_token
+
+
+def _validator(app: Flask) -> GatewayTokenValidator:
+    validator = app.extensions["ketenpoort"].token_validator
+    assert isinstance(validator, GatewayTokenValidator)
+    return validator
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_verified_token_is_cached_and_served_again(
+    app: Flask, client: FlaskClient, partner_client: PartnerClient
+) -> None:
+    token = get_token(client, partner_client)
+    assert client.get(API, headers=_bearer(token)).status_code == 200
+    assert _validator(app).verified.get(token, int(time.time())) is not None
+    assert client.get(API, headers=_bearer(token)).status_code == 200
+
+
+def test_a_revoked_token_is_refused_even_when_cached(
+    app: Flask, client: FlaskClient, partner_client: PartnerClient
+) -> None:
+    token = get_token(client, partner_client)
+    assert client.get(API, headers=_bearer(token)).status_code == 200
+    assert _validator(app).verified.get(token, int(time.time())) is not None
+    assert client.post("/oauth/revoke", data=auth(partner_client, token=token)).status_code == 200
+    response = client.get(API, headers=_bearer(token))
+    assert_challenge(response, 401, "invalid_token")
+    assert "revoked" in response.headers["WWW-Authenticate"]
+
+
+def test_a_disabled_client_is_refused_even_when_its_token_is_cached(
+    app: Flask, client: FlaskClient, partner_client: PartnerClient
+) -> None:
+    token = get_token(client, partner_client)
+    assert client.get(API, headers=_bearer(token)).status_code == 200
+    with app.extensions["ketenpoort"].db.transaction() as session:
+        disable_organisation(session, partner_client.organisation, actor=ADMIN)
+    assert_challenge(client.get(API, headers=_bearer(token)), 401, "invalid_token")
+
+
+def test_a_cached_token_expires_with_its_exp(
+    app: Flask, client: FlaskClient, partner_client: PartnerClient
+) -> None:
+    token = get_token(client, partner_client)
+    assert client.get(API, headers=_bearer(token)).status_code == 200
+    app.extensions["ketenpoort"].oauth.clock = lambda: time.time() + 3600
+    response = client.get(API, headers=_bearer(token))
+    assert_challenge(response, 401, "invalid_token")
+    assert "expired" in response.headers["WWW-Authenticate"]
+    assert _validator(app).verified.get(token, int(time.time()) + 3600) is None
+
+
+def _access(token: str, exp: int) -> AccessToken:
+    claims: dict[str, Any] = {"exp": exp, "jti": token}
+    return AccessToken(token, claims)
+
+
+def test_the_cache_is_bounded_and_drops_expired_entries_first() -> None:
+    cache = VerifiedTokens(limit=3)
+    cache.put(_access("a", 100), now=50)
+    cache.put(_access("b", 60), now=50)
+    cache.put(_access("c", 100), now=50)
+    cache.put(_access("d", 100), now=70)  # full: "b" has expired and goes
+    assert cache.get("b", 70) is None and cache.get("a", 70) is not None
+    cache.put(_access("e", 100), now=70)  # full, nothing expired: the oldest goes
+    assert len(cache) == 3 and cache.get("a", 70) is None
+    assert cache.get("e", 99) is not None and cache.get("e", 100) is None
