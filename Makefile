@@ -15,7 +15,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 NODE_STAMP := node_modules/.installed
 
 .PHONY: run serve init test lint typecheck pytest browser bench clean install install-dev vendor \
-	translations screenshots
+	translations screenshots fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,7 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff check gateway tests bench
 	$(BIN)/ruff format --check gateway tests bench
 	$(BIN)/lint-imports --no-logo
+	$(BIN)/bandit -q -r gateway -lll
 
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
@@ -86,6 +87,13 @@ translations: $(DEV_STAMP)
 	$(BIN)/pybabel extract -F gateway/web/babel.cfg -k _l -o $(TRANSLATIONS)/messages.pot gateway/web
 	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) --no-fuzzy-matching
 	$(BIN)/pybabel compile -d $(TRANSLATIONS)
+
+## make fuzz [FUZZ_EXAMPLES=200]: the contract fuzzing of tests/contract/test_fuzz.py
+## (schemathesis against /v1/openapi.json), longer and randomised, with shrinking.
+FUZZ_EXAMPLES ?= 200
+fuzz: $(DEV_STAMP)
+	KETENPOORT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:logging \
+	  tests/contract/test_fuzz.py
 
 ## make screenshots: PNGs of the web pages in docs/screenshots/ (Debian's chromium).
 screenshots: $(DEV_STAMP)

@@ -82,8 +82,12 @@ class EntriesQuery(FilterFields):
 class EntrySearch(EntriesQuery):
     """A search in the body: subject references never go in a URI."""
 
+    # Printable ASCII only: the reference keys an HMAC (a NUL or non-ASCII one was a 500).
     subject: str | None = Field(
-        default=None, max_length=128, description="A subject reference (pseudonym)."
+        default=None,
+        max_length=128,
+        pattern=r"^[!-~]+$",
+        description="A subject reference (pseudonym).",
     )
 
 

@@ -120,16 +120,21 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
             raise invalid_client("the assertion needs integer exp and iat claims")
         assert isinstance(exp, int) and isinstance(iat, int)
         if exp <= now:
-            raise invalid_client("the assertion has expired")
+            raise invalid_client("the assertion has expired (check the client's clock)")
         if iat > now + config.clock_skew:
-            raise invalid_client("the assertion iat is in the future")
+            raise invalid_client(
+                f"the assertion iat is more than {config.clock_skew} s in the future"
+                " (clock skew: check the client's clock)"
+            )
         if exp - iat > config.assertion_max_lifetime:
             raise invalid_client(
                 f"the assertion may be valid for at most {config.assertion_max_lifetime} s"
             )
         nbf = claims.get("nbf")
         if nbf is not None and (not _is_int(nbf) or nbf > now + config.clock_skew):
-            raise invalid_client("the assertion is not yet valid")
+            raise invalid_client(
+                "the assertion is not yet valid (clock skew: check the client's clock)"
+            )
         jti = claims.get("jti")
         if not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_LENGTH:
             raise invalid_client("the assertion needs a jti")

@@ -81,8 +81,15 @@ def verify_proof(
     iat = claims.get("iat")
     if not isinstance(iat, int) or isinstance(iat, bool):
         raise InvalidProof("the DPoP proof has no valid iat")
-    if iat > now + skew or iat < now - max_age:
-        raise InvalidProof("the DPoP proof iat is outside the accepted window")
+    if iat > now + skew:
+        raise InvalidProof(
+            f"the DPoP proof iat is more than {skew} s in the future"
+            " (clock skew: check the client's clock)"
+        )
+    if iat < now - max_age:
+        raise InvalidProof(
+            f"the DPoP proof iat is more than {max_age} s old (check the client's clock)"
+        )
     if access_token is not None and claims.get("ath") != sha256_b64url(access_token):
         raise InvalidProof("the DPoP proof ath does not match the access token")
     return Proof(jkt=thumbprint(jwk), jti=jti, iat=iat)
