@@ -59,6 +59,9 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
+## The suite runs on every core (pytest-xdist; a module's tests stay on one worker, so a
+## module's live gateway starts once); PYTEST_ARGS="-n 0" runs it in one process.
+PYTEST_ARGS ?= -n auto --dist loadfile
 pytest: $(DEV_STAMP) $(NODE_STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
