@@ -77,7 +77,15 @@ def test_the_officer_finds_every_access_to_one_person_exports_it_and_verifies(
     for signal_id in reported["ids"]:
         assert signal_id in table  # both partners' signals about the person
     assert reported["other"] not in table
-    assert "subject.search" in table  # the search itself is an access, and shown
+    # the search itself is an access, and shown once the sequencer has given it its
+    # index (on PostgreSQL a background job, a moment after the request)
+    for _ in range(40):
+        if "subject.search" in table:
+            break
+        page.wait_for_timeout(250)
+        page.reload()
+        table = page.get_by_role("table").inner_text()
+    assert "subject.search" in table
 
     # one entry with its proof
     page.get_by_role("table").get_by_role("link").last.click()
