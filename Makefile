@@ -63,7 +63,8 @@ typecheck: $(DEV_STAMP)
 ## module's live gateway starts once); PYTEST_ARGS="-n 0" runs it in one process.
 PYTEST_ARGS ?= -n auto --dist loadfile
 pytest: $(DEV_STAMP) $(NODE_STAMP) browser
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not isolated" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m isolated
 
 ## The browser tests drive Debian's Chromium (Playwright's own download cannot be
 ## reached); installed here when missing and we may (root), else those tests say why

@@ -29,6 +29,11 @@ from gateway.config import Settings
 from tests.conftest import MELDPUNT_SCOPES, ROOT, TEST_ISSUER
 from tests.oauth.support import DEFAULT_SCOPES, register_partner
 
+#: Its own pytest process (`make test` runs it after the rest): CPython 3.11 can fail to
+#: compile a module imported after other tests hit deep recursion ("AST constructor
+#: recursion depth mismatch"), and schemathesis imports lazily.
+pytestmark = pytest.mark.isolated
+
 EXAMPLES = int(os.environ.get("KETENPOORT_FUZZ_EXAMPLES", "0") or 0)
 LONG_RUN = EXAMPLES > 0
 #: The meldpunt's systems, with every scope the document names (the policy decides).
