@@ -12,6 +12,20 @@ the same three fields: ECM (unsupervised Fellegi-Sunter) on binarised Jaro-Winkl
 comparisons, and the sum of string similarities. Each method is scored as "recall
 over all true pairs at the best threshold whose precision is ≥ p".
 
+What else it prints, and why:
+- per tier, the recall the evidence rules alone would allow (`scoring.tier_of` at any
+  score): FEBRL4's strong tier cannot pass 0.72 without making twin-like pairs (the
+  given name replaced) or first-name-and-birthday pairs (the family name replaced or
+  missing) strong, which the rules forbid;
+- "through clusters": the pairs that end up in one match, since the gateway grows a
+  match from every link (FEBRL3 has up to six records of a person, whose duplicates
+  often do not link to each other directly but each link to the original);
+- the largest key frequencies (the issue asks for them): per family, and the most
+  frequent elements overall, with how many exceed `scoring.HANDFUL`;
+- the OPRF cost: CPU time per record and keys/s over each data set, and for one
+  signal that yields every family (`EVERY_FAMILY`, long double names: the most keys),
+  through the gateway's batched path and key by key.
+
     PYTHONPATH=$PWD python bench/bench_linkage.py          # the figures
     PYTHONPATH=$PWD python bench/bench_linkage.py --fit    # refit the scoring weights
 

@@ -226,12 +226,19 @@ def linkage_keys(subject: NormalisedSubject) -> dict[str, frozenset[str]]:
         year, month, day = dob.split("-")
         if family:
             put(FAMILY_PHON_DOB, label(FAMILY_PHON_DOB, phonetic_code(family), dob))
-            # Also of the name as written: a typo is made before spelling variants
-            # merge ("van Dikj" is "dikj", one swap from "dijk", not from "dyk").
-            written_family = subject.family_name.core if subject.family_name else family
-            neighbours = deletion_neighbours(family) | (
-                deletion_neighbours(written_family) if written_family != family else frozenset()
-            )
+            # Also of the name as written, then spelt: a typo is made before spelling
+            # variants merge ("van Dikj" is "dikj", one swap from "dijk", none from
+            # "dyk"; "dij" spelt is "dy", a neighbour of "dyk"). Most of these equal a
+            # neighbour of the spelling form; only deletions inside "ij", "ue", ...
+            # add keys, and only those of about the name's length are kept.
+            written = subject.family_name.core if subject.family_name else family
+            neighbours = deletion_neighbours(family)
+            if written != family:
+                neighbours |= {
+                    spelt
+                    for n in deletion_neighbours(written)
+                    if len(family) - 1 <= len(spelt := spelling_form(n)) <= len(family)
+                }
             put(FAMILY_DEL_DOB, *(label(FAMILY_DEL_DOB, n, dob) for n in sorted(neighbours)))
             assert subject.family_name is not None
             # The whole name too, so "de Vries" meets the "vries" part of "de Vries-Jansen".
