@@ -27,6 +27,8 @@ its rule yields several keys (deletion neighbours, name parts):
     phon_dob    Dutch-aware phonetic family name + dob
     del_dob     each one-deletion neighbour of the family name + dob (≤ 17 keys), in
                 spelling form and, where that differs (ij, ue, glued van), as written
+                and then spelt (a few more keys; at most 34, under the blind
+                submission's 40 per family)
     part_dob    each part of a double/hyphenated family name + dob
     dm_swap     each name (as in xname_dob) + year + {day, month} unordered (day and
                 month swapped)
