@@ -7,6 +7,7 @@ interleaved batches, one core):
 - one pseudonym (hash-to-group + validated scalar multiplication),
 - normalisation and match keys alone,
 - a whole subject (normalise, two match keys, two pseudonyms),
+- a whole subject through every linkage family (what a signal costs since issue 14),
 - one rotation step (k'·k⁻¹ times a stored element).
 
 Run: .venv/bin/python bench/bench_pseudonyms.py [--seconds 0.3] [--rounds 7]
@@ -23,6 +24,7 @@ import pysodium  # only for the bare-libsodium baseline; the gateway goes via ga
 
 from gateway.crypto import generate_ristretto255_scalar, oprf
 from gateway.pseudonyms import Pseudonymiser, derive_match_keys
+from gateway.pseudonyms.matchkeys import derive_linkage_keys
 
 SUBJECT = {
     "bsn": "123456782",
@@ -82,6 +84,7 @@ def main() -> None:
         "pseudonym (one match key)": lambda: p.pseudonym(key),
         "normalise + match keys": lambda: derive_match_keys(SUBJECT, today=TODAY),
         "subject -> 2 pseudonyms": lambda: p.pseudonyms(SUBJECT, today=TODAY),
+        "subject -> every family": lambda: p.linkage_pseudonyms(SUBJECT, today=TODAY),
         "rotate one stored element": lambda: rotation.apply(stored),
     }
     results = measure_all(calls, args.seconds, args.rounds)
@@ -93,6 +96,12 @@ def main() -> None:
     print(
         f"\npseudonyms derived per second (one core): {1 / per_key:,.0f}; "
         f"per subject with both keys: {1 / results['subject -> 2 pseudonyms']:,.0f}"
+    )
+    every = sum(len(v) for v in derive_linkage_keys(SUBJECT, today=TODAY).values())
+    per_signal = results["subject -> every family"]
+    print(
+        f"a signal with every linkage family ({every} keys): {per_signal * 1e3:.2f} ms, "
+        f"{every / per_signal:,.0f} keys/s (goal: < 2 ms)"
     )
 
 

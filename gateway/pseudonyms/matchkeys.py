@@ -25,7 +25,10 @@ its rule yields several keys (deletion neighbours, name parts):
     names       family + first given (no or a wrong date of birth)
     init_dob    family + first initial + dob
     phon_dob    Dutch-aware phonetic family name + dob
-    del_dob     each one-deletion neighbour of the family name + dob (≤ 17 keys)
+    del_dob     each one-deletion neighbour of the family name + dob (≤ 17 keys), in
+                spelling form and, where that differs (ij, ue, glued van), as written
+                and then spelt (a few more keys; at most 34, under the blind
+                submission's 40 per family)
     part_dob    each part of a double/hyphenated family name + dob
     dm_swap     each name (as in xname_dob) + year + {day, month} unordered (day and
                 month swapped)
@@ -225,10 +228,20 @@ def linkage_keys(subject: NormalisedSubject) -> dict[str, frozenset[str]]:
         year, month, day = dob.split("-")
         if family:
             put(FAMILY_PHON_DOB, label(FAMILY_PHON_DOB, phonetic_code(family), dob))
-            put(
-                FAMILY_DEL_DOB,
-                *(label(FAMILY_DEL_DOB, n, dob) for n in deletion_neighbours(family)),
-            )
+            # Also of the name as written, then spelt: a typo is made before spelling
+            # variants merge ("van Dikj" is "dikj", one swap from "dijk", none from
+            # "dyk"; "dij" spelt is "dy", a neighbour of "dyk"). Most of these equal a
+            # neighbour of the spelling form; only deletions inside "ij", "ue", ...
+            # add keys, and only those of about the name's length are kept.
+            written = subject.family_name.core if subject.family_name else family
+            neighbours = deletion_neighbours(family)
+            if written != family:
+                neighbours |= {
+                    spelt
+                    for n in deletion_neighbours(written)
+                    if len(family) - 1 <= len(spelt := spelling_form(n)) <= len(family)
+                }
+            put(FAMILY_DEL_DOB, *(label(FAMILY_DEL_DOB, n, dob) for n in sorted(neighbours)))
             assert subject.family_name is not None
             # The whole name too, so "de Vries" meets the "vries" part of "de Vries-Jansen".
             parts = {family} | {spelling_form(p) for p in subject.family_name.parts}

@@ -94,10 +94,18 @@ class Pseudonymiser:
         self, subject: object, *, today: date | None = None
     ) -> dict[str, frozenset[bytes]]:
         """Pseudonyms of every linkage family a subject allows (see `linkage_keys`)."""
-        return {
-            family: frozenset(self.pseudonym(k) for k in keys)
-            for family, keys in derive_linkage_keys(subject, today=today).items()
-        }
+        return self.pseudonyms_by_family(derive_linkage_keys(subject, today=today))
+
+    def pseudonyms_by_family(
+        self, keys: Mapping[str, Collection[str]]
+    ) -> dict[str, frozenset[bytes]]:
+        """Pseudonyms of match keys grouped by family, in one batched OPRF call."""
+        flat = [(family, key) for family, values in keys.items() for key in values]
+        elements = oprf.evaluate_elements(self._scalar, [k.encode("utf-8") for _, k in flat])
+        found: dict[str, set[bytes]] = {family: set() for family in keys}
+        for (family, _), element in zip(flat, elements, strict=True):
+            found[family].add(element)
+        return {family: frozenset(values) for family, values in found.items() if values}
 
     def rotation_to(self, new: Pseudonymiser) -> Rotation:
         """The rotation that turns this key's pseudonyms into `new`'s."""

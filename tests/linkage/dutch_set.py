@@ -44,13 +44,35 @@ PREFIX_SPELLINGS = {
     "van der Linden": ["Linden, v.d."],
     "van der Heijden": ["vd Heijden", "van der Heyden"],
     "in 't Veld": ["In’t Veld", "Veld, in 't"],
-    "de Vries-Jansen": ["de Vries", "Vries-Jansen, de"],
-    "Jansen-van der Berg": ["Jansen"],
+    # Partners drop the second part of a double name, or the hyphen; both parts alone
+    # in two records of one person cannot link (nor should they, without a BSN).
+    "de Vries-Jansen": ["de Vries", "Vries-Jansen, de", "de Vries Jansen"],
+    "Jansen-van der Berg": ["Jansen", "Jansen v.d. Berg"],
+    "Ait Taleb": ["Aït-Taleb", "Taleb"],
 }
 TRANSLIT = str.maketrans(
     {"ç": "c", "Ç": "C", "ş": "s", "Ş": "S", "ğ": "g", "ı": "i", "ö": "o", "Ö": "O"}
 )
 UMLAUT = {"ü": "ue", "ä": "ae", "ö": "oe", "ß": "ss"}
+#: Transliterations of one Arabic name that partners write (issue 14: one phonetic key).
+ARABIC = {"Mohammed": ["Mohamed", "Muhammad", "Mohammad"]}
+#: The variations issue 14's "Why" lists; `population` draws each of them.
+VARIATIONS = frozenset(
+    {
+        "prefix",  # van den Berg / Berg, v.d. / Vandenberg
+        "translit",  # Çelik / Celik
+        "ij",  # IJsbrand / Ysbrand
+        "umlaut",  # Müller / Mueller
+        "arabic",  # Mohammed / Mohamed / Muhammad
+        "hyphen",  # a double or hyphenated family name, or one part of it
+        "short_given",  # Johannes / Jan
+        "drop_second",  # second given name dropped
+        "typo_family",  # a letter doubled, dropped, swapped or replaced
+        "typo_given",
+        "daymonth",
+        "swapped",
+    }
+)
 
 
 def _bsn(rng: random.Random) -> str:
@@ -66,6 +88,10 @@ def _bsn(rng: random.Random) -> str:
 class Record:
     person: int
     subject: dict[str, str]
+    #: Which variation this record carries ("" for the as-registered ones).
+    variation: str = ""
+    #: The person as registered (without BSN), which the variation was made from.
+    registered: dict[str, str] | None = None
 
 
 def _typo(rng: random.Random, name: str) -> str:
@@ -83,12 +109,14 @@ def _typo(rng: random.Random, name: str) -> str:
     return name[:i] + rng.choice("aeiouklmnrst") + name[i + 1 :]
 
 
-def _vary(rng: random.Random, subject: dict[str, str]) -> dict[str, str]:
+def _vary(rng: random.Random, subject: dict[str, str]) -> tuple[dict[str, str], str]:
     out = dict(subject)
     family, given, dob = subject["familyName"], subject["givenNames"], subject["dateOfBirth"]
     choices = ["typo_family", "typo_given", "short_given", "drop_second", "none"]
     if family in PREFIX_SPELLINGS:
-        choices += ["prefix"] * 3
+        choices += ["hyphen" if "-" in family else "prefix"] * 3
+    if family in ARABIC or given.split()[0] in ARABIC:
+        choices += ["arabic"] * 3
     if family.translate(TRANSLIT) != family or given.translate(TRANSLIT) != given:
         choices += ["translit"] * 3
     if any(u in family for u in UMLAUT):
@@ -108,8 +136,14 @@ def _vary(rng: random.Random, subject: dict[str, str]) -> dict[str, str]:
         out["givenNames"] = SHORT.get(first, first)
     elif kind == "drop_second":
         out["givenNames"] = given.split()[0]
-    elif kind == "prefix":
+    elif kind in ("prefix", "hyphen"):
         out["familyName"] = rng.choice(PREFIX_SPELLINGS[family])
+    elif kind == "arabic":
+        first, *rest = given.split()
+        if first in ARABIC:
+            out["givenNames"] = " ".join([rng.choice(ARABIC[first]), *rest])
+        if family in ARABIC:
+            out["familyName"] = rng.choice(ARABIC[family])
     elif kind == "translit":
         out["familyName"], out["givenNames"] = family.translate(TRANSLIT), given.translate(TRANSLIT)
     elif kind == "umlaut":
@@ -123,7 +157,7 @@ def _vary(rng: random.Random, subject: dict[str, str]) -> dict[str, str]:
         out["dateOfBirth"] = f"{dob[:4]}-{dob[8:]}-{dob[5:7]}"
     elif kind == "swapped":
         out["familyName"], out["givenNames"] = given.split()[0], family
-    return out
+    return out, kind
 
 
 def population(seed: int, people: int = 150) -> tuple[list[Record], set[frozenset[int]]]:
@@ -133,9 +167,15 @@ def population(seed: int, people: int = 150) -> tuple[list[Record], set[frozense
     twins: set[frozenset[int]] = set()
     person = 0
     start = date(2005, 1, 1)
+    taken: set[tuple[str, str]] = set()
     while person < people:
         family = rng.choice(FAMILY_NAMES)
         dob = (start + timedelta(days=rng.randrange(365 * 12))).isoformat()
+        if (family, dob) in taken:
+            # Two groups with one family name and birth date would be twins that are
+            # not registered as such: twins here always carry their BSN (below).
+            continue
+        taken.add((family, dob))
         group = [(rng.choice(GIVEN_NAMES), dob)]
         roll = rng.random()
         if roll < 0.1:  # twins: same family name and birth date, another given name
@@ -152,10 +192,11 @@ def population(seed: int, people: int = 150) -> tuple[list[Record], set[frozense
             truth = {"familyName": family, "givenNames": given, "dateOfBirth": born, "bsn": bsn}
             copies = rng.choice([2, 2, 3])
             for _ in range(copies):
-                subject = _vary(rng, {k: v for k, v in truth.items() if k != "bsn"})
+                subject, kind = _vary(rng, {k: v for k, v in truth.items() if k != "bsn"})
                 if (len(group) > 1 and roll < 0.1) or rng.random() < 0.3:
                     subject["bsn"] = bsn  # twins are registered with their BSN
-                records.append(Record(person, subject))
+                registered = {k: v for k, v in truth.items() if k != "bsn"}
+                records.append(Record(person, subject, kind, registered))
             members.append(person)
             person += 1
         if roll < 0.1:

@@ -63,3 +63,13 @@ def test_rfc9497_vector(input_hex: str, blinded: str, evaluated: str, output: st
     assert oprf.evaluate(sk, input_).hex() == output
     unblinded = oprf.scalar_mult(oprf.scalar_invert(blind), evaluation_element)
     assert oprf.evaluate_element(sk, input_) == unblinded
+
+
+def test_batched_evaluation_equals_one_by_one() -> None:
+    """The batched path a signal's match keys take gives exactly the stored elements."""
+    sk = oprf.random_scalar()
+    inputs = [b"ketenpoort:v1:del_dob:%d:2010-04-07" % i for i in range(20)] + [b""]
+    assert oprf.evaluate_elements(sk, inputs) == [oprf.evaluate_element(sk, x) for x in inputs]
+    assert oprf.evaluate_elements(sk, []) == []
+    with pytest.raises(oprf.OprfError):
+        oprf.evaluate_elements(bytes(32), inputs)
