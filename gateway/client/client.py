@@ -36,6 +36,7 @@ from gateway.client.witness import (
     check_inclusion,
     keep,
     open_signed_checkpoint,
+    rotation_path,
 )
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -444,7 +445,44 @@ class PartnerClient:
     def checkpoint(self) -> SignedCheckpoint:
         """The latest checkpoint, its signature checked against the pinned key."""
         note = self.request("GET", "/audit/checkpoint", accept="text/plain").text
-        return open_signed_checkpoint(note, self.log_key())
+        return self._open_checkpoint(note)
+
+    def _open_checkpoint(self, note: str) -> SignedCheckpoint:
+        """`note` opened with the pinned key; when the gateway rotated its checkpoint key,
+        the key chain is followed once (`follow_rotation`) and the note opened again."""
+        try:
+            return open_signed_checkpoint(note, self.log_key())
+        except WitnessError:
+            if not self.follow_rotation():
+                raise
+            return open_signed_checkpoint(note, self.log_key())
+
+    def follow_rotation(self) -> bool:
+        """Follow the log's checkpoint key chain from the pinned key: each new key only
+        through its first checkpoint co-signed by the key before it, which must extend the
+        log this partner saw; then pin the new key (kept in the state file). False when the
+        gateway still signs with the pinned key; `WitnessError` when no chain leads on."""
+        current = self.request("GET", "/audit/key", accept="text/plain").text
+        if current.strip() == self.log_key().strip():
+            return False
+        body = self.request("GET", "/audit/key-chain").json()
+        for link in rotation_path(self.log_key(), body):
+            assert link.note is not None
+            checkpoint = open_signed_checkpoint(link.note, link.key.text())
+            previous = self.state.checkpoint
+            if previous is None or checkpoint.size >= previous.size:
+                proof = None
+                if previous is not None and checkpoint.size > previous.size:
+                    proof = self.request(
+                        "GET",
+                        "/audit/proofs/consistency",
+                        params={"first": previous.size, "second": checkpoint.size},
+                    ).json()["hashes"]
+                check_growth(self.state, checkpoint, proof)
+                keep(self.state, link.note, checkpoint)
+            self.state.log_key = link.key.text() + "\n"
+            self.state.save(self.state_path)
+        return True
 
     def verify(self, *, wait_seconds: float = 10.0) -> WitnessReport:
         """Prove every receipt is in the log and the log only grew; raise `WitnessError`.
@@ -456,7 +494,7 @@ class PartnerClient:
         deadline = self._clock() + wait_seconds
         while True:
             note = self.request("GET", "/audit/checkpoint", accept="text/plain").text
-            checkpoint = open_signed_checkpoint(note, self.log_key())
+            checkpoint = self._open_checkpoint(note)
             previous = self.state.checkpoint
             proof = None
             if previous is not None and checkpoint.size > previous.size:
