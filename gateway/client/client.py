@@ -336,7 +336,9 @@ class PartnerClient:
         The recipients' keys come from a directory copy at most `directory_max_age`
         old. When the gateway refuses the envelope because it names a key it does not
         know (a recipient rotated its key since the copy was read), the directory is
-        read again and the payload encrypted anew, once: partners follow rotations.
+        read again and the payload encrypted anew, once: partners follow rotations. A
+        blind client whose `matchKeys` name an OPRF key the gateway no longer holds
+        (409 `oprf-key-changed`) evaluates them again, once.
         A refused request stored nothing, so the same idempotency key is used again.
         """
         from gateway.crypto.jwe import encrypt_for_recipients
@@ -353,15 +355,21 @@ class PartnerClient:
         else:
             body["subject"] = dict(subject)
         key = idempotency_key or str(uuid.uuid4())
-        for attempt in range(2):
+        retried: set[str] = set()  # each kind of rotation is followed once
+        while True:
             body["payload"] = encrypt_for_recipients(plaintext, self.recipient_keys(category))
             try:
                 created: dict[str, Any] = self.request(
                     "POST", "/signals", json_body=body, headers={"Idempotency-Key": key}
                 ).json()
             except ApiError as exc:
-                if attempt == 0 and exc.slug in _STALE_KEY_PROBLEMS:
+                if exc.slug in _STALE_KEY_PROBLEMS and "directory" not in retried:
+                    retried.add("directory")
                     self._directory = None  # a rotation: read the directory again
+                    continue
+                if exc.slug == "oprf-key-changed" and self.blind and "oprf" not in retried:
+                    retried.add("oprf")  # a pseudonym rotation: evaluate again
+                    body["matchKeys"] = self._blind_keys.match_keys(subject)
                     continue
                 raise
             break
