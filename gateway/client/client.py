@@ -12,7 +12,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,6 +102,7 @@ class PartnerClient:
         clock: Callable[[], float] = time.time,
         blind: bool = False,
         directory_max_age: float = 300.0,
+        previous_encryption_keys: Sequence[Mapping[str, Any] | str | Path] = (),
     ) -> None:
         self.issuer = issuer.rstrip("/")
         #: Blind submission: identifiers never leave this system (gateway.client.blind).
@@ -111,6 +112,9 @@ class PartnerClient:
         self._signing_jwk = _load_jwk(signing_key)
         self._signing_key = load_private_key(self._signing_jwk)
         self._encryption_jwk = _load_jwk(encryption_key) if encryption_key is not None else None
+        #: Encryption keys from before a rotation (`ketenpoort partner keys rotate`):
+        #: shares encrypted to them still open.
+        self._previous_encryption_jwks = [_load_jwk(k) for k in previous_encryption_keys]
         self.dpop = dpop
         self.scope = scope
         self.state_path = Path(state_path) if state_path is not None else None
@@ -558,13 +562,15 @@ class PartnerClient:
 
         if self._encryption_jwk is None:
             raise ValueError("this client was created without an encryption key")
-        try:
-            plaintext: bytes = decrypt_for_recipient(dict(envelope), self._encryption_jwk)
-        except JweError as exc:
-            raise DecryptionError(
-                "this payload was not encrypted for this partner's key, or was altered"
-            ) from exc
-        return plaintext
+        for jwk in (self._encryption_jwk, *self._previous_encryption_jwks):
+            try:
+                plaintext: bytes = decrypt_for_recipient(dict(envelope), jwk)
+            except JweError:
+                continue
+            return plaintext
+        raise DecryptionError(
+            "this payload was not encrypted for this partner's key, or was altered"
+        )
 
     def _keep_receipt(self, body: Mapping[str, Any], action: str) -> None:
         receipt = body.get("receipt") or {}
