@@ -20,6 +20,7 @@ from gateway.demo.people import people
 from tests.audit.test_verify import cli_env
 from tests.client.conftest import enrol
 from tests.client.test_partner_rotation import _rotate
+from tests.client.test_witness import _wait_until_sequenced
 from tests.integration.live import LiveGateway
 
 
@@ -53,6 +54,9 @@ def test_a_witness_follows_a_checkpoint_rotation_and_pins_the_new_key(
 
     # the gateway's verifier follows the same chain: from the database ...
     env = cli_env(own_gateway.settings)
+    # the database verifier reads checkpoints, then entries: let the gateway's own
+    # sequencer finish first, or it may number entries in between (a race of the reader)
+    _wait_until_sequenced(own_gateway.settings.database_url)
     verified = CliRunner().invoke(main, ["audit", "verify", "--no-progress", "--json"], env=env)
     assert verified.exit_code == 0, verified.output
     # ... and over the API from the old key, pinned earlier

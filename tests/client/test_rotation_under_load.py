@@ -23,6 +23,7 @@ from gateway.demo.people import people
 from tests.audit.test_verify import cli_env
 from tests.client.conftest import enrol
 from tests.client.test_partner_rotation import _rotate
+from tests.client.test_witness import _wait_until_sequenced
 from tests.integration.live import LiveGateway
 
 LOAD_SECONDS = 1.0  # of load before the rotation, and again after it
@@ -100,6 +101,9 @@ def test_a_rotation_under_concurrent_load_refuses_nothing_and_the_log_verifies(
     assert refusals == []
     assert before > 0 and _receipts(clients) > during  # load before and after it
 
+    # the database verifier reads checkpoints, then entries: let the gateway's own
+    # sequencer finish first, or it may number entries in between (a race of the reader)
+    _wait_until_sequenced(own_gateway.settings.database_url)
     verified = CliRunner().invoke(
         main, ["audit", "verify", "--no-progress", "--json"], env=cli_env(own_gateway.settings)
     )
