@@ -18,8 +18,19 @@ from gateway.audit.note import (
     follow_key_chain,
     sign_note,
 )
-from gateway.audit.verify import KeyChain
+from gateway.audit.sequencer import (
+    CheckpointSigner,
+    sequence_pending,
+    signer_from,
+    verifier_keys,
+)
+from gateway.audit.verify import KeyChain, Report, verify_log
+from gateway.audit.verify_rows import database_source
+from gateway.config import Settings
 from gateway.crypto import ed25519
+from gateway.db import Database
+from gateway.keys import KeyPurpose, KeyStore
+from tests.audit.conftest import write_events
 
 ORIGIN = "gateway.example/audit"
 
@@ -67,3 +78,34 @@ def test_a_checkpoint_signed_only_by_an_unknown_key_is_refused_clearly() -> None
         checkpoint_signers(_note(2, b), [key_a], origin=ORIGIN)
     hashed = base64.b64decode(_note(2, b).rsplit(" ", 1)[1])[:4].hex()
     assert hashed in str(caught.value)
+
+
+def test_the_database_verifier_follows_a_co_signed_rotation_and_flags_a_broken_one(
+    database: Database, keys: KeyStore, settings: Settings
+) -> None:
+    signer = signer_from(keys, settings.issuer)
+    write_events(database, 3)
+    sequence_pending(database, signer)
+    old = keys.active(KeyPurpose.AUDIT_CHECKPOINT)
+    keys.create(KeyPurpose.AUDIT_CHECKPOINT)
+    keys.retire(old.kid)
+    write_events(database, 2)
+    sequence_pending(database, signer)  # the stale signer follows the store: co-signed
+    assert verify_db(settings, keys).ok
+
+    # a key that takes over without the old key's co-signature breaks the chain
+    rogue = keys.create(KeyPurpose.AUDIT_CHECKPOINT)
+    alone = CheckpointSigner(signer.origin, rogue.kid, keys.private_jwk(rogue.kid))
+    write_events(database, 1)
+    sequence_pending(database, alone)
+    report = verify_db(settings, keys)
+    assert not report.ok
+    assert report.first_bad is not None and "breaks the key chain" in report.first_bad.problem
+
+
+def verify_db(settings: Settings, keys: KeyStore) -> Report:
+    entries, notes, close = database_source(settings.database_url)
+    try:
+        return verify_log(entries, notes, verifier_keys(keys, settings.issuer))
+    finally:
+        close()
