@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from gateway.actors import Actor
 from gateway.api.paging import MAX_KEY, decode_cursor, encode_cursor
@@ -38,8 +38,8 @@ from gateway.audit import export as formats
 from gateway.audit import rfc9162
 from gateway.audit.entries import AuditEvent, Outcome, SubjectRef
 from gateway.audit.errors import LeafNotFound, LeafNotSequenced, TreeSizeBeyondCheckpoint
-from gateway.audit.models import AuditEntryRow
-from gateway.audit.note import NoteError, VerifierKey, open_checkpoint, origin_for
+from gateway.audit.models import AuditCheckpointRow, AuditEntryRow
+from gateway.audit.note import KeyLink, NoteError, VerifierKey, open_checkpoint, origin_for
 from gateway.audit.queries import EntryFilter, StoredEntry, page, stream, visible_entries
 from gateway.audit.sequencer import (
     CheckpointSigner,
@@ -174,6 +174,38 @@ class AuditService:
         record = self.keys.active(KeyPurpose.AUDIT_CHECKPOINT)
         assert record.public_jwk is not None
         return VerifierKey(origin_for(self.issuer), ed25519.public_key_bytes(record.public_jwk))
+
+    def key_chain(self) -> list[KeyLink]:
+        """Every checkpoint key, oldest first, each with the first checkpoint it signed
+        (co-signed by the key before it): what a witness that pinned an older key needs
+        to follow a rotation. Public material, like the key, so not audited."""
+        origin = origin_for(self.issuer)
+        records = [
+            r for r in self.keys.records(KeyPurpose.AUDIT_CHECKPOINT) if r.public_jwk is not None
+        ]
+        with self.db.session() as session:
+            firsts = dict(
+                session.execute(
+                    select(AuditCheckpointRow.key_id, func.min(AuditCheckpointRow.id)).group_by(
+                        AuditCheckpointRow.key_id
+                    )
+                ).all()
+            )
+            wanted = [firsts[r.kid] for r in records if r.kid in firsts]
+            notes = dict(
+                session.execute(
+                    select(AuditCheckpointRow.key_id, AuditCheckpointRow.note).where(
+                        AuditCheckpointRow.id.in_(wanted)
+                    )
+                ).all()
+            )
+        return [
+            KeyLink(
+                VerifierKey(origin, ed25519.public_key_bytes(r.public_jwk or {})),
+                notes.get(r.kid),
+            )
+            for r in records
+        ]
 
     def checkpoint(self, actor: Actor) -> str:
         """The latest signed checkpoint (an empty log's is signed on demand)."""

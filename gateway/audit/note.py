@@ -155,22 +155,29 @@ def origin_for(issuer: str) -> str:
     return f"{host}/audit"
 
 
-def sign_note(text: str, name: str, private_jwk: dict[str, Any]) -> str:
-    """The signed note for `text` under an Ed25519 key named `name`."""
+def sign_note(text: str, name: str, private_jwk: dict[str, Any], *more: dict[str, Any]) -> str:
+    """The signed note for `text` under an Ed25519 key named `name`, and under `more`
+    keys of the same name (a key rotation: the old key co-signs the new key's first
+    checkpoint, so a verifier that knows only the old key can follow to the new one)."""
     check_name(name)
-    public = ed25519.public_key_bytes(private_jwk)
-    signature = ed25519.sign(private_jwk, text.encode())
-    return SignedNote(text, (Signature(name, key_hash(name, public), signature),)).serialise()
+    signatures = []
+    for jwk in (private_jwk, *more):
+        public = ed25519.public_key_bytes(jwk)
+        signature = ed25519.sign(jwk, text.encode())
+        signatures.append(Signature(name, key_hash(name, public), signature))
+    return SignedNote(text, tuple(signatures)).serialise()
 
 
-def open_checkpoint(
+def checkpoint_signers(
     note: str, keys: Sequence[VerifierKey], *, origin: str | None = None
-) -> Checkpoint:
-    """The checkpoint in `note` if one of `keys` signed it (and its origin is `origin`)."""
+) -> tuple[Checkpoint, list[VerifierKey]]:
+    """The checkpoint in `note` and those of `keys` whose signature on it is valid (in
+    the order of `keys`); `NoteError` when none is, or the note is malformed."""
     signed = SignedNote.parse(note)
     checkpoint = Checkpoint.parse(signed.text)
     if origin is not None and checkpoint.origin != origin:
         raise NoteError(f"checkpoint origin {checkpoint.origin!r} is not {origin!r}")
+    found: list[VerifierKey] = []
     for key in keys:
         for sig in signed.signatures:
             if (
@@ -180,5 +187,56 @@ def open_checkpoint(
             ):
                 if checkpoint.origin != key.name:
                     raise NoteError("checkpoint origin differs from its key name")
-                return checkpoint
-    raise NoteError("no valid signature by a known key on this checkpoint")
+                found.append(key)
+                break
+    if not found:
+        hashes = ", ".join(s.key_hash.hex() for s in signed.signatures)
+        raise NoteError(
+            f"no valid signature by a known key on this checkpoint (signed by key hash "
+            f"{hashes}: a key this verifier does not know; a rotated key is accepted only "
+            "through a checkpoint its predecessor co-signed)"
+        )
+    return checkpoint, found
+
+
+def open_checkpoint(
+    note: str, keys: Sequence[VerifierKey], *, origin: str | None = None
+) -> Checkpoint:
+    """The checkpoint in `note` if one of `keys` signed it (and its origin is `origin`)."""
+    return checkpoint_signers(note, keys, origin=origin)[0]
+
+
+@dataclass(frozen=True)
+class KeyLink:
+    """One checkpoint key of a log and the first checkpoint it signed (co-signed by the
+    key before it), as `GET /v1/audit/key-chain` lists them, oldest first."""
+
+    key: VerifierKey
+    note: str | None  # None: the key has signed no checkpoint yet
+
+    @property
+    def tree_size(self) -> int | None:
+        return (
+            None if self.note is None else Checkpoint.parse(SignedNote.parse(self.note).text).size
+        )
+
+
+def follow_key_chain(
+    trusted: VerifierKey, links: Sequence[KeyLink], *, origin: str | None = None
+) -> list[KeyLink]:
+    """The links a verifier that trusts `trusted` may follow, in order: each one's first
+    checkpoint carries valid signatures by the key in force and by the link's own key.
+    A key reached no other way is never trusted (the caller says so)."""
+    taken: list[KeyLink] = []
+    current = trusted
+    for link in links:
+        if link.note is None or link.key == current:
+            continue
+        try:
+            _, signers = checkpoint_signers(link.note, [current, link.key], origin=origin)
+        except NoteError:
+            continue
+        if current in signers and link.key in signers:
+            taken.append(link)
+            current = link.key
+    return taken

@@ -28,7 +28,7 @@ from gateway.audit.tree import latest_checkpoint, read_nodes
 from gateway.crypto import ed25519
 from gateway.db import Database, try_advisory_xact_lock
 from gateway.jobs import BackgroundJob
-from gateway.keys import KeyPurpose, KeyStore
+from gateway.keys import KeyPurpose, KeyStore, KeyStoreError
 
 MAX_BATCH = 256
 BATCH_INTERVAL = 0.25  # seconds
@@ -42,23 +42,50 @@ class SequencerError(RuntimeError):
 
 @dataclass(frozen=True)
 class CheckpointSigner:
-    """Signs checkpoints for one origin with the key store's Ed25519 checkpoint key."""
+    """Signs checkpoints for one origin with the key store's Ed25519 checkpoint key.
+
+    With the key store at hand (`keys`), the sequencer signs with whatever key is active
+    when it signs (`current()`, under the sequencer lock, so a rotation in any process is
+    followed at once), and the first checkpoint under a new key is co-signed by the key
+    of the checkpoint before it: the rotation chain a witness follows."""
 
     origin: str
     kid: str
     private_jwk: dict[str, Any] = field(repr=False)
+    keys: KeyStore | None = field(default=None, repr=False, compare=False)
 
     @property
     def verifier_key(self) -> VerifierKey:
         return VerifierKey(self.origin, ed25519.public_key_bytes(self.private_jwk))
 
-    def sign(self, size: int, root: bytes) -> str:
-        return sign_note(Checkpoint(self.origin, size, root).text(), self.origin, self.private_jwk)
+    def current(self) -> CheckpointSigner:
+        """This signer, or one for the key store's active key if that changed since."""
+        if self.keys is None:
+            return self
+        record = self.keys.active(KeyPurpose.AUDIT_CHECKPOINT)
+        if record.kid == self.kid:
+            return self
+        return CheckpointSigner(
+            self.origin, record.kid, self.keys.private_jwk(record.kid), self.keys
+        )
+
+    def sign(self, size: int, root: bytes, *, previous_kid: str | None = None) -> str:
+        """The signed checkpoint; co-signed by `previous_kid` (the key of the checkpoint
+        before it) when that is another checkpoint key this store holds."""
+        more = []
+        if previous_kid and previous_kid != self.kid and self.keys is not None:
+            try:
+                if self.keys.get(previous_kid).purpose is KeyPurpose.AUDIT_CHECKPOINT:
+                    more.append(self.keys.private_jwk(previous_kid))
+            except KeyStoreError:
+                pass  # not in this store (e.g. a restored log under other keys): sign alone
+        text = Checkpoint(self.origin, size, root).text()
+        return sign_note(text, self.origin, self.private_jwk, *more)
 
 
 def signer_from(keys: KeyStore, issuer: str) -> CheckpointSigner:
     record = keys.active(KeyPurpose.AUDIT_CHECKPOINT)
-    return CheckpointSigner(origin_for(issuer), record.kid, keys.private_jwk(record.kid))
+    return CheckpointSigner(origin_for(issuer), record.kid, keys.private_jwk(record.kid), keys)
 
 
 def verifier_keys(keys: KeyStore, issuer: str) -> list[VerifierKey]:
@@ -111,6 +138,7 @@ def sequence_batch(
             session.rollback()
             return None
         latest = latest_checkpoint(session)
+        signer = signer.current()  # under the lock: a rotation anywhere is followed
         size = latest.size if latest is not None else 0
         top = session.execute(select(func.max(AuditEntryRow.seq))).scalar_one()
         if (top + 1 if top is not None else 0) != size:
@@ -143,7 +171,9 @@ def sequence_batch(
             AuditCheckpointRow(
                 size=compact.size,
                 root_hash=root,
-                note=signer.sign(compact.size, root),
+                note=signer.sign(
+                    compact.size, root, previous_kid=latest.key_id if latest else None
+                ),
                 key_id=signer.kid,
                 created_at=now or datetime.now(UTC),
             )
@@ -172,7 +202,7 @@ def sequence_pending(
 
 class BackgroundSequencer(BackgroundJob):
     """Sequences every `interval` seconds (sooner when busy); the signer is reloaded each
-    minute so that a rotated checkpoint key is picked up."""
+    minute; each signing checks the key store's active key anyway (`CheckpointSigner.current`)."""
 
     name = "audit-sequencer"
 
@@ -192,6 +222,8 @@ class BackgroundSequencer(BackgroundJob):
         self._loaded = 0.0
 
     def step(self) -> bool:
+        # the signer follows the key store at each signing (`CheckpointSigner.current`);
+        # reloading it here too only keeps it from lagging far behind
         if self._signer is None or time.monotonic() - self._loaded > 60:
             self._signer, self._loaded = self._signer_factory(), time.monotonic()
         batch = sequence_batch(self._db, self._signer, max_batch=self._max_batch)

@@ -21,7 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from gateway.audit import rfc9162
-from gateway.audit.note import Checkpoint, NoteError, VerifierKey, open_checkpoint
+from gateway.audit.note import (
+    Checkpoint,
+    KeyLink,
+    NoteError,
+    VerifierKey,
+    checkpoint_signers,
+    follow_key_chain,
+    open_checkpoint,
+)
 
 Progress = Callable[[int], None]
 
@@ -83,17 +91,24 @@ def verify_log(
     origin: str | None = None,
     witnessed: Sequence[str] = (),
     progress: Progress | None = None,
+    trusted: VerifierKey | None = None,
 ) -> Report:
     """Verify a log; `checkpoint_notes` in the order they were issued, `witnessed` any
-    checkpoints held elsewhere (by a partner, an earlier run) in no particular order."""
+    checkpoints held elsewhere (by a partner, an earlier run) in no particular order.
+
+    The issued checkpoints must follow the key chain (`KeyChain`): from `trusted` (or
+    the key of the first checkpoint) a new key counts only from a checkpoint that the
+    key before it co-signed."""
     started = time.perf_counter()
     report = Report()
     by_size: dict[int, list[tuple[str, Checkpoint]]] = {}
     previous = 0
     issued: list[Checkpoint] = []
+    chain = KeyChain(keys, trusted)
     for number, note in enumerate(checkpoint_notes, start=1):
         try:
-            checkpoint = open_checkpoint(note, keys, origin=origin)
+            checkpoint, signers = checkpoint_signers(note, keys, origin=origin)
+            chain.follow(signers)
         except NoteError as exc:
             report.findings.append(Finding(previous, f"checkpoint #{number}: {exc}"))
             continue
@@ -193,6 +208,33 @@ def verify_log(
     return report
 
 
+class KeyChain:
+    """The checkpoint key chain, followed through checkpoints in the order they were
+    issued: the key in force signs each one; a new key takes over only at a checkpoint
+    the key in force co-signed (`gateway.audit.sequencer.CheckpointSigner`), after which
+    only the new key counts. A checkpoint without the key in force is a `NoteError`."""
+
+    def __init__(self, keys: Sequence[VerifierKey], trusted: VerifierKey | None = None) -> None:
+        self._order = {key: position for position, key in enumerate(keys)}
+        self.current = trusted
+
+    def follow(self, signers: Sequence[VerifierKey]) -> None:
+        newest = max(signers, key=lambda k: self._order.get(k, -1))
+        if self.current is None:
+            self.current = newest
+            return
+        if self.current not in signers:
+            found, self.current = self.current, newest
+            raise NoteError(
+                f"signed by key {newest.key_hash.hex()} but not by {found.key_hash.hex()}, "
+                "the key in force before it: a key change not co-signed by the old key "
+                "breaks the key chain"
+            )
+        others = [k for k in signers if k != self.current]
+        if others:
+            self.current = max(others, key=lambda k: self._order.get(k, -1))
+
+
 # --- sources ---------------------------------------------------------------------------
 
 
@@ -211,6 +253,13 @@ class GatewaySource:
 
     def checkpoint(self) -> str:
         return str(self.fetch("/v1/audit/checkpoint", {}))
+
+    def key_chain(self) -> list[KeyLink]:
+        body = self.fetch("/v1/audit/key-chain", {})
+        return [
+            KeyLink(VerifierKey.parse(item["key"]), item.get("checkpoint"))
+            for item in body.get("keys", [])
+        ]
 
     def entries(self, size: int) -> Iterator[LogEntry]:
         start = 0
@@ -262,15 +311,42 @@ def verify_gateway(
     witnessed: Sequence[str] = (),
     progress: Progress | None = None,
 ) -> Report:
-    """Verify a gateway's log up to its current checkpoint (needs `audit:read`)."""
-    key = key or source.key()
+    """Verify a gateway's log up to its current checkpoint (needs `audit:read`).
+
+    With `key` (a key pinned earlier) and a gateway that signs with another key now, the
+    key chain is followed from `key` (`follow_key_chain`): a key the pinned one never
+    co-signed over to is refused."""
+    current = source.key()
+    trusted = key or current
     note = source.checkpoint()
+    chain: list[KeyLink] = []
+    if trusted != current:
+        chain = follow_key_chain(trusted, source.key_chain(), origin=trusted.name)
+        reached = chain[-1].key if chain else trusted
+        if reached != current:
+            report = Report()
+            report.findings.append(
+                Finding(
+                    0,
+                    f"the log is signed with key {current.text()}, which the trusted key "
+                    f"{trusted.text()} never co-signed over to: an unknown key",
+                )
+            )
+            return report
+    keys = [trusted, *(link.key for link in chain)]
     try:
-        size = open_checkpoint(note, [key]).size
+        size = open_checkpoint(note, keys[-1:]).size
     except NoteError as exc:
         report = Report()
         report.findings.append(Finding(0, f"current checkpoint: {exc}"))
         return report
+    notes = [link.note for link in chain if link.note is not None]
     return verify_log(
-        source.entries(size), [note], [key], origin=key.name, witnessed=witnessed, progress=progress
+        source.entries(size),
+        [*notes, note],
+        keys,
+        origin=trusted.name,
+        witnessed=witnessed,
+        progress=progress,
+        trusted=trusted,
     )

@@ -14,29 +14,34 @@ from gateway.audit.verify import LogEntry
 
 
 def database_source(url: str) -> tuple[Iterator[LogEntry], list[str], Callable[[], None]]:
-    """Entries and checkpoints straight from the database rows, with plain SQL."""
+    """Entries and checkpoints straight from the database rows, with plain SQL.
+
+    Both are read in one transaction, on PostgreSQL a REPEATABLE READ snapshot: a
+    running gateway's sequencer that numbers entries and signs a checkpoint meanwhile
+    would otherwise show entries no checkpoint read here covers (a false finding)."""
     engine = create_engine(url)
-    with engine.connect() as conn:
-        notes = [
-            row[0] for row in conn.execute(text("SELECT note FROM audit_checkpoints ORDER BY id"))
-        ]
+    conn = engine.connect()
+    if engine.dialect.name == "postgresql":
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+    conn.begin()
+    notes = [row[0] for row in conn.execute(text("SELECT note FROM audit_checkpoints ORDER BY id"))]
 
     def rows() -> Generator[LogEntry, None, None]:
-        with engine.connect().execution_options(stream_results=True, yield_per=20_000) as conn:
-            result = conn.execute(
-                text(
-                    "SELECT e.seq, e.data, e.leaf_hash, n.hash FROM audit_entries e "
-                    "LEFT JOIN audit_tree_nodes n ON n.level = 0 AND n.idx = e.seq "
-                    "WHERE e.seq IS NOT NULL ORDER BY e.seq"
-                )
+        result = conn.execution_options(stream_results=True, yield_per=20_000).execute(
+            text(
+                "SELECT e.seq, e.data, e.leaf_hash, n.hash FROM audit_entries e "
+                "LEFT JOIN audit_tree_nodes n ON n.level = 0 AND n.idx = e.seq "
+                "WHERE e.seq IS NOT NULL ORDER BY e.seq"
             )
-            for seq, data, recorded, tree_leaf in result:
-                yield LogEntry(int(seq), bytes(data), bytes(recorded), _leaf_or_missing(tree_leaf))
+        )
+        for seq, data, recorded, tree_leaf in result:
+            yield LogEntry(int(seq), bytes(data), bytes(recorded), _leaf_or_missing(tree_leaf))
 
     stream = rows()
 
     def close() -> None:
         stream.close()  # a verification that stopped early still frees its cursor
+        conn.close()  # ends the read-only transaction
         engine.dispose()
 
     return stream, notes, close

@@ -175,6 +175,38 @@ def get_key() -> Response:
     return Response(audit_service().verifier_key().text() + "\n", mimetype="text/plain")
 
 
+class KeyChainItem(ApiModel):
+    key: str = Field(description="C2SP signed-note verifier key.")
+    tree_size: int | None = Field(description="Size of the first checkpoint it signed.")
+    checkpoint: str | None = Field(
+        description="The first checkpoint it signed, co-signed by the key before it."
+    )
+
+
+class KeyChain(ApiModel):
+    keys: list[KeyChainItem]
+
+
+@bp.get("/v1/audit/key-chain")
+@operation(
+    operation_id="getAuditKeyChain",
+    summary="Every checkpoint key, oldest first, with the first checkpoint each signed",
+    description=(
+        "A rotated checkpoint key's first checkpoint is co-signed by the key before it: "
+        "a witness that pinned an older key follows the chain to the current one."
+    ),
+    tags=TAGS,
+    response=KeyChain,
+    scopes=(),
+)
+def get_key_chain() -> Response:
+    items = [
+        KeyChainItem(key=link.key.text(), tree_size=link.tree_size, checkpoint=link.note)
+        for link in audit_service().key_chain()
+    ]
+    return json_response(KeyChain(keys=items))
+
+
 # --- proofs ----------------------------------------------------------------------------
 
 

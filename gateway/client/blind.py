@@ -19,6 +19,8 @@ from gateway.crypto import oprf
 from gateway.pseudonyms.matchkeys import MULTI_VALUED, derive_linkage_keys
 
 SUITE = "ristretto255-SHA512"
+#: The member of `matchKeys` naming the OPRF key (DESIGN.md "Blind submission").
+KEY_ID = "keyId"
 #: Most elements the gateway evaluates per request (`gateway.oprf.service.MAX_ELEMENTS`).
 BATCH = 64
 
@@ -66,7 +68,9 @@ class BlindKeys:
         return key_id, public_key
 
     def match_keys(self, subject: Mapping[str, Any]) -> dict[str, str | list[str]]:
-        """`matchKeys` for a subject: the unblinded pseudonyms by family."""
+        """`matchKeys` for a subject: the unblinded pseudonyms by family, and `keyId`,
+        the OPRF key they were evaluated under (so that a submission racing a pseudonym
+        rotation is moved to the new key by the gateway, or refused, never mislabelled)."""
         keys = derive_linkage_keys(dict(subject))
         flat = [(family, key) for family, values in sorted(keys.items()) for key in sorted(values)]
         for attempt in range(2):
@@ -81,7 +85,10 @@ class BlindKeys:
         found: dict[str, list[str]] = {}
         for (family, _), element in zip(flat, elements, strict=True):
             found.setdefault(family, []).append(_b64(element))
-        return {f: (v if f in MULTI_VALUED else v[0]) for f, v in found.items()}
+        keys_by_family: dict[str, str | list[str]] = {
+            f: (v if f in MULTI_VALUED else v[0]) for f, v in found.items()
+        }
+        return {KEY_ID: key_id, **keys_by_family}
 
     def _evaluate(self, key_id: str, public_key: bytes, inputs: list[str]) -> list[bytes]:
         out: list[bytes] = []

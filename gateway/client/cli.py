@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from gateway.client.client import PartnerClient
 
 CONFIG_KEYS = ("issuer", "client_id", "signing_key", "encryption_key", "state", "dpop")
+#: Only in the file: earlier encryption keys (after `partner keys rotate`), for shares.
+PREVIOUS_ENCRYPTION_KEYS = "previous_encryption_keys"
 
 
 def load_config(path: Path) -> dict[str, Any]:
@@ -59,6 +61,7 @@ def make_client(config: dict[str, Any]) -> PartnerClient:
         encryption_key=config.get("encryption_key"),
         dpop=dpop,
         state_path=config.get("state", "ketenpoort-partner-state.json"),
+        previous_encryption_keys=config.get(PREVIOUS_ENCRYPTION_KEYS) or (),
     )
 
 
@@ -128,6 +131,28 @@ def keys_init(directory: Path) -> None:
     """Create a signing and an encryption key pair and the public JWKS to hand over."""
     paths = generate_partner_keys(directory)
     click.echo(json.dumps({k: str(v) for k, v in paths.items()}, indent=2))
+
+
+@keys.command("rotate")
+@click.option("--only", type=click.Choice(["signing", "encryption"]), help="Rotate one key only.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def keys_rotate(config_path: Path, only: str | None, as_json: bool) -> None:
+    """Rotate your own keys: the first run makes new keys and prints the command the
+    meldpunt runs to register them; run it again afterwards to switch to them (the old
+    keys keep working until then)."""
+    from gateway.client.rotation import rotate_partner_keys
+
+    kinds = (only,) if only else ("signing", "encryption")
+    result = rotate_partner_keys(config_path, load_config(config_path), make_client, kinds=kinds)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"status: {result['status']}")
+    for command in [result.get("operatorCommand"), *result.get("operatorCommands", [])]:
+        if command:
+            click.echo(f"meldpunt operator runs: {command}")
+    click.echo(result["next"])
 
 
 @partner.command()

@@ -12,7 +12,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from gateway.client.witness import (
     check_inclusion,
     keep,
     open_signed_checkpoint,
+    rotation_path,
 )
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -101,6 +102,7 @@ class PartnerClient:
         clock: Callable[[], float] = time.time,
         blind: bool = False,
         directory_max_age: float = 300.0,
+        previous_encryption_keys: Sequence[Mapping[str, Any] | str | Path] = (),
     ) -> None:
         self.issuer = issuer.rstrip("/")
         #: Blind submission: identifiers never leave this system (gateway.client.blind).
@@ -110,6 +112,9 @@ class PartnerClient:
         self._signing_jwk = _load_jwk(signing_key)
         self._signing_key = load_private_key(self._signing_jwk)
         self._encryption_jwk = _load_jwk(encryption_key) if encryption_key is not None else None
+        #: Encryption keys from before a rotation (`ketenpoort partner keys rotate`):
+        #: shares encrypted to them still open.
+        self._previous_encryption_jwks = [_load_jwk(k) for k in previous_encryption_keys]
         self.dpop = dpop
         self.scope = scope
         self.state_path = Path(state_path) if state_path is not None else None
@@ -335,7 +340,9 @@ class PartnerClient:
         The recipients' keys come from a directory copy at most `directory_max_age`
         old. When the gateway refuses the envelope because it names a key it does not
         know (a recipient rotated its key since the copy was read), the directory is
-        read again and the payload encrypted anew, once: partners follow rotations.
+        read again and the payload encrypted anew, once: partners follow rotations. A
+        blind client whose `matchKeys` name an OPRF key the gateway no longer holds
+        (409 `oprf-key-changed`) evaluates them again, once.
         A refused request stored nothing, so the same idempotency key is used again.
         """
         from gateway.crypto.jwe import encrypt_for_recipients
@@ -352,15 +359,21 @@ class PartnerClient:
         else:
             body["subject"] = dict(subject)
         key = idempotency_key or str(uuid.uuid4())
-        for attempt in range(2):
+        retried: set[str] = set()  # each kind of rotation is followed once
+        while True:
             body["payload"] = encrypt_for_recipients(plaintext, self.recipient_keys(category))
             try:
                 created: dict[str, Any] = self.request(
                     "POST", "/signals", json_body=body, headers={"Idempotency-Key": key}
                 ).json()
             except ApiError as exc:
-                if attempt == 0 and exc.slug in _STALE_KEY_PROBLEMS:
+                if exc.slug in _STALE_KEY_PROBLEMS and "directory" not in retried:
+                    retried.add("directory")
                     self._directory = None  # a rotation: read the directory again
+                    continue
+                if exc.slug == "oprf-key-changed" and self.blind and "oprf" not in retried:
+                    retried.add("oprf")  # a pseudonym rotation: evaluate again
+                    body["matchKeys"] = self._blind_keys.match_keys(subject)
                     continue
                 raise
             break
@@ -444,7 +457,44 @@ class PartnerClient:
     def checkpoint(self) -> SignedCheckpoint:
         """The latest checkpoint, its signature checked against the pinned key."""
         note = self.request("GET", "/audit/checkpoint", accept="text/plain").text
-        return open_signed_checkpoint(note, self.log_key())
+        return self._open_checkpoint(note)
+
+    def _open_checkpoint(self, note: str) -> SignedCheckpoint:
+        """`note` opened with the pinned key; when the gateway rotated its checkpoint key,
+        the key chain is followed once (`follow_rotation`) and the note opened again."""
+        try:
+            return open_signed_checkpoint(note, self.log_key())
+        except WitnessError:
+            if not self.follow_rotation():
+                raise
+            return open_signed_checkpoint(note, self.log_key())
+
+    def follow_rotation(self) -> bool:
+        """Follow the log's checkpoint key chain from the pinned key: each new key only
+        through its first checkpoint co-signed by the key before it, which must extend the
+        log this partner saw; then pin the new key (kept in the state file). False when the
+        gateway still signs with the pinned key; `WitnessError` when no chain leads on."""
+        current = self.request("GET", "/audit/key", accept="text/plain").text
+        if current.strip() == self.log_key().strip():
+            return False
+        body = self.request("GET", "/audit/key-chain").json()
+        for link in rotation_path(self.log_key(), body):
+            assert link.note is not None
+            checkpoint = open_signed_checkpoint(link.note, link.key.text())
+            previous = self.state.checkpoint
+            if previous is None or checkpoint.size >= previous.size:
+                proof = None
+                if previous is not None and checkpoint.size > previous.size:
+                    proof = self.request(
+                        "GET",
+                        "/audit/proofs/consistency",
+                        params={"first": previous.size, "second": checkpoint.size},
+                    ).json()["hashes"]
+                check_growth(self.state, checkpoint, proof)
+                keep(self.state, link.note, checkpoint)
+            self.state.log_key = link.key.text() + "\n"
+            self.state.save(self.state_path)
+        return True
 
     def verify(self, *, wait_seconds: float = 10.0) -> WitnessReport:
         """Prove every receipt is in the log and the log only grew; raise `WitnessError`.
@@ -456,7 +506,7 @@ class PartnerClient:
         deadline = self._clock() + wait_seconds
         while True:
             note = self.request("GET", "/audit/checkpoint", accept="text/plain").text
-            checkpoint = open_signed_checkpoint(note, self.log_key())
+            checkpoint = self._open_checkpoint(note)
             previous = self.state.checkpoint
             proof = None
             if previous is not None and checkpoint.size > previous.size:
@@ -512,13 +562,15 @@ class PartnerClient:
 
         if self._encryption_jwk is None:
             raise ValueError("this client was created without an encryption key")
-        try:
-            plaintext: bytes = decrypt_for_recipient(dict(envelope), self._encryption_jwk)
-        except JweError as exc:
-            raise DecryptionError(
-                "this payload was not encrypted for this partner's key, or was altered"
-            ) from exc
-        return plaintext
+        for jwk in (self._encryption_jwk, *self._previous_encryption_jwks):
+            try:
+                plaintext: bytes = decrypt_for_recipient(dict(envelope), jwk)
+            except JweError:
+                continue
+            return plaintext
+        raise DecryptionError(
+            "this payload was not encrypted for this partner's key, or was altered"
+        )
 
     def _keep_receipt(self, body: Mapping[str, Any], action: str) -> None:
         receipt = body.get("receipt") or {}

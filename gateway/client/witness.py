@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.audit.note import Checkpoint as SignedCheckpoint
-from gateway.audit.note import NoteError, VerifierKey, open_checkpoint
+from gateway.audit.note import (
+    KeyLink,
+    NoteError,
+    VerifierKey,
+    follow_key_chain,
+    open_checkpoint,
+)
 from gateway.audit.rfc9162 import ProofError, verify_consistency, verify_inclusion
 from gateway.client.errors import WitnessError
 from gateway.client.state import Checkpoint, ClientState
@@ -43,6 +49,27 @@ def open_signed_checkpoint(note: str, key_text: str) -> SignedCheckpoint:
         return open_checkpoint(note, [VerifierKey.parse(key_text)])
     except NoteError as exc:
         raise WitnessError(f"the checkpoint's signature does not verify: {exc}") from exc
+
+
+def rotation_path(pinned: str, body: dict[str, Any]) -> list[KeyLink]:
+    """The links of `GET /v1/audit/key-chain` a witness that pinned `pinned` may follow
+    (each first checkpoint co-signed by the key in force); `WitnessError` when none."""
+    try:
+        trusted = VerifierKey.parse(pinned)
+        links = [
+            KeyLink(VerifierKey.parse(item["key"]), item.get("checkpoint"))
+            for item in body.get("keys", [])
+        ]
+    except (NoteError, KeyError, TypeError) as exc:
+        raise WitnessError(f"the gateway's key chain is malformed: {exc}") from exc
+    path = follow_key_chain(trusted, links, origin=trusted.name)
+    if not path:
+        raise WitnessError(
+            "the log's checkpoint is signed by a key this partner does not know, and no "
+            "checkpoint co-signed by the pinned key hands over to it: refusing (an unknown "
+            f"key; pinned {pinned.strip()})"
+        )
+    return path
 
 
 def check_growth(state: ClientState, new: SignedCheckpoint, proof: list[str] | None) -> bool | None:

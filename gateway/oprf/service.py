@@ -13,7 +13,6 @@ import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gateway.errors import Conflict
 from gateway.pseudonyms import Pseudonymiser
 from gateway.pseudonyms.blind_input import (
     MAX_PER_FAMILY,
@@ -23,6 +22,7 @@ from gateway.pseudonyms.blind_input import (
     MSG_MANY,
     MSG_NOT_OBJECT,
     MSG_ONE,
+    OprfKeyChanged,
     decode_element,
     pseudonyms_from_match_keys,
 )
@@ -53,13 +53,6 @@ MODE = "voprf"
 #: Most blinded elements per evaluation request: every family of one signal (the
 #: deletion-neighbour families bound themselves at 17 keys each) with room to spare.
 MAX_ELEMENTS = 64
-
-
-class OprfKeyChanged(Conflict):
-    """The client blinded for a key that is no longer the gateway's active one."""
-
-    slug = "oprf-key-changed"
-    title = "The pseudonym key has changed"
 
 
 def encode(element: bytes) -> str:

@@ -1,4 +1,4 @@
-"""`ketenpoort partners add|list|disable` and `ketenpoort clients add`.
+"""`ketenpoort partners add|list|disable|keys add|keys remove` and `ketenpoort clients add`.
 
 Each step runs in one transaction with its audit entry (actor: the operator) and
 prints JSON with `--json` (always for `add`, which an operator scripts around).
@@ -170,6 +170,53 @@ def partners_disable(org: str, as_json: bool) -> None:
         _print(result)
     else:
         click.echo(f"{org} disabled")
+
+
+@partners.group("keys")
+def partner_keys() -> None:
+    """Add and remove a partner's own keys (its side of a key rotation)."""
+
+
+@partner_keys.command("add")
+@click.argument("org")
+@click.option("--jwks", "jwks_file", required=True, type=click.Path(path_type=Path))
+@click.option("--client", "client_id", help="The client for `use: sig` keys (if ORG has several).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the default for add).")
+def partner_keys_add(org: str, jwks_file: Path, client_id: str | None, as_json: bool) -> None:
+    """Register ORG's new public keys (the public JWKS `ketenpoort partner keys rotate`
+    made) beside its current ones; the old keys keep working until removed."""
+    from gateway.actors import cli_actor
+    from gateway.partners.registry import add_partner_keys, load_jwks_file
+
+    database = _database()
+    try:
+        jwks = load_jwks_file(jwks_file)
+        with database.transaction() as session:
+            result = add_partner_keys(session, org, jwks, actor=cli_actor(), client_id=client_id)
+    finally:
+        database.dispose()
+    _print(result)
+
+
+@partner_keys.command("remove")
+@click.argument("org")
+@click.option("--kid", required=True, help="The key to remove (an old one, after a rotation).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def partner_keys_remove(org: str, kid: str, as_json: bool) -> None:
+    """Remove one of ORG's keys once the partner no longer uses it."""
+    from gateway.actors import cli_actor
+    from gateway.partners.registry import remove_partner_key
+
+    database = _database()
+    try:
+        with database.transaction() as session:
+            result = remove_partner_key(session, org, kid, actor=cli_actor())
+    finally:
+        database.dispose()
+    if as_json:
+        _print(result)
+    else:
+        click.echo(f"{org}: {result['use']} key {kid} removed")
 
 
 @click.group()

@@ -461,3 +461,117 @@ def publish_meldpunt_keys(
             detail={"encryptionKeyIds": [k.get("kid") for k in keys]},
         ),
     )
+
+
+def _partner_client(session: Session, org_id: str, client_id: str | None) -> OAuthClient:
+    """The client whose signing keys change: `client_id`, or the organisation's only
+    active client."""
+    found = session.scalars(
+        select(OAuthClient)
+        .where(OAuthClient.organisation_id == org_id, OAuthClient.status == "active")
+        .order_by(OAuthClient.client_id)
+    ).all()
+    if client_id is not None:
+        for client in found:
+            if client.client_id == client_id:
+                return client
+        raise RegistryError(f"organisation {org_id!r} has no active client {client_id!r}")
+    if len(found) != 1:
+        names = ", ".join(c.client_id for c in found) or "none"
+        raise RegistryError(
+            f"organisation {org_id!r} has {len(found)} active clients ({names}); name one "
+            "with --client"
+        )
+    return found[0]
+
+
+def add_partner_keys(
+    session: Session,
+    org_id: str,
+    jwks: Mapping[str, Any],
+    *,
+    actor: Actor,
+    client_id: str | None = None,
+) -> dict[str, Any]:
+    """Add a partner's new public keys beside its current ones (a key rotation on the
+    partner's side): `use: sig` keys to its client, `use: enc` keys to its organisation
+    (first, so the directory lists the newest first). Old keys keep working until
+    `remove_partner_key`; one audit entry."""
+    org = session.get(Organisation, org_id)
+    if org is None:
+        raise RegistryError(f"no organisation {org_id!r}")
+    if org.status != "active":
+        raise RegistryError(f"organisation {org_id!r} is disabled")
+    signing, encryption = split_jwks(jwks)
+    client = _partner_client(session, org_id, client_id) if signing else None
+    known = {k.get("kid") for k in org.encryption_jwks.get("keys", [])}
+    if client is not None:
+        known |= {k.get("kid") for k in client.signing_jwks.get("keys", [])}
+    repeated = sorted(str(k["kid"]) for k in signing + encryption if k["kid"] in known)
+    if repeated:
+        raise RegistryError(f"key(s) {', '.join(repeated)} are registered already")
+    if client is not None:
+        client.signing_jwks = {"keys": [*client.signing_jwks.get("keys", []), *signing]}
+    if encryption:
+        _directory_changed(session)
+        org.encryption_jwks = {"keys": [*encryption, *org.encryption_jwks.get("keys", [])]}
+    record_event(
+        session,
+        AuditEvent(
+            action="partner.keys.add",
+            outcome="success",
+            actor=actor,
+            resource_type="organisation",
+            resource_id=org_id,
+            detail={
+                "client": client.client_id if client is not None else None,
+                "signingKeyIds": [k["kid"] for k in signing],
+                "encryptionKeyIds": [k["kid"] for k in encryption],
+            },
+        ),
+    )
+    return {
+        "organisation": org_id,
+        "clientId": client.client_id if client is not None else None,
+        "signingKeyIds": [k["kid"] for k in (client.signing_jwks["keys"] if client else [])],
+        "encryptionKeyIds": [k["kid"] for k in org.encryption_jwks.get("keys", [])],
+    }
+
+
+def remove_partner_key(session: Session, org_id: str, kid: str, *, actor: Actor) -> dict[str, Any]:
+    """Remove one of a partner's keys by `kid` once it is no longer needed (after a
+    rotation); never its last signing key of a client nor its last encryption key."""
+    org = session.get(Organisation, org_id)
+    if org is None:
+        raise RegistryError(f"no organisation {org_id!r}")
+    where = None
+    keys = org.encryption_jwks.get("keys", [])
+    if any(k.get("kid") == kid for k in keys):
+        if len(keys) == 1:
+            raise RegistryError(f"{kid!r} is the last encryption key of {org_id!r}")
+        _directory_changed(session)
+        org.encryption_jwks = {"keys": [k for k in keys if k.get("kid") != kid]}
+        where = "encryption"
+    for client in session.scalars(
+        select(OAuthClient).where(OAuthClient.organisation_id == org_id)
+    ).all():
+        signing = client.signing_jwks.get("keys", [])
+        if any(k.get("kid") == kid for k in signing):
+            if len(signing) == 1:
+                raise RegistryError(f"{kid!r} is the last signing key of {client.client_id!r}")
+            client.signing_jwks = {"keys": [k for k in signing if k.get("kid") != kid]}
+            where = "signing"
+    if where is None:
+        raise RegistryError(f"organisation {org_id!r} has no key {kid!r}")
+    record_event(
+        session,
+        AuditEvent(
+            action="partner.keys.remove",
+            outcome="success",
+            actor=actor,
+            resource_type="organisation",
+            resource_id=org_id,
+            detail={"kid": kid, "use": where},
+        ),
+    )
+    return {"organisation": org_id, "removed": kid, "use": where}

@@ -5,17 +5,30 @@ A blind partner sends the unblinded OPRF evaluations of its match keys (see
 receives is well-formed: known families, valid non-identity ristretto255 encodings,
 bounded counts. An element the partner made up matches nothing (finding a collision
 means knowing `k`). Errors never quote a submitted value.
+
+`matchKeys.keyId` names the OPRF key the elements were evaluated under (`GET
+/v1/oprf/key`). A pseudonym rotation may start between a partner's evaluation and its
+submission: elements under a previous key the key store still holds are moved to the
+current key here (multiplied by `k'·k⁻¹`, as the rotation moves stored rows), so the
+signal is neither refused nor stored under the wrong key; an unknown `keyId` is a 409
+`oprf-key-changed` (evaluate again). Without `keyId` (clients from before it existed)
+the elements are taken to be under the current key.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from gateway.crypto import oprf
-from gateway.errors import FieldError, InvalidInput
+from gateway.errors import Conflict, FieldError, InvalidInput
 from gateway.pseudonyms.matchkeys import LINKAGE_FAMILIES, MULTI_VALUED
+from gateway.pseudonyms.service import Pseudonymiser
+
+#: The member of `matchKeys` naming the OPRF key (not a key family).
+KEY_ID = "keyId"
+MAX_KEY_ID = 128
 
 #: Most elements a multi-valued family may carry in `matchKeys`.
 MAX_PER_FAMILY = 40
@@ -26,6 +39,14 @@ MSG_ONE = "must be one element (a string) for this family"
 MSG_MANY = "must be a list of 1 to 40 elements"
 MSG_EMPTY = "must name at least one key family"
 MSG_NOT_OBJECT = "must be an object"
+
+
+class OprfKeyChanged(Conflict):
+    """The client blinded (or evaluated its matchKeys) for a key the gateway does not
+    hold as a pseudonym key: evaluate again under the current one."""
+
+    slug = "oprf-key-changed"
+    title = "The pseudonym key has changed"
 
 
 def decode_element(value: object, pointer: str) -> bytes:
@@ -50,11 +71,13 @@ def pseudonyms_from_match_keys(
     """Validate a submission's `matchKeys` and return its pseudonyms by family.
 
     `{family: element}` for single-valued families, `{family: [element, …]}` for the
-    multi-valued ones (`del_dob`, `part_dob`, `xname_dob`, `names_del`). Every
+    multi-valued ones (`del_dob`, `part_dob`, `xname_dob`, `names_del`); a `keyId`
+    member is not an element (`blind_pseudonyms` reads it). Every
     invalid entry is reported at once (400 `invalid-input`), never quoting a value.
     """
     if not isinstance(match_keys, Mapping):
         raise InvalidInput("matchKeys is invalid.", errors=[FieldError(pointer, MSG_NOT_OBJECT)])
+    match_keys = {f: v for f, v in match_keys.items() if f != KEY_ID}  # see blind_pseudonyms
     if not match_keys:
         raise InvalidInput("matchKeys is invalid.", errors=[FieldError(pointer, MSG_EMPTY)])
     errors: list[FieldError] = []
@@ -85,3 +108,34 @@ def pseudonyms_from_match_keys(
     if errors:
         raise InvalidInput("matchKeys is invalid.", errors=errors)
     return found
+
+
+def blind_pseudonyms(
+    match_keys: object,
+    current: Pseudonymiser,
+    previous: Callable[[str], Pseudonymiser | None],
+    *,
+    pointer: str = "/matchKeys",
+) -> dict[str, frozenset[bytes]]:
+    """A blind submission's pseudonyms under the `current` key: `matchKeys` validated
+    (`pseudonyms_from_match_keys`), and moved from the key its `keyId` names when that
+    is an earlier pseudonym key (`previous(kid)`, None when unknown: a 409)."""
+    if not isinstance(match_keys, Mapping) or KEY_ID not in match_keys:
+        return pseudonyms_from_match_keys(match_keys, pointer=pointer)
+    key_id = match_keys[KEY_ID]
+    if not isinstance(key_id, str) or not 1 <= len(key_id) <= MAX_KEY_ID:
+        raise InvalidInput(
+            "matchKeys is invalid.",
+            errors=[FieldError(f"{pointer}/{KEY_ID}", "must be the keyId of GET /v1/oprf/key")],
+        )
+    found = pseudonyms_from_match_keys(match_keys, pointer=pointer)
+    if key_id == current.kid:
+        return found
+    earlier = previous(key_id)
+    if earlier is None:
+        raise OprfKeyChanged(
+            "The matchKeys were evaluated under a key this gateway does not hold. Fetch "
+            "GET /v1/oprf/key again and evaluate them under the current key."
+        )
+    rotation = earlier.rotation_to(current)
+    return {family: frozenset(rotation.apply_all(values)) for family, values in found.items()}

@@ -40,7 +40,10 @@ class SignalCreate(ApiModel):
         description=(
             "Blind submission (RFC 9497 VOPRF), instead of `subject`: the unblinded "
             "evaluations by key family, `{FAMILY: element}` (base64url ristretto255 "
-            "element), a list of elements for the multi-valued families."
+            "element), a list of elements for the multi-valued families; and `keyId`, the "
+            "`keyId` of GET /v1/oprf/key they were evaluated under (optional; without it the "
+            "current key is assumed). Elements under an earlier key are moved to the "
+            "current one; an unknown keyId is a 409 oprf-key-changed: evaluate again."
         ),
         json_schema_extra={
             "additionalProperties": {

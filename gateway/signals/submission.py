@@ -27,12 +27,12 @@ from gateway.actors import Actor
 from gateway.api.paging import Page
 from gateway.crypto.jwe import encrypt_for_recipients
 from gateway.errors import FieldError, InvalidInput, NotFound
-from gateway.keys import KeyPurpose, KeyRecord, KeyStore
+from gateway.keys import KeyPurpose, KeyRecord, KeyStore, KeyStoreError
 from gateway.keys.epochs import seal_payload
 from gateway.policy.audited import record_decision, refuse
 from gateway.policy.engine import Decision, PolicyEngine, Resource
 from gateway.policy.schema import Category
-from gateway.pseudonyms.blind_input import pseudonyms_from_match_keys
+from gateway.pseudonyms.blind_input import blind_pseudonyms
 from gateway.pseudonyms.detector import (
     has_name,
     personal_data_kind,
@@ -265,26 +265,34 @@ class SignalService:
             refuse(session, actor, decision, resource, error)
         return decision
 
-    @staticmethod
     def _pseudonyms(
-        pseudonymiser: Pseudonymiser, submission: Submission, subject: Mapping[str, Any]
+        self, pseudonymiser: Pseudonymiser, submission: Submission, subject: Mapping[str, Any]
     ) -> dict[str, frozenset[bytes]]:
         """Every linkage family's pseudonyms: derived from `subject` here, or (blind
         submission) the partner's unblinded evaluations in `matchKeys`, checked to be
-        known families and valid group elements. Exactly one of the two is given."""
+        known families and valid group elements, and moved to the current key when their
+        `keyId` names an earlier one. Exactly one of the two is given."""
         if submission.match_keys is not None and submission.subject is not None:
             raise InvalidInput(
                 "Send either subject or matchKeys, not both.",
                 errors=[FieldError("", "Exactly one of subject and matchKeys")],
             )
         if submission.match_keys is not None:
-            return pseudonyms_from_match_keys(submission.match_keys)
+            return blind_pseudonyms(submission.match_keys, pseudonymiser, self._earlier_key)
         if submission.subject is None:
             raise InvalidInput(
                 "The signal names no subject.",
                 errors=[FieldError("", "Exactly one of subject and matchKeys")],
             )
         return pseudonymiser.linkage_pseudonyms(subject)
+
+    def _earlier_key(self, kid: str) -> Pseudonymiser | None:
+        """An earlier pseudonym key by id (a blind submission evaluated just before a
+        rotation), or None when the key store holds no such pseudonym key."""
+        try:
+            return Pseudonymiser.from_key_store(self.keys, kid)
+        except KeyStoreError:
+            return None
 
     def _meldpunt_key(self, payload: object, directory: DirectoryView) -> KeyRecord:
         """The meldpunt key the payload is encrypted for: the active one, or after a

@@ -13,7 +13,7 @@ from typing import Any
 from click.testing import CliRunner
 
 from gateway.cli import main
-from gateway.client import PartnerClient
+from gateway.client import ApiError, PartnerClient
 from gateway.demo.people import Person, people
 from gateway.signals.directory import TTL_SECONDS
 from tests.audit.test_verify import cli_env
@@ -95,3 +95,57 @@ def test_a_blind_client_follows_a_pseudonym_rotation_and_still_matches(
         if {s["id"] for s in m["signals"]} == {before["id"], after["id"]}
     ]
     assert len(found) == 1
+
+
+def test_blind_match_keys_evaluated_before_a_pseudonym_rotation_are_moved_not_mislabelled(
+    own_gateway: LiveGateway, tmp_path: Path
+) -> None:
+    """The race: a blind partner evaluates its matchKeys, the pseudonym rotation runs,
+    then the submission arrives. Its `keyId` names the old key, so the gateway moves the
+    elements to the new key and the signal still matches; a keyId the gateway does not
+    hold is refused with `oprf-key-changed` and the client evaluates again, once."""
+    police = enrol(own_gateway, "police", tmp_path).client()
+    care = enrol(own_gateway, "care", tmp_path).client(blind=True)
+    meldpunt = enrol(own_gateway, "meldpunt", tmp_path, MELDPUNT_SCOPES).client()
+    person, other = _person(), _person()
+    before = police.submit_signal("BVH-1", "possible-victim", person.subject(), {"s": "a"})
+    other_before = police.submit_signal("BVH-2", "possible-victim", other.subject(), {"s": "a"})
+    stale = care._blind_keys.match_keys(person.subject())  # under the old key
+
+    rotated = _rotate(own_gateway, "pseudonym")
+    assert stale["keyId"] == rotated["retired"][0]
+    evaluate = care._blind_keys.match_keys
+    answers = iter([stale])
+    care._blind_keys.match_keys = lambda subject: next(answers, None) or evaluate(subject)  # type: ignore[method-assign]
+    late = care.submit_signal("JZ-1", "concern", person.subject(), {"s": "b"})
+
+    # a keyId the gateway never held: refused with a hint, evaluated again, accepted
+    calls: list[str] = []
+
+    def forged_then_real(subject: dict[str, str]) -> dict[str, Any]:
+        calls.append("evaluate")
+        found = evaluate(subject)
+        return {**found, "keyId": "no-such-key"} if len(calls) == 1 else found
+
+    care._blind_keys.match_keys = forged_then_real  # type: ignore[method-assign]
+    again = care.submit_signal("JZ-2", "concern", other.subject(), {"s": "c"})
+    assert calls == ["evaluate", "evaluate"]
+
+    pairs = [{s["id"] for s in m["signals"]} for m in meldpunt.matches()]
+    assert {before["id"], late["id"]} in pairs
+    assert {other_before["id"], again["id"]} in pairs
+
+
+def test_an_unknown_match_keys_key_id_is_a_409_with_a_stable_type(
+    own_gateway: LiveGateway, tmp_path: Path
+) -> None:
+    care = enrol(own_gateway, "care", tmp_path).client(blind=True)
+    keys = care._blind_keys.match_keys(_person().subject())
+    care._blind_keys.match_keys = lambda subject: {**keys, "keyId": "gone"}  # type: ignore[method-assign]
+    try:
+        care.submit_signal("JZ-9", "concern", _person().subject(), {"s": "x"})
+    except ApiError as exc:
+        assert exc.status == 409 and exc.slug == "oprf-key-changed"
+        assert "GET /v1/oprf/key" in (exc.detail or "")
+    else:
+        raise AssertionError("an unknown keyId was accepted")

@@ -1,0 +1,45 @@
+"""`matchKeys.keyId`: elements evaluated under an earlier pseudonym key are moved to the
+current one; an unknown or malformed keyId is refused; none means the current key."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from gateway.crypto import oprf
+from gateway.errors import InvalidInput
+from gateway.pseudonyms import Pseudonymiser
+from gateway.pseudonyms.blind_input import OprfKeyChanged, blind_pseudonyms
+from gateway.pseudonyms.matchkeys import MULTI_VALUED
+
+SUBJECT = {"bsn": "123456782", "familyName": "Jansen", "dateOfBirth": "2010-05-06"}
+
+
+def _match_keys(key: Pseudonymiser, **extra: str) -> dict[str, object]:
+    found: dict[str, object] = {}
+    for family, elements in key.linkage_pseudonyms(SUBJECT).items():
+        encoded = sorted(base64.urlsafe_b64encode(e).rstrip(b"=").decode() for e in elements)
+        found[family] = encoded if family in MULTI_VALUED else encoded[0]
+    return {**found, **extra}
+
+
+def test_elements_under_an_earlier_key_are_moved_to_the_current_one() -> None:
+    old = Pseudonymiser(oprf.random_scalar(), kid="old")
+    new = Pseudonymiser(oprf.random_scalar(), kid="new")
+    submitted = _match_keys(old, keyId="old")
+    moved = blind_pseudonyms(submitted, new, {"old": old}.get)
+    assert moved == new.linkage_pseudonyms(SUBJECT)
+    assert blind_pseudonyms(_match_keys(new, keyId="new"), new, {}.get) == moved
+    assert blind_pseudonyms(_match_keys(new), new, {}.get) == moved  # no keyId: current
+
+
+def test_an_unknown_or_malformed_key_id_is_refused() -> None:
+    new = Pseudonymiser(oprf.random_scalar(), kid="new")
+    with pytest.raises(OprfKeyChanged) as caught:
+        blind_pseudonyms(_match_keys(new, keyId="gone"), new, {}.get)
+    assert caught.value.slug == "oprf-key-changed" and caught.value.status == 409
+    for bad in ("", "x" * 129, 7):
+        with pytest.raises(InvalidInput) as invalid:
+            blind_pseudonyms({**_match_keys(new), "keyId": bad}, new, {}.get)
+        assert [e.pointer for e in invalid.value.errors] == ["/matchKeys/keyId"]
