@@ -142,6 +142,7 @@ def _form_page(
         "web/intake.html",
         status,
         categories=categories,
+        category_options=[(name, CATEGORY_NAMES.get(name, name)) for name in categories],
         category_names=CATEGORY_NAMES,
         category_descriptions={
             name: services().policy.engine.policy.categories[name].description
