@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 
 from flask import Flask
-from flask.testing import FlaskClient
 
-from tests.matching.test_tiers_api import ANNA, matches, submit
+from tests.matches_support import ANNA, MatchDesk
 from tests.web.test_pages import _signed_in, csrf_token
 
 
@@ -18,16 +17,8 @@ def _match_id(page: str) -> str:
     return found.group(1)
 
 
-def test_the_queue_and_the_match_page_show_tier_state_and_keys(
-    app: Flask,
-    client: FlaskClient,
-    police: dict[str, str],
-    care: dict[str, str],
-    meldpunt: dict[str, str],
-) -> None:
-    submit(client, police, ANNA)
-    submit(client, care, {**ANNA, "familyName": "van den Bergh"})
-    assert matches(client, meldpunt)  # the API read drains the matching outbox
+def test_the_queue_and_the_match_page_show_tier_state_and_keys(app: Flask, desk: MatchDesk) -> None:
+    desk.two_signals(other={**ANNA, "familyName": "van den Bergh"})
     coordinator = app.test_client()
     _signed_in(app, coordinator, "c.jansen", "coordinator")
     queue = coordinator.get("/matches")
@@ -40,16 +31,8 @@ def test_the_queue_and_the_match_page_show_tier_state_and_keys(
     assert 'value="different-persons"' in page and "Verschillende personen" in page
 
 
-def test_dismissing_needs_a_reason_and_the_csrf_token(
-    app: Flask,
-    client: FlaskClient,
-    police: dict[str, str],
-    care: dict[str, str],
-    meldpunt: dict[str, str],
-) -> None:
-    submit(client, police, ANNA)
-    submit(client, care, ANNA)
-    assert matches(client, meldpunt)
+def test_dismissing_needs_a_reason_and_the_csrf_token(app: Flask, desk: MatchDesk) -> None:
+    desk.two_signals()
     coordinator = app.test_client()
     _signed_in(app, coordinator, "c.jansen", "coordinator")
     match_id = _match_id(coordinator.get("/matches").get_data(as_text=True))
