@@ -29,6 +29,9 @@ def test_the_queue_and_the_match_page_show_tier_state_and_keys(app: Flask, desk:
     page = coordinator.get(f"/matches/{match_id}").get_data(as_text=True)
     assert "Treffer afwijzen" in page and 'name="reason"' in page
     assert 'value="different-persons"' in page and "Verschillende personen" in page
+    # the signals' codes in Dutch, on the queue and the match page
+    assert "mogelijk slachtoffer" in text and "possible-victim" not in text
+    assert ">actief<" in page and ">active<" not in page and "mogelijk slachtoffer" in page
 
 
 def test_dismissing_needs_a_reason_and_the_csrf_token(app: Flask, desk: MatchDesk) -> None:
