@@ -34,7 +34,7 @@ from gateway.jobs import BackgroundJob
 from gateway.keys import KeyStore, load_master_key
 from gateway.lifecycle.retention import RetentionJob, RetentionService
 from gateway.logs import configure_logging
-from gateway.matching.jobs import OutboxJob
+from gateway.matching.jobs import OutboxJob, drainer
 from gateway.matching.views import bp as matching_bp
 from gateway.oauth.resource import GatewayTokenValidator
 from gateway.oauth.server import OAuthService
@@ -129,6 +129,7 @@ def build_services(settings: Settings) -> Services:
             directory=directory,
             pseudonymiser=pseudonyms.get,
             catch_up=audit.catch_up,
+            drain_matching=drainer(database, policy.engine),
         ),
         figures=FiguresService(policy.engine),
         readiness={"policy": lambda: policy.check_ready(database)},

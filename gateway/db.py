@@ -122,12 +122,19 @@ class Database:
         self.engine = make_engine(url, **engine_kwargs)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        # Every transaction of a write session, not only its first: after a commit or a
+        # rollback (a refusal's entry, then the page again) a deferred one that reads and
+        # then writes would fail at once when another connection writes meanwhile.
+        writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+        self._write_factory = sessionmaker(writer, expire_on_commit=False)
 
     def session(self, *, write: bool = False) -> Session:
-        """A new session; `write=True` takes SQLite's write lock at BEGIN."""
-        session = self._factory()
-        if write and self.is_sqlite:
-            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+        """A new session; `write=True` takes SQLite's write lock at each BEGIN (the
+        first at once)."""
+        if not (write and self.is_sqlite):
+            return self._factory()
+        session = self._write_factory()
+        session.connection()
         return session
 
     @contextmanager

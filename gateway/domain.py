@@ -41,9 +41,11 @@ def build_domain_services(
     directory: DirectoryCache,
     pseudonymiser: Callable[[], Pseudonymiser],
     catch_up: Callable[[], None],
+    drain_matching: Callable[[], None] = lambda: None,
 ) -> DomainServices:
     """The services, given what they use (the container's directory cache and
-    pseudonymiser, so each exists once per process)."""
+    pseudonymiser, so each exists once per process). `catch_up` sequences pending audit
+    entries, `drain_matching` does pending matching work, each before a read."""
     subject_search = SubjectSearchService(
         engine=engine, pseudonymiser=pseudonymiser, catch_up=catch_up
     )
@@ -55,7 +57,7 @@ def build_domain_services(
             pseudonymiser=pseudonymiser,
             idempotency_secret=keys.derive_secret(IDEMPOTENCY_SECRET_LABEL),
         ),
-        matches=MatchService(engine, linked=linked_matches),
+        matches=MatchService(engine, linked=linked_matches, drain=drain_matching),
         notifications=NotificationService(engine),
         subject_search=subject_search,
         subject_reports=SubjectReportService(engine=engine, search=subject_search),

@@ -15,7 +15,7 @@ import secrets
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import pytest
@@ -26,6 +26,9 @@ from sqlalchemy import create_engine, text
 from gateway.app import create_app
 from gateway.bootstrap import initialise
 from gateway.config import Settings
+
+if TYPE_CHECKING:
+    from tests.matches_support import MatchDesk
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("KETENPOORT_TEST_POSTGRES_URL", "")
@@ -161,3 +164,13 @@ def care(token_headers: Any) -> dict[str, str]:
 def meldpunt(token_headers: Any) -> dict[str, str]:
     headers: dict[str, str] = token_headers("meldpunt", MELDPUNT_SCOPES)
     return headers
+
+
+@pytest.fixture
+def desk(
+    client: FlaskClient, police: dict[str, str], care: dict[str, str], meldpunt: dict[str, str]
+) -> MatchDesk:
+    """Two reporting partners and the report desk: a match with two signals in one call."""
+    from tests.matches_support import MatchDesk  # (imports a test module: not at collection)
+
+    return MatchDesk(client, police, care, meldpunt)

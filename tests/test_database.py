@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from sqlalchemy import text
 
 from gateway.config import Settings
@@ -49,3 +51,39 @@ def test_transaction_rolls_back_on_error(settings: Settings) -> None:
     with database.transaction(write=False) as session:
         assert session.execute(text("SELECT count(*) FROM t_probe")).scalar() == 0
     database.dispose()
+
+
+def test_a_write_session_takes_the_write_lock_again_after_a_rollback(tmp_path: object) -> None:
+    """A request's write session goes on after a refusal (its entry committed, the rest
+    rolled back) to render the page: reading, then writing its read entry. Its next
+    transaction must again wait for SQLite's write lock at BEGIN; a deferred one fails
+    at once ("database is locked") when another connection writes meanwhile — the
+    refused share of the cases browser test that showed no message."""
+    database = Database(f"sqlite:///{tmp_path}/x.db")
+    with database.transaction() as setup:
+        setup.execute(text("CREATE TABLE t (x INTEGER)"))
+    request = database.session(write=True)
+    request.execute(text("INSERT INTO t VALUES (1)"))
+    request.rollback()  # the refusal
+    locked, release = threading.Event(), threading.Event()
+
+    def other_writer() -> None:  # a background job's turn
+        with database.transaction() as job:
+            job.execute(text("INSERT INTO t VALUES (2)"))
+            locked.set()
+            release.wait(5)
+
+    job = threading.Thread(target=other_writer)
+    job.start()
+    assert locked.wait(5)
+    threading.Timer(0.3, release.set).start()
+    try:
+        count = request.execute(text("SELECT count(*) FROM t")).scalar_one()  # waits
+        request.execute(text("INSERT INTO t VALUES (3)"))
+        request.commit()
+    finally:
+        release.set()
+        job.join(5)
+        request.close()
+        database.dispose()
+    assert count == 1  # it began after the job's commit, and saw it

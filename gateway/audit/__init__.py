@@ -6,8 +6,9 @@ must stand apart from the writer) does not load the writer's models and services
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from gateway._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from gateway.audit.entries import AuditEvent, Outcome, SubjectRef
@@ -15,17 +16,17 @@ if TYPE_CHECKING:
 
 __all__ = ["AuditEvent", "Outcome", "Receipt", "SubjectRef", "record_event"]
 
-_LAZY = {
-    "AuditEvent": "gateway.audit.entries",
-    "Outcome": "gateway.audit.entries",
-    "SubjectRef": "gateway.audit.entries",
-    "Receipt": "gateway.audit.service",
-    "record_event": "gateway.audit.service",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'gateway.audit' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "gateway.audit.entries": (
+            "AuditEvent",
+            "Outcome",
+            "SubjectRef",
+        ),
+        "gateway.audit.service": (
+            "Receipt",
+            "record_event",
+        ),
+    },
+)

@@ -13,6 +13,8 @@ expiries through the background job.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import g
 
 from gateway.actors import Actor
@@ -48,6 +50,17 @@ class OutboxJob(BackgroundJob):
     def step(self) -> bool:
         done = process_outbox(self._db, hit_policy_of(self._engine), limit=BATCH, wait=False)
         return len(done) >= BATCH
+
+
+def drainer(db: Database, engine: PolicyEngine) -> Callable[[], None]:
+    """The bounded drain a read runs first (`MatchService.list(..., fresh=True)`): at most
+    `CATCH_UP_ROWS` rows; one cheap query when nothing is pending."""
+    hit_policy = hit_policy_of(engine)
+
+    def drain() -> None:
+        process_outbox(db, hit_policy, limit=CATCH_UP_ROWS)
+
+    return drain
 
 
 def catch_up(reader: Actor | None = None) -> None:

@@ -64,6 +64,9 @@ class MatchService:
 
     engine: PolicyEngine
     linked: LinkedMatches = field(default=_no_links)
+    #: Does pending matching work (bounded) before a `fresh` list; the composition root
+    #: gives the matching outbox's drain.
+    drain: Callable[[], None] = field(default=lambda: None)
 
     def _with_links(self, session: Session, matches: Sequence[Match]) -> list[Match]:
         candidates = [m for m in matches if m.state in _LINKABLE]
@@ -71,10 +74,25 @@ class MatchService:
         return [dataclasses.replace(m, state="linked") if m.id in linked else m for m in matches]
 
     def list(
-        self, session: Session, actor: Actor, cursor: str | None, limit: int | None
+        self,
+        session: Session,
+        actor: Actor,
+        cursor: str | None,
+        limit: int | None,
+        *,
+        fresh: bool = False,
     ) -> Page[Match]:
+        """The matches, oldest first. `fresh`: first do the pending matching work, so the
+        list shows every signal stored before (when the background job is off or behind).
+
+        For `fresh` the caller's transaction so far is committed first: on SQLite the
+        drain needs the write lock, and the list must be read after the drain's commit.
+        """
         resource = Resource(type="match")
         decision = _decide(self.engine, session, actor, "match.read", resource)
+        if fresh:
+            session.commit()
+            self.drain()
         page = list_matches(session, cursor, limit)
         record_decision(
             session, actor, decision, resource, detail={"matches": [m.id for m in page.items]}

@@ -6,8 +6,9 @@ registry (and SQLAlchemy) to build its `--help`.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from gateway._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from gateway.partners.kinds import KINDS
@@ -20,17 +21,15 @@ if TYPE_CHECKING:
 
 __all__ = ["BASE_SCOPES", "KINDS", "MELDPUNT_ID", "MELDPUNT_SCOPES", "RegistryError"]
 
-_LAZY = {
-    "KINDS": "gateway.partners.kinds",
-    "BASE_SCOPES": "gateway.partners.registry",
-    "MELDPUNT_ID": "gateway.partners.registry",
-    "MELDPUNT_SCOPES": "gateway.partners.registry",
-    "RegistryError": "gateway.partners.registry",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'gateway.partners' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "gateway.partners.kinds": ("KINDS",),
+        "gateway.partners.registry": (
+            "BASE_SCOPES",
+            "MELDPUNT_ID",
+            "MELDPUNT_SCOPES",
+            "RegistryError",
+        ),
+    },
+)

@@ -14,8 +14,9 @@ and the loader to build its `--help`.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from gateway._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from gateway.policy.active import PolicyService, start_policy
@@ -38,24 +39,26 @@ __all__ = [
     "start_policy",
 ]
 
-_LAZY = {
-    "PolicyService": "gateway.policy.active",
-    "start_policy": "gateway.policy.active",
-    "policy_denied": "gateway.policy.audited",
-    "Context": "gateway.policy.engine",
-    "Decision": "gateway.policy.engine",
-    "Obligation": "gateway.policy.engine",
-    "PolicyEngine": "gateway.policy.engine",
-    "Resource": "gateway.policy.engine",
-    "LoadedPolicy": "gateway.policy.loader",
-    "PolicyError": "gateway.policy.loader",
-    "load_policy": "gateway.policy.loader",
-    "parse_policy": "gateway.policy.loader",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'gateway.policy' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "gateway.policy.active": (
+            "PolicyService",
+            "start_policy",
+        ),
+        "gateway.policy.audited": ("policy_denied",),
+        "gateway.policy.engine": (
+            "Context",
+            "Decision",
+            "Obligation",
+            "PolicyEngine",
+            "Resource",
+        ),
+        "gateway.policy.loader": (
+            "LoadedPolicy",
+            "PolicyError",
+            "load_policy",
+            "parse_policy",
+        ),
+    },
+)

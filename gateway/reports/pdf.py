@@ -7,7 +7,7 @@ review are printed with a marker in words, not only in colour.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -89,7 +89,6 @@ def render_pdf(
         new_x="LMARGIN",
         new_y="NEXT",
     )
-    heading = FontFace(emphasis="BOLD", fill_color=(230, 230, 230))
 
     def title(text: str) -> None:
         if pdf.get_y() > pdf.h - 45:  # no heading alone at the foot of a page
@@ -105,59 +104,50 @@ def render_pdf(
             0, 5, t("No signals are held about this person."), new_x="LMARGIN", new_y="NEXT"
         )
     else:
-        with pdf.table(
-            col_widths=(22, 40, 22, 28, 18, 22, 60, 30),
-            headings_style=heading,
-            line_height=4.5,
-            text_align="LEFT",
-        ) as table:
-            table.row(
+        _table(
+            pdf,
+            (22, 40, 22, 28, 18, 22, 60, 30),
+            [
+                t("Received"),
+                t("Organisation"),
+                t("Reference"),
+                t("Category"),
+                t("Status"),
+                t("Kept until"),
+                t("Legal bases"),
+                t("Disclosure"),
+            ],
+            (
                 [
-                    t("Received"),
-                    t("Organisation"),
-                    t("Reference"),
-                    t("Category"),
-                    t("Status"),
-                    t("Kept until"),
-                    t("Legal bases"),
-                    t("Disclosure"),
+                    _when(s.created_at),
+                    report.organisations.get(s.organisation, s.organisation),
+                    s.reference,
+                    s.category,
+                    s.status,
+                    _when(s.expires_at),
+                    "; ".join(s.legal_bases),
+                    t("FOR REVIEW") if s.review else t("may be disclosed"),
                 ]
-            )
-            for s in report.signals:
-                table.row(
-                    [
-                        _when(s.created_at),
-                        report.organisations.get(s.organisation, s.organisation),
-                        s.reference,
-                        s.category,
-                        s.status,
-                        _when(s.expires_at),
-                        "; ".join(s.legal_bases),
-                        t("FOR REVIEW") if s.review else t("may be disclosed"),
-                    ]
-                )
+                for s in report.signals
+            ),
+        )
     for kind, items in report.sections:
         title(labels.get(f"kind:{kind}", kind))
-        with pdf.table(
-            col_widths=(24, 28, 34, 30, 26, 38, 62, 24),
-            headings_style=heading,
-            line_height=4.5,
-            text_align="LEFT",
-        ) as table:
-            table.row(
-                [
-                    t("Date"),
-                    t("Action"),
-                    t("Who"),
-                    t("Organisation"),
-                    t("Category"),
-                    t("Purpose"),
-                    t("Legal bases"),
-                    t("Disclosure"),
-                ]
-            )
-            for item in items:
-                table.row(_cells(item, t, labels))
+        _table(
+            pdf,
+            (24, 28, 34, 30, 26, 38, 62, 24),
+            [
+                t("Date"),
+                t("Action"),
+                t("Who"),
+                t("Organisation"),
+                t("Category"),
+                t("Purpose"),
+                t("Legal bases"),
+                t("Disclosure"),
+            ],
+            (_cells(item, t, labels) for item in items),
+        )
     reviewed = [c for c in report.categories if c.disclosure]
     title(t("Legal bases per category"))
     for c in report.categories:
@@ -178,6 +168,21 @@ def render_pdf(
         for c in reviewed:
             pdf.multi_cell(0, 4.5, f"{c.name}: {c.disclosure}", new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
+
+
+def _table(
+    pdf: FPDF, widths: tuple[int, ...], headings: list[str], rows: Iterable[list[str]]
+) -> None:
+    """One section's table: a grey bold heading row, then the rows, left-aligned."""
+    with pdf.table(
+        col_widths=widths,
+        headings_style=FontFace(emphasis="BOLD", fill_color=(230, 230, 230)),
+        line_height=4.5,
+        text_align="LEFT",
+    ) as table:
+        table.row(headings)
+        for row in rows:
+            table.row(row)
 
 
 def _cells(item: ReportItem, t: Translate, labels: Mapping[str, str]) -> list[str]:

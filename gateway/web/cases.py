@@ -38,6 +38,7 @@ from gateway.web.case_forms import (
     optional,
     split_ids,
 )
+from gateway.web.labels import CATEGORY_NAMES, SIGNAL_STATUS_NAMES
 from gateway.web.views import _render, bp, current_user, page
 
 CASE_WRITE = "case.write"
@@ -49,20 +50,10 @@ STATUS_NAMES = {
     "in-progress": _l("In progress"),
     "closed": _l("Closed"),
 }
-SIGNAL_STATUS_NAMES = {
-    "active": _l("active"),
-    "withdrawn": _l("withdrawn"),
-    "expired": _l("expired"),
-}
 SHARE_STATUS_NAMES = {
     "shared": _l("shared"),
     "pending": _l("waiting for approval"),
     "refused": _l("refused"),
-}
-CATEGORY_NAMES = {
-    "possible-victim": _l("possible victim"),
-    "possible-perpetrator": _l("possible perpetrator"),
-    "concern": _l("concern"),
 }
 KIND_NAMES = {
     "police": _l("police"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -292,9 +292,16 @@ def figures() -> tuple[str, int]:
     )
 
 
-@bp.get("/figures/export.csv")
-@page("figures.read")
-def figures_csv() -> Any:
+def _export(
+    export: str,
+    mimetype: str,
+    disposition: str,
+    build: Callable[[Figures, date, date, Granularity], str | bytes],
+) -> Any:
+    """The form's period, published (and audited) as `export`, or the page that says why not.
+
+    The CSV and the PDF differ only in how they lay the same figures out (`build`).
+    """
     actor = current_actor()
     assert actor is not None
     start, end, by, error = _period_args()
@@ -302,43 +309,44 @@ def figures_csv() -> Any:
         return _render("web/figures.html", 400, start=start, end=end, by=by, error=error)
     db = db_session()
     try:
-        found = services().figures.publish(db, actor, start, end, by, export="csv")
+        found = services().figures.publish(db, actor, start, end, by, export=export)
     except PeriodRefused as refused:
         return _render(
             "web/figures.html", 400, start=start, end=end, by=by, error=_refused_message(refused)
         )
     db.commit()
+    name = f"ketenpoort-figures-{start.isoformat()}-{end.isoformat()}-{by}.{export}"
+    return Response(
+        build(found, start, end, by),
+        mimetype=mimetype,
+        headers={"Content-Disposition": f'{disposition}; filename="{name}"'},
+    )
+
+
+@bp.get("/figures/export.csv")
+@page("figures.read")
+def figures_csv() -> Any:
+    return _export("csv", "text/csv", "attachment", _csv)
+
+
+def _csv(found: Figures, start: date, end: date, by: Granularity) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["period", "dimension", "value", "count"])
     for row in found.rows:
         count = f"< {found.threshold}" if row.count is None else row.count
         writer.writerow([row.period, row.dimension, row.value, count])
-    name = f"ketenpoort-figures-{start.isoformat()}-{end.isoformat()}-{by}.csv"
-    return Response(
-        out.getvalue(),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    return out.getvalue()
 
 
 @bp.get("/figures/report.pdf")
 @page("figures.read")
 def figures_pdf() -> Any:
     """The printable report: the page's tables as a PDF, audited as a `pdf` export."""
-    actor = current_actor()
-    assert actor is not None
-    start, end, by, error = _period_args()
-    if error is not None:
-        return _render("web/figures.html", 400, start=start, end=end, by=by, error=error)
-    db = db_session()
-    try:
-        found = services().figures.publish(db, actor, start, end, by, export="pdf")
-    except PeriodRefused as refused:
-        return _render(
-            "web/figures.html", 400, start=start, end=end, by=by, error=_refused_message(refused)
-        )
-    db.commit()
+    return _export("pdf", "application/pdf", "inline", _pdf)
+
+
+def _pdf(found: Figures, start: date, end: date, by: Granularity) -> bytes:
     per = _("year") if by == "year" else _("quarter")
     lines = [
         _("Period: %(start)s to %(end)s, per %(by)s.", start=start, end=end, by=per),
@@ -351,10 +359,4 @@ def figures_pdf() -> Any:
         ),
     ]
     tables = [(g.caption, g.columns, g.rows) for g in grids(found)]
-    body = render_pdf(_("Figures"), lines, tables)
-    name = f"ketenpoort-figures-{start.isoformat()}-{end.isoformat()}-{by}.pdf"
-    return Response(
-        body,
-        mimetype="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="{name}"'},
-    )
+    return render_pdf(_("Figures"), lines, tables)

@@ -27,6 +27,7 @@ from gateway.policy.engine import Resource
 from gateway.policy.service import decide_and_record
 from gateway.services import db_session, services
 from gateway.signals.submission import REPORT_MAX_CHARS, Report
+from gateway.web.labels import SIGNAL_STATUS_NAMES
 from gateway.web.views import (
     _error_page,
     _render,
@@ -47,11 +48,7 @@ CATEGORY_NAMES = {
     "possible-perpetrator": _l("Possible perpetrator"),
     "concern": _l("Concern"),
 }
-STATUS_NAMES = {
-    "active": _l("active"),
-    "withdrawn": _l("withdrawn"),
-    "expired": _l("expired"),
-}
+STATUS_NAMES = SIGNAL_STATUS_NAMES
 MESSAGES = {
     "bsn": _l("Enter a valid BSN: 9 digits that pass the eleven test."),
     "familyName": _l("Enter a valid family name."),
@@ -142,6 +139,7 @@ def _form_page(
         "web/intake.html",
         status,
         categories=categories,
+        category_options=[(name, CATEGORY_NAMES.get(name, name)) for name in categories],
         category_names=CATEGORY_NAMES,
         category_descriptions={
             name: services().policy.engine.policy.categories[name].description

@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from gateway.matching.models import DISMISSAL_REASONS
 from gateway.services import db_session, services
 from gateway.users import accounts
+from gateway.web.labels import CATEGORY_NAMES, SIGNAL_STATUS_NAMES
 from gateway.web.views import _render, bp, current_user, page
 
 #: The states a review button may set (a dismissal has its own form).
@@ -18,9 +19,13 @@ _BUTTON_STATES = ("under-review", "confirmed", "new")
 
 
 @bp.context_processor
-def _review_choices() -> dict[str, object]:
-    """The reason codes the match page's dismissal form offers."""
-    return {"reasons": DISMISSAL_REASONS}
+def _match_page_names() -> dict[str, object]:
+    """The reason codes the match page's dismissal form offers; names of its signals' codes."""
+    return {
+        "reasons": DISMISSAL_REASONS,
+        "signal_category_names": CATEGORY_NAMES,
+        "signal_status_names": SIGNAL_STATUS_NAMES,
+    }
 
 
 def _done(match_id: str) -> BaseResponse:

@@ -202,11 +202,8 @@ def _payload_text(read: PayloadRead) -> str:
 
 def _next_transaction(db: Session) -> None:
     """After a service's refusal (which may have committed its denial entry): end what is
-    left and begin again with SQLite's write lock, as the request's first one did (a
-    deferred transaction that reads, then writes, fails under concurrent writers)."""
+    left; the next transaction takes SQLite's write lock again (`Database.session`)."""
     db.rollback()
-    if services().db.is_sqlite:
-        db.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
 
 
 def _no_store(body: tuple[str, int]) -> BaseResponse:

@@ -34,7 +34,6 @@ from gateway.actors import Actor
 from gateway.audit import AuditEvent, record_event
 from gateway.errors import ProblemError
 from gateway.logs import get_logger
-from gateway.matching.jobs import catch_up
 from gateway.policy.engine import Resource
 from gateway.policy.service import decide, decide_and_record
 from gateway.services import db_session, services
@@ -449,9 +448,8 @@ def matches() -> tuple[str, int]:
     user = current_user()
     assert user is not None
     actor = accounts.actor_of(user)
-    catch_up(actor)
     db = db_session()
-    found = services().domain.matches.list(db, actor, None, 100)
+    found = services().domain.matches.list(db, actor, None, 100, fresh=True)
     db.commit()
     newest_first = sorted(found.items, key=lambda m: m.updated_at, reverse=True)
     queue = sorted(newest_first, key=lambda m: QUEUE_ORDER.get(m.state, len(QUEUE_ORDER)))

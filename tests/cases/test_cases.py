@@ -107,7 +107,7 @@ def test_notes_are_encrypted_at_rest_and_never_audited(world: World) -> None:
     needles = [secret.encode(), b"Kevin", b"Albert Heijn"]
     with world.session() as session:
         meta = MetaData()
-        meta.reflect(bind=session.get_bind())
+        meta.reflect(bind=session.connection())  # (its own connection: it holds the lock)
         for table in meta.sorted_tables:
             for row in session.execute(select(table)):
                 blob = repr(tuple(row)).encode() + b"".join(v for v in row if isinstance(v, bytes))

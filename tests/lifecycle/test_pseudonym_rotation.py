@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from gateway.actors import cli_actor
@@ -18,7 +17,8 @@ from gateway.lifecycle.pseudonym_rotation import rotate_pseudonym_key
 from gateway.pseudonyms import Pseudonymiser
 from gateway.signals.models import PseudonymRotationRow, SignalPseudonymRow
 from tests.lifecycle.test_rotation import _cli, _rotate
-from tests.signals.test_api import BSN, SUBJECT, body
+from tests.matches_support import MatchDesk
+from tests.signals.test_api import BSN, SUBJECT
 
 
 def _rows(app: Flask) -> list[tuple[str, bytes, str]]:
@@ -29,20 +29,11 @@ def _rows(app: Flask) -> list[tuple[str, bytes, str]]:
         return [(f, bytes(e), k) for f, e, k in rows]
 
 
-def _matches(client: FlaskClient, meldpunt: dict[str, str]) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = client.get("/v1/matches", headers=meldpunt).get_json()["items"]
-    return found
-
-
-def _same_person(client: FlaskClient, care: dict[str, str], reference: str) -> str:
-    response = client.post(
-        "/v1/signals",
-        json=body(client, care, reference, "concern", bsn=BSN, familyName="Berg"),
-        headers=care,
+def _same_person(desk: MatchDesk, reference: str) -> str:
+    """A care signal about the police signal's person (same BSN, another spelling)."""
+    return desk.submit(
+        desk.care, {**SUBJECT, "bsn": BSN, "familyName": "Berg"}, reference, "concern"
     )
-    assert response.status_code == 201, response.get_json()
-    created: str = response.get_json()["id"]
-    return created
 
 
 def _key_rotations(app: Flask) -> list[dict[str, Any]]:
@@ -52,16 +43,12 @@ def _key_rotations(app: Flask) -> list[dict[str, Any]]:
 
 
 def test_signals_submitted_during_the_rotation_match_the_old_ones(
-    app: Flask,
-    client: FlaskClient,
-    police: dict[str, str],
-    care: dict[str, str],
-    meldpunt: dict[str, str],
+    app: Flask, desk: MatchDesk
 ) -> None:
     svc = app.extensions["ketenpoort"]
     old = svc.keys.active(KeyPurpose.PSEUDONYM).kid
-    first = client.post("/v1/signals", json=body(client, police), headers=police).get_json()
-    assert _matches(client, meldpunt) == []
+    first = desk.submit(desk.police)
+    assert desk.matches() == []
     stored = _rows(app)
     assert len(stored) >= 3 and {k for _, _, k in stored} == {old}
     during: list[str] = []
@@ -69,9 +56,9 @@ def test_signals_submitted_during_the_rotation_match_the_old_ones(
 
     def submit_between(moved: int) -> None:
         # The new key is in use at once: the blind clients' key, and new pseudonyms.
-        seen.setdefault("oprf", client.get("/v1/oprf/key").get_json()["keyId"])
-        during.append(_same_person(client, care, f"JH-{moved}"))
-        assert _matches(client, meldpunt) == []  # matching waits; it never misses
+        seen.setdefault("oprf", desk.client.get("/v1/oprf/key").get_json()["keyId"])
+        during.append(_same_person(desk, f"JH-{moved}"))
+        assert desk.matches() == []  # matching waits; it never misses
 
     result = rotate_pseudonym_key(
         svc.db, svc.keys, actor=cli_actor(), batch_size=1, after_batch=submit_between
@@ -87,29 +74,23 @@ def test_signals_submitted_during_the_rotation_match_the_old_ones(
     # (the care signals name the same person: the same pseudonyms)
     assert {(f, e) for f, e, _ in rows} <= {(f, e) for f, vs in fresh.items() for e in vs}
     # Matching then runs: one match of the old signal and every new one.
-    (match,) = _matches(client, meldpunt)
-    assert {s["id"] for s in match["signals"]} == {first["id"], *during}
+    (match,) = desk.matches()
+    assert {s["id"] for s in match["signals"]} == {first, *during}
     details = _key_rotations(app)
     assert [d["phase"] for d in details] == ["started", "finished"]
     assert details[1]["rows"] == len(stored) and details[0]["retired"] == [old]
     # A second rotation moves everything again, and matching still holds.
     again = _rotate(app, "pseudonym")
     assert again["kid"] != new and again["rows"] == len(rows)
-    later = _same_person(client, care, "JH-after")
-    (match,) = _matches(client, meldpunt)
+    later = _same_person(desk, "JH-after")
+    (match,) = desk.matches()
     assert later in {s["id"] for s in match["signals"]}
 
 
-def test_a_crashed_rotation_resumes_and_matching_waits_for_it(
-    app: Flask,
-    client: FlaskClient,
-    police: dict[str, str],
-    care: dict[str, str],
-    meldpunt: dict[str, str],
-) -> None:
+def test_a_crashed_rotation_resumes_and_matching_waits_for_it(app: Flask, desk: MatchDesk) -> None:
     svc = app.extensions["ketenpoort"]
     old = svc.keys.active(KeyPurpose.PSEUDONYM).kid
-    first = client.post("/v1/signals", json=body(client, police), headers=police).get_json()
+    first = desk.submit(desk.police)
     count = len(_rows(app))
 
     def crash(moved: int) -> None:
@@ -120,17 +101,17 @@ def test_a_crashed_rotation_resumes_and_matching_waits_for_it(
         rotate_pseudonym_key(svc.db, svc.keys, actor=cli_actor(), batch_size=2, after_batch=crash)
     new = svc.keys.active(KeyPurpose.PSEUDONYM).kid
     assert new != old
-    assert client.get("/v1/oprf/key").get_json()["keyId"] == new
+    assert desk.client.get("/v1/oprf/key").get_json()["keyId"] == new
     kids = [k for _, _, k in _rows(app)]
     assert kids.count(new) == 2 and kids.count(old) == count - 2  # half-way
-    second = _same_person(client, care, "JH-1")  # accepted during the interruption
-    assert _matches(client, meldpunt) == []
+    second = _same_person(desk, "JH-1")  # accepted during the interruption
+    assert desk.matches() == []
     resumed = _rotate(app, "pseudonym")  # the same command resumes
     assert resumed["kid"] == new and resumed["resumed"] and resumed["rows"] == count
     assert {k for _, _, k in _rows(app)} == {new}
     with svc.db.session() as session:
         (rotation,) = session.execute(select(PseudonymRotationRow)).scalars()
         assert rotation.finished_at is not None and rotation.moved == count
-    (match,) = _matches(client, meldpunt)
-    assert {s["id"] for s in match["signals"]} == {first["id"], second}
+    (match,) = desk.matches()
+    assert {s["id"] for s in match["signals"]} == {first, second}
     assert _cli(app, "audit", "verify", "--no-progress", "--json").exit_code == 0

@@ -12,29 +12,9 @@ from sqlalchemy import select
 
 from gateway.audit.models import AuditEntryRow
 from tests.linkage.test_oprf_api import transport
+from tests.matches_support import ANNA, MatchDesk
 from tests.signals.test_api import body
 from tests.test_http_conventions import assert_problem
-
-ANNA = {
-    "familyName": "van den Berg",
-    "givenNames": "Anna Maria",
-    "dateOfBirth": "2010-04-07",
-}
-
-
-def submit(client: FlaskClient, headers: dict[str, str], subject: dict[str, Any]) -> str:
-    sent = body(client, headers)
-    sent["subject"] = subject
-    response = client.post("/v1/signals", json=sent, headers=headers)
-    assert response.status_code == 201, response.get_data(as_text=True)
-    return str(response.get_json()["id"])
-
-
-def matches(client: FlaskClient, meldpunt: dict[str, str]) -> list[dict[str, Any]]:
-    response = client.get("/v1/matches", headers=meldpunt)
-    assert response.status_code == 200, response.get_data(as_text=True)
-    items: list[dict[str, Any]] = response.get_json()["items"]
-    return items
 
 
 def entries(app: Flask, action: str) -> list[dict[str, Any]]:
@@ -44,46 +24,31 @@ def entries(app: Flask, action: str) -> list[dict[str, Any]]:
     return [e for e in found if e["action"] == action]
 
 
-def test_a_typo_in_the_family_name_still_matches_strongly(
-    client: FlaskClient, police: dict[str, str], care: dict[str, str], meldpunt: dict[str, str]
-) -> None:
-    a = submit(client, police, ANNA)
-    b = submit(client, care, {**ANNA, "familyName": "van den Bergh"})
-    (match,) = matches(client, meldpunt)
+def test_a_typo_in_the_family_name_still_matches_strongly(desk: MatchDesk) -> None:
+    match, a, b = desk.two_signals(other={**ANNA, "familyName": "van den Bergh"})
     assert {s["id"] for s in match["signals"]} == {a, b}
     assert match["tier"] == "strong" and match["state"] == "new"
     assert "name_dob" not in match["linkageKeys"] and "del_dob" in match["linkageKeys"]
     assert {s["tier"] for s in match["signals"]} == {"strong"}
 
 
-def test_names_without_a_date_of_birth_are_only_possible(
-    client: FlaskClient, police: dict[str, str], care: dict[str, str], meldpunt: dict[str, str]
-) -> None:
-    submit(client, police, ANNA)
-    submit(client, care, {"familyName": "van den Berg", "givenNames": "Anna"})
-    (match,) = matches(client, meldpunt)
+def test_names_without_a_date_of_birth_are_only_possible(desk: MatchDesk) -> None:
+    match, _, _ = desk.two_signals(other={"familyName": "van den Berg", "givenNames": "Anna"})
     assert match["tier"] == "possible"
     assert set(match["linkageKeys"]) <= {"names", "names_del"}
 
 
-def test_twins_with_different_bsns_never_match(
-    client: FlaskClient, police: dict[str, str], care: dict[str, str], meldpunt: dict[str, str]
-) -> None:
-    submit(client, police, {**ANNA, "bsn": "111222333"})
-    submit(client, care, {**ANNA, "bsn": "123456782"})
-    assert matches(client, meldpunt) == []
+def test_twins_with_different_bsns_never_match(desk: MatchDesk) -> None:
+    desk.submit(desk.police, {**ANNA, "bsn": "111222333"})
+    desk.submit(desk.care, {**ANNA, "bsn": "123456782"})
+    assert desk.matches() == []
 
 
 def test_review_states_are_audited_and_a_dismissal_needs_a_reason(
-    app: Flask,
-    client: FlaskClient,
-    police: dict[str, str],
-    care: dict[str, str],
-    meldpunt: dict[str, str],
+    app: Flask, desk: MatchDesk
 ) -> None:
-    submit(client, police, ANNA)
-    submit(client, care, ANNA)
-    (match,) = matches(client, meldpunt)
+    client, police, meldpunt = desk.client, desk.police, desk.meldpunt
+    match, _, _ = desk.two_signals()
     url = f"/v1/matches/{match['id']}"
     assert client.get(url, headers=meldpunt).get_json()["state"] == "new"
     reviewed = client.patch(url, json={"state": "under-review"}, headers=meldpunt)
@@ -101,7 +66,7 @@ def test_review_states_are_audited_and_a_dismissal_needs_a_reason(
         url, json={"state": "dismissed", "reason": "different-persons"}, headers=meldpunt
     ).get_json()
     assert dismissed["state"] == "dismissed" and dismissed["stateReason"] == "different-persons"
-    assert matches(client, meldpunt)[0]["state"] == "dismissed"
+    assert desk.matches()[0]["state"] == "dismissed"
     audited = entries(app, "case.write")
     assert [e["detail"] for e in audited if e["resource"]["id"] == match["id"]] == [
         {"state": "under-review"},
@@ -122,24 +87,15 @@ def test_review_states_are_audited_and_a_dismissal_needs_a_reason(
     )
 
 
-def test_a_dismissed_pair_never_comes_back_together(
-    client: FlaskClient,
-    token_headers: Any,
-    police: dict[str, str],
-    care: dict[str, str],
-    meldpunt: dict[str, str],
-) -> None:
-    a = submit(client, police, ANNA)
-    b = submit(client, care, ANNA)
-    (match,) = matches(client, meldpunt)
-    client.patch(
+def test_a_dismissed_pair_never_comes_back_together(desk: MatchDesk, token_headers: Any) -> None:
+    match, a, b = desk.two_signals()
+    desk.client.patch(
         f"/v1/matches/{match['id']}",
         json={"state": "dismissed", "reason": "different-persons"},
-        headers=meldpunt,
+        headers=desk.meldpunt,
     )
-    school = token_headers("education")
-    c = submit(client, school, ANNA)
-    found = matches(client, meldpunt)
+    c = desk.submit(token_headers("education"), ANNA)
+    found = desk.matches()
     dismissed = [m for m in found if m["id"] == match["id"]]
     assert {s["id"] for s in dismissed[0]["signals"]} == {a, b}
     fresh = [m for m in found if m["id"] != match["id"]]
@@ -149,25 +105,20 @@ def test_a_dismissed_pair_never_comes_back_together(
         assert c in ids and not {a, b} <= ids
 
 
-def test_a_case_made_from_a_match_shows_it_linked(
-    client: FlaskClient, police: dict[str, str], care: dict[str, str], meldpunt: dict[str, str]
-) -> None:
-    submit(client, police, ANNA)
-    submit(client, care, ANNA)
-    (match,) = matches(client, meldpunt)
-    created = client.post(
-        "/v1/cases", json={"title": "Casus 1", "matchId": match["id"]}, headers=meldpunt
+def test_a_case_made_from_a_match_shows_it_linked(desk: MatchDesk) -> None:
+    match, _, _ = desk.two_signals()
+    created = desk.client.post(
+        "/v1/cases", json={"title": "Casus 1", "matchId": match["id"]}, headers=desk.meldpunt
     )
     assert created.status_code == 201, created.get_data(as_text=True)
-    assert matches(client, meldpunt)[0]["state"] == "linked"
+    assert desk.matches()[0]["state"] == "linked"
 
 
-def test_a_blind_submission_matches_a_plain_one_of_the_same_person(
-    client: FlaskClient, police: dict[str, str], care: dict[str, str], meldpunt: dict[str, str]
-) -> None:
+def test_a_blind_submission_matches_a_plain_one_of_the_same_person(desk: MatchDesk) -> None:
     from gateway.client.blind import BlindKeys
 
-    plain = submit(client, police, {**ANNA, "bsn": "111222333"})
+    client, care = desk.client, desk.care
+    plain = desk.submit(desk.police, {**ANNA, "bsn": "111222333"})
     match_keys = BlindKeys(transport(client, care)).match_keys({**ANNA, "bsn": "111222333"})
     sent = body(client, care)
     del sent["subject"]
@@ -176,7 +127,7 @@ def test_a_blind_submission_matches_a_plain_one_of_the_same_person(
     assert response.status_code == 201, response.get_data(as_text=True)
     blind = response.get_json()
     assert {"bsn", "name_dob", "del_dob"} <= set(blind["linkageKeys"])
-    (match,) = matches(client, meldpunt)
+    (match,) = desk.matches()
     assert {s["id"] for s in match["signals"]} == {plain, blind["id"]}
     assert match["tier"] == "strong"
 

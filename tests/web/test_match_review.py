@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 
 from flask import Flask
-from flask.testing import FlaskClient
 
-from tests.matching.test_tiers_api import ANNA, matches, submit
+from gateway.matching.processor import pending_counts
+from tests.matches_support import ANNA, MatchDesk
 from tests.web.test_pages import _signed_in, csrf_token
 
 
@@ -18,16 +18,8 @@ def _match_id(page: str) -> str:
     return found.group(1)
 
 
-def test_the_queue_and_the_match_page_show_tier_state_and_keys(
-    app: Flask,
-    client: FlaskClient,
-    police: dict[str, str],
-    care: dict[str, str],
-    meldpunt: dict[str, str],
-) -> None:
-    submit(client, police, ANNA)
-    submit(client, care, {**ANNA, "familyName": "van den Bergh"})
-    assert matches(client, meldpunt)  # the API read drains the matching outbox
+def test_the_queue_and_the_match_page_show_tier_state_and_keys(app: Flask, desk: MatchDesk) -> None:
+    desk.two_signals(other={**ANNA, "familyName": "van den Bergh"})
     coordinator = app.test_client()
     _signed_in(app, coordinator, "c.jansen", "coordinator")
     queue = coordinator.get("/matches")
@@ -38,18 +30,26 @@ def test_the_queue_and_the_match_page_show_tier_state_and_keys(
     page = coordinator.get(f"/matches/{match_id}").get_data(as_text=True)
     assert "Treffer afwijzen" in page and 'name="reason"' in page
     assert 'value="different-persons"' in page and "Verschillende personen" in page
+    # the signals' codes in Dutch, on the queue and the match page
+    assert "mogelijk slachtoffer" in text and "possible-victim" not in text
+    assert ">actief<" in page and ">active<" not in page and "mogelijk slachtoffer" in page
 
 
-def test_dismissing_needs_a_reason_and_the_csrf_token(
-    app: Flask,
-    client: FlaskClient,
-    police: dict[str, str],
-    care: dict[str, str],
-    meldpunt: dict[str, str],
-) -> None:
-    submit(client, police, ANNA)
-    submit(client, care, ANNA)
-    assert matches(client, meldpunt)
+def test_the_queue_does_the_pending_matching_itself(app: Flask, desk: MatchDesk) -> None:
+    """No background job here and no API read before: the page drains the outbox first."""
+    first = desk.submit(desk.police, ANNA)
+    second = desk.submit(desk.care, ANNA)
+    assert pending_counts(app.extensions["ketenpoort"].db)["pending"] == 2
+    coordinator = app.test_client()
+    _signed_in(app, coordinator, "c.jansen", "coordinator")
+    match_id = _match_id(coordinator.get("/matches").get_data(as_text=True))
+    assert pending_counts(app.extensions["ketenpoort"].db)["pending"] == 0
+    (match,) = desk.matches()
+    assert match["id"] == match_id and {s["id"] for s in match["signals"]} == {first, second}
+
+
+def test_dismissing_needs_a_reason_and_the_csrf_token(app: Flask, desk: MatchDesk) -> None:
+    desk.two_signals()
     coordinator = app.test_client()
     _signed_in(app, coordinator, "c.jansen", "coordinator")
     match_id = _match_id(coordinator.get("/matches").get_data(as_text=True))
