@@ -70,6 +70,35 @@ def instance() -> tuple[str, str]:
     return shown, str(Path(keys).resolve())
 
 
+#: Commands that act on no instance of the `KETENPOORT_*` variables (a partner's side,
+#: the version, the demo's own folder); every other `--help` names the instance.
+NO_INSTANCE = frozenset({"partner", "version", "demo"})
+
+
+def _instance_epilog(formatter: click.HelpFormatter) -> None:
+    database, keys = instance()
+    with formatter.section("Instance (from the KETENPOORT_* variables; see `ketenpoort --help`)"):
+        formatter.write_dl([("database", database), ("key store", keys)])
+
+
+def _name_instance(command: click.Command) -> None:
+    """Make `command`'s `--help` (each subcommand's, for a group) end with the instance."""
+    if getattr(command, "_names_instance", False):
+        return
+    command._names_instance = True  # type: ignore[attr-defined]
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _name_instance(sub)
+        return
+    original = command.format_epilog
+
+    def format_epilog(ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        original(ctx, formatter)
+        _instance_epilog(formatter)
+
+    command.format_epilog = format_epilog  # type: ignore[method-assign]
+
+
 class _Commands(click.Group):
     """The top-level group: the one place operator errors become one line and a code.
 
@@ -96,7 +125,10 @@ class _Commands(click.Group):
             command = getattr(import_module(module), attribute)
             assert isinstance(command, click.Command)
             self.add_command(command, cmd_name)
-        return super().get_command(ctx, cmd_name)
+        found = super().get_command(ctx, cmd_name)
+        if found is not None and cmd_name not in NO_INSTANCE:
+            _name_instance(found)
+        return found
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -166,10 +198,28 @@ def init(as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
-@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="The port to listen on (checked first: a port in use is one line, nothing starts).",
+)
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Gunicorn worker processes (metrics are summed across them).",
+)
+@click.option(
+    "--threads",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Threads per worker.",
+)
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the gateway with gunicorn (a production server)."""
     from gateway.server import run_gunicorn
@@ -179,14 +229,21 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="The port to listen on (`make run PORT=…`); a port in use is refused before anything.",
+)
 @click.option(
     "--dir",
     "directory",
     default="var/demo",
     show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
+    help="The demo instance's folder (emptied first); it writes DIR/env for `source`.",
 )
 @click.option("--no-serve", is_flag=True, help="Stop after the summary instead of serving.")
 def demo(host: str, port: int, directory: Path, no_serve: bool) -> None:
