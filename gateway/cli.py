@@ -329,10 +329,12 @@ def backup(directory: Path, as_json: bool) -> None:
     the key store in DIRECTORY/keys: keep that one apart from the database copy."""
     from gateway.actors import cli_actor
     from gateway.lifecycle.backup import create_backup
+    from gateway.lifecycle.cli import progress_bar
 
     settings = settings_from_env()
     admin_database(settings).dispose()  # an uninitialised instance: one line, nothing made
-    result = create_backup(settings, directory, actor=cli_actor())
+    with progress_bar(enabled=not as_json, label="backing up") as progress:
+        result = create_backup(settings, directory, actor=cli_actor(), progress=progress)
     emit(
         result,
         as_json,
