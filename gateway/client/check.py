@@ -94,6 +94,9 @@ class Checklist:
             ("receipts", self.receipts, True),
         ]
         for name, step, needs_token in steps:
+            if self.results and self.results[0].status == "fail":
+                self.results.append(Check(name, "skip", "the gateway did not answer (see above)"))
+                continue
             if needs_token and self.token is None:
                 self.results.append(Check(name, "skip", "no access token (see above)"))
                 continue
@@ -121,7 +124,15 @@ class Checklist:
         return f"token endpoint {metadata['token_endpoint']}"
 
     def clock_skew(self) -> str:
-        response = self.client.http.get(f"{self.client.issuer}/healthz", timeout=10)
+        import requests
+
+        try:
+            response = self.client.http.get(f"{self.client.issuer}/healthz", timeout=10)
+        except requests.RequestException as exc:
+            raise _Failed(
+                f"GET /healthz failed: {type(exc).__name__}",
+                "check that the gateway is reachable from here (proxy, firewall)",
+            ) from None
         date = response.headers.get("Date")
         if date is None:
             raise _Skipped("the gateway sent no Date header")
@@ -179,7 +190,7 @@ class Checklist:
             except ValueError as exc:
                 raise _Failed(str(exc), "the directory lacks a required recipient") from None
             encrypt_for_recipients(b"{}", keys)
-            counts.append(f"{category} ({len(keys)} keys)")
+            counts.append(f"{category} ({len(keys)} key(s))")
         return "a payload can be encrypted for every required recipient: " + ", ".join(counts)
 
     def test_signal(self) -> str:

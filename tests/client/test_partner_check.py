@@ -25,7 +25,7 @@ from gateway.demo.people import people
 from gateway.signals.models import SignalPseudonymRow, SignalRow
 from tests.client.conftest import MELDPUNT_SCOPES, enrol
 from tests.client.test_partner_cli import _partner
-from tests.integration.live import LiveGateway
+from tests.integration.live import LiveGateway, free_port
 
 
 def _statuses(config: Path) -> dict[str, str]:
@@ -148,3 +148,20 @@ def test_a_test_signal_is_erased_at_once_and_never_matched(
     finally:
         database.dispose()
     assert school.verify().receipts_verified == 1
+
+
+def test_an_unreachable_gateway_is_one_failed_line_and_the_rest_skipped(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "partner.json"
+    key = generate_partner_keys(tmp_path / "keys")["signing"]
+    config.write_text(
+        json.dumps(
+            {"issuer": f"http://127.0.0.1:{free_port()}", "client_id": "x", "signing_key": str(key)}
+        )
+    )
+    client = make_client(load_config(config))
+    client.max_attempts = 1
+    results = Checklist(client).run()
+    assert [r.status for r in results] == ["fail"] + ["skip"] * (len(results) - 1)
+    assert results[0].fix and "issuer" in results[0].fix
