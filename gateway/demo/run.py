@@ -356,6 +356,7 @@ and points it at this instance (database, key store, issuer), then:
   ketenpoort partner --config {meldpunt} matches
   ketenpoort partner --config {meldpunt} notifications --from-start
   ketenpoort partner --config {police} verify
+  ketenpoort partner --config {police} check   # the conformance checklist
   ketenpoort audit verify
 
 Sign in at {instance.issuer}/login (demo passwords, already changed; the TOTP code
