@@ -2,11 +2,11 @@
 
 Results print as JSON with `--json`. Every failure an operator can act on is a
 `gateway.errors.OperatorError`, caught once here and printed as one line,
-`error: <message>`, on stderr. Exit codes:
+`error: <message>`, on stderr; click's usage errors take the same form. Exit codes:
 
 - 0: done;
 - 1: an operator error (a setting, a key, an argument, a registration), or a check that
-  found a problem (`audit verify`, `policy check`, `policy test`);
+  found a problem (`audit verify`, `policy check`, `policy test`, `partner check`);
 - 2: a usage error (an unknown command or option, a missing argument);
 - 3: the database is not initialised — run `ketenpoort init` (nothing was created).
 
@@ -23,7 +23,7 @@ import re
 import sys
 from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 import click
 
@@ -99,6 +99,18 @@ def _name_instance(command: click.Command) -> None:
     command.format_epilog = format_epilog  # type: ignore[method-assign]
 
 
+def _usage_error(ctx: click.Context, exc: click.UsageError) -> NoReturn:
+    """A usage error as every other error: one `error: …` line on stderr (click's own
+    says `Error:` under a usage block), naming the help to read; exit 2. Asking for help
+    (a group run without a command) still shows the help."""
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+        raise exc
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    where = (exc.ctx or ctx).command_path
+    click.echo(f"error: {message[:1].lower()}{message[1:]} (see `{where} --help`)", err=True)
+    ctx.exit(exc.exit_code)
+
+
 class _Commands(click.Group):
     """The top-level group: the one place operator errors become one line and a code.
 
@@ -130,12 +142,20 @@ class _Commands(click.Group):
             _name_instance(found)
         return found
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            _usage_error(ctx, exc)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except OperatorError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except click.UsageError as exc:
+            _usage_error(ctx, exc)
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """Which instance the administration commands act on, and the variables that say so."""

@@ -134,8 +134,17 @@ def test_operator_errors_are_one_line_with_exit_1(tmp_path: Path) -> None:
         1,
         "error: no policy version with digest 00 in this database\n",
     )
-    usage = CliRunner().invoke(main, ["partners", "add"], env=env)
-    assert usage.exit_code == 2
+    usage = CliRunner().invoke(main, ["partners", "add"], env=env, prog_name="ketenpoort")
+    assert (usage.exit_code, usage.stderr) == (
+        2,
+        "error: missing argument 'ORG' (see `ketenpoort partners add --help`)\n",
+    )
+    # click's own usage errors take the same one-line form, in partner commands too
+    for args in (["bogus"], ["--bogus"], ["partner", "submit", "missing.json"]):
+        wrong = CliRunner().invoke(main, args, env=env)
+        assert wrong.exit_code == 2, args
+        [line] = wrong.stderr.splitlines()
+        assert line.startswith("error: ") and "--help`)" in line, args
 
 
 def test_audit_verify_reads_public_keys_without_the_master_key(tmp_path: Path) -> None:
