@@ -2,11 +2,11 @@
 
 Results print as JSON with `--json`. Every failure an operator can act on is a
 `gateway.errors.OperatorError`, caught once here and printed as one line,
-`error: <message>`, on stderr. Exit codes:
+`error: <message>`, on stderr; click's usage errors take the same form. Exit codes:
 
 - 0: done;
 - 1: an operator error (a setting, a key, an argument, a registration), or a check that
-  found a problem (`audit verify`, `policy check`, `policy test`);
+  found a problem (`audit verify`, `policy check`, `policy test`, `partner check`);
 - 2: a usage error (an unknown command or option, a missing argument);
 - 3: the database is not initialised — run `ketenpoort init` (nothing was created).
 
@@ -23,7 +23,7 @@ import re
 import sys
 from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 import click
 
@@ -70,6 +70,47 @@ def instance() -> tuple[str, str]:
     return shown, str(Path(keys).resolve())
 
 
+#: Commands that act on no instance of the `KETENPOORT_*` variables (a partner's side,
+#: the version, the demo's own folder); every other `--help` names the instance.
+NO_INSTANCE = frozenset({"partner", "version", "demo"})
+
+
+def _instance_epilog(formatter: click.HelpFormatter) -> None:
+    database, keys = instance()
+    with formatter.section("Instance (from the KETENPOORT_* variables; see `ketenpoort --help`)"):
+        formatter.write_dl([("database", database), ("key store", keys)])
+
+
+def _name_instance(command: click.Command) -> None:
+    """Make `command`'s `--help` (each subcommand's, for a group) end with the instance."""
+    if getattr(command, "_names_instance", False):
+        return
+    command._names_instance = True  # type: ignore[attr-defined]
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _name_instance(sub)
+        return
+    original = command.format_epilog
+
+    def format_epilog(ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        original(ctx, formatter)
+        _instance_epilog(formatter)
+
+    command.format_epilog = format_epilog  # type: ignore[method-assign]
+
+
+def _usage_error(ctx: click.Context, exc: click.UsageError) -> NoReturn:
+    """A usage error as every other error: one `error: …` line on stderr (click's own
+    says `Error:` under a usage block), naming the help to read; exit 2. Asking for help
+    (a group run without a command) still shows the help."""
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+        raise exc
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    where = (exc.ctx or ctx).command_path
+    click.echo(f"error: {message[:1].lower()}{message[1:]} (see `{where} --help`)", err=True)
+    ctx.exit(exc.exit_code)
+
+
 class _Commands(click.Group):
     """The top-level group: the one place operator errors become one line and a code.
 
@@ -96,7 +137,16 @@ class _Commands(click.Group):
             command = getattr(import_module(module), attribute)
             assert isinstance(command, click.Command)
             self.add_command(command, cmd_name)
-        return super().get_command(ctx, cmd_name)
+        found = super().get_command(ctx, cmd_name)
+        if found is not None and cmd_name not in NO_INSTANCE:
+            _name_instance(found)
+        return found
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            _usage_error(ctx, exc)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -104,6 +154,8 @@ class _Commands(click.Group):
         except OperatorError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except click.UsageError as exc:
+            _usage_error(ctx, exc)
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """Which instance the administration commands act on, and the variables that say so."""
@@ -166,10 +218,28 @@ def init(as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
-@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="The port to listen on (checked first: a port in use is one line, nothing starts).",
+)
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Gunicorn worker processes (metrics are summed across them).",
+)
+@click.option(
+    "--threads",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Threads per worker.",
+)
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the gateway with gunicorn (a production server)."""
     from gateway.server import run_gunicorn
@@ -179,14 +249,21 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="The port to listen on (`make run PORT=…`); a port in use is refused before anything.",
+)
 @click.option(
     "--dir",
     "directory",
     default="var/demo",
     show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
+    help="The demo instance's folder (emptied first); it writes DIR/env for `source`.",
 )
 @click.option("--no-serve", is_flag=True, help="Stop after the summary instead of serving.")
 def demo(host: str, port: int, directory: Path, no_serve: bool) -> None:
@@ -272,10 +349,12 @@ def backup(directory: Path, as_json: bool) -> None:
     the key store in DIRECTORY/keys: keep that one apart from the database copy."""
     from gateway.actors import cli_actor
     from gateway.lifecycle.backup import create_backup
+    from gateway.lifecycle.cli import progress_bar
 
     settings = settings_from_env()
     admin_database(settings).dispose()  # an uninitialised instance: one line, nothing made
-    result = create_backup(settings, directory, actor=cli_actor())
+    with progress_bar(enabled=not as_json, label="backing up") as progress:
+        result = create_backup(settings, directory, actor=cli_actor(), progress=progress)
     emit(
         result,
         as_json,

@@ -56,11 +56,28 @@ def admin_database(settings: Settings) -> Database:
         initialised = inspect(database.engine).has_table("alembic_version")
     except SQLAlchemyError as exc:
         database.dispose()
-        raise OperatorError(f"the database cannot be reached ({type(exc).__name__})") from None
+        raise OperatorError(f"the database cannot be reached: {_cause(exc)}") from None
     if not initialised:
         database.dispose()
         raise NotInitialised(NOT_INITIALISED)
     return database
+
+
+def _cause(exc: Exception) -> str:
+    """The driver's own first line (e.g. `database "x" does not exist`, `Connection
+    refused`): never the URL, so no password; the exception's name when there is none."""
+    from sqlalchemy.exc import DBAPIError
+
+    orig = exc.orig if isinstance(exc, DBAPIError) else None
+    text = " ".join(str(orig or "").split("\n")[0].split())
+    if _names_no_url(text):
+        return text[:300]
+    return type(exc).__name__
+
+
+def _names_no_url(text: str) -> bool:
+    """Non-empty and names no URL (a driver that echoes its connection string)."""
+    return bool(text) and "://" not in text
 
 
 def emit(data: dict[str, Any], as_json: bool, human: str) -> None:

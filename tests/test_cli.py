@@ -7,8 +7,10 @@ import os
 import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 from gateway import crypto
@@ -100,6 +102,20 @@ def test_admin_commands_on_an_uninitialised_database_say_init_and_create_nothing
         assert not (tmp_path / "later").exists(), args
 
 
+def test_an_unreachable_database_is_one_line_with_the_cause_and_no_password(
+    tmp_path: Path,
+) -> None:
+    env = env_for(tmp_path)
+    env["KETENPOORT_DATABASE_URL"] = (
+        f"postgresql+psycopg://someone:s3cret-pw@127.0.0.1:{free_port()}/nowhere"
+    )
+    result = CliRunner().invoke(main, ["partners", "list"], env=env)
+    assert result.exit_code == 1, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: the database cannot be reached: ") and "refused" in line
+    assert "s3cret-pw" not in line
+
+
 def test_operator_errors_are_one_line_with_exit_1(tmp_path: Path) -> None:
     env = env_for(tmp_path)
     assert CliRunner().invoke(main, ["init"], env=env).exit_code == 0
@@ -118,8 +134,17 @@ def test_operator_errors_are_one_line_with_exit_1(tmp_path: Path) -> None:
         1,
         "error: no policy version with digest 00 in this database\n",
     )
-    usage = CliRunner().invoke(main, ["partners", "add"], env=env)
-    assert usage.exit_code == 2
+    usage = CliRunner().invoke(main, ["partners", "add"], env=env, prog_name="ketenpoort")
+    assert (usage.exit_code, usage.stderr) == (
+        2,
+        "error: missing argument 'ORG' (see `ketenpoort partners add --help`)\n",
+    )
+    # click's own usage errors take the same one-line form, in partner commands too
+    for args in (["bogus"], ["--bogus"], ["partner", "submit", "missing.json"]):
+        wrong = CliRunner().invoke(main, args, env=env)
+        assert wrong.exit_code == 2, args
+        [line] = wrong.stderr.splitlines()
+        assert line.startswith("error: ") and "--help`)" in line, args
 
 
 def test_audit_verify_reads_public_keys_without_the_master_key(tmp_path: Path) -> None:
@@ -159,3 +184,29 @@ def test_help_and_verbose_name_the_instance_without_secrets(tmp_path: Path) -> N
         assert variable in helped.output
     verbose = CliRunner().invoke(main, ["-v", "version"], env=env)
     assert "instance: database postgresql+psycopg://ops:***@db.example" in verbose.stderr
+    # every administration command's own --help names it too; a partner's does not
+    for args in (["partners", "list"], ["audit", "verify"], ["retention", "run"], ["init"]):
+        sub = CliRunner().invoke(main, [*args, "--help"], env=env)
+        assert "postgresql+psycopg://ops:***@db.example/ketenpoort" in sub.output, args
+        assert "s3cret" not in sub.output, args
+    partner = CliRunner().invoke(main, ["partner", "check", "--help"], env=env)
+    assert "db.example" not in partner.output
+
+
+def test_every_option_says_what_it_does_and_partner_help_names_its_variables() -> None:
+    ctx = click.Context(main)
+
+    def undocumented(command: click.Command, path: str) -> Iterator[str]:
+        for param in command.params:
+            if isinstance(param, click.Option) and not param.help:
+                yield f"{path} {param.opts[0]}"
+        if isinstance(command, click.Group):
+            for name in command.list_commands(ctx):
+                found = command.get_command(ctx, name)
+                assert found is not None
+                yield from undocumented(found, f"{path} {name}")
+
+    assert list(undocumented(main, "ketenpoort")) == []
+    helped = CliRunner().invoke(main, ["partner", "--help"]).output
+    for key in ("ISSUER", "CLIENT_ID", "SIGNING_KEY", "ENCRYPTION_KEY", "STATE", "DPOP"):
+        assert f"KETENPOORT_PARTNER_{key}" in helped

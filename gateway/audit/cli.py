@@ -7,12 +7,14 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 
 from gateway.cli_support import admin_database, settings_from_env
 from gateway.errors import OperatorError
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from gateway.audit.note import VerifierKey
@@ -104,7 +106,9 @@ def record_init(settings: Settings, result: dict[str, Any]) -> None:
 
 
 @contextmanager
-def _progress(total: int | None, enabled: bool) -> Iterator[Callable[[int], None] | None]:
+def _progress(
+    total: int | None, enabled: bool, label: str = "verifying"
+) -> Iterator[Callable[[int], None] | None]:
     """A rich progress bar on a terminal for long logs; nothing otherwise."""
     if not enabled or not sys.stderr.isatty() or (total is not None and total < 50_000):
         yield None
@@ -120,7 +124,7 @@ def _progress(total: int | None, enabled: bool) -> Iterator[Callable[[int], None
         console=Console(stderr=True),
         transient=True,
     ) as bar:
-        task = bar.add_task("verifying", total=total)
+        task = bar.add_task(label, total=total)
         yield lambda done: bar.update(task, completed=done)
 
 
@@ -238,9 +242,16 @@ def _count(url: str) -> int:
     show_default=True,
     help="ldv: Logboek Dataverwerkingen records, one per data subject, no user identities.",
 )
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="File.")
-def export(fmt: str, output: Path | None) -> None:
-    """Export the sequenced log from the database."""
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file (default: stdout).",
+)
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def export(fmt: str, output: Path | None, no_progress: bool) -> None:
+    """Export the sequenced log from the database (a progress bar on stderr for a long
+    log, when the export goes to a file or a pipe)."""
     from gateway.actors import Actor
     from gateway.audit import export as formats
     from gateway.audit.models import AuditEntryRow
@@ -257,14 +268,27 @@ def export(fmt: str, output: Path | None) -> None:
         everyone = Actor(type="system", id="cli-export", scopes=frozenset({"audit:read"}))
         stmt = entries_query(everyone, EntryFilter()).where(AuditEntryRow.seq < size)
         handle: TextIO
+        shown = not no_progress and (output is not None or not sys.stdout.isatty())
         with (
             database.session() as session,
             output.open("w", encoding="utf-8", newline="") if output else _stdout() as handle,
+            _progress(size, shown, "exporting") as tick,
         ):
-            for line in formats.FORMATS[fmt](stream(session, stmt)):
+            for line in formats.FORMATS[fmt](_counted(stream(session, stmt), tick)):
                 handle.write(line)
     finally:
         database.dispose()
+
+
+def _counted(entries: Iterator[T], tick: Callable[[int], None] | None) -> Iterator[T]:
+    """`entries` as they are, telling `tick` how many have gone every thousand."""
+    done = 0
+    for done, entry in enumerate(entries, 1):
+        if tick is not None and done % 1000 == 0:
+            tick(done)
+        yield entry
+    if tick is not None:
+        tick(done)
 
 
 @contextmanager

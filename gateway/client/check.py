@@ -4,7 +4,9 @@ Runs the exchanges a partner system makes, in order, against a live gateway, and
 for each whether it worked and, if not, what to fix. Later checks that need an earlier
 one (a token for everything under /v1) are skipped when it failed, so the first
 failure is the one to fix. The test signal is sent only where the policy reserves a
-`test` category for it (never matched, erased at once); everything else only reads.
+category for it (`test: true` in `GET /v1/policy`: checked and audited like any other
+signal, then erased before the answer, never matched or shared); everything else only
+reads.
 """
 
 from __future__ import annotations
@@ -19,11 +21,10 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from gateway.client.client import PartnerClient
-from gateway.client.errors import ApiError, KetenpoortError, OAuthError
+from gateway.client.errors import ApiError, KetenpoortError, OAuthError, WitnessError
 
 #: The gateway accepts assertions and DPoP proofs up to this many seconds ahead.
 CLOCK_SKEW_SECONDS = 60
-TEST_CATEGORY = "test"
 #: A person who does not exist: a valid 11-test number no one is given in the demo.
 TEST_SUBJECT = {"bsn": "999990019", "familyName": "Conformiteit", "dateOfBirth": "2000-01-01"}
 
@@ -77,6 +78,8 @@ class Checklist:
         self.organisation: str | None = None
         self.policy: dict[str, Any] = {}
         self.directory: list[dict[str, Any]] = []
+        self.test_signal_id: str | None = None
+        self.test_receipt: str | None = None
 
     def run(self) -> list[Check]:
         steps: list[tuple[str, Callable[[], str], bool]] = [
@@ -91,6 +94,9 @@ class Checklist:
             ("receipts", self.receipts, True),
         ]
         for name, step, needs_token in steps:
+            if self.results and self.results[0].status == "fail":
+                self.results.append(Check(name, "skip", "the gateway did not answer (see above)"))
+                continue
             if needs_token and self.token is None:
                 self.results.append(Check(name, "skip", "no access token (see above)"))
                 continue
@@ -118,7 +124,15 @@ class Checklist:
         return f"token endpoint {metadata['token_endpoint']}"
 
     def clock_skew(self) -> str:
-        response = self.client.http.get(f"{self.client.issuer}/healthz", timeout=10)
+        import requests
+
+        try:
+            response = self.client.http.get(f"{self.client.issuer}/healthz", timeout=10)
+        except requests.RequestException as exc:
+            raise _Failed(
+                f"GET /healthz failed: {type(exc).__name__}",
+                "check that the gateway is reachable from here (proxy, firewall)",
+            ) from None
         date = response.headers.get("Date")
         if date is None:
             raise _Skipped("the gateway sent no Date header")
@@ -176,28 +190,88 @@ class Checklist:
             except ValueError as exc:
                 raise _Failed(str(exc), "the directory lacks a required recipient") from None
             encrypt_for_recipients(b"{}", keys)
-            counts.append(f"{category} ({len(keys)} keys)")
+            counts.append(f"{category} ({len(keys)} key(s))")
         return "a payload can be encrypted for every required recipient: " + ", ".join(counts)
 
     def test_signal(self) -> str:
-        if TEST_CATEGORY not in self.policy["categories"]:
-            raise _Skipped("the gateway's policy reserves no `test` category")
-        created = self.client.submit_signal(
-            f"CHECK-{uuid.uuid4().hex[:8]}", TEST_CATEGORY, TEST_SUBJECT, {"check": True}
+        reserved = sorted(n for n, c in self.policy["categories"].items() if c.get("test"))
+        if not reserved:
+            raise _Skipped("the gateway's policy reserves no test category (`test: true`)")
+        category = reserved[0]
+        try:
+            created = self.client.submit_signal(
+                f"CHECK-{uuid.uuid4().hex[:8]}", category, TEST_SUBJECT, {"check": True}
+            )
+        except ApiError as exc:
+            raise _signal_refused(exc, category) from None
+        receipt = (created.get("receipt") or {}).get("leafHash")
+        if not receipt:
+            raise _Failed(
+                "the gateway's answer carries no receipt",
+                "every write answers with `receipt.leafHash`: report this to the meldpunt",
+            )
+        if created.get("status") != "erased":
+            raise _Failed(
+                f"the test signal was kept (status {created.get('status')!r})",
+                "the gateway predates test categories: ask the meldpunt to upgrade it",
+            )
+        self.test_signal_id = str(created["id"])
+        self.test_receipt = str(receipt)
+        return (
+            f"{category}: encrypted for every required recipient, accepted and erased at "
+            f"once; receipt {receipt[:12]}… kept for the receipts check"
         )
-        self.client.withdraw(created["id"])
-        return f"submitted and withdrew {created['id']} (receipt kept for the next check)"
 
     def notifications(self) -> str:
-        count = len(self.client.notifications())
-        return f"the feed answers ({count} new)"
+        notes = self.client.notifications()
+        if self.test_signal_id and any(n.get("signalId") == self.test_signal_id for n in notes):
+            raise _Failed(
+                "a notification names the test signal",
+                "a test signal must reach no one: report this to the meldpunt",
+            )
+        return f"the feed answers ({len(notes)} new)"
 
     def receipts(self) -> str:
-        report = self.client.verify()
-        return (
+        try:
+            report = self.client.verify()
+        except WitnessError as exc:
+            raise _Failed(
+                str(exc),
+                "the log does not prove your receipts: keep the state file and report it "
+                "to the meldpunt's privacy officer",
+            ) from None
+        detail = (
             f"checkpoint of {report.checkpoint_size} entries verified; "
             f"{report.receipts_verified} receipt(s) proven included"
         )
+        if self.test_receipt is not None:
+            found = next(
+                (r for r in self.client.state.receipts if r.leaf_hash == self.test_receipt), None
+            )
+            if found is None or found.index is None:
+                raise _Failed(
+                    "the test signal's receipt is not proven in the log",
+                    "rerun the check in a minute; if it stays, report it to the meldpunt",
+                )
+            detail += f", the test signal's at index {found.index}"
+        return detail
+
+
+def _signal_refused(exc: ApiError, category: str) -> _Failed:
+    """What to fix when the gateway refused the test signal."""
+    if exc.status == 403:
+        return _Failed(
+            str(exc),
+            f"ask the meldpunt for the scope signals:write and to list your organisation "
+            f"kind among the submitters of `{category}`",
+        )
+    if exc.slug in {"missing-recipient", "unknown-recipient-key", "undecryptable-envelope"}:
+        return _Failed(
+            str(exc),
+            "encrypt the payload for every current key (GET /v1/directory) of every "
+            "recipient the category requires (GET /v1/policy, requiredRecipients)",
+        )
+    return _explain(exc)
 
 
 def as_json(results: list[Check]) -> list[dict[str, Any]]:

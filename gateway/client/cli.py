@@ -91,7 +91,25 @@ def generate_partner_keys(directory: Path) -> dict[str, Path]:
     return paths
 
 
+#: What each configuration key is, as `ketenpoort partner --help` lists the variables.
+CONFIG_HELP = {
+    "issuer": "the gateway's base URL",
+    "client_id": "the client id the meldpunt registered (`partners add` printed it)",
+    "signing_key": "the private signing key file (signing.jwk.json)",
+    "encryption_key": "the private encryption key file (encryption.jwk.json)",
+    "state": "where receipts, the last checkpoint and the feed position are kept",
+    "dpop": "false to use bearer tokens (default true: DPoP-bound)",
+}
+
+
 class _Errors(click.Group):
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The variables a partner command reads (they win over the --config file)."""
+        with formatter.section("Environment (each wins over its key in --config)"):
+            formatter.write_dl(
+                [(f"KETENPOORT_PARTNER_{k.upper()}", text) for k, text in CONFIG_HELP.items()]
+            )
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -113,6 +131,8 @@ class _Errors(click.Group):
     type=click.Path(path_type=Path),
     default=Path("ketenpoort-partner.json"),
     show_default=True,
+    help="The partner's configuration (JSON: issuer, client_id, signing_key, "
+    "encryption_key, state, dpop); a KETENPOORT_PARTNER_* variable wins over its key.",
 )
 @click.pass_context
 def partner(ctx: click.Context, config_path: Path) -> None:
@@ -126,7 +146,14 @@ def keys() -> None:
 
 
 @keys.command("init")
-@click.option("--dir", "directory", type=click.Path(path_type=Path), default=Path("."))
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Where to write them (on the partner's side, never in the gateway's key store).",
+)
 def keys_init(directory: Path) -> None:
     """Create a signing and an encryption key pair and the public JWKS to hand over."""
     paths = generate_partner_keys(directory)
@@ -234,8 +261,9 @@ def verify(config_path: Path) -> None:
 @click.pass_obj
 def check(config_path: Path, as_json: bool) -> None:
     """Check this partner's set-up against the gateway: discovery, clock, token, directory,
-    policy, encryption, a test signal (where the policy has a `test` category),
-    notifications and receipts; each line pass/fail with the fix. Exit 1 on a failure."""
+    policy, encryption, a test signal (where the policy reserves a category with `test:
+    true`: checked, then erased at once, never matched or shared), notifications and
+    receipts; each line pass/fail with the fix. Exit 1 on a failure."""
     from gateway.client.check import Checklist, as_text
     from gateway.client.check import as_json as checks_json
 

@@ -356,6 +356,7 @@ and points it at this instance (database, key store, issuer), then:
   ketenpoort partner --config {meldpunt} matches
   ketenpoort partner --config {meldpunt} notifications --from-start
   ketenpoort partner --config {police} verify
+  ketenpoort partner --config {police} check   # the conformance checklist
   ketenpoort audit verify
 
 Sign in at {instance.issuer}/login (demo passwords, already changed; the TOTP code
@@ -367,13 +368,16 @@ Instance files are in {instance.directory}/ (a second run starts clean). Ctrl-C 
 
 
 def _stop_on_sigterm() -> None:
-    """SIGTERM stops the demo like Ctrl-C does, so the gateway it started stops too."""
+    """SIGTERM and SIGINT stop the demo like Ctrl-C does, so the gateway it started stops
+    too. SIGINT is set here as well: a demo started in the background of a script (`make
+    run &`) inherits it ignored, and `kill -INT` would otherwise do nothing."""
 
     def interrupt(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
     with contextlib.suppress(ValueError):  # not the main thread (tests): nothing to do
         signal.signal(signal.SIGTERM, interrupt)
+        signal.signal(signal.SIGINT, interrupt)
 
 
 def run_demo(directory: Path, host: str, port: int, *, serve: bool = True) -> dict[str, Any]:

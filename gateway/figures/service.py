@@ -230,7 +230,8 @@ class FiguresService:
         threshold, minimum_days, outcomes = self._settings()
         periods = periods_between(start, end, by, minimum_days)
         kinds = tuple(self.engine.policy.organisation_kinds)
-        categories = tuple(self.engine.policy.categories)
+        # a test category keeps no signal: it would be a column of zeros
+        categories = tuple(n for n, c in self.engine.policy.categories.items() if not c.test)
         years = sorted({p.year for p in periods})
         counts = _Counts.gather(session, years, outcomes)
         kinds = tuple(dict.fromkeys([*kinds, *sorted(counts.kinds)]))

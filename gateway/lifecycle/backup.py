@@ -29,7 +29,7 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +55,8 @@ from gateway.private_files import ensure_private_file, make_private_dir
 log = get_logger(__name__)
 
 MANIFEST = "manifest.json"
+#: SQLite pages copied per step of the online backup (progress is told after each).
+BACKUP_PAGES = 1024
 FORMAT = 1
 SQLITE_FILE = "database.sqlite3"
 PG_FILE = "database.pgdump"
@@ -170,8 +172,18 @@ def verify_database_log(database_url: str, keys_dir: Path, issuer: str) -> Repor
 # -- backup ----------------------------------------------------------------------------------
 
 
-def create_backup(settings: Settings, directory: Path, *, actor: Actor) -> dict[str, Any]:
-    """Snapshot the database and copy the key store into `directory` (new or empty)."""
+def create_backup(
+    settings: Settings,
+    directory: Path,
+    *,
+    actor: Actor,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Snapshot the database and copy the key store into `directory` (new or empty).
+
+    `progress(done, total)` hears how far: SQLite pages copied, then the key store (a
+    `pg_dump` reports nothing until it is done)."""
+    advance = progress or (lambda done, total: None)
     if directory.exists() and any(directory.iterdir()):
         raise BackupError(f"{directory} is not empty; give a new folder")
     if not settings.keys_dir.is_dir():
@@ -199,7 +211,11 @@ def create_backup(settings: Settings, directory: Path, *, actor: Actor) -> dict[
         source = sqlite3.connect(_sqlite_path(url))
         try:
             with sqlite3.connect(target) as copy:
-                source.backup(copy)
+                source.backup(
+                    copy,
+                    pages=BACKUP_PAGES,
+                    progress=lambda _status, remaining, total: advance(total - remaining, total),
+                )
                 # A self-contained file: no write-ahead log beside it, now or when opened.
                 copy.execute("PRAGMA journal_mode=DELETE")
             copy.close()
@@ -228,6 +244,7 @@ def create_backup(settings: Settings, directory: Path, *, actor: Actor) -> dict[
     manifest["databaseSha256"] = _sha256(target)
     keys_copy = directory / KEYS_DIR
     shutil.copytree(settings.keys_dir, keys_copy, ignore=shutil.ignore_patterns(".tmp-*"))
+    advance(1, 1)
     os.chmod(keys_copy, 0o700)
     manifest["keys"] = _tree_digests(keys_copy)
     ensure_private_file(directory / MANIFEST)

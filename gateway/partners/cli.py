@@ -54,7 +54,14 @@ def partners() -> None:
 @click.argument("org")
 @click.option("--name", required=True, help="Display name of the organisation.")
 @click.option("--kind", required=True, help=f"One of: {', '.join(KINDS)}.")
-@click.option("--jwks", "jwks_file", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--jwks",
+    "jwks_file",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The partner's public.jwks.json (`ketenpoort partner keys init`): its `use: enc` "
+    "keys go in the directory, its `use: sig` keys authenticate the client.",
+)
 @click.option("--scope", default=None, help="Space-separated scopes of its first client.")
 @click.option("--require-dpop", is_flag=True, help="Its client must use DPoP-bound tokens.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the default for add).")
@@ -226,7 +233,13 @@ def clients() -> None:
 
 @clients.command("add")
 @click.argument("org")
-@click.option("--jwks", "jwks_file", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--jwks",
+    "jwks_file",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The system's public JWKS; its `use: sig` keys authenticate the client.",
+)
 @click.option("--scope", required=True, help='Space-separated scopes, e.g. "cases:write".')
 @click.option("--require-dpop", is_flag=True, help="The client must use DPoP-bound tokens.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the default for add).")

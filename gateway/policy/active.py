@@ -56,6 +56,7 @@ class PolicyService:
                     "retentionDays": c.retention_days,
                     "requiredRecipients": list(c.required_recipients),
                     "processingActivity": c.processing_activity,
+                    "test": c.test,
                 }
                 for name, c in p.categories.items()
             },

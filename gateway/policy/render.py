@@ -72,6 +72,14 @@ def to_markdown(loaded: LoadedPolicy) -> str:
             f"- **Koppelsleutels:** {_list(list(c.linkage_keys))}",
             f"- **Mogen melden:** {_list(c.submitters)}",
             f"- **Verstrekking aan de betrokkene:** {_disclosure(c)}",
+            *(
+                [
+                    "- **Aansluittest:** een signaal hier wordt gecontroleerd en gelogd en "
+                    "meteen gewist; het wordt nooit gekoppeld, gedeeld of gemeld."
+                ]
+                if c.test
+                else []
+            ),
             "",
         ]
     out += [

@@ -184,6 +184,16 @@ class Category(Strict):
         default=None,
         description="Restrictions on handing items out in a data-subject report (absent: none).",
     )
+    test: bool = Field(
+        default=False,
+        description=(
+            "Reserved for conformance tests (`ketenpoort partner check`): a signal here is "
+            "checked, pseudonymised and audited like any other and then erased at once, "
+            "before the response: no payload, pseudonym or idempotency record is kept, it "
+            "is never matched and no one is notified. The audit entry stays, without "
+            "subject references."
+        ),
+    )
 
 
 class MatchDisclosure(Strict):
@@ -453,6 +463,8 @@ def _semantic_errors(p: Policy) -> Iterator[SemanticError]:
             "organisation kind",
         )
         yield from unknown((*loc, "submitters"), cat.submitters, kinds, "organisation kind")
+        if cat.test and cat.disclosure is not None:
+            yield SemanticError((*loc, "disclosure"), "a test category keeps nothing to disclose")
         if cat.disclosure is not None:
             yield from unknown(
                 (*loc, "disclosure", "review_submitters"),

@@ -26,6 +26,12 @@ class CategorySummary(ApiModel):
     processing_activity: str = Field(
         description="URI of the processing activity in the controller's register (AVG art. 30)."
     )
+    test: bool = Field(
+        description=(
+            "Reserved for conformance tests: a signal here is checked and audited, then "
+            "erased before the response (status `erased`); never matched, never shared."
+        )
+    )
 
 
 class PolicySummary(ApiModel):

@@ -71,7 +71,10 @@ class SignalOut(ApiModel):
     organisation: str
     reference: str
     category: str
-    status: str = Field(description="active, withdrawn or expired.")
+    status: str = Field(
+        description="active, withdrawn or expired; erased in the response to a signal in a "
+        "test category (nothing of it is kept)."
+    )
     created_at: datetime
     expires_at: datetime
     linkage_keys: list[str] = Field(description="Which match-key families were derived.")

@@ -18,6 +18,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, NoReturn
 
@@ -399,6 +400,8 @@ class SignalService:
             raise InvalidSubject(
                 [FieldError(where, "No linkage key this category uses can be derived")]
             )
+        if category.test:
+            return self._test_signal(session, actor, decision, submission, organisation, linked)
         key = submission.idempotency_key
         created = create_signal(
             session,
@@ -445,6 +448,54 @@ class SignalService:
         if key is not None:  # only a retry with the key reads it back
             remember_response(session, signal.id, body)
         return Submitted(signal, body, replay=False)
+
+    @staticmethod
+    def _test_signal(
+        session: Session,
+        actor: Actor,
+        decision: Decision,
+        submission: Submission,
+        organisation: str,
+        linked: Mapping[str, frozenset[bytes]],
+    ) -> Submitted:
+        """A signal in a category the policy reserves for conformance tests.
+
+        Everything a real signal goes through has been checked (policy, reference,
+        subject, envelope for every required recipient); it is then erased at once, before
+        the response: no row, payload, pseudonym, idempotency record or outbox work, so
+        it is never matched or shared, and what it says of the person reaches no one. The
+        audit entry stays, for the receipt, without subject references.
+        """
+        moment = datetime.now(UTC)
+        signal = Signal(
+            id=str(uuid.uuid4()),
+            organisation=organisation,
+            organisation_kind=actor.organisation_kind or "",
+            reference=submission.reference,
+            category=submission.category,
+            status="erased",
+            created_at=moment,
+            expires_at=moment,
+            withdrawn_at=None,
+            linkage_keys=tuple(sorted(linked)),
+            repeat_of=None,
+            submitted_by=actor.id if actor.type == "user" else None,
+        )
+        audited = Resource(
+            type="signal", id=signal.id, category=signal.category, organisation=organisation
+        )
+        receipt = record_decision(
+            session,
+            actor,
+            decision,
+            audited,
+            detail={
+                "category": signal.category,
+                "linkageKeys": list(signal.linkage_keys),
+                "test": True,
+            },
+        )
+        return Submitted(signal, signal_json(signal, receipt.leaf_hash_b64), replay=False)
 
     def withdraw(self, session: Session, actor: Actor, signal_id: str) -> Withdrawn:
         """Withdraw the actor's own signal: payload and pseudonyms are deleted at once."""

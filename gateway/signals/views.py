@@ -30,7 +30,10 @@ bp = Blueprint("signals", __name__)
     description=(
         "The subject's identifiers are pseudonymised on arrival and never stored; the "
         "payload is stored as received after the meldpunt's copy was shown to decrypt. "
-        "An `Idempotency-Key` header makes retries safe."
+        "An `Idempotency-Key` header makes retries safe. In a category the policy "
+        "reserves for conformance tests (`test: true` in `GET /v1/policy`) the signal is "
+        "checked and audited the same way, then erased before the answer (`status: "
+        "erased`, no retry record): never matched, shared or notified."
     ),
     tags=("signals",),
     request=SignalCreate,

@@ -184,6 +184,10 @@ def intake() -> Any:
     if request.method == "GET":
         return _form_page(actor, categories)
     values = _values()
+    chosen = services().policy.engine.category(values["category"])
+    if chosen is not None and chosen.test:  # conformance tests are for partner systems
+        errors = {"category": str(MESSAGES["category-denied"])}
+        return _form_page(actor, categories, values=values, errors=errors, status=403)
     report = Report(
         category=values["category"],
         subject=_subject(values),

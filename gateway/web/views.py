@@ -113,12 +113,14 @@ def current_actor() -> Actor | None:
 
 
 def filing_categories(actor: Actor) -> list[str]:
-    """The categories the policy lets this actor file a signal in (the web intake)."""
+    """The categories the policy lets this actor file a signal in (the web intake); a
+    category reserved for conformance tests is for partner systems only."""
     names = services().policy.engine.policy.categories
     return [
         name
-        for name in names
-        if decide(
+        for name, category in names.items()
+        if not category.test
+        and decide(
             actor,
             "signal.create",
             Resource(type="signal", category=name, organisation=actor.organisation),

@@ -129,3 +129,13 @@ def test_cli_init_is_audited(settings: Settings, tmp_path: object) -> None:
     assert sorted(a for a, _ in rows) == ["admin.init"] + ["key.create"] * 4 + ["partner.register"]
     # the operator did the administration; the system registered its own meldpunt
     assert all(actor.startswith("cli:") for a, actor in rows if a != "partner.register")
+
+
+def test_export_counts_every_entry_it_writes() -> None:
+    """The export's progress bar is told how many entries went, at the end exactly all."""
+    from gateway.audit.cli import _counted
+
+    told: list[int] = []
+    assert list(_counted(iter(range(2500)), told.append)) == list(range(2500))
+    assert told == [1000, 2000, 2500]
+    assert list(_counted(iter("ab"), None)) == ["a", "b"]

@@ -16,6 +16,7 @@ import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from gateway.cli import main
@@ -143,3 +144,21 @@ def test_sigterm_stops_the_demo_and_the_gateway_it_started(tmp_path: Path) -> No
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_sigint_stops_the_demo_even_when_started_with_it_ignored() -> None:
+    """A demo started in the background of a script inherits SIGINT ignored; it sets its
+    own handler, so `kill -INT` stops it as Ctrl-C and SIGTERM do (the SIGTERM test above
+    shows that stop ends the gateway too)."""
+    from gateway.demo.run import _stop_on_sigterm
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `make run &` leaves it
+        _stop_on_sigterm()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with pytest.raises(KeyboardInterrupt):
+                signal.raise_signal(signum)
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)

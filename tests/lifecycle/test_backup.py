@@ -181,3 +181,20 @@ def test_an_erased_payload_does_not_come_back_from_a_restored_backup(
         meldpunt_plaintext(svc.keys, str(payloads[short]))
     assert meldpunt_plaintext(svc.keys, str(payloads[long])) == b"lang bewaard"
     assert _cli(settings, "audit", "verify", "--no-progress").exit_code == 0
+
+
+def test_a_backup_tells_its_progress_up_to_the_end(app: Flask, tmp_path: Path) -> None:
+    """What `ketenpoort backup` shows as a rich progress bar on a terminal."""
+    from gateway.actors import cli_actor
+    from gateway.lifecycle.backup import create_backup
+
+    settings: Settings = app.extensions["ketenpoort"].settings
+    told: list[tuple[int, int]] = []
+    create_backup(
+        settings,
+        tmp_path / "backup",
+        actor=cli_actor(),
+        progress=lambda done, total: told.append((done, total)),
+    )
+    assert told and told[-1][0] == told[-1][1] > 0
+    assert all(done <= total for done, total in told)

@@ -39,9 +39,11 @@ def test_policy_has_exactly_the_contract_fields(
         "2026.1",
         loaded.digest,
     )
-    assert set(body["categories"]) == {"possible-victim", "possible-perpetrator", "concern"}
+    assert set(body["categories"]) == {"possible-victim", "possible-perpetrator", "concern", "test"}
     for name, category in body["categories"].items():
-        assert set(category) == {"retentionDays", "requiredRecipients", "processingActivity"}
+        keys = {"retentionDays", "requiredRecipients", "processingActivity", "test"}
+        assert set(category) == keys
+        assert category["test"] is (name == "test")
         assert "meldpunt" in category["requiredRecipients"]
         assert 0 < category["retentionDays"] <= 730
         assert category["processingActivity"].startswith("https://register.enschede.nl/")

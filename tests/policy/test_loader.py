@@ -39,7 +39,12 @@ def edit(text: str, old: str, new: str) -> str:
 def test_shipped_policy_is_valid(policy_text: str) -> None:
     loaded = parse_policy(policy_text, SOURCE)
     assert loaded.policy.id == "twente-mensenhandel"
-    assert set(loaded.policy.categories) == {"possible-victim", "possible-perpetrator", "concern"}
+    assert set(loaded.policy.categories) == {
+        "possible-victim",
+        "possible-perpetrator",
+        "concern",
+        "test",
+    }
     assert all(c.retention_days <= 730 for c in loaded.policy.categories.values())
     assert all("meldpunt" in c.required_recipients for c in loaded.policy.categories.values())
 

@@ -41,6 +41,7 @@ def test_the_policy_page_reads_in_dutch_and_shows_a_diff(app: Flask, client: Fla
         "730 dagen",
         "Vier-ogenregels",
         "coordinator-reads-payload",
+        "Aansluittest",  # the category reserved for conformance tests
         "probing-bursts",  # the alert rules with their thresholds
         "Ketenpoort, bij het starten",
         old,

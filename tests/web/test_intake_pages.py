@@ -113,6 +113,7 @@ def test_a_professional_files_sees_the_receipt_and_withdraws(app: Flask) -> None
     # an education professional may file concerns and possible victims, not perpetrators
     assert 'value="concern"' in page and 'value="possible-victim"' in page
     assert 'value="possible-perpetrator"' not in page
+    assert 'value="test"' not in page  # the conformance test category: systems only
 
     filed = _file(client)
     assert filed.status_code == 303 and filed.headers["Location"] == "/intake"
@@ -216,6 +217,14 @@ def test_a_category_the_kind_may_not_file_is_refused_and_audited(app: Flask) -> 
             )
         ).scalar_one()
     assert json.loads(denied.data)["policy"]["rule"] == "deny:not-a-submitter"
+
+
+def test_the_conformance_test_category_is_not_for_the_web_intake(app: Flask) -> None:
+    _school(app)
+    response = _file(_sign_in(app, "l.smit"), category="test")
+    assert response.status_code == 403
+    assert "mag in deze categorie niet melden" in response.get_data(as_text=True)
+    assert _count(app, SignalRow) == 0
 
 
 def test_colleagues_do_not_see_each_others_signals(app: Flask) -> None:
