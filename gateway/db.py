@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from gateway.private_files import ensure_private_file, make_private_dir, narrow_if_present
+from gateway.sqlite_writers import WriterQueue
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -43,7 +44,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, writers: WriterQueue) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
@@ -57,10 +58,42 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        if mode != "IMMEDIATE":
+            conn.exec_driver_sql(f"BEGIN {mode}")
+            return
+        writers.acquire(conn.connection)
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            writers.release(conn.connection)
+            raise
+
+    # Released once the transaction has ended (the pool's reset on return also
+    # rolls back through the dialect, so a dropped session releases it too).
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(dbapi_connection: Any) -> None:
+        try:
+            commit(dbapi_connection)
+        finally:
+            writers.release(dbapi_connection)
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        try:
+            rollback(dbapi_connection)
+        finally:
+            writers.release(dbapi_connection)
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+
+    @event.listens_for(engine, "close")
+    def _on_close(dbapi_connection: Any, _record: Any) -> None:
+        writers.release(dbapi_connection)
 
 
-SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal", "-lock")
 
 
 def secure_sqlite_file(database: str) -> None:
@@ -77,10 +110,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
+        on_disk = None
         if database and database != ":memory:" and not database.startswith("file:"):
             secure_sqlite_file(database)
+            on_disk = Path(database)
         engine = create_engine(url, **kwargs)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, WriterQueue(on_disk))
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
@@ -122,13 +157,26 @@ class Database:
         self.engine = make_engine(url, **engine_kwargs)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite write sessions: the same pool, every transaction begun IMMEDIATE.
+        self._write_factory = (
+            sessionmaker(
+                self.engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False
+            )
+            if self.is_sqlite
+            else self._factory
+        )
 
     def session(self, *, write: bool = False) -> Session:
-        """A new session; `write=True` takes SQLite's write lock at BEGIN."""
-        session = self._factory()
-        if write and self.is_sqlite:
-            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
-        return session
+        """A new session; `write=True` takes SQLite's write lock at BEGIN.
+
+        BEGIN is lazy: it runs at the session's first statement, not here. So a request
+        that opens its write session first and then checks its input, evaluates
+        pseudonyms and decrypts an envelope holds SQLite's write lock only for its SQL.
+        Every transaction of a write session (also one after a commit or rollback)
+        begins IMMEDIATE: a deferred one that reads, then writes, fails under
+        concurrent writers.
+        """
+        return (self._write_factory if write else self._factory)()
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Session]:
