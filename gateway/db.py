@@ -158,13 +158,12 @@ class Database:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite write sessions: the same pool, every transaction begun IMMEDIATE.
-        self._write_factory = (
-            sessionmaker(
-                self.engine.execution_options(sqlite_begin="IMMEDIATE"), expire_on_commit=False
-            )
+        self._write_engine = (
+            self.engine.execution_options(sqlite_begin="IMMEDIATE")
             if self.is_sqlite
-            else self._factory
+            else self.engine
         )
+        self._write_factory = sessionmaker(self._write_engine, expire_on_commit=False)
 
     def session(self, *, write: bool = False) -> Session:
         """A new session; `write=True` takes SQLite's write lock at BEGIN.
@@ -177,6 +176,13 @@ class Database:
         concurrent writers.
         """
         return (self._write_factory if write else self._factory)()
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """A Core connection in a write transaction (SQLite: BEGIN IMMEDIATE), committed
+        on success, rolled back on any exception: for one statement on a hot path."""
+        with self._write_engine.begin() as connection:
+            yield connection
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Session]:
