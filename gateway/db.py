@@ -178,6 +178,13 @@ class Database:
         return (self._write_factory if write else self._factory)()
 
     @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """A Core connection in a read transaction, rolled back at the end: for a few
+        reads on a hot path (an ORM session costs more than they do)."""
+        with self.engine.connect() as connection:
+            yield connection
+
+    @contextmanager
     def write_connection(self) -> Iterator[Connection]:
         """A Core connection in a write transaction (SQLite: BEGIN IMMEDIATE), committed
         on success, rolled back on any exception: for one statement on a hot path."""
