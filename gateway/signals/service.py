@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple, cast
 
-from sqlalchemy import Table, and_, insert, or_, select
+from sqlalchemy import Table, and_, insert, or_, select, text
 from sqlalchemy.orm import Session
 
 from gateway.api.paging import Page, clamp_limit, decode_cursor, encode_cursor
@@ -237,20 +237,11 @@ def create_signal(
     # Pending ORM changes of the caller are flushed first, as an ORM add would.
     session.flush()
     signal_pk = session.execute(insert(_SIGNALS).returning(_SIGNALS.c.pk), values).scalar_one()
-    # One executemany (sqlite3 steps one prepared statement; psycopg pipelines it):
-    # faster than a multi-row VALUES, and its text is the same for any subject.
-    session.execute(
-        insert(_PSEUDONYMS),
-        [
-            {
-                "signal_pk": signal_pk,
-                "family": family,
-                "element": element,
-                "key_id": new.pseudonym_key_id,
-            }
-            for family, elements in sorted(pseudonyms.items())
-            for element in sorted(elements)
-        ],
+    _insert_pseudonyms(
+        session,
+        signal_pk,
+        new.pseudonym_key_id,
+        [(f, e) for f, elements in sorted(pseudonyms.items()) for e in sorted(elements)],
     )
     enqueue_row(session, signal_pk, "created", moment)
     signal = Signal(
@@ -268,6 +259,40 @@ def create_signal(
         submitted_by=new.submitted_by,
     )
     return Created(signal, True)
+
+
+#: PostgreSQL: every pseudonym of a signal in one statement (arrays, unnested), whose
+#: text is the same whatever the subject.
+_INSERT_PSEUDONYMS_PG = text(
+    "INSERT INTO signal_pseudonyms (signal_pk, family, element, key_id) "
+    "SELECT :signal_pk, family, element, :key_id "
+    "FROM unnest(CAST(:families AS text[]), CAST(:elements AS bytea[])) AS t(family, element)"
+)
+
+
+def _insert_pseudonyms(
+    session: Session, signal_pk: int, key_id: str, rows: list[tuple[str, bytes]]
+) -> None:
+    """One round trip on PostgreSQL; on SQLite one executemany (sqlite3 steps one
+    prepared statement, in process)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            _INSERT_PSEUDONYMS_PG,
+            {
+                "signal_pk": signal_pk,
+                "key_id": key_id,
+                "families": [family for family, _ in rows],
+                "elements": [element for _, element in rows],
+            },
+        )
+        return
+    session.execute(
+        insert(_PSEUDONYMS),
+        [
+            {"signal_pk": signal_pk, "family": family, "element": element, "key_id": key_id}
+            for family, element in rows
+        ],
+    )
 
 
 def remember_response(session: Session, signal_id: str, response: str) -> None:
