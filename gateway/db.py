@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from gateway.private_files import ensure_private_file, make_private_dir, narrow_if_present
+from gateway.sqlite_writers import WriterQueue
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -43,7 +44,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, writers: WriterQueue) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
@@ -57,10 +58,42 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        if mode != "IMMEDIATE":
+            conn.exec_driver_sql(f"BEGIN {mode}")
+            return
+        writers.acquire(conn.connection)
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            writers.release(conn.connection)
+            raise
+
+    # Released once the transaction has ended (the pool's reset on return also
+    # rolls back through the dialect, so a dropped session releases it too).
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(dbapi_connection: Any) -> None:
+        try:
+            commit(dbapi_connection)
+        finally:
+            writers.release(dbapi_connection)
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        try:
+            rollback(dbapi_connection)
+        finally:
+            writers.release(dbapi_connection)
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+
+    @event.listens_for(engine, "close")
+    def _on_close(dbapi_connection: Any, _record: Any) -> None:
+        writers.release(dbapi_connection)
 
 
-SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal", "-lock")
 
 
 def secure_sqlite_file(database: str) -> None:
@@ -77,10 +110,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
+        on_disk = None
         if database and database != ":memory:" and not database.startswith("file:"):
             secure_sqlite_file(database)
+            on_disk = Path(database)
         engine = create_engine(url, **kwargs)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, WriterQueue(on_disk))
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
@@ -122,20 +157,39 @@ class Database:
         self.engine = make_engine(url, **engine_kwargs)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
-        # Every transaction of a write session, not only its first: after a commit or a
-        # rollback (a refusal's entry, then the page again) a deferred one that reads and
-        # then writes would fail at once when another connection writes meanwhile.
-        writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
-        self._write_factory = sessionmaker(writer, expire_on_commit=False)
+        # SQLite write sessions: the same pool, every transaction begun IMMEDIATE.
+        self._write_engine = (
+            self.engine.execution_options(sqlite_begin="IMMEDIATE")
+            if self.is_sqlite
+            else self.engine
+        )
+        self._write_factory = sessionmaker(self._write_engine, expire_on_commit=False)
 
     def session(self, *, write: bool = False) -> Session:
-        """A new session; `write=True` takes SQLite's write lock at each BEGIN (the
-        first at once)."""
-        if not (write and self.is_sqlite):
-            return self._factory()
-        session = self._write_factory()
-        session.connection()
-        return session
+        """A new session; `write=True` takes SQLite's write lock at BEGIN.
+
+        BEGIN is lazy: it runs at the session's first statement, not here. So a request
+        that opens its write session first and then checks its input, evaluates
+        pseudonyms and decrypts an envelope holds SQLite's write lock only for its SQL.
+        Every transaction of a write session (also one after a commit or rollback)
+        begins IMMEDIATE: a deferred one that reads, then writes, fails under
+        concurrent writers.
+        """
+        return (self._write_factory if write else self._factory)()
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """A Core connection in a read transaction, rolled back at the end: for a few
+        reads on a hot path (an ORM session costs more than they do)."""
+        with self.engine.connect() as connection:
+            yield connection
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """A Core connection in a write transaction (SQLite: BEGIN IMMEDIATE), committed
+        on success, rolled back on any exception: for one statement on a hot path."""
+        with self._write_engine.begin() as connection:
+            yield connection
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Session]:

@@ -182,9 +182,9 @@ class GatewayTokenValidator:
                 raise _Refusal("invalid_token", str(exc), dpop=presented_dpop) from None
             self.verified.put(access, now)
         bound = access.jkt is not None
-        with self.service.db.transaction(write=False) as session:
-            revoked = store.is_revoked(session, access.jti)
-            client = None if revoked else client_standing(session, access.client_id)
+        with self.service.db.read_connection() as connection:  # Core: no ORM session
+            revoked = store.is_revoked(connection, access.jti)
+            client = None if revoked else client_standing(connection, access.client_id)
         if revoked:
             raise _Refusal(
                 "invalid_token", "the access token was revoked", dpop=bound, client=access.client_id

@@ -12,6 +12,7 @@ import random
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from gateway.oauth.models import RateCounter, RevokedToken, SeenJti
@@ -72,7 +73,7 @@ def revoke(session: Session, *, jti: str, client_id: str, expires_at: int, now: 
     session.execute(stmt.on_conflict_do_nothing(index_elements=[RevokedToken.jti]))
 
 
-def is_revoked(session: Session, jti: str) -> bool:
+def is_revoked(session: Session | Connection, jti: str) -> bool:
     found = session.execute(select(RevokedToken.jti).where(RevokedToken.jti == jti)).first()
     return found is not None
 

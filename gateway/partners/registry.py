@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from gateway.actors import Actor
@@ -367,7 +368,7 @@ def _is_active(client_status: str, organisation_status: str) -> bool:
     return client_status == "active" and organisation_status == "active"
 
 
-def client_standing(session: Session, client_id: str) -> ClientStanding | None:
+def client_standing(session: Session | Connection, client_id: str) -> ClientStanding | None:
     """The client's organisation and whether it may act (None if unknown): plain columns
     in one indexed statement, read on every request so that a disabled client stops at
     once in every worker."""

@@ -62,10 +62,10 @@ class ClientRateLimiter:
         """Spend one of `client_id`'s `kind` tokens, or raise `RateLimited`."""
         limit = self.limits[kind]
         now = self.clock()
-        with self.db.transaction() as session:
-            wait = buckets.take(session, f"{kind}:{client_id}", limit, now)
+        with self.db.write_connection() as connection:  # Core: no ORM session per request
+            wait = buckets.take(connection, f"{kind}:{client_id}", limit, now)
             if random.random() < PURGE_PROBABILITY:  # noqa: S311 - housekeeping, not security
-                buckets.purge_idle(session, now)
+                buckets.purge_idle(connection, now)
         if wait > 0:
             if self.on_limited is not None:
                 self.on_limited(client_id, kind)

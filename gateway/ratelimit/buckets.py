@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import math
 
-from sqlalchemy import case, delete, literal
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.config import RateLimit
 from gateway.ratelimit.models import RateBucket
@@ -23,32 +22,29 @@ from gateway.ratelimit.models import RateBucket
 IDLE_SECONDS = 3600
 
 
-def _least(a: ColumnElement[float], b: float) -> ColumnElement[float]:
-    """LEAST(a, b) portably (SQLite's min(a, b) and PostgreSQL's LEAST differ)."""
-    return case((a > b, literal(b)), else_=a)
-
-
-def take(session: Session, key: str, limit: RateLimit, now: float) -> float:
-    """Take a token from `key`'s bucket: 0.0 if granted, else seconds until one refills."""
-    dialect = session.get_bind().dialect.name
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert
-    stmt = insert(RateBucket).values(
-        key=key, tokens=float(limit.burst - 1), updated_at=now, granted=True
-    )
+_TABLE = RateBucket.__tablename__
+_ELAPSED = f"CASE WHEN {_TABLE}.updated_at < :now THEN :now - {_TABLE}.updated_at ELSE 0.0 END"
+_FILLED = f"{_TABLE}.tokens + ({_ELAPSED}) * :rate"
+#: LEAST(filled, burst), written portably (SQLite's min() and PostgreSQL's LEAST differ).
+_REFILLED = f"(CASE WHEN {_FILLED} > :burst THEN :burst ELSE {_FILLED} END)"
+#: The same text on SQLite and PostgreSQL, prepared once: building and compiling the
+#: statement on every request cost more than running it.
+_TAKE = text(  # constants only: every value is a bind parameter
+    f"INSERT INTO {_TABLE} (key, tokens, updated_at, granted) "  # noqa: S608
+    "VALUES (:key, :burst - 1.0, :now, true) "
+    "ON CONFLICT (key) DO UPDATE SET "
+    f"tokens = CASE WHEN {_REFILLED} >= 1.0 THEN {_REFILLED} - 1.0 ELSE {_REFILLED} END, "
     # Time never runs backwards for a bucket, even across hosts with skewed clocks.
-    elapsed = case((RateBucket.updated_at < now, literal(now) - RateBucket.updated_at), else_=0.0)
-    refilled = _least(RateBucket.tokens + elapsed * limit.rate, float(limit.burst))
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[RateBucket.key],
-        set_={
-            "tokens": case((refilled >= 1.0, refilled - 1.0), else_=refilled),
-            "updated_at": case(
-                (RateBucket.updated_at < now, literal(now)), else_=RateBucket.updated_at
-            ),
-            "granted": refilled >= 1.0,
-        },
-    ).returning(RateBucket.tokens, RateBucket.granted)
-    tokens, granted = session.execute(stmt).one()
+    f"updated_at = CASE WHEN {_TABLE}.updated_at < :now THEN :now ELSE {_TABLE}.updated_at END, "
+    f"granted = ({_REFILLED} >= 1.0) "
+    "RETURNING tokens, granted"
+)
+
+
+def take(session: Session | Connection, key: str, limit: RateLimit, now: float) -> float:
+    """Take a token from `key`'s bucket: 0.0 if granted, else seconds until one refills."""
+    params = {"key": key, "now": float(now), "rate": float(limit.rate), "burst": float(limit.burst)}
+    tokens, granted = session.execute(_TAKE, params).one()
     if granted:
         return 0.0
     return max(0.001, (1.0 - float(tokens)) / limit.rate)
@@ -59,5 +55,5 @@ def retry_after_seconds(wait: float) -> int:
     return max(1, math.ceil(wait))
 
 
-def purge_idle(session: Session, now: float) -> None:
+def purge_idle(session: Session | Connection, now: float) -> None:
     session.execute(delete(RateBucket).where(RateBucket.updated_at < now - IDLE_SECONDS))

@@ -363,6 +363,7 @@ def test_lookup_is_an_index_seek(database: Database) -> None:
         statements.append((statement, parameters))
 
     with database.transaction() as session:
+        session.connection()  # BEGIN (lazy on SQLite write sessions) is not the lookup's
         event.listen(database.engine, "before_cursor_execute", capture)
         try:
             found = candidate_pks(session, subject, NOW, exclude_pk=0)

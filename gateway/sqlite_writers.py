@@ -1,0 +1,102 @@
+"""SQLite's writers wait in a queue instead of polling the database lock.
+
+SQLite has one write lock per database. A writer that finds it taken sleeps in the busy
+handler (1, 2, 5 … 100 ms) and tries again; under load the lock is free most of the time
+the waiters sleep, and a writer that just arrived often wins over one that has waited
+for a second (the ingest benchmark's p95 was seconds). Here a write transaction first
+takes a lock that wakes its next waiter as soon as it is released:
+
+- a `threading.Lock` per process (the threads of a worker), then
+- an exclusive `flock` on `<database>-lock` (0600) across processes (the workers and
+  the CLI), tried every 0.5-5 ms by the one waiting thread of each process.
+
+Then BEGIN IMMEDIATE finds the database lock free. Taken in the engine's "begin" hook
+for IMMEDIATE transactions only (write sessions, `gateway.db.Database.session`) and
+released after that connection's COMMIT or ROLLBACK. A writer that waits longer than
+the busy timeout goes ahead without it and leaves the wait to SQLite, as before.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from gateway.private_files import ensure_private_file
+
+#: As SQLite's `busy_timeout` (`gateway.db`): past it a writer stops queueing here.
+WAIT_SECONDS = 30.0
+
+
+class WriterQueue:
+    """The write lock of one SQLite database file, for this process's connections."""
+
+    def __init__(self, database: Path | None) -> None:
+        self._path = Path(f"{database}-lock") if database is not None else None
+        self._threads = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
+        #: The connection holding the lock (its DBAPI connection's id), if any.
+        self._holder: int | None = None
+
+    def _file(self, path: Path) -> int:
+        """This process's descriptor of the lock file (a forked worker opens its own:
+        a descriptor inherited across fork would share one lock with the parent)."""
+        if self._fd is None or self._pid != os.getpid():
+            ensure_private_file(path)
+            self._fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            self._pid = os.getpid()
+        return self._fd
+
+    def acquire(self, connection: Any) -> None:
+        """Wait for the write lock for `connection` (at most `WAIT_SECONDS`)."""
+        if self._path is None:  # an in-memory database: nothing to queue for
+            return
+        started = time.monotonic()
+        if not self._threads.acquire(timeout=WAIT_SECONDS):
+            return
+        try:
+            fd = self._file(self._path)
+            if not _flock(fd, WAIT_SECONDS - (time.monotonic() - started)):
+                self._threads.release()
+                return
+        except BaseException:
+            self._threads.release()
+            raise
+        self._holder = _identity(connection)
+
+    def release(self, connection: Any) -> None:
+        """Release the lock if `connection` holds it (idempotent)."""
+        if self._holder is None or self._holder != _identity(connection):
+            return
+        self._holder = None
+        if self._fd is not None and self._pid == os.getpid():
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
+
+def _identity(connection: Any) -> int:
+    return id(getattr(connection, "dbapi_connection", connection))
+
+
+def _flock(fd: int, seconds: float) -> bool:
+    """An exclusive flock within `seconds`: a blocking wait when it is free or freed
+    soon, polled when a holder keeps it long (no timeout exists for flock)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        pass
+    deadline = time.monotonic() + seconds
+    delay = 0.0005
+    while time.monotonic() < deadline:
+        time.sleep(delay)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            delay = min(delay * 2, 0.005)
+    return False
