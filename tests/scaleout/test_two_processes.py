@@ -297,7 +297,7 @@ def test_one_audit_log_one_sequencer_at_a_time(cluster: LiveCluster) -> None:
                     func.max(AuditEntryRow.seq),
                 )
             ).one()
-        assert count == distinct == top + 1  # indices 0..top, none twice
+        assert top is not None and count == distinct == top + 1  # indices 0..top, none twice
         meldpunt, _ = _client(cluster, "meldpunt", "meldpunt", MELDPUNT_SCOPES)
         key = VerifierKey.parse(meldpunt.log_key())
         entries, notes, close = database_source(cluster.settings.database_url)
