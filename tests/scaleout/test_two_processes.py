@@ -42,7 +42,7 @@ pytestmark = pytest.mark.skipif(
     not POSTGRES_URL, reason="KETENPOORT_TEST_POSTGRES_URL is not set (no PostgreSQL run)"
 )
 #: Every client's budget of /v1 requests for the whole module (refilled once an hour).
-BURST = 12
+BURST = 40
 DIRECTORY = "/v1/directory"
 
 
