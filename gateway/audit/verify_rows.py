@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from gateway.audit.verify import LogEntry
 
@@ -28,16 +28,37 @@ CHUNK = 20_000
 
 
 def database_source(url: str) -> tuple[Iterator[LogEntry], list[str], Callable[[], None]]:
-    """Entries and checkpoints straight from the database rows, with plain SQL."""
+    """Entries and checkpoints straight from the database rows, with plain SQL, both
+    from one snapshot: on a live gateway a batch sequenced between reading the
+    checkpoints and the entries would otherwise show as entries no checkpoint covers."""
     engine = create_engine(url)
-    with engine.connect() as conn:
-        notes = [
-            row[0] for row in conn.execute(text("SELECT note FROM audit_checkpoints ORDER BY id"))
-        ]
     postgres = engine.dialect.name == "postgresql"
+    raw = engine.raw_connection()
+    try:
+        if postgres:
+            from psycopg import IsolationLevel
+
+            raw.driver_connection.isolation_level = IsolationLevel.REPEATABLE_READ  # type: ignore[union-attr]
+        cursor = raw.cursor()
+        if not postgres:
+            cursor.execute("BEGIN")  # SQLite (WAL): the read snapshot holds until the end
+        cursor.execute("SELECT note FROM audit_checkpoints ORDER BY id")
+        notes = [row[0] for row in cursor.fetchall()]
+        cursor.close()
+    except BaseException:
+        raw.close()
+        engine.dispose()
+        raise
+    done = False
+
+    def finish() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            raw.rollback()  # ends the read transaction (and a server-side cursor with it)
+            raw.close()
 
     def rows() -> Generator[Any, None, None]:
-        raw = engine.raw_connection()
         try:
             if postgres:
                 cursor = raw.driver_connection.cursor(  # type: ignore[union-attr]
@@ -52,13 +73,13 @@ def database_source(url: str) -> tuple[Iterator[LogEntry], list[str], Callable[[
                 yield from chunk
             cursor.close()
         finally:
-            raw.rollback()  # ends the read transaction (and a server-side cursor with it)
-            raw.close()
+            finish()
 
     stream = rows()
 
     def close() -> None:
         stream.close()  # a verification that stopped early still frees its cursor
+        finish()
         engine.dispose()
 
     return stream, notes, close
