@@ -143,9 +143,10 @@ def try_advisory_xact_lock(session: Session, key: int) -> bool:
     return bool(session.execute(statement, {"key": key}).scalar_one())
 
 
-def advisory_xact_lock(session: Session, key: int) -> None:
+def advisory_xact_lock(session: Session | Connection, key: int) -> None:
     """PostgreSQL: wait for the transaction-scoped advisory lock `key` of this schema."""
-    if session.get_bind().dialect.name == "postgresql":
+    bind = session.get_bind() if isinstance(session, Session) else session
+    if bind.dialect.name == "postgresql":
         session.execute(text(f"SELECT pg_advisory_xact_lock({_SCHEMA_KEY})"), {"key": key})
 
 

@@ -8,6 +8,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
 
+from gateway.db import advisory_xact_lock
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -18,8 +20,16 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
+#: Advisory lock id of schema migrations ("ketenpoort migrate" folded into 63 bits).
+MIGRATION_LOCK_ID = 0x6B65_7465_6E6D_6967
+
+
 def upgrade_to_head(engine: Engine) -> None:
+    """Upgrade in one transaction. On PostgreSQL under the schema's migration lock: two
+    `ketenpoort init` at once (two hosts starting together) run one after the other,
+    and the second finds the schema at head."""
     with engine.begin() as connection:
+        advisory_xact_lock(connection, MIGRATION_LOCK_ID)
         config = alembic_config(engine)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

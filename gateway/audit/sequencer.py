@@ -17,23 +17,44 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, text, update
+from sqlalchemy.orm import Session
 
 from gateway.audit import rfc9162
 from gateway.audit.models import AuditCheckpointRow, AuditEntryRow, AuditNodeRow
 from gateway.audit.note import Checkpoint, VerifierKey, origin_for, sign_note
-from gateway.audit.tree import latest_checkpoint, read_nodes
+from gateway.audit.tree import read_nodes
 from gateway.crypto import ed25519
 from gateway.db import Database, try_advisory_xact_lock
 from gateway.jobs import BackgroundJob
 from gateway.keys import KeyPurpose, KeyStore, KeyStoreError
 
-MAX_BATCH = 256
+#: Entries per batch (and so per checkpoint): large enough that a backlog is absorbed
+#: at thousands per second, small enough that a batch holds SQLite's write lock briefly.
+MAX_BATCH = 1024
 BATCH_INTERVAL = 0.25  # seconds
 #: Advisory lock id of the audit sequencer ("ketenpoort audit" folded into 63 bits).
 ADVISORY_LOCK_ID = 0x6B65_7465_6E61_7564
+
+
+_ENTRIES = cast(Table, AuditEntryRow.__table__)
+_NODES = cast(Table, AuditNodeRow.__table__)
+_CHECKPOINTS = cast(Table, AuditCheckpointRow.__table__)
+#: (levels, idxs, hashes) of new Merkle nodes, as columns.
+_Nodes = tuple[list[int], list[int], list[bytes]]
+_PG_ASSIGN = text(
+    "UPDATE audit_entries AS e SET seq = :start + v.n - 1 "
+    "FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS v(id, n) WHERE e.id = v.id"
+)
+_PG_NODES = text(
+    "INSERT INTO audit_tree_nodes (level, idx, hash) SELECT * FROM unnest("
+    "CAST(:levels AS smallint[]), CAST(:idxs AS bigint[]), CAST(:hashes AS bytea[]))"
+)
+_SQLITE_ASSIGN = (
+    update(_ENTRIES).where(_ENTRIES.c.id == bindparam("b_id")).values(seq=bindparam("b_seq"))
+)
 
 
 class SequencerError(RuntimeError):
@@ -108,10 +129,72 @@ class Batch:
 def has_pending(db: Database) -> bool:
     with db.session() as session:
         found = session.execute(
-            select(AuditEntryRow.id).where(AuditEntryRow.seq.is_(None)).limit(1)
+            select(_ENTRIES.c.id).where(_ENTRIES.c.seq.is_(None)).limit(1)
         ).first()
         session.rollback()
     return found is not None
+
+
+class SequencerState:
+    """What one sequencer remembers between its batches: the tree's right edge after the
+    last batch it signed, keyed by that checkpoint's size and root.
+
+    The next batch then need not read the edge back; when another process has sequenced
+    in between, the latest checkpoint differs and the edge is read from the store.
+    """
+
+    __slots__ = ("edge", "root", "size")
+
+    def __init__(self) -> None:
+        self.size = -1
+        self.root = b""
+        self.edge: list[bytes] = []
+
+    def edge_for(self, size: int, root: bytes | None) -> list[bytes] | None:
+        return list(self.edge) if size == self.size and root == self.root else None
+
+    def remember(self, compact: rfc9162.CompactRange, root: bytes) -> None:
+        self.size, self.root, self.edge = compact.size, root, compact.edge()
+
+
+def _tree_state(session: Session) -> tuple[int | None, int, bytes | None, str | None]:
+    """(the highest index given, the latest checkpoint's size, root and key id), in one
+    query."""
+    latest = select(_CHECKPOINTS.c.size, _CHECKPOINTS.c.root_hash).order_by(
+        _CHECKPOINTS.c.id.desc()
+    )
+    top, size, root, kid = session.execute(
+        select(
+            select(func.max(_ENTRIES.c.seq)).scalar_subquery(),
+            latest.with_only_columns(_CHECKPOINTS.c.size).limit(1).scalar_subquery(),
+            latest.with_only_columns(_CHECKPOINTS.c.root_hash).limit(1).scalar_subquery(),
+            latest.with_only_columns(_CHECKPOINTS.c.key_id).limit(1).scalar_subquery(),
+        )
+    ).one()
+    return top, (size or 0), (bytes(root) if root is not None else None), kid
+
+
+def _store(session: Session, ids: list[int], start: int, nodes: _Nodes) -> None:
+    """Give `ids` the indices start, start + 1, ... and store the new Merkle nodes.
+
+    PostgreSQL: one statement each (arrays unnested server-side), not a statement per
+    row; SQLite, in-process, runs the executemany just as fast.
+    """
+    levels, idxs, hashes = nodes
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_PG_ASSIGN, {"ids": ids, "start": start})
+        session.execute(_PG_NODES, {"levels": levels, "idxs": idxs, "hashes": hashes})
+        return
+    session.execute(
+        _SQLITE_ASSIGN, [{"b_id": row_id, "b_seq": start + n} for n, row_id in enumerate(ids)]
+    )
+    session.execute(
+        insert(_NODES),
+        [
+            {"level": lv, "idx": ix, "hash": h}
+            for lv, ix, h in zip(levels, idxs, hashes, strict=True)
+        ],
+    )
 
 
 def sequence_batch(
@@ -120,65 +203,72 @@ def sequence_batch(
     *,
     max_batch: int = MAX_BATCH,
     now: datetime | None = None,
+    state: SequencerState | None = None,
 ) -> Batch | None:
-    """Sequence up to `max_batch` pending entries and sign a checkpoint; None if idle."""
-    if not has_pending(db):
-        return None
+    """Sequence up to `max_batch` pending entries and sign a checkpoint; None if idle.
+
+    `state` (kept by a sequencer across its batches) saves reading the tree's edge back.
+    """
+    if db.is_sqlite and not has_pending(db):
+        return None  # idle: do not take SQLite's write lock for nothing
     with db.session(write=True) as session:
         if not try_advisory_xact_lock(session, ADVISORY_LOCK_ID):  # per schema
             session.rollback()
             return None
         rows = session.execute(
-            select(AuditEntryRow.id, AuditEntryRow.leaf_hash, AuditEntryRow.data)
-            .where(AuditEntryRow.seq.is_(None))
-            .order_by(AuditEntryRow.id)
+            select(_ENTRIES.c.id, _ENTRIES.c.leaf_hash, _ENTRIES.c.data)
+            .where(_ENTRIES.c.seq.is_(None))
+            .order_by(_ENTRIES.c.id)
             .limit(max_batch)
         ).all()
         if not rows:
             session.rollback()
             return None
-        latest = latest_checkpoint(session)
+        top, size, latest_root, latest_kid = _tree_state(session)
         signer = signer.current()  # under the lock: a rotation anywhere is followed
-        size = latest.size if latest is not None else 0
-        top = session.execute(select(func.max(AuditEntryRow.seq))).scalar_one()
         if (top + 1 if top is not None else 0) != size:
             raise SequencerError(
                 f"entries end at index {top} but the last checkpoint has size {size}"
             )
-        edge_ids = rfc9162.right_edge(size)
-        stored = read_nodes(session, edge_ids)
-        nodes: list[dict[str, Any]] = []
-        compact = rfc9162.CompactRange(
-            size,
-            [stored[node] for node in edge_ids],
-            on_node=lambda level, idx, digest: nodes.append(
-                {"level": level, "idx": idx, "hash": digest}
-            ),
-        )
-        if latest is not None and compact.root() != latest.root_hash:
+        known = state.edge_for(size, latest_root) if state is not None else None
+        if known is None:
+            edge_ids = rfc9162.right_edge(size)
+            stored = read_nodes(session, edge_ids)
+            known = [stored[node] for node in edge_ids]
+        levels: list[int] = []
+        idxs: list[int] = []
+        hashes: list[bytes] = []
+
+        def on_node(level: int, idx: int, digest: bytes) -> None:
+            levels.append(level)
+            idxs.append(idx)
+            hashes.append(digest)
+
+        compact = rfc9162.CompactRange(size, known, on_node=on_node)
+        if latest_root is not None and compact.root() != latest_root:
             raise SequencerError(f"stored tree of size {size} does not match its checkpoint")
-        assignments = []
+        ids: list[int] = []
         for row_id, stored_leaf, data in rows:
             leaf = rfc9162.leaf_hash(data)
             if leaf != stored_leaf:
                 raise SequencerError(f"audit row {row_id}: leaf hash does not match its bytes")
-            assignments.append({"id": row_id, "seq": compact.size})
+            ids.append(row_id)
             compact.append(leaf)
-        session.execute(update(AuditEntryRow), assignments)
-        session.execute(insert(AuditNodeRow), nodes)
+        _store(session, ids, size, (levels, idxs, hashes))
         root = compact.root()
-        session.add(
-            AuditCheckpointRow(
-                size=compact.size,
-                root_hash=root,
-                note=signer.sign(
-                    compact.size, root, previous_kid=latest.key_id if latest else None
-                ),
-                key_id=signer.kid,
-                created_at=now or datetime.now(UTC),
-            )
+        session.execute(
+            insert(_CHECKPOINTS),
+            {
+                "size": compact.size,
+                "root_hash": root,
+                "note": signer.sign(compact.size, root, previous_kid=latest_kid),
+                "key_id": signer.kid,
+                "created_at": now or datetime.now(UTC),
+            },
         )
         session.commit()
+    if state is not None:
+        state.remember(compact, root)
     return Batch(len(rows), compact.size, root)
 
 
@@ -191,8 +281,9 @@ def sequence_pending(
 ) -> int:
     """Sequence until nothing is pending (or `max_batches`); returns how many entries."""
     total = batches = 0
+    state = SequencerState()
     while max_batches is None or batches < max_batches:
-        batch = sequence_batch(db, signer, max_batch=max_batch)
+        batch = sequence_batch(db, signer, max_batch=max_batch, state=state)
         if batch is None:
             break
         total += batch.count
@@ -220,11 +311,12 @@ class BackgroundSequencer(BackgroundJob):
         self._max_batch = max_batch
         self._signer: CheckpointSigner | None = None
         self._loaded = 0.0
+        self._state = SequencerState()
 
     def step(self) -> bool:
         # the signer follows the key store at each signing (`CheckpointSigner.current`);
         # reloading it here too only keeps it from lagging far behind
         if self._signer is None or time.monotonic() - self._loaded > 60:
             self._signer, self._loaded = self._signer_factory(), time.monotonic()
-        batch = sequence_batch(self._db, self._signer, max_batch=self._max_batch)
+        batch = sequence_batch(self._db, self._signer, max_batch=self._max_batch, state=self._state)
         return batch is not None and batch.count >= self._max_batch

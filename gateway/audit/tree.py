@@ -7,11 +7,11 @@ node ids with a dry run of the pure RFC 9162 code, read them in one query, then 
 
 from __future__ import annotations
 
-from collections import defaultdict
+import functools
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import CompoundSelect, bindparam, select, text, union_all
 from sqlalchemy.orm import Session
 
 from gateway.audit import rfc9162
@@ -26,27 +26,55 @@ class TreeCorrupt(RuntimeError):
 
 
 def read_nodes(session: Session, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
-    """The stored hashes of `ids`, in one query (grouped by level, so that SQLite, which
-    scans for a row-value IN, uses the primary key)."""
-    by_level: dict[int, list[int]] = defaultdict(list)
-    for level, idx in set(ids):
-        by_level[level].append(idx)
-    if not by_level:
+    """The stored hashes of `ids`, in one query of one primary-key probe per node.
+
+    PostgreSQL: the ids as two arrays, unnested and joined (one statement whatever the
+    count, so psycopg prepares it once); SQLite: a lookup per node joined with UNION ALL
+    (an OR or row-value IN over the composite key made it scan the table).
+    """
+    wanted = sorted(set(ids))
+    if not wanted:
         return {}
-    node = AuditNodeRow
-    rows = session.execute(
-        select(node.level, node.idx, node.hash).where(
-            or_(
-                *(and_(node.level == level, node.idx.in_(idxs)) for level, idxs in by_level.items())
-            )
+    found: dict[NodeId, bytes] = {}
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.execute(
+            _PG_LOOKUP, {"levels": [lv for lv, _ in wanted], "idxs": [ix for _, ix in wanted]}
         )
-    )
-    found: dict[NodeId, bytes] = {(level, idx): digest for level, idx, digest in rows}
-    wanted = sum(len(v) for v in by_level.values())
-    if len(found) != wanted:
-        missing = {(lv, ix) for lv, ixs in by_level.items() for ix in ixs} - set(found)
+        found.update({(level, idx): bytes(digest) for level, idx, digest in rows})
+    else:
+        for start in range(0, len(wanted), _PER_QUERY):
+            part = wanted[start : start + _PER_QUERY]
+            params: dict[str, int] = {}
+            for n, (level, idx) in enumerate(part):
+                params[f"l{n}"], params[f"i{n}"] = level, idx
+            rows = session.execute(_lookup(len(part)), params)
+            found.update({(level, idx): bytes(digest) for level, idx, digest in rows})
+    if len(found) != len(wanted):
+        missing = set(wanted) - set(found)
         raise TreeCorrupt(f"{len(missing)} Merkle node(s) missing, e.g. {min(missing)}")
     return found
+
+
+_PG_LOOKUP = text(
+    "SELECT n.level, n.idx, n.hash FROM unnest(CAST(:levels AS smallint[]), "
+    "CAST(:idxs AS bigint[])) AS w(level, idx) "
+    "JOIN audit_tree_nodes n ON n.level = w.level AND n.idx = w.idx"
+)
+#: Nodes per query (SQLite allows 500 terms in a compound SELECT; a proof needs ~2 log n).
+_PER_QUERY = 200
+
+
+@functools.lru_cache(maxsize=_PER_QUERY)
+def _lookup(count: int) -> CompoundSelect[tuple[int, int, bytes]]:
+    node = AuditNodeRow
+    return union_all(
+        *(
+            select(node.level, node.idx, node.hash).where(
+                node.level == bindparam(f"l{n}"), node.idx == bindparam(f"i{n}")
+            )
+            for n in range(count)
+        )
+    )
 
 
 def _with_nodes(session: Session, build: Callable[[NodeSource], T]) -> T:

@@ -146,7 +146,28 @@ def live_gateway(
     except BaseException:
         listener.close()
         raise
-    env = {**os.environ, **_env(settings)}
+    process, log_path = _serve(settings, listener, tmp_path, workers=workers, threads=threads)
+    # the child holds the socket now; ours is closed by leaving the `with`
+    gateway = LiveGateway(issuer, settings, process, log_path)
+    try:
+        _wait_until_ready(gateway)
+        yield gateway
+    finally:
+        _stop(process)
+
+
+def _serve(
+    settings: Settings,
+    listener: socket.socket,
+    tmp_path: Path,
+    *,
+    workers: int,
+    threads: int,
+    extra_env: dict[str, str] | None = None,
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """`ketenpoort serve` on `listener` (handed over as fd 3; closed here afterwards)."""
+    port = listener.getsockname()[1]
+    env = {**os.environ, **_env(settings), **(extra_env or {})}
     for name in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
         env.pop(name, None)
     log_path = tmp_path / f"gateway-{port}.log"
@@ -174,13 +195,76 @@ def live_gateway(
             start_new_session=True,
             pass_fds=(listener.fileno(),),
         )
-    # the child holds the socket now; ours is closed by leaving the `with`
-    gateway = LiveGateway(issuer, settings, process, log_path)
+    return process, log_path
+
+
+@dataclass
+class LiveCluster:
+    """Several `ketenpoort serve` processes on one database, as behind a load balancer:
+    all share one public address (the issuer), which is process 0's; `urls` are each
+    process's own address."""
+
+    gateways: list[LiveGateway]
+    urls: list[str]
+
+    @property
+    def issuer(self) -> str:
+        return self.gateways[0].issuer
+
+    @property
+    def settings(self) -> Settings:
+        return self.gateways[0].settings
+
+    def register(
+        self, org: str, kind: str, scopes: str = DEFAULT_SCOPES, **client_options: Any
+    ) -> PartnerClient:
+        return self.gateways[0].register(org, kind, scopes, **client_options)
+
+    def log(self) -> str:
+        return "\n".join(g.log() for g in self.gateways)
+
+
+@contextlib.contextmanager
+def live_cluster(
+    database_url: str,
+    tmp_path: Path,
+    *,
+    processes: int = 2,
+    workers: int = 1,
+    threads: int = 4,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[LiveCluster]:
+    """`processes` gateway processes (each with its workers and background jobs) on
+    one database; the database is initialised (migrations, keys) once, beforehand, and
+    every process shares the key folder and master key, as a deployment would."""
+    listeners = [bound_socket() for _ in range(processes)]
+    urls = [f"http://127.0.0.1:{sock.getsockname()[1]}" for sock in listeners]
+    settings = Settings(
+        database_url=database_url,
+        keys_dir=tmp_path / "live-keys",
+        policy=ROOT / "policies" / "twente.yaml",
+        issuer=urls[0],
+        master_key=secrets.token_bytes(32),
+        log_format="json",
+        log_level="INFO",
+    )
+    gateways: list[LiveGateway] = []
     try:
-        _wait_until_ready(gateway)
-        yield gateway
+        initialise(settings)
+        for sock in list(listeners):
+            listeners.remove(sock)
+            process, log_path = _serve(
+                settings, sock, tmp_path, workers=workers, threads=threads, extra_env=extra_env
+            )
+            gateways.append(LiveGateway(settings.issuer, settings, process, log_path))
+        for gateway, url in zip(gateways, urls, strict=True):
+            _wait_until_ready(gateway, url=url)
+        yield LiveCluster(gateways, urls)
     finally:
-        _stop(process)
+        for sock in listeners:
+            sock.close()
+        for gateway in gateways:
+            _stop(gateway.process)
 
 
 def _env(settings: Settings) -> dict[str, str]:
@@ -197,13 +281,15 @@ def _env(settings: Settings) -> dict[str, str]:
     }
 
 
-def _wait_until_ready(gateway: LiveGateway, timeout: float = 30.0) -> None:
+def _wait_until_ready(
+    gateway: LiveGateway, timeout: float = 30.0, *, url: str | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if gateway.process.poll() is not None:
             raise RuntimeError(f"the gateway exited early:\n{gateway.log()[-4000:]}")
         try:
-            if requests.get(f"{gateway.issuer}/readyz", timeout=1).status_code == 200:
+            if requests.get(f"{url or gateway.issuer}/readyz", timeout=1).status_code == 200:
                 return
         except requests.RequestException:
             pass
