@@ -32,7 +32,8 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from gateway.actors import Actor
 from gateway.audit import AuditEvent, record_event
-from gateway.errors import ProblemError
+from gateway.db import database_unavailable
+from gateway.errors import DatabaseUnavailable, ProblemError
 from gateway.logs import get_logger
 from gateway.matching.jobs import catch_up
 from gateway.policy.engine import Resource
@@ -244,7 +245,15 @@ def _problem(error: ProblemError) -> tuple[str, int]:
 
 
 @bp.errorhandler(Exception)
-def _unexpected(error: Exception) -> tuple[str, int]:
+def _unexpected(error: Exception) -> tuple[str, int] | tuple[str, int, dict[str, str]]:
+    if database_unavailable(error):
+        log.warning("database unavailable", error=type(error).__name__)
+        page, status = _error_page(
+            503,
+            _("Temporarily unavailable"),
+            _("The gateway cannot reach its database. Nothing was saved; try again shortly."),
+        )
+        return page, status, {"Retry-After": str(DatabaseUnavailable.retry_after)}
     log.error("unhandled error", exc_info=error)
     return _error_page(
         500,
