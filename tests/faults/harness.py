@@ -370,3 +370,9 @@ def poll(check: Callable[[], bool], timeout: float, interval: float = 0.2) -> bo
             return True
         time.sleep(interval)
     return False
+
+
+def assert_no_unhandled_errors(gateway: RestartableGateway) -> None:
+    """No request ended in the catch-all handler (a 500) in any of the gateway's runs."""
+    unhandled = [line for line in gateway.logs().splitlines() if '"unhandled error"' in line]
+    assert not unhandled, unhandled[:3]

@@ -24,6 +24,7 @@ from tests.faults.harness import (
     REQUEST_TIMEOUT,
     RestartableGateway,
     Submitter,
+    assert_no_unhandled_errors,
     check_nothing_lost_or_doubled,
     load_in_background,
     partner_clients,
@@ -130,6 +131,7 @@ def test_database_stop_answers_503_and_the_gateway_recovers_by_itself(
     stored = check_nothing_lost_or_doubled(cluster.url, submitters)
     size = wait_until_sequenced(cluster.url)
     gateway.stop()
+    assert_no_unhandled_errors(gateway)
     report = verify_log(gateway)
     assert report["ok"] is True, report
     print(

@@ -19,6 +19,7 @@ import pytest
 from tests.faults.harness import (
     RestartableGateway,
     Submitter,
+    assert_no_unhandled_errors,
     check_nothing_lost_or_doubled,
     load_in_background,
     partner_clients,
@@ -85,6 +86,7 @@ def test_killed_workers_and_server_lose_and_double_nothing(
     size = wait_until_sequenced(database_url)
     assert size >= stored
     gateway.stop()
+    assert_no_unhandled_errors(gateway)
     report = verify_log(gateway)
     assert report["ok"] is True, report
     print(f"\nkilled: {killed}; stored {stored} signals; statuses {dict(statuses)}; log {size}")
