@@ -93,11 +93,12 @@ translations: $(DEV_STAMP)
 	$(BIN)/pybabel compile -d $(TRANSLATIONS)
 
 ## make fuzz [FUZZ_EXAMPLES=200]: the contract fuzzing of tests/contract/test_fuzz.py
-## (schemathesis against /v1/openapi.json), longer and randomised, with shrinking.
+## (schemathesis against /v1/openapi.json) and the stateful create -> get -> withdraw
+## sequences of tests/contract/test_stateful.py, longer and randomised, with shrinking.
 FUZZ_EXAMPLES ?= 200
 fuzz: $(DEV_STAMP)
 	KETENPOORT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:logging \
-	  tests/contract/test_fuzz.py
+	  tests/contract/test_fuzz.py tests/contract/test_stateful.py
 
 ## make screenshots: PNGs of the web pages in docs/screenshots/ (Debian's chromium).
 screenshots: $(DEV_STAMP)
