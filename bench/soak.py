@@ -16,8 +16,10 @@ systems, and the meldpunt) each loop over a weighted mix, pausing SOAK_PAUSE sec
 - a witness check: the client verifies the checkpoint, consistency with the previous
   one and the inclusion of every receipt it holds (`PartnerClient.verify`).
 Every minute one line: the RSS of the arbiter and its workers (sum and largest worker,
-from /proc), requests and errors in that minute, and latency percentiles (all calls,
-and p99 per kind). At the end: RSS and p99 of the first full minute against the last.
+from /proc), the machine's load average, the audit entries not yet sequenced, requests
+and errors in that minute, and latency percentiles (all calls, and p99 per kind; a
+witness check includes waiting for its receipts to be sequenced). At the end: RSS and
+p99 of the first full minute against the last.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class Window:
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: Counter[str] = field(default_factory=Counter)
     rss: list[tuple[int, int]] = field(default_factory=list)  # (sum, largest worker) in kB
+    backlog: int = 0  # audit entries not yet sequenced, at the end of the minute
+    load: float = 0.0  # the machine's 1-minute load average, at the end of the minute
 
 
 class Recorder:
@@ -157,6 +161,22 @@ def partner_loop(
         stop.wait(PAUSE)
 
 
+def unsequenced(url: str) -> int:
+    """Audit entries the gateway's sequencer has not numbered yet (it keeps up: ~0)."""
+    from sqlalchemy import func, select
+
+    from gateway.audit.models import AuditEntryRow
+    from gateway.db import Database
+
+    database = Database(url)
+    try:
+        with database.transaction(write=False) as session:
+            count = select(func.count()).select_from(AuditEntryRow)
+            return int(session.scalar(count.where(AuditEntryRow.seq.is_(None))) or 0)
+    finally:
+        database.dispose()
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -170,7 +190,8 @@ KINDS = ("submit", "get", "list", "withdraw", "witness", "notifications", "match
 def print_header() -> None:
     kinds = " ".join(f"{k[:8]:>8}" for k in KINDS)
     print(
-        f"{'min':>4} {'rss MB':>7} {'wkr MB':>7} {'calls':>6} {'err':>4} "
+        f"{'min':>4} {'rss MB':>7} {'wkr MB':>7} {'load':>5} {'backlog':>7} "
+        f"{'calls':>6} {'err':>4} "
         f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} | p99 ms per kind: {kinds}",
         flush=True,
     )
@@ -183,7 +204,8 @@ def print_window(index: int, window: Window) -> tuple[float, float]:
     per_kind = " ".join(f"{_pct(window.latencies.get(k, []), 0.99):8.0f}" for k in KINDS)
     p99 = _pct(every, 0.99)
     print(
-        f"{index + 1:>4} {rss_total:7.1f} {rss_worker:7.1f} {len(every):6d} "
+        f"{index + 1:>4} {rss_total:7.1f} {rss_worker:7.1f} {window.load:5.1f} "
+        f"{window.backlog:7d} {len(every):6d} "
         f"{sum(window.errors.values()):4d} {_pct(every, 0.5):7.1f} {_pct(every, 0.95):7.1f} "
         f"{p99:7.1f} | {'':16} {per_kind}",
         flush=True,
@@ -258,6 +280,8 @@ def main() -> None:
                 time.sleep(max(0.0, started + (index + 1) * WINDOW - time.monotonic()))
                 with recorder.lock:
                     window = recorder.windows[index]
+                window.backlog = unsequenced(gateway.settings.database_url)
+                window.load = os.getloadavg()[0]
                 summary.append(print_window(index, window))
         finally:
             stop.set()
