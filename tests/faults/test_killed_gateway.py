@@ -89,4 +89,7 @@ def test_killed_workers_and_server_lose_and_double_nothing(
     assert_no_unhandled_errors(gateway)
     report = verify_log(gateway)
     assert report["ok"] is True, report
-    print(f"\nkilled: {killed}; stored {stored} signals; statuses {dict(statuses)}; log {size}")
+    print(
+        f"\nkilled: {killed}; stored {stored} signals; statuses {dict(statuses)}; "
+        f"replays {sum(s.replays for s in submitters)}; log {size}"
+    )
