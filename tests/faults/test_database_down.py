@@ -80,9 +80,12 @@ def _acknowledged(submitters: list[Submitter]) -> int:
     return sum(len(s.acknowledged) for s in submitters)
 
 
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
 def test_database_stop_answers_503_and_the_gateway_recovers_by_itself(
-    gateway: RestartableGateway, cluster: Cluster
+    gateway: RestartableGateway, cluster: Cluster, mode: str
 ) -> None:
+    """`fast`: PostgreSQL shuts down, cutting every connection; `immediate`: it dies as in
+    a crash and recovers from its WAL when started again."""
     submitters = [Submitter(f"D{n}", c) for n, c in enumerate(partner_clients(gateway, 4))]
     watch = ReadinessWatch(gateway.issuer)
     watch.start()
@@ -91,7 +94,7 @@ def test_database_stop_answers_503_and_the_gateway_recovers_by_itself(
     try:
         assert poll(lambda: _acknowledged(submitters) >= 6, timeout=60)
         before = _acknowledged(submitters)
-        cluster.stop("fast")  # every connection is cut, new ones are refused
+        cluster.stop(mode)  # every connection is cut, new ones are refused
         down_at = time.monotonic()
         assert poll(lambda: watch.last() == 503, timeout=30), watch.seen[-5:]
         assert poll(lambda: sum(s.statuses[503] for s in submitters) >= 4, timeout=30)
@@ -135,7 +138,7 @@ def test_database_stop_answers_503_and_the_gateway_recovers_by_itself(
     report = verify_log(gateway)
     assert report["ok"] is True, report
     print(
-        f"\nPostgreSQL down {up_at - down_at:.1f} s; acknowledged during: {during}; "
+        f"\nPostgreSQL down ({mode}) {up_at - down_at:.1f} s; acknowledged during: {during}; "
         f"stored {stored}; statuses {dict(statuses)}; "
         f"readyz {Counter(c for _, c, _ in watch.seen)}; log {size}; "
         f"longest request {max(s.longest for s in submitters):.2f} s"
