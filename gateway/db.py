@@ -103,6 +103,13 @@ POOL_TIMEOUT_SECONDS = 10
 _UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
 
 
+#: PostgreSQL SQLSTATEs of the same kind, whatever class psycopg gives them: a read-only
+#: server (25006: a standby after a failover, `default_transaction_read_only`), a lost
+#: connection (08), no space or memory (53), an administrator's shutdown (57P), an I/O
+#: error of the server (58).
+_UNAVAILABLE_STATES = ("25006", "08", "53", "57P", "58")
+
+
 def database_unavailable(error: BaseException) -> bool:
     """Whether `error` (or what caused it) says the database is unavailable; the HTTP
     layer answers those 503 with Retry-After instead of 500."""
@@ -112,7 +119,10 @@ def database_unavailable(error: BaseException) -> bool:
         seen.add(id(current))
         if isinstance(current, _UNAVAILABLE):
             return True
-        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+        if isinstance(current, sa_exc.DBAPIError) and (
+            current.connection_invalidated
+            or str(getattr(current.orig, "sqlstate", "") or "").startswith(_UNAVAILABLE_STATES)
+        ):
             return True
         current = current.__cause__ or current.__context__
     return False

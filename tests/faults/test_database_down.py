@@ -1,4 +1,4 @@
-"""PostgreSQL stops mid-load and starts again (issue 17).
+"""PostgreSQL stops mid-load and starts again, or turns read-only (issue 17).
 
 A cluster of the test's own (`tests/faults/pgcluster.py`; the shared server is never
 stopped) serves a live gateway while partners submit. While the database is down every
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from sqlalchemy import create_engine, text
 
 from tests.faults.harness import (
     REQUEST_TIMEOUT,
@@ -143,3 +144,50 @@ def test_database_stop_answers_503_and_the_gateway_recovers_by_itself(
         f"readyz {Counter(c for _, c, _ in watch.seen)}; log {size}; "
         f"longest request {max(s.longest for s in submitters):.2f} s"
     )
+
+
+def _set_read_only(cluster: Cluster, on: bool) -> None:
+    """The whole server refuses writes (as a standby after a failover would); every
+    session takes the new default at its next transaction."""
+    engine = create_engine(cluster.url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            value = "on" if on else "off"
+            conn.execute(text(f"ALTER SYSTEM SET default_transaction_read_only = {value}"))
+            conn.execute(text("SELECT pg_reload_conf()"))
+    finally:
+        engine.dispose()
+
+
+def test_read_only_database_answers_503_and_recovers(
+    gateway: RestartableGateway, cluster: Cluster
+) -> None:
+    submitters = [Submitter(f"R{n}", c) for n, c in enumerate(partner_clients(gateway, 3))]
+    stop, runner = load_in_background(submitters)
+    try:
+        assert poll(lambda: _acknowledged(submitters) >= 4, timeout=60)
+        _set_read_only(cluster, True)
+        assert poll(lambda: sum(s.statuses[503] for s in submitters) >= 4, timeout=60), [
+            s.statuses for s in submitters
+        ]
+        _set_read_only(cluster, False)
+        back = _acknowledged(submitters)
+        assert poll(lambda: _acknowledged(submitters) >= back + 6, timeout=60)
+    finally:
+        stop.set()
+        runner.join(timeout=120)
+    assert not runner.is_alive()
+    statuses: Counter[int | str] = Counter()
+    for submitter in submitters:
+        statuses.update(submitter.statuses)
+    assert statuses[500] == 0, (statuses, gateway.logs()[-4000:])
+    problems = [p for s in submitters for p in s.problems]
+    assert problems and all(str(p.get("type", "")).endswith(UNAVAILABLE) for p in problems)
+    assert sum(s.retry_after_missing for s in submitters) == 0
+    stored = check_nothing_lost_or_doubled(cluster.url, submitters)
+    size = wait_until_sequenced(cluster.url)
+    gateway.stop()
+    assert_no_unhandled_errors(gateway)
+    report = verify_log(gateway)
+    assert report["ok"] is True, report
+    print(f"\nread-only PostgreSQL: stored {stored}; statuses {dict(statuses)}; log {size}")

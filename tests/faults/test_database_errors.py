@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, InternalError, OperationalError
 
 from gateway.db import Database, database_unavailable
 from tests.oauth.support import register_partner
@@ -101,8 +101,14 @@ def test_web_page_answers_503_page(client: FlaskClient, broken: Any) -> None:
     assert refused.status_code == 503 and refused.headers["Retry-After"]
 
 
+class _ReadOnly(Exception):
+    sqlstate = "25006"  # read_only_sql_transaction: psycopg calls it an InternalError
+
+
 def test_only_database_failures_count_as_unavailable() -> None:
     assert all(database_unavailable(error) for error in FAILURES.values())
+    assert database_unavailable(InternalError("INSERT", {}, _ReadOnly("read-only transaction")))
+    assert not database_unavailable(IntegrityError("INSERT", {}, Exception("duplicate key")))
     wrapped = RuntimeError("while sequencing")
     wrapped.__cause__ = FAILURES["disk full"]
     assert database_unavailable(wrapped)
