@@ -15,7 +15,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 NODE_STAMP := node_modules/.installed
 
 .PHONY: run serve init test lint typecheck pytest browser bench clean install install-dev vendor \
-	translations screenshots fuzz
+	translations screenshots fuzz lock audit-deps soak wheel
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,7 +48,7 @@ serve: $(STAMP)
 
 ## make test: ruff, import layers (lint-imports), mypy and the test suite on SQLite and
 ## (when it answers, see above) PostgreSQL; skipped PostgreSQL runs are counted and named.
-test: install-dev lint typecheck pytest
+test: install-dev lint typecheck audit-deps pytest
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check gateway tests bench
@@ -93,15 +93,55 @@ translations: $(DEV_STAMP)
 	$(BIN)/pybabel compile -d $(TRANSLATIONS)
 
 ## make fuzz [FUZZ_EXAMPLES=200]: the contract fuzzing of tests/contract/test_fuzz.py
-## (schemathesis against /v1/openapi.json), longer and randomised, with shrinking.
+## (schemathesis against /v1/openapi.json) and the stateful create -> get -> withdraw
+## sequences of tests/contract/test_stateful.py, longer and randomised, with shrinking.
 FUZZ_EXAMPLES ?= 200
 fuzz: $(DEV_STAMP)
 	KETENPOORT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -p no:logging \
-	  tests/contract/test_fuzz.py
+	  tests/contract/test_fuzz.py tests/contract/test_stateful.py
 
 ## make screenshots: PNGs of the web pages in docs/screenshots/ (Debian's chromium).
 screenshots: $(DEV_STAMP)
 	$(BIN)/python -m tests.web.screenshots docs/screenshots
+
+## make lock: pin every runtime and dev dependency, with hashes, from PyPI (pip-tools):
+## requirements.lock (the Dockerfile installs it), requirements-dev.lock and the build
+## backend's requirements-build.lock. Run it after
+## changing pyproject.toml's dependencies and commit both files.
+LOCK_OPTIONS := --quiet --strip-extras --generate-hashes --allow-unsafe --no-emit-index-url \
+	--no-emit-find-links
+lock: $(DEV_STAMP)
+	PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile $(LOCK_OPTIONS) --upgrade \
+	  --output-file requirements.lock pyproject.toml
+	PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile $(LOCK_OPTIONS) --upgrade --extra dev \
+	  --output-file requirements-dev.lock pyproject.toml
+	PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile $(LOCK_OPTIONS) --upgrade \
+	  --output-file requirements-build.lock requirements-build.in
+
+## make audit-deps: known vulnerabilities (PyPI's advisory data, per pinned version) in
+## requirements.lock and requirements-dev.lock; a finding fails. When PyPI's per-version
+## data cannot be reached, it says so plainly and does not fail: CI without that network
+## must not go red on it (nor pass it off as audited).
+PYPI_PROBE := https://pypi.org/pypi/pip/24.0/json
+audit-deps: $(DEV_STAMP)
+	@if $(BIN)/python -c "import urllib.request as u; u.urlopen('$(PYPI_PROBE)', timeout=10)" \
+	    >/dev/null 2>&1; then \
+	  $(BIN)/pip-audit --progress-spinner off --disable-pip --require-hashes --strict \
+	    -r requirements.lock -r requirements-dev.lock; \
+	else \
+	  echo "audit-deps: NOT AUDITED - PyPI's per-version vulnerability data ($(PYPI_PROBE))" \
+	    "cannot be reached from here; run 'make audit-deps' where it can"; \
+	fi
+
+## make wheel: the wheel the Dockerfile builds, in dist/ (same source, same build backend).
+wheel: $(DEV_STAMP)
+	rm -rf dist && $(BIN)/python -m pip wheel --no-deps --no-build-isolation --wheel-dir dist .
+
+## make soak [SOAK_MINUTES=30]: mixed partner traffic against a live gateway, RSS and
+## latency percentiles per minute (bench/soak.py; knobs in its docstring).
+SOAK_MINUTES ?= 30
+soak: $(DEV_STAMP)
+	SOAK_MINUTES=$(SOAK_MINUTES) $(BIN)/python bench/soak.py
 
 bench: $(DEV_STAMP)
 	for f in bench/bench_*.py; do $(BIN)/python $$f || exit 1; done

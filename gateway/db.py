@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import MetaData, create_engine, event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -120,7 +121,46 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
+    # A database that is down must fail a request in seconds, not hang it: the connect
+    # (an unreachable host) and the wait for a pooled connection are both bounded.
+    kwargs.setdefault("pool_timeout", POOL_TIMEOUT_SECONDS)
+    if parsed.get_backend_name() == "postgresql":
+        kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT_SECONDS})
     return create_engine(url, **kwargs)
+
+
+CONNECT_TIMEOUT_SECONDS = 5
+POOL_TIMEOUT_SECONDS = 10
+
+#: Failures of the database itself, not of the request: the server is down or
+#: restarting, a connection broke, the pool is exhausted, or SQLite cannot write (disk
+#: full, read-only file, I/O error, locked past the busy timeout).
+_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+
+
+#: PostgreSQL SQLSTATEs of the same kind, whatever class psycopg gives them: a read-only
+#: server (25006: a standby after a failover, `default_transaction_read_only`), a lost
+#: connection (08), no space or memory (53), an administrator's shutdown (57P), an I/O
+#: error of the server (58).
+_UNAVAILABLE_STATES = ("25006", "08", "53", "57P", "58")
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether `error` (or what caused it) says the database is unavailable; the HTTP
+    layer answers those 503 with Retry-After instead of 500."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _UNAVAILABLE):
+            return True
+        if isinstance(current, sa_exc.DBAPIError) and (
+            current.connection_invalidated
+            or str(getattr(current.orig, "sqlstate", "") or "").startswith(_UNAVAILABLE_STATES)
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 #: Advisory lock keys are database-wide; XOR-ed with a hash of the schema they are per

@@ -160,6 +160,23 @@ class ServiceUnavailable(ProblemError):
     title = "Service unavailable"
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database cannot be reached or written (stopped, restarting, disk full, read
+    only): nothing was stored, so the same request may be sent again after Retry-After."""
+
+    slug = "database-unavailable"
+    title = "The database is unavailable"
+    retry_after = 5
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(
+            detail
+            or "The database is unavailable; nothing was stored. Send the same request "
+            "(with the same Idempotency-Key) again after Retry-After seconds.",
+            headers={"Retry-After": str(self.retry_after)},
+        )
+
+
 _AUDITED = "__ketenpoort_audited__"
 
 

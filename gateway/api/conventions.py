@@ -21,8 +21,10 @@ from werkzeug.exceptions import HTTPException
 
 from gateway import API_VERSION
 from gateway.api.openapi import Operation, operation_of
+from gateway.db import database_unavailable
 from gateway.errors import (
     PROBLEM_MEDIA_TYPE,
+    DatabaseUnavailable,
     InternalError,
     InvalidInput,
     MethodNotAllowed,
@@ -31,6 +33,7 @@ from gateway.errors import (
     PayloadTooLarge,
     ProblemError,
     UnsupportedMediaType,
+    mark_audited,
 )
 from gateway.logs import bind_request, clear_sensitive, get_logger
 from gateway.pseudonyms.detector import holds_personal_data
@@ -248,6 +251,14 @@ def init_app(
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
+        if database_unavailable(error):
+            # 503 + Retry-After in the blueprint's own error format (problem+json, or
+            # RFC 6749 `temporarily_unavailable` on the OAuth endpoints).
+            log.warning("database unavailable", error=type(error).__name__)
+            unavailable = DatabaseUnavailable()
+            audit_failure(unavailable, cause=error)  # tried; logged when it cannot be
+            mark_audited(unavailable)
+            return app.make_response(app.handle_user_exception(unavailable))
         log.error("unhandled error", exc_info=error)
         problem = InternalError(
             "An internal error occurred; quote the request id when reporting it."

@@ -42,7 +42,8 @@ ERROR_DESCRIPTIONS = {
     500: "Internal error; the request id identifies it in the logs.",
     503: "Temporarily unavailable; see Retry-After.",
 }
-DEFAULT_ERRORS = (406, 500)
+#: Every operation may meet these: 503 when the database is unavailable (with Retry-After).
+DEFAULT_ERRORS = (406, 500, 503)
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,14 @@ def _schema_components(models: set[type[BaseModel]]) -> tuple[dict[Any, Any], di
         keys.append((model, "serialization"))
     refs, top = models_json_schema(keys, by_alias=True, ref_template="#/components/schemas/{model}")
     return refs, top.get("$defs", {})
+
+
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before sending the same request again.",
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
 
 
 def _header_ref() -> dict[str, Any]:
@@ -198,7 +207,7 @@ def build_openapi(app: Flask, issuer: str) -> dict[str, Any]:
     problem_responses = {
         f"Problem{code}": {
             "description": description,
-            "headers": _header_ref(),
+            "headers": {**_header_ref(), **_RETRY_AFTER} if code in (429, 503) else _header_ref(),
             "content": {PROBLEM_MEDIA_TYPE: {"schema": problem_ref}},
         }
         for code, description in ERROR_DESCRIPTIONS.items()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from requests.exceptions import ChunkedEncodingError
 
 from gateway.audit.note import Checkpoint as SignedCheckpoint
 from gateway.client.auth import client_assertion, dpop_proof, load_private_key
@@ -225,7 +226,8 @@ class PartnerClient:
                 before_each(kwargs)  # fresh signatures for this attempt
             try:
                 response = self.http.request(method, url, timeout=self.timeout, **kwargs)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (requests.ConnectionError, requests.Timeout, ChunkedEncodingError) as exc:
+                # ChunkedEncodingError: the connection broke mid-answer (a killed worker)
                 last_error = exc
                 self._sleep(self._delay(attempt, None))
                 continue

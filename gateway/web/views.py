@@ -32,7 +32,8 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from gateway.actors import Actor
 from gateway.audit import AuditEvent, record_event
-from gateway.errors import ProblemError
+from gateway.db import database_unavailable
+from gateway.errors import DatabaseUnavailable, ProblemError
 from gateway.logs import get_logger
 from gateway.policy.engine import Resource
 from gateway.policy.service import decide, decide_and_record
@@ -203,21 +204,37 @@ def _error_page(status: int, title: str, message: str) -> tuple[str, int]:
     return _render("web/error.html", status, title=title, message=message)
 
 
-@bp.errorhandler(CSRFError)
-def _csrf_refused(error: CSRFError) -> tuple[str, int]:
-    db = db_session()
-    db.rollback()
-    record_event(
-        db,
-        AuditEvent(
-            action="web.csrf-refused",
-            outcome="denied",
-            actor=current_actor() or accounts.UNKNOWN,
-            resource_type="page",
-            resource_id=request.url_rule.rule if request.url_rule else None,
-        ),
+def _unavailable_page() -> tuple[str, int, dict[str, str]]:
+    """The database cannot be reached or written: 503 with Retry-After, nothing saved."""
+    page, status = _error_page(
+        503,
+        _("Temporarily unavailable"),
+        _("The gateway cannot reach its database. Nothing was saved; try again shortly."),
     )
-    db.commit()
+    return page, status, {"Retry-After": str(DatabaseUnavailable.retry_after)}
+
+
+@bp.errorhandler(CSRFError)
+def _csrf_refused(error: CSRFError) -> tuple[str, int] | tuple[str, int, dict[str, str]]:
+    try:
+        db = db_session()
+        db.rollback()
+        record_event(
+            db,
+            AuditEvent(
+                action="web.csrf-refused",
+                outcome="denied",
+                actor=current_actor() or accounts.UNKNOWN,
+                resource_type="page",
+                resource_id=request.url_rule.rule if request.url_rule else None,
+            ),
+        )
+        db.commit()
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
+        log.warning("database unavailable", error=type(exc).__name__)
+        return _unavailable_page()  # the refusal cannot be audited: refuse as unavailable
     return _error_page(
         400,
         _("This form has expired"),
@@ -245,7 +262,10 @@ def _problem(error: ProblemError) -> tuple[str, int]:
 
 
 @bp.errorhandler(Exception)
-def _unexpected(error: Exception) -> tuple[str, int]:
+def _unexpected(error: Exception) -> tuple[str, int] | tuple[str, int, dict[str, str]]:
+    if database_unavailable(error):
+        log.warning("database unavailable", error=type(error).__name__)
+        return _unavailable_page()
     log.error("unhandled error", exc_info=error)
     return _error_page(
         500,
