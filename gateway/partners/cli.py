@@ -186,7 +186,13 @@ def partner_keys() -> None:
 
 @partner_keys.command("add")
 @click.argument("org")
-@click.option("--jwks", "jwks_file", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--jwks",
+    "jwks_file",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The new public JWKS (`ketenpoort partner keys rotate`); added beside the current keys.",
+)
 @click.option("--client", "client_id", help="The client for `use: sig` keys (if ORG has several).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the default for add).")
 def partner_keys_add(org: str, jwks_file: Path, client_id: str | None, as_json: bool) -> None:
