@@ -21,9 +21,10 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
 
 import click
 
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from gateway.config import Settings
     from gateway.keys import KeyStore
     from gateway.policy.engine import PolicyEngine
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 #: The variables an administration command reads, as `--help` lists them.
 VARIABLES = (
@@ -198,6 +201,25 @@ def main(verbose: bool) -> None:
         click.echo(f"instance: database {database}, key store {keys}", err=True)
 
 
+def _listen_options(port_help: str) -> Callable[[_F], _F]:
+    """`--host` and `--port` as every serving command takes them, so `serve` and `demo`
+    keep one default address and one port range; `port_help` says how the port is checked."""
+
+    def decorate(command: _F) -> _F:
+        command = click.option(
+            "--port",
+            default=8080,
+            show_default=True,
+            type=click.IntRange(1, 65535),
+            help=port_help,
+        )(command)
+        return click.option(
+            "--host", default="127.0.0.1", show_default=True, help="The address to listen on."
+        )(command)
+
+    return decorate
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def init(as_json: bool) -> None:
@@ -218,13 +240,8 @@ def init(as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
-@click.option(
-    "--port",
-    default=8080,
-    show_default=True,
-    type=click.IntRange(1, 65535),
-    help="The port to listen on (checked first: a port in use is one line, nothing starts).",
+@_listen_options(
+    "The port to listen on (checked first: a port in use is one line, nothing starts)."
 )
 @click.option(
     "--workers",
@@ -249,13 +266,8 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
-@click.option(
-    "--port",
-    default=8080,
-    show_default=True,
-    type=click.IntRange(1, 65535),
-    help="The port to listen on (`make run PORT=…`); a port in use is refused before anything.",
+@_listen_options(
+    "The port to listen on (`make run PORT=…`); a port in use is refused before anything."
 )
 @click.option(
     "--dir",

@@ -107,6 +107,11 @@ def secure_sqlite_file(database: str) -> None:
         narrow_if_present(path.with_name(path.name + suffix))
 
 
+#: Seconds to connect to PostgreSQL and to wait for a pooled connection (`make_engine`).
+CONNECT_TIMEOUT_SECONDS = 5
+POOL_TIMEOUT_SECONDS = 10
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -128,9 +133,6 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT_SECONDS})
     return create_engine(url, **kwargs)
 
-
-CONNECT_TIMEOUT_SECONDS = 5
-POOL_TIMEOUT_SECONDS = 10
 
 #: Failures of the database itself, not of the request: the server is down or
 #: restarting, a connection broke, the pool is exhausted, or SQLite cannot write (disk

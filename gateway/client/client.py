@@ -485,18 +485,25 @@ class PartnerClient:
             checkpoint = open_signed_checkpoint(link.note, link.key.text())
             previous = self.state.checkpoint
             if previous is None or checkpoint.size >= previous.size:
-                proof = None
-                if previous is not None and checkpoint.size > previous.size:
-                    proof = self.request(
-                        "GET",
-                        "/audit/proofs/consistency",
-                        params={"first": previous.size, "second": checkpoint.size},
-                    ).json()["hashes"]
-                check_growth(self.state, checkpoint, proof)
+                check_growth(self.state, checkpoint, self._consistency_proof(checkpoint))
                 keep(self.state, link.note, checkpoint)
             self.state.log_key = link.key.text() + "\n"
             self.state.save(self.state_path)
         return True
+
+    def _consistency_proof(self, checkpoint: SignedCheckpoint) -> list[str] | None:
+        """The proof that `checkpoint` extends the one this partner kept, when it is
+        larger; None when there is nothing to prove (first sight, or the same size), so
+        `check_growth` judges both the key chain and `verify` by one rule."""
+        previous = self.state.checkpoint
+        if previous is None or checkpoint.size <= previous.size:
+            return None
+        hashes: list[str] = self.request(
+            "GET",
+            "/audit/proofs/consistency",
+            params={"first": previous.size, "second": checkpoint.size},
+        ).json()["hashes"]
+        return hashes
 
     def verify(self, *, wait_seconds: float = 10.0) -> WitnessReport:
         """Prove every receipt is in the log and the log only grew; raise `WitnessError`.
@@ -509,15 +516,7 @@ class PartnerClient:
         while True:
             note = self.request("GET", "/audit/checkpoint", accept="text/plain").text
             checkpoint = self._open_checkpoint(note)
-            previous = self.state.checkpoint
-            proof = None
-            if previous is not None and checkpoint.size > previous.size:
-                proof = self.request(
-                    "GET",
-                    "/audit/proofs/consistency",
-                    params={"first": previous.size, "second": checkpoint.size},
-                ).json()["hashes"]
-            consistent = check_growth(self.state, checkpoint, proof)
+            consistent = check_growth(self.state, checkpoint, self._consistency_proof(checkpoint))
             keep(self.state, note, checkpoint)
             pending = 0
             for receipt in self.state.receipts:

@@ -6,8 +6,9 @@ prints JSON with `--json` (always for `add`, which an operator scripts around).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -45,6 +46,17 @@ def _print(data: Any) -> None:
     print_json(data)
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _jwks_option(help_text: str) -> Callable[[_F], _F]:
+    """`--jwks FILE` (required), a public JWKS as `load_jwks_file` reads it; `help_text`
+    says which keys of it the command takes."""
+    return click.option(
+        "--jwks", "jwks_file", required=True, type=click.Path(path_type=Path), help=help_text
+    )
+
+
 @click.group()
 def partners() -> None:
     """Register, list and disable partner organisations."""
@@ -54,13 +66,9 @@ def partners() -> None:
 @click.argument("org")
 @click.option("--name", required=True, help="Display name of the organisation.")
 @click.option("--kind", required=True, help=f"One of: {', '.join(KINDS)}.")
-@click.option(
-    "--jwks",
-    "jwks_file",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="The partner's public.jwks.json (`ketenpoort partner keys init`): its `use: enc` "
-    "keys go in the directory, its `use: sig` keys authenticate the client.",
+@_jwks_option(
+    "The partner's public.jwks.json (`ketenpoort partner keys init`): its `use: enc` "
+    "keys go in the directory, its `use: sig` keys authenticate the client."
 )
 @click.option("--scope", default=None, help="Space-separated scopes of its first client.")
 @click.option("--require-dpop", is_flag=True, help="Its client must use DPoP-bound tokens.")
@@ -186,7 +194,9 @@ def partner_keys() -> None:
 
 @partner_keys.command("add")
 @click.argument("org")
-@click.option("--jwks", "jwks_file", required=True, type=click.Path(path_type=Path))
+@_jwks_option(
+    "The new public JWKS (`ketenpoort partner keys rotate`); added beside the current keys."
+)
 @click.option("--client", "client_id", help="The client for `use: sig` keys (if ORG has several).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the default for add).")
 def partner_keys_add(org: str, jwks_file: Path, client_id: str | None, as_json: bool) -> None:
@@ -233,13 +243,7 @@ def clients() -> None:
 
 @clients.command("add")
 @click.argument("org")
-@click.option(
-    "--jwks",
-    "jwks_file",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="The system's public JWKS; its `use: sig` keys authenticate the client.",
-)
+@_jwks_option("The system's public JWKS; its `use: sig` keys authenticate the client.")
 @click.option("--scope", required=True, help='Space-separated scopes, e.g. "cases:write".')
 @click.option("--require-dpop", is_flag=True, help="The client must use DPoP-bound tokens.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the default for add).")

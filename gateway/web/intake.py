@@ -48,7 +48,6 @@ CATEGORY_NAMES = {
     "possible-perpetrator": _l("Possible perpetrator"),
     "concern": _l("Concern"),
 }
-STATUS_NAMES = SIGNAL_STATUS_NAMES
 MESSAGES = {
     "bsn": _l("Enter a valid BSN: 9 digits that pass the eleven test."),
     "familyName": _l("Enter a valid family name."),
@@ -145,7 +144,7 @@ def _form_page(
             name: services().policy.engine.policy.categories[name].description
             for name in categories
         },
-        status_names=STATUS_NAMES,
+        status_names=SIGNAL_STATUS_NAMES,
         values=values or {},
         errors=errors,
         summary=[(name, errors[name]) for name in FIELD_ORDER if name in errors],

@@ -53,18 +53,7 @@ def test_a_shared_case_is_decrypted_by_the_partner_client_and_cli(
     assert json.loads(share["signals"][0]["content"]) == payload
     assert not [s for s in police.client().shares() if s["caseId"] == case["id"]]
 
-    config = tmp_path / "care.json"
-    config.write_text(
-        json.dumps(
-            {
-                "issuer": care.issuer,
-                "client_id": care.client_id,
-                "signing_key": str(care.folder / "signing.jwk.json"),
-                "encryption_key": str(care.folder / "encryption.jwk.json"),
-                "state": str(tmp_path / "care-state.json"),
-            }
-        )
-    )
+    config = care.write_config(tmp_path / "care.json", tmp_path / "care-state.json")
     lines = CliRunner().invoke(main, ["partner", "--config", str(config), "shares"])
     assert lines.exit_code == 0, lines.output
     found = [json.loads(line) for line in lines.stdout.splitlines()]

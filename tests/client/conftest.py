@@ -16,11 +16,9 @@ import requests
 
 from gateway.client import PartnerClient
 from gateway.client.cli import generate_partner_keys
-from gateway.db import Database
-from gateway.partners.registry import add_client, add_organisation, get_organisation
 from tests.client.proxy import FaultyProxy, faulty_proxy
-from tests.integration.live import LiveGateway, live_gateway
-from tests.oauth.support import ADMIN, DEFAULT_SCOPES
+from tests.integration.live import LiveGateway, live_gateway, register_in_database
+from tests.oauth.support import DEFAULT_SCOPES
 
 # the case system: no `audit:read` (the policy separates it from `cases:write`)
 MELDPUNT_SCOPES = "cases:write notifications:read directory:read signals:read"
@@ -74,6 +72,19 @@ class Enrolled:
             **options,
         )
 
+    def write_config(self, path: Path, state: Path) -> Path:
+        """The `ketenpoort partner --config` file for this client (its key files and
+        witness `state`), as a partner's deployment writes it; returns `path`."""
+        config = {
+            "issuer": self.issuer,
+            "client_id": self.client_id,
+            "signing_key": str(self.folder / "signing.jwk.json"),
+            "encryption_key": str(self.folder / "encryption.jwk.json"),
+            "state": str(state),
+        }
+        path.write_text(json.dumps(config))
+        return path
+
     @property
     def encryption_public(self) -> dict[str, Any]:
         key: dict[str, Any] = next(k for k in self.public_jwks["keys"] if k["use"] == "enc")
@@ -88,28 +99,15 @@ def enrol(gateway: LiveGateway, kind: str, folder: Path, scopes: str = DEFAULT_S
     folder = folder / f"{kind}-{tag}"
     paths = generate_partner_keys(folder)
     public = json.loads(paths["public"].read_text())
-    database = Database(gateway.settings.database_url)
-    try:
-        with database.transaction() as session:
-            if get_organisation(session, org) is None:
-                add_organisation(
-                    session,
-                    org_id=org,
-                    name=org,
-                    kind=kind,
-                    encryption_keys=[k for k in public["keys"] if k["use"] == "enc"],
-                    actor=ADMIN,
-                )
-            client_id = add_client(
-                session,
-                org_id=org,
-                signing_keys=[k for k in public["keys"] if k["use"] == "sig"],
-                scopes=tuple(scopes.split()),
-                require_dpop=False,
-                actor=ADMIN,
-            ).client_id
-    finally:
-        database.dispose()
+    client_id = register_in_database(
+        gateway.settings.database_url,
+        org,
+        kind,
+        encryption_keys=[k for k in public["keys"] if k["use"] == "enc"],
+        signing_keys=[k for k in public["keys"] if k["use"] == "sig"],
+        scopes=scopes,
+        name=org,
+    )
     return Enrolled(gateway.issuer, org, client_id, folder, public)
 
 

@@ -18,7 +18,7 @@ from gateway.cli import main
 from gateway.client import PartnerClient, WitnessError
 from gateway.demo.people import people
 from tests.audit.test_verify import cli_env
-from tests.client.conftest import enrol
+from tests.client.conftest import Enrolled, enrol
 from tests.client.test_partner_rotation import _rotate
 from tests.client.test_witness import _wait_until_sequenced
 from tests.integration.live import LiveGateway
@@ -29,14 +29,21 @@ def _submit(client: PartnerClient, n: int) -> None:
     client.submit_signal(f"BVH-{n}", "possible-victim", person.subject(), {"s": str(n)})
 
 
-def test_a_witness_follows_a_checkpoint_rotation_and_pins_the_new_key(
-    own_gateway: LiveGateway, tmp_path: Path
-) -> None:
-    state = tmp_path / "state.json"
-    partner = enrol(own_gateway, "police", tmp_path)
+def _witnessed_police(gateway: LiveGateway, folder: Path) -> tuple[Enrolled, PartnerClient, Path]:
+    """A police partner whose witness state (the returned file) has pinned the current
+    checkpoint key after proving one receipt: where each test's rotation starts from."""
+    state = folder / "state.json"
+    partner = enrol(gateway, "police", folder)
     police = partner.client(state_path=state)
     _submit(police, 1)
     assert police.verify().receipts_verified == 1
+    return partner, police, state
+
+
+def test_a_witness_follows_a_checkpoint_rotation_and_pins_the_new_key(
+    own_gateway: LiveGateway, tmp_path: Path
+) -> None:
+    partner, police, state = _witnessed_police(own_gateway, tmp_path)
     old_key = json.loads(state.read_text())["log_key"]
 
     _rotate(own_gateway, "checkpoint")
@@ -77,11 +84,7 @@ def test_a_witness_follows_a_checkpoint_rotation_and_pins_the_new_key(
 def test_a_checkpoint_under_a_key_nobody_handed_over_to_is_refused(
     own_gateway: LiveGateway, tmp_path: Path
 ) -> None:
-    state = tmp_path / "state.json"
-    partner = enrol(own_gateway, "police", tmp_path)
-    police = partner.client(state_path=state)
-    _submit(police, 1)
-    police.verify()
+    partner, _police, state = _witnessed_police(own_gateway, tmp_path)
     # the partner pinned a key that is not in the gateway's chain (as if the gateway
     # had switched to a key of its own making without the old key's co-signature)
     saved = json.loads(state.read_text())

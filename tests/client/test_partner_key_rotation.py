@@ -51,18 +51,7 @@ def test_a_partner_rotates_its_own_keys_without_a_refused_request(
     own_gateway: LiveGateway, tmp_path: Path
 ) -> None:
     partner = enrol(own_gateway, "police", tmp_path)
-    config = tmp_path / "partner.json"
-    config.write_text(
-        json.dumps(
-            {
-                "issuer": own_gateway.issuer,
-                "client_id": partner.client_id,
-                "signing_key": str(partner.folder / "signing.jwk.json"),
-                "encryption_key": str(partner.folder / "encryption.jwk.json"),
-                "state": str(tmp_path / "state.json"),
-            }
-        )
-    )
+    config = partner.write_config(tmp_path / "partner.json", tmp_path / "state.json")
     old_encryption = partner.encryption_public
 
     started = _partner(config, "keys", "rotate")

@@ -378,6 +378,28 @@ def verify_log(gateway: LiveGateway) -> dict[str, Any]:
     return result
 
 
+def settle_and_verify(
+    gateway: RestartableGateway,
+    submitters: list[Submitter],
+    *,
+    after_stop: Callable[[], None] | None = None,
+) -> tuple[int, int]:
+    """How every fault test ends: each acknowledged signal stored and audited once,
+    every entry sequenced, the gateway stopped (then `after_stop`, a check on the files
+    it left), no request in the catch-all handler, and `audit verify` passing. Returns
+    (signals stored, log size)."""
+    url = gateway.settings.database_url
+    stored = check_nothing_lost_or_doubled(url, submitters)
+    size = wait_until_sequenced(url)
+    gateway.stop()
+    if after_stop is not None:
+        after_stop()
+    assert_no_unhandled_errors(gateway)
+    report = verify_log(gateway)
+    assert report["ok"] is True, report
+    return stored, size
+
+
 def poll(check: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

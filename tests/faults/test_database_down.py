@@ -25,14 +25,11 @@ from tests.faults.harness import (
     REQUEST_TIMEOUT,
     RestartableGateway,
     Submitter,
-    assert_no_unhandled_errors,
-    check_nothing_lost_or_doubled,
     load_in_background,
     partner_clients,
     poll,
     restartable_gateway,
-    verify_log,
-    wait_until_sequenced,
+    settle_and_verify,
 )
 from tests.faults.pgcluster import Cluster, own_cluster
 
@@ -132,12 +129,7 @@ def test_database_stop_answers_503_and_the_gateway_recovers_by_itself(
     assert any(code == 503 and retry for _, code, retry in red), red
     assert all(code in (200, 503) for _, code, _ in watch.seen), set(c for _, c, _ in watch.seen)
 
-    stored = check_nothing_lost_or_doubled(cluster.url, submitters)
-    size = wait_until_sequenced(cluster.url)
-    gateway.stop()
-    assert_no_unhandled_errors(gateway)
-    report = verify_log(gateway)
-    assert report["ok"] is True, report
+    stored, size = settle_and_verify(gateway, submitters)
     print(
         f"\nPostgreSQL down ({mode}) {up_at - down_at:.1f} s; acknowledged during: {during}; "
         f"stored {stored}; statuses {dict(statuses)}; "
@@ -184,10 +176,5 @@ def test_read_only_database_answers_503_and_recovers(
     problems = [p for s in submitters for p in s.problems]
     assert problems and all(str(p.get("type", "")).endswith(UNAVAILABLE) for p in problems)
     assert sum(s.retry_after_missing for s in submitters) == 0
-    stored = check_nothing_lost_or_doubled(cluster.url, submitters)
-    size = wait_until_sequenced(cluster.url)
-    gateway.stop()
-    assert_no_unhandled_errors(gateway)
-    report = verify_log(gateway)
-    assert report["ok"] is True, report
+    stored, size = settle_and_verify(gateway, submitters)
     print(f"\nread-only PostgreSQL: stored {stored}; statuses {dict(statuses)}; log {size}")

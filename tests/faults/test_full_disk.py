@@ -28,14 +28,11 @@ from tests.faults.harness import (
     REQUEST_TIMEOUT,
     RestartableGateway,
     Submitter,
-    assert_no_unhandled_errors,
-    check_nothing_lost_or_doubled,
     load_in_background,
     partner_clients,
     poll,
     restartable_gateway,
-    verify_log,
-    wait_until_sequenced,
+    settle_and_verify,
 )
 
 pytestmark = pytest.mark.slow
@@ -137,14 +134,9 @@ def test_full_disk_answers_503_and_recovers_without_corruption(
     assert sum(s.retry_after_missing for s in submitters) == 0
     assert max(s.longest for s in submitters) < REQUEST_TIMEOUT
 
-    everyone = warmup + submitters
-    url = gateway.settings.database_url
-    stored = check_nothing_lost_or_doubled(url, everyone)
-    size = wait_until_sequenced(url)
-    gateway.stop()
-    with contextlib.closing(sqlite3.connect(database)) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-    assert_no_unhandled_errors(gateway)
-    report = verify_log(gateway)
-    assert report["ok"] is True, report
+    def intact() -> None:
+        with contextlib.closing(sqlite3.connect(database)) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+    stored, size = settle_and_verify(gateway, warmup + submitters, after_stop=intact)
     print(f"\nfull disk: stored {stored}; statuses {dict(statuses)}; log {size}")

@@ -19,13 +19,10 @@ import pytest
 from tests.faults.harness import (
     RestartableGateway,
     Submitter,
-    assert_no_unhandled_errors,
-    check_nothing_lost_or_doubled,
     load_in_background,
     partner_clients,
     restartable_gateway,
-    verify_log,
-    wait_until_sequenced,
+    settle_and_verify,
 )
 
 CLIENTS = 8
@@ -50,9 +47,7 @@ def _wait_for_progress(submitters: list[Submitter], more_than: int, timeout: flo
         time.sleep(0.1)
 
 
-def test_killed_workers_and_server_lose_and_double_nothing(
-    gateway: RestartableGateway, database_url: str
-) -> None:
+def test_killed_workers_and_server_lose_and_double_nothing(gateway: RestartableGateway) -> None:
     submitters = [
         Submitter(f"T{n}", client) for n, client in enumerate(partner_clients(gateway, CLIENTS))
     ]
@@ -78,17 +73,11 @@ def test_killed_workers_and_server_lose_and_double_nothing(
     assert not runner.is_alive()
     assert killed.count("server") == 1 and killed.count("worker") >= 3, killed
 
-    stored = check_nothing_lost_or_doubled(database_url, submitters)
-    assert stored >= 20
     # never a 500: an interrupted request is a broken connection, then a retry
     statuses = sum((s.statuses for s in submitters), start=type(submitters[0].statuses)())
     assert statuses[500] == 0, (statuses, gateway.logs()[-4000:])
-    size = wait_until_sequenced(database_url)
-    assert size >= stored
-    gateway.stop()
-    assert_no_unhandled_errors(gateway)
-    report = verify_log(gateway)
-    assert report["ok"] is True, report
+    stored, size = settle_and_verify(gateway, submitters)
+    assert stored >= 20 and size >= stored
     print(
         f"\nkilled: {killed}; stored {stored} signals; statuses {dict(statuses)}; "
         f"replays {sum(s.replays for s in submitters)}; log {size}"

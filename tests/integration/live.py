@@ -33,6 +33,7 @@ import requests
 from gateway.bootstrap import initialise
 from gateway.client import PartnerClient
 from gateway.config import Settings
+from gateway.crypto.jwe import encrypt_for_recipients
 from gateway.db import Database
 from gateway.partners.registry import add_client, add_organisation, get_organisation
 from tests.oauth.support import ADMIN, DEFAULT_SCOPES, enc_key, new_key, public_of
@@ -70,6 +71,57 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def register_in_database(
+    database_url: str,
+    org: str,
+    kind: str,
+    *,
+    encryption_keys: list[dict[str, Any]],
+    signing_keys: list[dict[str, Any]],
+    scopes: str,
+    name: str | None = None,
+) -> str:
+    """Register `org` (if new; named `name`, else `org` capitalised) and a client with
+    `signing_keys` straight in the database, as an administrator would, without DPoP;
+    returns the client id. One place, so every live test enrols partners alike."""
+    database = Database(database_url)
+    try:
+        with database.transaction() as session:
+            if get_organisation(session, org) is None:
+                add_organisation(
+                    session,
+                    org_id=org,
+                    name=org.capitalize() if name is None else name,
+                    kind=kind,
+                    encryption_keys=encryption_keys,
+                    actor=ADMIN,
+                )
+            client_id: str = add_client(
+                session,
+                org_id=org,
+                signing_keys=signing_keys,
+                scopes=tuple(scopes.split()),
+                require_dpop=False,
+                actor=ADMIN,
+            ).client_id
+    finally:
+        database.dispose()
+    return client_id
+
+
+def signal_body(client: PartnerClient, reference: str, subject: dict[str, str]) -> dict[str, Any]:
+    """A whole `POST /signals` body (payload encrypted for the recipients), built before
+    a race so that only the POST is timed."""
+    return {
+        "reference": reference,
+        "category": "possible-victim",
+        "subject": subject,
+        "payload": encrypt_for_recipients(
+            b'{"summary": "zorgen"}', client.recipient_keys("possible-victim")
+        ),
+    }
+
+
 @dataclass
 class LiveGateway:
     issuer: str
@@ -83,28 +135,14 @@ class LiveGateway:
         """Register `org` (if new) and a client; returns a `PartnerClient` for it."""
         private = new_key("ES256")
         enc_private, enc_public = enc_key()
-        database = Database(self.settings.database_url)
-        try:
-            with database.transaction() as session:
-                if get_organisation(session, org) is None:
-                    add_organisation(
-                        session,
-                        org_id=org,
-                        name=org.capitalize(),
-                        kind=kind,
-                        encryption_keys=[enc_public],
-                        actor=ADMIN,
-                    )
-                client_id = add_client(
-                    session,
-                    org_id=org,
-                    signing_keys=[public_of(private)],
-                    scopes=tuple(scopes.split()),
-                    require_dpop=False,
-                    actor=ADMIN,
-                ).client_id
-        finally:
-            database.dispose()
+        client_id = register_in_database(
+            self.settings.database_url,
+            org,
+            kind,
+            encryption_keys=[enc_public],
+            signing_keys=[public_of(private)],
+            scopes=scopes,
+        )
         return PartnerClient(
             self.issuer, client_id, private, enc_private, scope=scopes, **client_options
         )

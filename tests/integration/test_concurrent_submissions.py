@@ -16,10 +16,9 @@ from typing import Any
 import pytest
 
 from gateway.client import PartnerClient
-from gateway.crypto.jwe import encrypt_for_recipients
 from gateway.demo.people import people
 from tests.conftest import MELDPUNT_SCOPES
-from tests.integration.live import LiveGateway, live_gateway
+from tests.integration.live import LiveGateway, live_gateway, signal_body
 
 ROUNDS = 6
 
@@ -28,18 +27,6 @@ ROUNDS = 6
 def gateway(database_url: str, tmp_path: Path) -> Iterator[LiveGateway]:
     with live_gateway(database_url, tmp_path, workers=2, threads=4) as live:
         yield live
-
-
-def _prepared(client: PartnerClient, reference: str, subject: dict[str, str]) -> dict[str, Any]:
-    """The whole request body, built before the race so that only the POST is timed."""
-    return {
-        "reference": reference,
-        "category": "possible-victim",
-        "subject": subject,
-        "payload": encrypt_for_recipients(
-            b'{"summary": "zorgen"}', client.recipient_keys("possible-victim")
-        ),
-    }
 
 
 def test_simultaneous_submissions_make_one_match_with_both_signals(
@@ -57,9 +44,9 @@ def test_simultaneous_submissions_make_one_match_with_both_signals(
     with ThreadPoolExecutor(max_workers=2) as pool:
         for n, person in enumerate(persons):
             bodies = [
-                (police, _prepared(police, f"BVH-{n}", person.subject())),
+                (police, signal_body(police, f"BVH-{n}", person.subject())),
                 # the care partner knows no BSN: the match is on name and date of birth too
-                (care, _prepared(care, f"JH-{n}", person.subject(with_bsn=n % 2 == 0))),
+                (care, signal_body(care, f"JH-{n}", person.subject(with_bsn=n % 2 == 0))),
             ]
             barrier = threading.Barrier(len(bodies))
             results = list(pool.map(lambda pair, b=barrier: _submit(b, *pair), bodies))

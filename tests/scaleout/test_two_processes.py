@@ -29,14 +29,12 @@ from gateway.audit.sequencer import ADVISORY_LOCK_ID
 from gateway.audit.verify import verify_log
 from gateway.audit.verify_rows import database_source
 from gateway.client import PartnerClient
-from gateway.crypto.jwe import encrypt_for_recipients
 from gateway.db import Database, advisory_xact_lock
 from gateway.demo.people import people
-from gateway.partners.registry import add_client, add_organisation, get_organisation
 from tests.conftest import MELDPUNT_SCOPES, POSTGRES_URL, postgres_schema
-from tests.integration.live import LiveCluster, live_cluster
-from tests.oauth.support import ADMIN, enc_key, new_key, public_of
+from tests.integration.live import LiveCluster, live_cluster, register_in_database, signal_body
 from tests.oauth.support import PartnerClient as RawPartner
+from tests.oauth.support import enc_key, new_key, public_of
 
 pytestmark = pytest.mark.skipif(
     not POSTGRES_URL, reason="KETENPOORT_TEST_POSTGRES_URL is not set (no PostgreSQL run)"
@@ -84,28 +82,14 @@ class RoundRobin(requests.Session):
 def _partner(cluster: LiveCluster, org: str, scopes: str) -> RawPartner:
     """A registered client whose assertions and proofs the test builds itself."""
     private = new_key("ES256")
-    database = Database(cluster.settings.database_url)
-    try:
-        with database.transaction() as session:
-            if get_organisation(session, org) is None:
-                add_organisation(
-                    session,
-                    org_id=org,
-                    name=org.capitalize(),
-                    kind="police",
-                    encryption_keys=[enc_key()[1]],
-                    actor=ADMIN,
-                )
-            client_id = add_client(
-                session,
-                org_id=org,
-                signing_keys=[public_of(private)],
-                scopes=tuple(scopes.split()),
-                require_dpop=False,
-                actor=ADMIN,
-            ).client_id
-    finally:
-        database.dispose()
+    client_id = register_in_database(
+        cluster.settings.database_url,
+        org,
+        "police",
+        encryption_keys=[enc_key()[1]],
+        signing_keys=[public_of(private)],
+        scopes=scopes,
+    )
     return RawPartner(client_id, org, private, cluster.issuer)
 
 
@@ -191,20 +175,9 @@ def _client(cluster: LiveCluster, org: str, kind: str, scopes: str | None = None
     return client, http
 
 
-def _body(client: PartnerClient, reference: str, subject: dict[str, str]) -> dict[str, Any]:
-    return {
-        "reference": reference,
-        "category": "possible-victim",
-        "subject": subject,
-        "payload": encrypt_for_recipients(
-            b'{"summary": "zorgen"}', client.recipient_keys("possible-victim")
-        ),
-    }
-
-
 def test_one_idempotency_key_at_both_processes_makes_one_signal(cluster: LiveCluster) -> None:
     police, http = _client(cluster, "police", "police")
-    body = _body(police, "IDEM-1", people(1)[0].subject())
+    body = signal_body(police, "IDEM-1", people(1)[0].subject())
     headers = {"Idempotency-Key": str(uuid.uuid4())}
     answers = []
     for process in (0, 1):
@@ -236,8 +209,8 @@ def test_the_matching_outbox_makes_each_match_once(cluster: LiveCluster) -> None
     with ThreadPoolExecutor(max_workers=2) as pool:
         for n, person in enumerate(persons):
             bodies = [
-                (police, _body(police, f"SO-BVH-{n}", person.subject())),
-                (care, _body(care, f"SO-JH-{n}", person.subject())),
+                (police, signal_body(police, f"SO-BVH-{n}", person.subject())),
+                (care, signal_body(care, f"SO-JH-{n}", person.subject())),
             ]
             barrier = threading.Barrier(2)
 
