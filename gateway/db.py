@@ -12,6 +12,7 @@ stay private (security finding 9). A file left wider by an older version is narr
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -147,6 +148,17 @@ _UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutEr
 _UNAVAILABLE_STATES = ("25006", "08", "53", "57P", "58")
 
 
+#: SQLite's primary result codes of the same kind: BUSY, LOCKED, NOMEM, READONLY,
+#: IOERR, FULL, CANTOPEN, PROTOCOL. Its other errors share the OperationalError class
+#: ("no such table", a syntax error) but are bugs: they must stay 500s, not be retried.
+_SQLITE_UNAVAILABLE = frozenset({5, 6, 7, 8, 10, 13, 14, 15})
+
+
+def _sqlite_failure(error: sqlite3.Error) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in _SQLITE_UNAVAILABLE
+
+
 def database_unavailable(error: BaseException) -> bool:
     """Whether `error` (or what caused it) says the database is unavailable; the HTTP
     layer answers those 503 with Retry-After instead of 500."""
@@ -154,6 +166,10 @@ def database_unavailable(error: BaseException) -> bool:
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if isinstance(current, sa_exc.DBAPIError) and isinstance(current.orig, sqlite3.Error):
+            return _sqlite_failure(current.orig)
+        if isinstance(current, sqlite3.Error):
+            return _sqlite_failure(current)
         if isinstance(current, _UNAVAILABLE):
             return True
         if isinstance(current, sa_exc.DBAPIError) and (

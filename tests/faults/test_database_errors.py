@@ -10,25 +10,33 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import create_engine
 from sqlalchemy.exc import IntegrityError, InternalError, OperationalError
 
 from gateway.db import Database, database_unavailable
 from tests.oauth.support import register_partner
 
+
+def _sqlite_error(message: str, code: int) -> sqlite3.OperationalError:
+    """An error as SQLite raises it: with its result code (Python 3.11+)."""
+    error = sqlite3.OperationalError(message)
+    error.sqlite_errorcode = code  # type: ignore[attr-defined]
+    return error
+
+
 FAILURES = {
     "connection refused": OperationalError(
         "SELECT 1", {}, Exception("connection failed: Connection refused")
     ),
-    "disk full": OperationalError(
-        "INSERT", {}, sqlite3.OperationalError("database or disk is full")
-    ),
+    "disk full": OperationalError("INSERT", {}, _sqlite_error("database or disk is full", 13)),
     "read only": OperationalError(
-        "INSERT", {}, sqlite3.OperationalError("attempt to write a readonly database")
+        "INSERT", {}, _sqlite_error("attempt to write a readonly database", 8)
     ),
 }
 
@@ -113,3 +121,18 @@ def test_only_database_failures_count_as_unavailable() -> None:
     wrapped.__cause__ = FAILURES["disk full"]
     assert database_unavailable(wrapped)
     assert not database_unavailable(ValueError("bad input"))
+
+
+def test_sqlite_bugs_stay_errors_and_its_failures_are_unavailable(tmp_path: Path) -> None:
+    """A real SQLite: a missing table is a bug (500, logged), not a database to retry; a
+    read-only database file is unavailable (503)."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        with pytest.raises(OperationalError) as missing:
+            connection.exec_driver_sql("SELECT * FROM no_such_table")
+    assert not database_unavailable(missing.value)
+    read_only = create_engine(f"sqlite:///file:{tmp_path / 'db.sqlite'}?mode=ro&uri=true")
+    with read_only.begin() as connection, pytest.raises(OperationalError) as refused:
+        connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+    assert database_unavailable(refused.value)
