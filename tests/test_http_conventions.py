@@ -156,6 +156,15 @@ def test_metrics_count_requests(client: FlaskClient) -> None:
     assert "ketenpoort_http_request_duration_seconds_bucket" in text
 
 
+def test_made_up_methods_do_not_grow_the_metrics(client: FlaskClient) -> None:
+    """Any token is a method on the wire; each label value would be a series for life."""
+    for n in range(20):
+        client.open("/healthz", method=f"PROBE{n}")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "PROBE" not in text
+    assert 'method="other"' in text
+
+
 def test_readyz_ready_then_503_when_a_key_is_missing(app: Flask, client: FlaskClient) -> None:
     assert client.get("/readyz").get_json() == {"status": "ready"}
     keys_dir = app.extensions["ketenpoort"].keys.directory

@@ -51,15 +51,20 @@ class VerifiedTokens:
     """Access tokens whose signature and claims verified, per process, until their `exp`.
 
     Keyed by the SHA-256 of the whole token (signature included), so a hit is the very
-    token that verified; the entry is dropped once `exp` passes. At `limit` entries the
-    expired ones go, then the oldest. Signing keys are retired, never removed, while
-    their tokens can live, so a cached token stays as valid as a freshly verified one.
+    token that verified; the entry is dropped once `exp` passes. Expired entries are
+    swept at most every `sweep_seconds` (on a `put`), so the cache holds about the
+    tokens alive now rather than filling up to `limit` with dead ones over hours; at
+    `limit` entries the expired ones go, then the oldest. Signing keys are retired,
+    never removed, while their tokens can live, so a cached token stays as valid as a
+    freshly verified one.
     """
 
-    def __init__(self, limit: int = 10_000) -> None:
+    def __init__(self, limit: int = 10_000, sweep_seconds: int = 60) -> None:
         self.limit = limit
+        self.sweep_seconds = sweep_seconds
         self._entries: dict[bytes, rfc9068.AccessToken] = {}
         self._lock = threading.Lock()
+        self._swept = 0
 
     @staticmethod
     def _key(token: str) -> bytes:
@@ -77,7 +82,8 @@ class VerifiedTokens:
     def put(self, access: rfc9068.AccessToken, now: int) -> None:
         key = self._key(access.token)
         with self._lock:
-            if len(self._entries) >= self.limit:
+            if len(self._entries) >= self.limit or now - self._swept >= self.sweep_seconds:
+                self._swept = now
                 for old in [k for k, v in self._entries.items() if v.claims["exp"] <= now]:
                     del self._entries[old]
                 while len(self._entries) >= self.limit:

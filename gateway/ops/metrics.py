@@ -17,6 +17,14 @@ from prometheus_client import (
 )
 from prometheus_client.registry import Collector
 
+#: Methods counted under their own name. Any token is a valid method on the wire, and
+#: each label value is a series kept for the life of the process (and a slot in every
+#: worker's multiprocess file): the rest are counted as "other", so no client can grow
+#: the metrics without bound.
+HTTP_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -55,6 +63,7 @@ class Metrics:
         self.limited.labels(client, endpoint).inc()
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        method = method if method in HTTP_METHODS else "other"
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
 

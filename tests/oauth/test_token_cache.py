@@ -85,3 +85,16 @@ def test_the_cache_is_bounded_and_drops_expired_entries_first() -> None:
     cache.put(_access("e", 100), now=70)  # full, nothing expired: the oldest goes
     assert len(cache) == 3 and cache.get("a", 70) is None
     assert cache.get("e", 99) is not None and cache.get("e", 100) is None
+
+
+def test_expired_entries_are_swept_without_waiting_for_the_limit() -> None:
+    """A long-running worker sees a new token per client every lifetime: the dead ones
+    must go, not pile up to `limit` (the soak's slow RSS growth)."""
+    cache = VerifiedTokens(limit=10_000, sweep_seconds=60)
+    for hour in range(24):  # a day of tokens: 5 clients, a new token each every 5 min
+        for step in range(12):
+            now = 1_000_000 + hour * 3600 + step * 300
+            for client in range(5):
+                cache.put(_access(f"{client}-{now}", now + 300), now=now)
+        assert len(cache) <= 10  # this lifetime's tokens and, at most, the last ones
+    assert cache.get(f"4-{now}", now + 1) is not None
