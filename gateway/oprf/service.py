@@ -10,7 +10,7 @@ the elements as `matchKeys` by family; `gateway.pseudonyms.blind_input` checks t
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gateway.pseudonyms import Pseudonymiser
@@ -76,9 +76,17 @@ class Evaluation:
     proof: bytes
 
 
-def evaluate(pseudonymiser: Pseudonymiser, key_id: str, blinded: Sequence[bytes]) -> Evaluation:
-    """Evaluate under the active key with one batched proof; 409 if `key_id` is stale."""
-    if key_id != (pseudonymiser.kid or ""):
+def evaluate(
+    pseudonymiser: Pseudonymiser,
+    key_id: str,
+    blinded: Sequence[bytes],
+    previous: Callable[[str], Pseudonymiser | None] = lambda _kid: None,
+) -> Evaluation:
+    """Evaluate under the key `key_id` names with one batched proof: the active key, or
+    (`previous`) the one it just replaced, whose results a submission moves to the
+    active key; 409 for any other key."""
+    key = pseudonymiser if key_id == (pseudonymiser.kid or "") else previous(key_id)
+    if key is None:
         raise OprfKeyChanged("Fetch GET /v1/oprf/key again and blind for the current key.")
-    evaluated, proof = pseudonymiser.blind_evaluate_batch(list(blinded))
+    evaluated, proof = key.blind_evaluate_batch(list(blinded))
     return Evaluation(key_id, evaluated, proof)

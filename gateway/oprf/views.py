@@ -83,7 +83,8 @@ def get_key() -> Response:
     summary="Evaluate blinded match keys under the pseudonym key, with a DLEQ proof",
     description=(
         f"At most {service.MAX_ELEMENTS} elements per request. A `keyId` that is not "
-        "the active key is a 409 `oprf-key-changed`: fetch the key again."
+        "the active key or the one it just replaced is a 409 `oprf-key-changed`: fetch "
+        "the key again."
     ),
     tags=("signals",),
     request=EvaluationRequest,
@@ -101,7 +102,13 @@ def evaluations() -> Response:
     ]
     session = db_session()
     decision = authorize(session, actor, "oprf.evaluate", Resource(type="oprf-key"))
-    result = service.evaluate(pseudonymiser(), body.key_id, blinded)
+    current = pseudonymiser()
+    result = service.evaluate(
+        current,
+        body.key_id,
+        blinded,
+        lambda kid: Pseudonymiser.previous(services().keys, kid, current),
+    )
     record_allowed(
         session,
         actor,

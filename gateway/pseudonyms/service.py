@@ -59,6 +59,20 @@ class Pseudonymiser:
             raise KeyStoreError(f"key {record.kid!r} is not a pseudonym key")
         return cls(keys.secret_scalar(record.kid), kid=record.kid)
 
+    @classmethod
+    def previous(cls, keys: KeyStore, kid: str, current: Pseudonymiser) -> Pseudonymiser | None:
+        """The pseudonym key `kid` if it is the one `current` replaced, else None.
+
+        A blind partner that fetched the key just before a rotation still holds the
+        previous one: its evaluations and `matchKeys` are served under that key and
+        moved to the current one, so a rotation refuses nothing. Older keys are not
+        served (409: fetch the key again), so a retired key does not stay an oracle.
+        """
+        earlier = [r for r in keys.records(KeyPurpose.PSEUDONYM) if r.kid != current.kid]
+        if current.kid is None or not earlier or earlier[-1].kid != kid:
+            return None
+        return cls(keys.secret_scalar(kid), kid=kid)
+
     def pseudonym(self, match_key: str) -> bytes:
         """k·H(match key): the 32-byte element that is stored."""
         return oprf.evaluate_element(self._scalar, match_key.encode("utf-8"))

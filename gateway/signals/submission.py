@@ -28,7 +28,7 @@ from gateway.actors import Actor
 from gateway.api.paging import Page
 from gateway.crypto.jwe import encrypt_for_recipients
 from gateway.errors import FieldError, InvalidInput, NotFound
-from gateway.keys import KeyPurpose, KeyRecord, KeyStore, KeyStoreError
+from gateway.keys import KeyPurpose, KeyRecord, KeyStore
 from gateway.keys.epochs import seal_payload
 from gateway.policy.audited import record_decision, refuse
 from gateway.policy.engine import Decision, PolicyEngine, Resource
@@ -279,7 +279,9 @@ class SignalService:
                 errors=[FieldError("", "Exactly one of subject and matchKeys")],
             )
         if submission.match_keys is not None:
-            return blind_pseudonyms(submission.match_keys, pseudonymiser, self._earlier_key)
+            return blind_pseudonyms(
+                submission.match_keys, pseudonymiser, self._earlier_key(pseudonymiser)
+            )
         if submission.subject is None:
             raise InvalidInput(
                 "The signal names no subject.",
@@ -287,13 +289,10 @@ class SignalService:
             )
         return pseudonymiser.linkage_pseudonyms(subject)
 
-    def _earlier_key(self, kid: str) -> Pseudonymiser | None:
-        """An earlier pseudonym key by id (a blind submission evaluated just before a
-        rotation), or None when the key store holds no such pseudonym key."""
-        try:
-            return Pseudonymiser.from_key_store(self.keys, kid)
-        except KeyStoreError:
-            return None
+    def _earlier_key(self, current: Pseudonymiser) -> Callable[[str], Pseudonymiser | None]:
+        """The key before `current`, by id (a blind submission evaluated just before a
+        rotation); None for any other id."""
+        return lambda kid: Pseudonymiser.previous(self.keys, kid, current)
 
     def _meldpunt_key(self, payload: object, directory: DirectoryView) -> KeyRecord:
         """The meldpunt key the payload is encrypted for: the active one, or after a

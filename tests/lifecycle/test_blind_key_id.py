@@ -4,11 +4,15 @@ current one; an unknown or malformed keyId is refused; none means the current ke
 from __future__ import annotations
 
 import base64
+import secrets
+from pathlib import Path
 
 import pytest
 
 from gateway.crypto import oprf
 from gateway.errors import InvalidInput
+from gateway.keys import KeyPurpose, KeyStore
+from gateway.keys.store import MasterKey
 from gateway.pseudonyms import Pseudonymiser
 from gateway.pseudonyms.blind_input import OprfKeyChanged, blind_pseudonyms
 from gateway.pseudonyms.matchkeys import MULTI_VALUED
@@ -43,3 +47,22 @@ def test_an_unknown_or_malformed_key_id_is_refused() -> None:
         with pytest.raises(InvalidInput) as invalid:
             blind_pseudonyms({**_match_keys(new), "keyId": bad}, new, {}.get)
         assert [e.pointer for e in invalid.value.errors] == ["/matchKeys/keyId"]
+
+
+def test_only_the_key_just_replaced_is_served(tmp_path: Path) -> None:
+    """A blind partner that fetched the key just before a rotation is served under it
+    (evaluations and matchKeys); a key two rotations old is not."""
+    keys = KeyStore(tmp_path / "keys", MasterKey(secrets.token_bytes(32), False))
+    first, second, third = (keys.create(KeyPurpose.PSEUDONYM) for _ in range(3))
+    current = Pseudonymiser.from_key_store(keys)
+    assert current.kid == third.kid
+    previous = Pseudonymiser.previous(keys, second.kid, current)
+    assert previous is not None and previous.kid == second.kid
+    assert Pseudonymiser.previous(keys, first.kid, current) is None
+    assert Pseudonymiser.previous(keys, "made-up", current) is None
+    moved = blind_pseudonyms(
+        _match_keys(previous, keyId=second.kid),
+        current,
+        lambda kid: Pseudonymiser.previous(keys, kid, current),
+    )
+    assert moved == current.linkage_pseudonyms(SUBJECT)
