@@ -161,6 +161,20 @@ def partner_loop(
         stop.wait(PAUSE)
 
 
+def enrol_partners(gateway: Any) -> list[tuple[Any, bool]]:
+    """The meldpunt and CLIENTS - 1 police and care systems, each with a token: (client,
+    is the meldpunt)."""
+    clients: list[tuple[Any, bool]] = [
+        (gateway.register("meldpunt", "meldpunt", MELDPUNT_SCOPES), True)
+    ]
+    for n in range(CLIENTS - 1):
+        org, kind = ("police", "police") if n % 2 == 0 else ("zorg-twente", "care")
+        clients.append((gateway.register(org, kind), False))
+    for client, _ in clients:
+        client.access_token()
+    return clients
+
+
 def unsequenced(url: str) -> int:
     """Audit entries the gateway's sequencer has not numbered yet (it keeps up: ~0)."""
     from sqlalchemy import func, select
@@ -253,14 +267,7 @@ def main() -> None:
             "shared with the load",
             flush=True,
         )
-        clients: list[tuple[Any, bool]] = [
-            (gateway.register("meldpunt", "meldpunt", MELDPUNT_SCOPES), True)
-        ]
-        for n in range(CLIENTS - 1):
-            org, kind = ("police", "police") if n % 2 == 0 else ("zorg-twente", "care")
-            clients.append((gateway.register(org, kind), False))
-        for client, _ in clients:
-            client.access_token()
+        clients = enrol_partners(gateway)
         started = time.monotonic()
         recorder = Recorder(started)
         stop = threading.Event()

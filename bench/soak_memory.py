@@ -152,7 +152,7 @@ def _report(index: int, base: tracemalloc.Snapshot | None, now: tracemalloc.Snap
 
 
 def main() -> None:
-    from bench.soak import CLIENTS, MELDPUNT_SCOPES, Recorder, partner_loop
+    from bench.soak import Recorder, enrol_partners, partner_loop
     from gateway.app import create_app
     from gateway.bootstrap import initialise
     from gateway.config import Settings
@@ -175,14 +175,7 @@ def main() -> None:
     app = create_app(settings=settings)
     server = _serve(app, port, int(os.environ.get("SOAK_THREADS", "4")))
     gateway = LiveGateway(settings.issuer, settings, None, folder / "log")  # type: ignore[arg-type]
-    clients: list[tuple[Any, bool]] = [
-        (gateway.register("meldpunt", "meldpunt", MELDPUNT_SCOPES), True)
-    ]
-    for n in range(CLIENTS - 1):
-        org, kind = ("police", "police") if n % 2 == 0 else ("zorg-twente", "care")
-        clients.append((gateway.register(org, kind), False))
-    for client, _ in clients:
-        client.access_token()
+    clients = enrol_partners(gateway)
     started = time.monotonic()
     recorder = Recorder(started)
     stop = threading.Event()
