@@ -113,6 +113,7 @@ LinkageKey = Literal[
     "xname_dob",
     "names_del",
     "fgi_dob",
+    "names_ym",
 ]
 HttpsUri = Annotated[str, StringConstraints(pattern=r"^https://[^\s/?#]+(/[^\s]*)?$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=4000)]

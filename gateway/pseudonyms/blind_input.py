@@ -87,15 +87,14 @@ def pseudonyms_from_match_keys(
             errors.append(FieldError(pointer, MSG_FAMILY))
             continue
         where = f"{pointer}/{family}"
-        if family in MULTI_VALUED:
-            if not isinstance(value, list) or not 1 <= len(value) <= MAX_PER_FAMILY:
-                errors.append(FieldError(where, MSG_MANY))
-                continue
-            items = [(f"{where}/{i}", v) for i, v in enumerate(value)]
-        elif isinstance(value, str):
+        if isinstance(value, str):  # one element: any family (a list only where it may hold more)
             items = [(where, value)]
+        elif (
+            family in MULTI_VALUED and isinstance(value, list) and 1 <= len(value) <= MAX_PER_FAMILY
+        ):
+            items = [(f"{where}/{i}", v) for i, v in enumerate(value)]
         else:
-            errors.append(FieldError(where, MSG_ONE))
+            errors.append(FieldError(where, MSG_MANY if family in MULTI_VALUED else MSG_ONE))
             continue
         elements: set[bytes] = set()
         for item_pointer, item in items:

@@ -20,8 +20,12 @@ labels and values, so stored pseudonyms keep matching. A family is multi-valued 
 its rule yields several keys (deletion neighbours, name parts):
 
     swap_dob    {family, first given} as an unordered pair + dob (swapped fields)
-    given_dob   first given name + dob (family name changed, missing or misspelt)
+    given_dob   first given name + dob (family name changed, missing or misspelt); for
+                several given names also all of them joined ("Kate Lin" meets "Katelin")
     names_year  family + first given + birth year (a typo in day or month)
+    names_ym    family + first given + birth year + month, and + birth year + day: a
+                typo in one of day and month (namesakes born in the same year seldom
+                share either; `names_year` alone cannot tell them from a typo)
     names       family + first given (no or a wrong date of birth)
     init_dob    family + first initial + dob
     phon_dob    Dutch-aware phonetic family name + dob
@@ -92,6 +96,7 @@ FAMILY_DM_SWAP = "dm_swap"
 FAMILY_XNAME_DOB = "xname_dob"
 FAMILY_NAMES_DEL = "names_del"
 FAMILY_FGI_DOB = "fgi_dob"
+FAMILY_NAMES_YM = "names_ym"
 #: Every linkage family (the v1 pair first), in a stable order. Family names fit
 #: `signal_pseudonyms.family` (32) and their comma-joined list `linkage_keys` (128).
 LINKAGE_FAMILIES = (
@@ -109,6 +114,7 @@ LINKAGE_FAMILIES = (
     FAMILY_XNAME_DOB,
     FAMILY_NAMES_DEL,
     FAMILY_FGI_DOB,
+    FAMILY_NAMES_YM,
 )
 #: Families that may hold more than one key per signal.
 MULTI_VALUED = frozenset(
@@ -119,6 +125,8 @@ MULTI_VALUED = frozenset(
         FAMILY_NAMES_DEL,
         FAMILY_SWAP_DOB,
         FAMILY_DM_SWAP,
+        FAMILY_GIVEN_DOB,
+        FAMILY_NAMES_YM,
     }
 )
 
@@ -248,6 +256,10 @@ def linkage_keys(subject: NormalisedSubject) -> dict[str, frozenset[str]]:
             put(FAMILY_PART_DOB, *(label(FAMILY_PART_DOB, p, dob) for p in sorted(parts) if p))
         if given:
             put(FAMILY_GIVEN_DOB, label(FAMILY_GIVEN_DOB, given, dob))
+            assert subject.given_names is not None
+            joined = spelling_form(subject.given_names)
+            if joined != given:
+                put(FAMILY_GIVEN_DOB, label(FAMILY_GIVEN_DOB, joined, dob))
         names = (family, given, given_as_family)
         put(FAMILY_XNAME_DOB, *(label(FAMILY_XNAME_DOB, n, dob) for n in names if n))
         if family and given:
@@ -260,6 +272,11 @@ def linkage_keys(subject: NormalisedSubject) -> dict[str, frozenset[str]]:
             )
             put(FAMILY_FGI_DOB, label(FAMILY_FGI_DOB, family[0], given, dob))
             put(FAMILY_NAMES_YEAR, label(FAMILY_NAMES_YEAR, family, given, year))
+            put(
+                FAMILY_NAMES_YM,
+                label(FAMILY_NAMES_YM, family, given, year, f"m{month}"),
+                label(FAMILY_NAMES_YM, family, given, year, f"d{day}"),
+            )
         lo_md, hi_md = sorted((month, day))
         put(FAMILY_DM_SWAP, *(label(FAMILY_DM_SWAP, n, year, lo_md, hi_md) for n in names if n))
         if family and given:

@@ -105,10 +105,19 @@ class Pseudonymiser:
         return oprf.blind_evaluate_batch(self._scalar, self.public_key, blinded_elements)
 
     def linkage_pseudonyms(
-        self, subject: object, *, today: date | None = None
+        self,
+        subject: object,
+        *,
+        today: date | None = None,
+        families: Collection[str] | None = None,
     ) -> dict[str, frozenset[bytes]]:
-        """Pseudonyms of every linkage family a subject allows (see `linkage_keys`)."""
-        return self.pseudonyms_by_family(derive_linkage_keys(subject, today=today))
+        """Pseudonyms of every linkage family a subject allows (see `linkage_keys`), or
+        only of `families` (a category's `linkage_keys`): the OPRF work, a third of a
+        signal's cost, is spent only on keys that will be kept."""
+        keys = derive_linkage_keys(subject, today=today)
+        if families is not None:
+            keys = {f: v for f, v in keys.items() if f in families}
+        return self.pseudonyms_by_family(keys)
 
     def pseudonyms_by_family(
         self, keys: Mapping[str, Collection[str]]

@@ -30,7 +30,13 @@ from gateway.api.paging import Page, clamp_limit, decode_cursor, encode_cursor
 from gateway.audit.entries import SubjectRef
 from gateway.matching.outbox import enqueue, enqueue_row
 from gateway.matching.service import utc
-from gateway.pseudonyms.matchkeys import FAMILY_BSN, FAMILY_NAME_DOB, LINKAGE_FAMILIES, MULTI_VALUED
+from gateway.pseudonyms.matchkeys import (
+    FAMILY_BSN,
+    FAMILY_GIVEN_DOB,
+    FAMILY_NAME_DOB,
+    FAMILY_NAMES,
+    LINKAGE_FAMILIES,
+)
 from gateway.pseudonyms.service import by_family
 from gateway.signals.errors import IdempotencyKeyReused
 from gateway.signals.locks import idempotency_lock_key, lock
@@ -44,6 +50,9 @@ _SIGNALS = cast(Table, SignalRow.__table__)
 SUBJECT_REF_TYPE = "ketenpoort-pseudonym"
 #: The families whose elements name a signal's subject in audit entries.
 REFERENCE_FAMILIES = (FAMILY_BSN, FAMILY_NAME_DOB)
+#: What a signal with neither is referred to by: the families whose elements are the
+#: names as written (no deletion neighbours, parts or partial dates, which others share).
+FALLBACK_REFERENCE_FAMILIES = (FAMILY_GIVEN_DOB, FAMILY_NAMES)
 
 
 @dataclass(frozen=True)
@@ -135,12 +144,12 @@ def subject_refs(
     From a mapping by family, only the exact families (`bsn`, `name_dob`) when the
     signal has one: the subject search finds entries by exactly those, and a typo
     family's element may be shared with someone else. A signal without either (no
-    family name, no date of birth) is referred to by its single-valued families.
+    family name, no date of birth) is referred to by `FALLBACK_REFERENCE_FAMILIES`.
     """
     if isinstance(pseudonyms, Mapping):
         families = by_family(pseudonyms)
         chosen = [f for f in REFERENCE_FAMILIES if f in families] or [
-            f for f in sorted(families) if f not in MULTI_VALUED
+            f for f in FALLBACK_REFERENCE_FAMILIES if f in families
         ]
         elements: Iterable[bytes] = (e for f in chosen for e in families[f])
     else:

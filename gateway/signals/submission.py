@@ -16,7 +16,7 @@ import hmac
 import json
 import secrets
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -267,12 +267,17 @@ class SignalService:
         return decision
 
     def _pseudonyms(
-        self, pseudonymiser: Pseudonymiser, submission: Submission, subject: Mapping[str, Any]
+        self,
+        pseudonymiser: Pseudonymiser,
+        submission: Submission,
+        subject: Mapping[str, Any],
+        families: Collection[str] | None,
     ) -> dict[str, frozenset[bytes]]:
-        """Every linkage family's pseudonyms: derived from `subject` here, or (blind
-        submission) the partner's unblinded evaluations in `matchKeys`, checked to be
-        known families and valid group elements, and moved to the current key when their
-        `keyId` names an earlier one. Exactly one of the two is given."""
+        """The linkage families' pseudonyms (of `families` only, the category's, when
+        known): derived from `subject` here, or (blind submission) the partner's
+        unblinded evaluations in `matchKeys`, checked to be known families and valid
+        group elements, and moved to the current key when their `keyId` names an
+        earlier one. Exactly one of the two is given."""
         if submission.match_keys is not None and submission.subject is not None:
             raise InvalidInput(
                 "Send either subject or matchKeys, not both.",
@@ -287,7 +292,7 @@ class SignalService:
                 "The signal names no subject.",
                 errors=[FieldError("", "Exactly one of subject and matchKeys")],
             )
-        return pseudonymiser.linkage_pseudonyms(subject)
+        return pseudonymiser.linkage_pseudonyms(subject, families=families)
 
     def _earlier_key(self, current: Pseudonymiser) -> Callable[[str], Pseudonymiser | None]:
         """The key before `current`, by id (a blind submission evaluated just before a
@@ -366,7 +371,8 @@ class SignalService:
         pseudonymiser = self.pseudonymiser()
         pseudonyms: dict[str, frozenset[bytes]] = {}
         try:
-            pseudonyms = self._pseudonyms(pseudonymiser, submission, subject)
+            families = category.linkage_keys if category is not None else None
+            pseudonyms = self._pseudonyms(pseudonymiser, submission, subject, families)
         except InvalidInput as exc:
             if not errors:
                 raise

@@ -201,7 +201,8 @@ def test_blind_client_detects_a_key_switch(client: FlaskClient, token_headers: A
         {},
         {"unknown": b64(oprf.blind(b"x")[1])},
         {"bsn": [b64(oprf.blind(b"x")[1])]},  # single-valued family given a list
-        {"del_dob": b64(oprf.blind(b"x")[1])},  # multi-valued family given a string
+        {"del_dob": 5},  # neither an element nor a list
+        {"del_dob": {"0": b64(oprf.blind(b"x")[1])}},
         {"bsn": b64(bytes(32))},
         {"del_dob": []},
     ],
@@ -212,3 +213,13 @@ def test_invalid_match_keys_are_refused_without_echo(match_keys: object) -> None
     assert caught.value.status == 400
     text = repr(caught.value.errors)
     assert "unknown" not in text
+
+
+def test_one_element_is_accepted_for_any_family() -> None:
+    """DESIGN.md's form (`FAMILY: element`) holds for every family; a list is for more.
+
+    `given_dob` became multi-valued (several given names also joined): a blind client
+    from before that sends it as one string and must not be refused."""
+    element = oprf.blind(b"x")[1]
+    found = pseudonyms_from_match_keys({"given_dob": b64(element), "del_dob": b64(element)})
+    assert found == {"given_dob": frozenset({element}), "del_dob": frozenset({element})}

@@ -109,10 +109,28 @@ def test_swapped_fields_and_swapped_day_month() -> None:
 def test_dates_and_bsns_are_never_typo_matched() -> None:
     one_day_off = keys("Bakker", "Anna", "2010-04-08")
     agreeing = shared(keys("Bakker"), one_day_off)
-    assert agreeing <= {"names", "names_year", "names_del"}  # none keyed on the full date
+    # None keyed on the full date: the name with the year, or with year and month.
+    assert agreeing <= {"names", "names_year", "names_ym", "names_del"}
+    other_month_and_day = keys("Bakker", "Anna", "2010-05-08")
+    assert "names_ym" not in shared(keys("Bakker"), other_month_and_day)
     a = derive_linkage_keys({"bsn": "123456782"}, today=TODAY)
     b = derive_linkage_keys({"bsn": "111222333"}, today=TODAY)
     assert set(a) == set(b) == {"bsn"} and not shared(a, b)
+
+
+def test_several_given_names_also_meet_their_joined_form() -> None:
+    split = derive_linkage_keys(
+        {"familyName": "Dent", "givenNames": "Kate Lin", "dateOfBirth": DOB}, today=TODAY
+    )
+    joined = derive_linkage_keys(
+        {"familyName": "Dent", "givenNames": "Katelin", "dateOfBirth": DOB}, today=TODAY
+    )
+    other = derive_linkage_keys(
+        {"familyName": "Dent", "givenNames": "Kate", "dateOfBirth": DOB}, today=TODAY
+    )
+    assert FAMILY_GIVEN_DOB in shared(split, joined)
+    assert FAMILY_GIVEN_DOB in shared(split, other)
+    assert FAMILY_GIVEN_DOB not in shared(joined, other)
 
 
 def test_v1_keys_are_unchanged() -> None:
