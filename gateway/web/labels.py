@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 
 #: A signal's status.
 SIGNAL_STATUS_NAMES = {
@@ -16,3 +19,58 @@ CATEGORY_NAMES = {
     "possible-perpetrator": _l("possible perpetrator"),
     "concern": _l("concern"),
 }
+#: What each linkage key family means, for the match page (the API keeps the codes).
+LINKAGE_KEY_NAMES = {
+    "bsn": _l("BSN"),
+    "name_dob": _l("family name + date of birth"),
+    "del_dob": _l("family name with one typo + date of birth"),
+    "phon_dob": _l("family name that sounds the same + date of birth"),
+    "part_dob": _l("part of a double family name + date of birth"),
+    "given_dob": _l("first given name + date of birth"),
+    "xname_dob": _l("one name, in either field + date of birth"),
+    "swap_dob": _l("given and family name swapped + date of birth"),
+    "init_dob": _l("family name + first initial + date of birth"),
+    "fgi_dob": _l("first letter of the family name + first given name + date of birth"),
+    "names_year": _l("names + year of birth"),
+    "names_ym": _l("names + year and month or day of birth"),
+    "dm_swap": _l("name + date of birth with day and month swapped"),
+    "names": _l("names, without date of birth"),
+    "names_del": _l("names with one typo, without date of birth"),
+}
+
+# Which identifiers a family's agreement speaks for (the matching rules in
+# `gateway.matching.scoring` say the same; this is only what the page shows).
+_FAMILY_EXACT = {"name_dob", "names", "names_year", "names_ym", "init_dob", "swap_dob"}
+_FAMILY_NEAR = {"del_dob", "phon_dob", "part_dob", "names_del"}
+_GIVEN_EXACT = {"given_dob", "names", "names_year", "names_ym", "swap_dob", "fgi_dob"}
+_GIVEN_NEAR = {"names_del", "init_dob"}
+_DATE_EXACT = {
+    "name_dob", "del_dob", "phon_dob", "part_dob", "given_dob",
+    "xname_dob", "swap_dob", "init_dob", "fgi_dob",
+}  # fmt: skip
+
+
+def agreement(families: Collection[str]) -> list[LazyString]:
+    """The identifiers that agree, from the families that did: what a coordinator
+    needs first ("BSN, family name, date of birth"), before the families themselves."""
+    agreed = set(families)
+    found: list[LazyString] = []
+    if "bsn" in agreed:
+        found.append(_l("BSN"))
+    if agreed & _FAMILY_EXACT:
+        found.append(_l("family name"))
+    elif agreed & _FAMILY_NEAR:
+        found.append(_l("family name, nearly"))
+    if agreed & _GIVEN_EXACT:
+        found.append(_l("given name"))
+    elif agreed & _GIVEN_NEAR:
+        found.append(_l("given name, nearly"))
+    if agreed & _DATE_EXACT:
+        found.append(_l("date of birth"))
+    elif "dm_swap" in agreed:
+        found.append(_l("date of birth, day and month swapped"))
+    elif "names_ym" in agreed:
+        found.append(_l("year and month or day of birth"))
+    elif "names_year" in agreed:
+        found.append(_l("year of birth"))
+    return found

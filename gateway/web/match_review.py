@@ -11,7 +11,12 @@ from werkzeug.wrappers import Response as BaseResponse
 from gateway.matching.models import DISMISSAL_REASONS
 from gateway.services import db_session, services
 from gateway.users import accounts
-from gateway.web.labels import CATEGORY_NAMES, SIGNAL_STATUS_NAMES
+from gateway.web.labels import (
+    CATEGORY_NAMES,
+    LINKAGE_KEY_NAMES,
+    SIGNAL_STATUS_NAMES,
+    agreement,
+)
 from gateway.web.views import _render, bp, current_user, page
 
 #: The states a review button may set (a dismissal has its own form).
@@ -25,6 +30,8 @@ def _match_page_names() -> dict[str, object]:
         "reasons": DISMISSAL_REASONS,
         "signal_category_names": CATEGORY_NAMES,
         "signal_status_names": SIGNAL_STATUS_NAMES,
+        "linkage_key_names": LINKAGE_KEY_NAMES,
+        "agreement": agreement,
     }
 
 

@@ -25,11 +25,16 @@ def test_the_queue_and_the_match_page_show_tier_state_and_keys(app: Flask, desk:
     queue = coordinator.get("/matches")
     text = queue.get_data(as_text=True)
     assert queue.status_code == 200
-    assert "Zekerheid" in text and "sterk" in text and "nieuw" in text and "del_dob" in text
+    assert "Zekerheid" in text and "sterk" in text and "nieuw" in text
+    # A typo in the family name: what agreed, in words, not the API's family codes.
+    assert "achternaam, bijna" in text and "voornaam" in text and "geboortedatum" in text
+    assert "del_dob" not in text
     match_id = _match_id(text)
     page = coordinator.get(f"/matches/{match_id}").get_data(as_text=True)
     assert "Treffer afwijzen" in page and 'name="reason"' in page
     assert 'value="different-persons"' in page and "Verschillende personen" in page
+    assert "achternaam met één tikfout + geboortedatum" in page and "del_dob" not in page
+    assert "achternaam + geboortedatum<" not in page  # name_dob did not agree
     # the signals' codes in Dutch, on the queue and the match page
     assert "mogelijk slachtoffer" in text and "possible-victim" not in text
     assert ">actief<" in page and ">active<" not in page and "mogelijk slachtoffer" in page
