@@ -35,9 +35,10 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Literal
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.actors import SYSTEM
@@ -47,6 +48,7 @@ from gateway.audit.service import record_event
 from gateway.matching.models import COORDINATOR, MatchMemberRow, MatchRow, NotificationRow
 from gateway.matching.outbox import pending_signal_pks
 from gateway.matching.scoring import Tier, assess
+from gateway.pseudonyms.matchkeys import LINKAGE_FAMILIES
 from gateway.pseudonyms.service import by_family
 from gateway.signals.locks import lock_clusters
 from gateway.signals.models import SignalPseudonymRow, SignalRow
@@ -171,23 +173,34 @@ def _sharing(
     session: Session, pseudonyms: Mapping[str, bytes | Collection[bytes]]
 ) -> list[tuple[str, bytes, int]]:
     """(family, element, signal_pk) of every stored pseudonym equal to one of these."""
-    pairs = sorted(
-        (family, element) for family, values in by_family(pseudonyms).items() for element in values
-    )
-    if not pairs:
+    families = [(f, sorted(v)) for f, v in sorted(by_family(pseudonyms).items()) if v]
+    if not families:
         return []
-    wanted = or_(
-        *(
-            and_(SignalPseudonymRow.family == family, SignalPseudonymRow.element == element)
-            for family, element in pairs
+    params: dict[str, object] = {}
+    for i, (family, elements) in enumerate(families):
+        params[f"family_{i}"] = family
+        params[f"elements_{i}"] = elements
+    rows = session.execute(_sharing_statement(len(families)), params)
+    return [(family, bytes(element), pk) for family, element, pk in rows]
+
+
+@lru_cache(maxsize=len(LINKAGE_FAMILIES))
+def _sharing_statement(families: int) -> Select[str, bytes, int]:
+    """`family = ? AND element IN (...)` once per family: an index range each. Built
+    once per number of families (building the expression per signal cost more than
+    running it; SQLAlchemy then compiles each shape once)."""
+    row = SignalPseudonymRow
+    return select(row.family, row.element, row.signal_pk).where(
+        or_(
+            *(
+                and_(
+                    row.family == bindparam(f"family_{i}"),
+                    row.element.in_(bindparam(f"elements_{i}", expanding=True)),
+                )
+                for i in range(families)
+            )
         )
     )
-    rows = session.execute(
-        select(
-            SignalPseudonymRow.family, SignalPseudonymRow.element, SignalPseudonymRow.signal_pk
-        ).where(wanted)
-    )
-    return [(family, bytes(element), pk) for family, element, pk in rows]
 
 
 def candidate_pks(
