@@ -257,9 +257,11 @@ def linkage_keys(subject: NormalisedSubject) -> dict[str, frozenset[str]]:
         if given:
             put(FAMILY_GIVEN_DOB, label(FAMILY_GIVEN_DOB, given, dob))
             assert subject.given_names is not None
-            joined = spelling_form(subject.given_names)
-            if joined != given:
-                put(FAMILY_GIVEN_DOB, label(FAMILY_GIVEN_DOB, joined, dob))
+            if " " in subject.given_names:  # several given names: also all of them joined
+                put(
+                    FAMILY_GIVEN_DOB,
+                    label(FAMILY_GIVEN_DOB, spelling_form(subject.given_names), dob),
+                )
         names = (family, given, given_as_family)
         put(FAMILY_XNAME_DOB, *(label(FAMILY_XNAME_DOB, n, dob) for n in names if n))
         if family and given:

@@ -237,3 +237,11 @@ def test_rotation_covers_every_family() -> None:
     moved = {f: frozenset(rotation.apply_all(v)) for f, v in before.items()}
     assert moved == new.linkage_pseudonyms(subject, today=TODAY)
     assert set(moved) == set(LINKAGE_FAMILIES)
+
+
+def test_one_given_name_gives_one_given_dob_key() -> None:
+    """A short form ("Hendrik" is keyed as "henk") is not a second given name."""
+    keys = derive_linkage_keys(
+        {"familyName": "Dent", "givenNames": "Hendrik", "dateOfBirth": DOB}, today=TODAY
+    )
+    assert len(keys[FAMILY_GIVEN_DOB]) == 1
