@@ -42,6 +42,8 @@ from tests.integration.live import _SERVE_ON_FD, ROOT, LiveGateway, _env, bound_
 #: Generous: the machine may be busy (CI runs the suite on every core).
 READY_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 20.0
+#: The problem type of a request the database could not serve (503, Retry-After).
+UNAVAILABLE = "/problems/database-unavailable"
 
 
 class RestartableGateway(LiveGateway):

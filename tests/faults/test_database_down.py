@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, text
 
 from tests.faults.harness import (
     REQUEST_TIMEOUT,
+    UNAVAILABLE,
     RestartableGateway,
     Submitter,
     load_in_background,
@@ -34,7 +35,6 @@ from tests.faults.harness import (
 from tests.faults.pgcluster import Cluster, own_cluster
 
 pytestmark = pytest.mark.slow
-UNAVAILABLE = "/problems/database-unavailable"
 OUTAGE = 6.0  # seconds the database stays down, at least
 
 

@@ -26,6 +26,7 @@ import pytest
 
 from tests.faults.harness import (
     REQUEST_TIMEOUT,
+    UNAVAILABLE,
     RestartableGateway,
     Submitter,
     load_in_background,
@@ -36,7 +37,6 @@ from tests.faults.harness import (
 )
 
 pytestmark = pytest.mark.slow
-UNAVAILABLE = "/problems/database-unavailable"
 
 
 @pytest.fixture
