@@ -149,26 +149,31 @@ def percentile(ordered: list[float], fraction: float) -> float:
 def load(spec_path: str) -> None:
     """POST every pre-built request with a thread pool; print one JSON line of results."""
     spec = json.loads(Path(spec_path).read_text())
-    url, items = spec["url"], spec["requests"]
+    # `urls`: several processes of one gateway, taken in turn (a client-side balancer)
+    urls, items = spec.get("urls") or [spec["url"]], spec["requests"]
     local = threading.local()
     deadline = [0.0]
 
-    def post(item: dict[str, Any]) -> tuple[int, float]:
+    def post(numbered: tuple[int, dict[str, Any]]) -> tuple[int, float]:
+        n, item = numbered
         if time.perf_counter() > deadline[0]:
             return -1, 0.0
         session = getattr(local, "session", None)
         if session is None:
             session = local.session = requests.Session()
         started = time.perf_counter()
-        response = session.post(url, data=item["body"].encode(), headers=item["headers"])
+        response = session.post(
+            urls[n % len(urls)], data=item["body"].encode(), headers=item["headers"]
+        )
         return response.status_code, time.perf_counter() - started
 
+    warmup = spec["warmup"]
     with ThreadPoolExecutor(spec["concurrency"]) as pool:
         deadline[0] = time.perf_counter() + spec["seconds"]
-        list(pool.map(post, items[: spec["warmup"]]))  # connections, caches, JIT of paths
+        list(pool.map(post, enumerate(items[:warmup])))  # connections, caches, JIT of paths
         deadline[0] = time.perf_counter() + spec["seconds"]
         started = time.perf_counter()
-        results = list(pool.map(post, items[spec["warmup"] :]))
+        results = list(pool.map(post, enumerate(items[warmup:])))
         elapsed = time.perf_counter() - started
     done = [(status, seconds) for status, seconds in results if status != -1]
     latencies = sorted(seconds for _, seconds in done)
@@ -186,10 +191,10 @@ def load(spec_path: str) -> None:
     )
 
 
-def run_load(url: str, items: list[dict[str, Any]], folder: Path) -> dict[str, Any]:
+def run_load(url: str | list[str], items: list[dict[str, Any]], folder: Path) -> dict[str, Any]:
     spec_path = folder / f"load-{uuid.uuid4().hex[:8]}.json"
     spec = {
-        "url": url,
+        "urls": [url] if isinstance(url, str) else url,
         "requests": items,
         "concurrency": CONCURRENCY,
         "seconds": SECONDS,
