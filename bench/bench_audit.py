@@ -37,10 +37,10 @@ from gateway.audit.entries import TraceFields, build_entry, canonical_bytes
 from gateway.audit.models import AuditEntryRow
 from gateway.audit.rfc9162 import leaf_hash
 from gateway.audit.sequencer import (
-    BATCH_INTERVAL,
     MAX_BATCH,
     CheckpointSigner,
     SequencerState,
+    pause_after,
     sequence_batch,
     sequence_pending,
 )
@@ -101,16 +101,18 @@ def _writer(url: str, count: int, worker: int) -> None:
 
 
 def _sequencer(url: str, signer: dict[str, Any], total: int, result: Any, cpu: Any) -> None:
-    """The production loop: a batch, again at once when it was full, else the idle wait."""
+    """The production loop (`BackgroundSequencer`): a batch, again at once when it was
+    full, else a wait the shorter the fuller it was (`pause_after`)."""
     db = Database(url)
     sign = CheckpointSigner(**signer)
     state = SequencerState()
     done = 0
     while done < total:
         batch = sequence_batch(db, sign, state=state)
-        if batch is None or batch.count < MAX_BATCH:
-            time.sleep(BATCH_INTERVAL)
-        done += batch.count if batch is not None else 0
+        count = batch.count if batch is not None else 0
+        if count < MAX_BATCH:
+            time.sleep(pause_after(count))
+        done += count
     result.value = time.perf_counter()
     cpu.value = time.process_time()
     db.dispose()

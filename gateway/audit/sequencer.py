@@ -272,6 +272,17 @@ def sequence_batch(
     return Batch(len(rows), compact.size, root)
 
 
+def pause_after(
+    count: int, *, max_batch: int = MAX_BATCH, interval: float = BATCH_INTERVAL
+) -> float:
+    """The wait before the next batch after one of `count` entries: the interval less the
+    share of a full batch that this one filled (a full batch: none at all). A quiet log
+    still gets at most one checkpoint per interval; a steady stream is sequenced sooner
+    the faster it runs (at 4,000 entries/s in batches of ~500 every ~0.13 s) instead of
+    waiting the whole interval and then falling behind."""
+    return interval * max(0.0, 1.0 - count / max_batch)
+
+
 def sequence_pending(
     db: Database,
     signer: CheckpointSigner,
@@ -312,6 +323,7 @@ class BackgroundSequencer(BackgroundJob):
         self._signer: CheckpointSigner | None = None
         self._loaded = 0.0
         self._state = SequencerState()
+        self._last = 0  # entries in the last batch
 
     def step(self) -> bool:
         # the signer follows the key store at each signing (`CheckpointSigner.current`);
@@ -319,4 +331,8 @@ class BackgroundSequencer(BackgroundJob):
         if self._signer is None or time.monotonic() - self._loaded > 60:
             self._signer, self._loaded = self._signer_factory(), time.monotonic()
         batch = sequence_batch(self._db, self._signer, max_batch=self._max_batch, state=self._state)
-        return batch is not None and batch.count >= self._max_batch
+        self._last = batch.count if batch is not None else 0
+        return self._last >= self._max_batch
+
+    def pause(self) -> float:
+        return pause_after(self._last, max_batch=self._max_batch, interval=self._interval)
