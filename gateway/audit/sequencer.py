@@ -269,6 +269,7 @@ def sequence_batch(
         session.commit()
     if state is not None:
         state.remember(compact, root)
+    db.checkpoint_wal()  # SQLite: here, not in some writer's commit under the write lock
     return Batch(len(rows), compact.size, root)
 
 
