@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, text, update
+from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from gateway.audit import rfc9162
@@ -52,9 +52,8 @@ _PG_NODES = text(
     "INSERT INTO audit_tree_nodes (level, idx, hash) SELECT * FROM unnest("
     "CAST(:levels AS smallint[]), CAST(:idxs AS bigint[]), CAST(:hashes AS bytea[]))"
 )
-_SQLITE_ASSIGN = (
-    update(_ENTRIES).where(_ENTRIES.c.id == bindparam("b_id")).values(seq=bindparam("b_seq"))
-)
+_SQLITE_ASSIGN = "UPDATE audit_entries SET seq = ? WHERE id = ?"
+_SQLITE_NODES = "INSERT INTO audit_tree_nodes (level, idx, hash) VALUES (?, ?, ?)"
 
 
 class SequencerError(RuntimeError):
@@ -178,23 +177,19 @@ def _store(session: Session, ids: list[int], start: int, nodes: _Nodes) -> None:
     """Give `ids` the indices start, start + 1, ... and store the new Merkle nodes.
 
     PostgreSQL: one statement each (arrays unnested server-side), not a statement per
-    row; SQLite, in-process, runs the executemany just as fast.
+    row; SQLite, in-process: the driver's executemany with plain tuples (SQLAlchemy's
+    per-row parameter handling cost more than SQLite's own work).
     """
     levels, idxs, hashes = nodes
     if session.get_bind().dialect.name == "postgresql":
         session.execute(_PG_ASSIGN, {"ids": ids, "start": start})
         session.execute(_PG_NODES, {"levels": levels, "idxs": idxs, "hashes": hashes})
         return
-    session.execute(
-        _SQLITE_ASSIGN, [{"b_id": row_id, "b_seq": start + n} for n, row_id in enumerate(ids)]
+    connection = session.connection()
+    connection.exec_driver_sql(
+        _SQLITE_ASSIGN, [(start + n, row_id) for n, row_id in enumerate(ids)]
     )
-    session.execute(
-        insert(_NODES),
-        [
-            {"level": lv, "idx": ix, "hash": h}
-            for lv, ix, h in zip(levels, idxs, hashes, strict=True)
-        ],
-    )
+    connection.exec_driver_sql(_SQLITE_NODES, list(zip(levels, idxs, hashes, strict=True)))
 
 
 def sequence_batch(
