@@ -13,6 +13,7 @@ stay private (security finding 9). A file left wider by an older version is narr
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,6 +47,13 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+#: SQLite copies its WAL back into the database file (a checkpoint, with its fsyncs) in
+#: whichever commit finds the WAL this long — while that writer holds the write lock.
+#: The audit sequencer checkpoints after each batch instead, outside the write lock
+#: (`Database.checkpoint_wal`); this is the backstop, well above what a batch leaves.
+WAL_AUTOCHECKPOINT_PAGES = 8000
+
+
 def _configure_sqlite(engine: Engine, writers: WriterQueue) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -55,17 +63,18 @@ def _configure_sqlite(engine: Engine, writers: WriterQueue) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
         if mode != "IMMEDIATE":
-            conn.exec_driver_sql(f"BEGIN {mode}")
+            _begin(conn, "BEGIN DEFERRED")
             return
         writers.acquire(conn.connection)
         try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            _begin(conn, "BEGIN IMMEDIATE")
         except BaseException:
             writers.release(conn.connection)
             raise
@@ -93,6 +102,16 @@ def _configure_sqlite(engine: Engine, writers: WriterQueue) -> None:
     @event.listens_for(engine, "close")
     def _on_close(dbapi_connection: Any, _record: Any) -> None:
         writers.release(dbapi_connection)
+
+
+def _begin(conn: Connection, statement: str) -> None:
+    """BEGIN on the driver's connection itself: every transaction runs this, and a
+    statement through SQLAlchemy's execute (events, result set-up) cost more than the
+    BEGIN. A failure is raised as SQLAlchemy's error, as an execute would."""
+    try:
+        conn.connection.dbapi_connection.execute(statement)  # type: ignore[union-attr]
+    except sqlite3.Error as exc:
+        raise sa_exc.DBAPIError.instance(statement, (), exc, sqlite3.Error) from exc
 
 
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal", "-lock")
@@ -124,7 +143,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine, WriterQueue(on_disk))
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    ping_when_idle = "pool_pre_ping" not in kwargs
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     # A database that is down must fail a request in seconds, not hang it: the connect
@@ -132,7 +151,40 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_timeout", POOL_TIMEOUT_SECONDS)
     if parsed.get_backend_name() == "postgresql":
         kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT_SECONDS})
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if ping_when_idle:
+        _ping_when_idle(engine)
+    return engine
+
+
+#: A pooled connection idle at least this long is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """`pool_pre_ping`, but only for a connection that sat in the pool for a while.
+
+    A ping is a round trip before every transaction; under load a connection comes back
+    to the pool and goes out again within milliseconds, and one broken meanwhile (the
+    server restarted) fails its statement, which invalidates the whole pool at once, as
+    any disconnect does. A connection idle longer (the server may have gone and come
+    back, a firewall may have dropped it) is pinged first and silently replaced if dead.
+    """
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["ketenpoort_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("ketenpoort_idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the pool replaces the connection (up to 3 tries)
+            raise sa_exc.DisconnectionError(f"idle connection is gone: {exc}") from exc
 
 
 #: Failures of the database itself, not of the request: the server is down or
@@ -262,6 +314,17 @@ class Database:
             raise
         finally:
             session.close()
+
+    def checkpoint_wal(self) -> None:
+        """SQLite: copy what the WAL holds back into the database file, PASSIVE (it waits
+        for no reader and no writer, and writers go on meanwhile). PostgreSQL: nothing."""
+        if not self.is_sqlite:
+            return
+        raw = self.engine.raw_connection()
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+        finally:
+            raw.close()
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

@@ -28,6 +28,10 @@ class BackgroundJob:
         """One turn; True when there is more to do right away."""
         raise NotImplementedError
 
+    def pause(self) -> float:
+        """Seconds to wait after a turn that left nothing to do right away."""
+        return self._interval
+
     def start(self) -> None:
         self._thread.start()
 
@@ -44,4 +48,4 @@ class BackgroundJob:
                 more = False
                 self._stop.wait(4 * self._interval)
             if not more:
-                self._stop.wait(self._interval)
+                self._stop.wait(self.pause())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import stat
 import threading
 from pathlib import Path
@@ -79,3 +81,56 @@ def test_a_write_session_begins_at_its_first_statement(database: Database) -> No
     with database.read_connection() as connection:
         assert connection.execute(text("SELECT n FROM counter")).scalar_one() == 8
     database.dispose()
+
+
+def test_a_writer_waiting_on_another_process_gets_the_lock_when_freed_or_gives_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wait for the lock file blocks (no polling) yet still times out; a wait that
+    gave up leaves no lock behind once the other process lets go."""
+    from gateway import sqlite_writers
+
+    queue = sqlite_writers.WriterQueue(tmp_path / "q.db")
+    connection = object()
+    queue.acquire(connection)  # creates the lock file
+    queue.release(connection)
+    other = os.open(tmp_path / "q.db-lock", os.O_RDWR)  # another process's descriptor
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        monkeypatch.setattr(sqlite_writers, "WAIT_SECONDS", 0.2)
+        queue.acquire(connection)  # gives up: goes ahead without the lock
+        assert queue._holder is None
+        fcntl.flock(other, fcntl.LOCK_UN)
+        assert _eventually_free(other)  # the abandoned wait let go of what it got
+
+        fcntl.flock(other, fcntl.LOCK_EX)
+        monkeypatch.setattr(sqlite_writers, "WAIT_SECONDS", 30.0)
+        got = threading.Event()
+
+        def writer() -> None:
+            queue.acquire(connection)
+            got.set()
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        assert not got.wait(0.2)  # waits while the other process holds it
+        fcntl.flock(other, fcntl.LOCK_UN)
+        assert got.wait(10)
+        thread.join()
+        with pytest.raises(BlockingIOError):  # this process holds it now
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        queue.release(connection)
+        assert _eventually_free(other)
+        fcntl.flock(other, fcntl.LOCK_UN)
+    finally:
+        os.close(other)
+
+
+def _eventually_free(fd: int) -> bool:
+    for _ in range(200):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            threading.Event().wait(0.05)
+    return False

@@ -193,16 +193,28 @@ _JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":
 
 def _plain(value: Any) -> bool:
     """True when `json` and RFC 8785 write `value` alike: only None, bool, str, safe int,
-    list and dict with ASCII string keys (code point order = UTF-16 order)."""
+    list and dict with ASCII string keys (code point order = UTF-16 order).
+
+    Loops rather than `all()` over generators: it runs for every entry written."""
     kind = type(value)
     if kind is str or kind is bool or value is None:
         return True
     if kind is int:
         return bool(-MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
     if kind is dict:
-        return all(type(k) is str and k.isascii() and _plain(v) for k, v in value.items())
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii():
+                return False
+            if type(item) is str or item is None:
+                continue
+            if not _plain(item):
+                return False
+        return True
     if kind is list:
-        return all(_plain(v) for v in value)
+        for item in value:  # noqa: SIM110 (a loop: no generator per list)
+            if type(item) is not str and not _plain(item):
+                return False
+        return True
     return False
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, text, update
+from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from gateway.audit import rfc9162
@@ -52,9 +52,8 @@ _PG_NODES = text(
     "INSERT INTO audit_tree_nodes (level, idx, hash) SELECT * FROM unnest("
     "CAST(:levels AS smallint[]), CAST(:idxs AS bigint[]), CAST(:hashes AS bytea[]))"
 )
-_SQLITE_ASSIGN = (
-    update(_ENTRIES).where(_ENTRIES.c.id == bindparam("b_id")).values(seq=bindparam("b_seq"))
-)
+_SQLITE_ASSIGN = "UPDATE audit_entries SET seq = ? WHERE id = ?"
+_SQLITE_NODES = "INSERT INTO audit_tree_nodes (level, idx, hash) VALUES (?, ?, ?)"
 
 
 class SequencerError(RuntimeError):
@@ -178,23 +177,19 @@ def _store(session: Session, ids: list[int], start: int, nodes: _Nodes) -> None:
     """Give `ids` the indices start, start + 1, ... and store the new Merkle nodes.
 
     PostgreSQL: one statement each (arrays unnested server-side), not a statement per
-    row; SQLite, in-process, runs the executemany just as fast.
+    row; SQLite, in-process: the driver's executemany with plain tuples (SQLAlchemy's
+    per-row parameter handling cost more than SQLite's own work).
     """
     levels, idxs, hashes = nodes
     if session.get_bind().dialect.name == "postgresql":
         session.execute(_PG_ASSIGN, {"ids": ids, "start": start})
         session.execute(_PG_NODES, {"levels": levels, "idxs": idxs, "hashes": hashes})
         return
-    session.execute(
-        _SQLITE_ASSIGN, [{"b_id": row_id, "b_seq": start + n} for n, row_id in enumerate(ids)]
+    connection = session.connection()
+    connection.exec_driver_sql(
+        _SQLITE_ASSIGN, [(start + n, row_id) for n, row_id in enumerate(ids)]
     )
-    session.execute(
-        insert(_NODES),
-        [
-            {"level": lv, "idx": ix, "hash": h}
-            for lv, ix, h in zip(levels, idxs, hashes, strict=True)
-        ],
-    )
+    connection.exec_driver_sql(_SQLITE_NODES, list(zip(levels, idxs, hashes, strict=True)))
 
 
 def sequence_batch(
@@ -269,7 +264,19 @@ def sequence_batch(
         session.commit()
     if state is not None:
         state.remember(compact, root)
+    db.checkpoint_wal()  # SQLite: here, not in some writer's commit under the write lock
     return Batch(len(rows), compact.size, root)
+
+
+def pause_after(
+    count: int, *, max_batch: int = MAX_BATCH, interval: float = BATCH_INTERVAL
+) -> float:
+    """The wait before the next batch after one of `count` entries: the interval less the
+    share of a full batch that this one filled (a full batch: none at all). A quiet log
+    still gets at most one checkpoint per interval; a steady stream is sequenced sooner
+    the faster it runs (at 4,000 entries/s in batches of ~500 every ~0.13 s) instead of
+    waiting the whole interval and then falling behind."""
+    return interval * max(0.0, 1.0 - count / max_batch)
 
 
 def sequence_pending(
@@ -312,6 +319,7 @@ class BackgroundSequencer(BackgroundJob):
         self._signer: CheckpointSigner | None = None
         self._loaded = 0.0
         self._state = SequencerState()
+        self._last = 0  # entries in the last batch
 
     def step(self) -> bool:
         # the signer follows the key store at each signing (`CheckpointSigner.current`);
@@ -319,4 +327,8 @@ class BackgroundSequencer(BackgroundJob):
         if self._signer is None or time.monotonic() - self._loaded > 60:
             self._signer, self._loaded = self._signer_factory(), time.monotonic()
         batch = sequence_batch(self._db, self._signer, max_batch=self._max_batch, state=self._state)
-        return batch is not None and batch.count >= self._max_batch
+        self._last = batch.count if batch is not None else 0
+        return self._last >= self._max_batch
+
+    def pause(self) -> float:
+        return pause_after(self._last, max_batch=self._max_batch, interval=self._interval)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import secrets
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 from flask import g, has_request_context
-from sqlalchemy import Table, insert
+from sqlalchemy import Dialect, Table, insert
 from sqlalchemy.orm import Session
 
 from gateway.audit.entries import AuditEvent, TraceFields, build_entry, canonical_bytes, leaf_hash
@@ -80,31 +82,111 @@ def record_event(session: Session, event: AuditEvent, *, now: datetime | None = 
 
 
 def insert_entry(session: Session, event: AuditEvent, now: datetime) -> Receipt:
-    """The two inserts of one entry, in `session`'s transaction."""
+    """The inserts of one entry, in `session`'s transaction."""
     entry = build_entry(event, _trace(), now)
     data = canonical_bytes(entry)
     digest = leaf_hash(data)
-    # Core statements in the caller's transaction (the ORM unit of work cost more than
-    # the two inserts themselves); pending ORM changes are flushed first, as before.
+    values = {
+        "leaf_hash": digest,
+        "data": data,
+        "action": event.action,
+        "outcome": event.outcome,
+        "actor_id": event.actor.id,
+        "actor_organisation": event.actor.organisation,
+        "policy_rule": (event.policy_rule or "")[:128] or None,
+        "purpose": (event.purpose or "")[:128] or None,
+        "created_at": now,
+    }
+    subjects = list(dict.fromkeys(s.id for s in event.subjects))
+    # Pending ORM changes are flushed first, as before; then statements compiled once
+    # per dialect, in the caller's transaction (the ORM's execute and Core's statement
+    # cache cost more than the inserts themselves).
     session.flush()
-    entry_id = session.execute(
-        insert(_ENTRIES).returning(_ENTRIES.c.id),
-        {
-            "leaf_hash": digest,
-            "data": data,
-            "action": event.action,
-            "outcome": event.outcome,
-            "actor_id": event.actor.id,
-            "actor_organisation": event.actor.organisation,
-            "policy_rule": (event.policy_rule or "")[:128] or None,
-            "purpose": (event.purpose or "")[:128] or None,
-            "created_at": now,
-        },
-    ).scalar_one()
-    subjects = [
-        {"entry_id": entry_id, "subject_id": sid}
-        for sid in dict.fromkeys(s.id for s in event.subjects)
-    ]
+    connection = session.connection()
+    dialect = connection.dialect
+    if dialect.name == "postgresql":
+        # entry and subjects in one round trip
+        statement = _statement(dialect, "entry+subjects" if subjects else "entry")
+        connection.exec_driver_sql(
+            statement.sql, statement.parameters(values, subjects=subjects or None)
+        )
+        return Receipt(digest)
+    statement = _statement(dialect, "entry")
+    result = connection.exec_driver_sql(statement.sql, statement.parameters(values))
     if subjects:
-        session.execute(insert(_SUBJECTS), subjects)
+        entry_id = result.lastrowid
+        connection.exec_driver_sql(
+            _statement(dialect, "subjects").sql, [(entry_id, sid) for sid in subjects]
+        )
     return Receipt(digest)
+
+
+_ENTRY_COLUMNS = (
+    "leaf_hash",
+    "data",
+    "action",
+    "outcome",
+    "actor_id",
+    "actor_organisation",
+    "policy_rule",
+    "purpose",
+    "created_at",
+)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A statement compiled for one dialect: its SQL text, the order of its positional
+    parameters (None: named) and the bind processors of its columns (as SQLAlchemy
+    would apply them, e.g. SQLite's datetime to text)."""
+
+    sql: str
+    order: tuple[str, ...] | None
+    processors: dict[str, Callable[[Any], Any]]
+
+    def parameters(self, values: dict[str, Any], **more: Any) -> Any:
+        done = {
+            key: (process(value) if (process := self.processors.get(key)) else value)
+            for key, value in values.items()
+        }
+        done.update(more)
+        if self.order is None:
+            return done
+        return tuple(done[key] for key in self.order)
+
+
+_COMPILED: dict[tuple[str, str, str], _Compiled] = {}
+_COMPILED_LOCK = threading.Lock()
+
+
+def _statement(dialect: Dialect, kind: str) -> _Compiled:
+    key = (f"{dialect.name}+{dialect.driver}", dialect.paramstyle, kind)
+    found = _COMPILED.get(key)
+    if found is None:
+        found = _compile(dialect, kind)
+        with _COMPILED_LOCK:
+            _COMPILED[key] = found
+    return found
+
+
+def _compile(dialect: Dialect, kind: str) -> _Compiled:
+    if kind == "subjects":
+        subjects = insert(_SUBJECTS).inline()
+        compiled = subjects.compile(dialect=dialect, column_keys=["entry_id", "subject_id"])
+        return _Compiled(compiled.string, None, {})
+    # inline: no implicit RETURNING of the new id (only the subjects need it)
+    compiled = insert(_ENTRIES).inline().compile(dialect=dialect, column_keys=list(_ENTRY_COLUMNS))
+    processors: dict[str, Callable[[Any], Any]] = {}
+    for name in _ENTRY_COLUMNS:
+        process = _ENTRIES.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            processors[name] = process
+    sql = compiled.string
+    if kind == "entry+subjects":  # PostgreSQL
+        sql = (  # the compiled SQL of our own statement, no input
+            f"WITH e AS ({sql} RETURNING audit_entries.id) "  # noqa: S608
+            "INSERT INTO audit_subjects (entry_id, subject_id) "
+            "SELECT e.id, s FROM e, unnest(%(subjects)s::varchar[]) AS s"
+        )
+    order = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+    return _Compiled(sql, order, processors)

@@ -11,11 +11,11 @@ import functools
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from sqlalchemy import CompoundSelect, bindparam, select, text, union_all
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.audit import rfc9162
-from gateway.audit.models import AuditCheckpointRow, AuditNodeRow
+from gateway.audit.models import AuditCheckpointRow
 from gateway.audit.rfc9162 import NodeId, NodeSource
 
 T = TypeVar("T")
@@ -30,24 +30,25 @@ def read_nodes(session: Session, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
 
     PostgreSQL: the ids as two arrays, unnested and joined (one statement whatever the
     count, so psycopg prepares it once); SQLite: a lookup per node joined with UNION ALL
-    (an OR or row-value IN over the composite key made it scan the table).
+    (an OR or row-value IN over the composite key made it scan the table). Both as the
+    driver's own SQL: compiling a UNION ALL of ~40 selects took SQLAlchemy 3-6 ms, the
+    first time for each count — the p99 of a proof at 10^6 leaves.
     """
     wanted = sorted(set(ids))
     if not wanted:
         return {}
     found: dict[NodeId, bytes] = {}
-    if session.get_bind().dialect.name == "postgresql":
-        rows = session.execute(
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        rows = connection.exec_driver_sql(
             _PG_LOOKUP, {"levels": [lv for lv, _ in wanted], "idxs": [ix for _, ix in wanted]}
         )
         found.update({(level, idx): bytes(digest) for level, idx, digest in rows})
     else:
         for start in range(0, len(wanted), _PER_QUERY):
             part = wanted[start : start + _PER_QUERY]
-            params: dict[str, int] = {}
-            for n, (level, idx) in enumerate(part):
-                params[f"l{n}"], params[f"i{n}"] = level, idx
-            rows = session.execute(_lookup(len(part)), params)
+            params = tuple(value for node in part for value in node)
+            rows = connection.exec_driver_sql(_sqlite_lookup(len(part)), params)
             found.update({(level, idx): bytes(digest) for level, idx, digest in rows})
     if len(found) != len(wanted):
         missing = set(wanted) - set(found)
@@ -55,9 +56,9 @@ def read_nodes(session: Session, ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
     return found
 
 
-_PG_LOOKUP = text(
-    "SELECT n.level, n.idx, n.hash FROM unnest(CAST(:levels AS smallint[]), "
-    "CAST(:idxs AS bigint[])) AS w(level, idx) "
+_PG_LOOKUP = (
+    "SELECT n.level, n.idx, n.hash FROM unnest(%(levels)s::smallint[], "
+    "%(idxs)s::bigint[]) AS w(level, idx) "
     "JOIN audit_tree_nodes n ON n.level = w.level AND n.idx = w.idx"
 )
 #: Nodes per query (SQLite allows 500 terms in a compound SELECT; a proof needs ~2 log n).
@@ -65,16 +66,9 @@ _PER_QUERY = 200
 
 
 @functools.lru_cache(maxsize=_PER_QUERY)
-def _lookup(count: int) -> CompoundSelect[tuple[int, int, bytes]]:
-    node = AuditNodeRow
-    return union_all(
-        *(
-            select(node.level, node.idx, node.hash).where(
-                node.level == bindparam(f"l{n}"), node.idx == bindparam(f"i{n}")
-            )
-            for n in range(count)
-        )
-    )
+def _sqlite_lookup(count: int) -> str:
+    one = "SELECT level, idx, hash FROM audit_tree_nodes WHERE level = ? AND idx = ?"
+    return " UNION ALL ".join([one] * count)
 
 
 def _with_nodes(session: Session, build: Callable[[NodeSource], T]) -> T:

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from gateway.actors import Actor
 from gateway.audit import AuditEvent, SubjectRef, record_event
 from gateway.audit.entries import ENTRY_SUBJECT_TYPE, entry_subject_id
-from gateway.audit.models import AuditEntryRow
+from gateway.audit.models import AuditEntryRow, AuditSubjectRow
 from gateway.config import Settings
 from gateway.db import Database
 
@@ -46,6 +46,43 @@ def test_entry_commits_with_the_action(settings: Settings, initialised: object) 
         {"id": entry_subject_id(entry["id"], "c2lnbmFs"), "type": ENTRY_SUBJECT_TYPE}
     ]
     assert b"c2lnbmFs" not in row.data
+    database.dispose()
+
+
+def test_subject_handles_are_indexed_beside_their_entry_once_each(
+    settings: Settings, initialised: object
+) -> None:
+    database = Database(settings.database_url)
+    pseudonym = "ketenpoort-pseudonym"
+    with database.transaction() as session:
+        record_event(session, event(action="a.none"))
+        record_event(
+            session,
+            event(
+                action="a.two",
+                subjects=(
+                    SubjectRef("aGFuZGxlLTE", pseudonym),
+                    SubjectRef("aGFuZGxlLTI", pseudonym),
+                    SubjectRef("aGFuZGxlLTE", pseudonym),
+                ),
+            ),
+        )
+        record_event(
+            session, event(action="a.one", subjects=(SubjectRef("aGFuZGxlLTM", pseudonym),))
+        )
+    with database.transaction(write=False) as session:
+        rows = session.execute(
+            select(AuditEntryRow.action, AuditSubjectRow.subject_id)
+            .join(AuditSubjectRow, AuditSubjectRow.entry_id == AuditEntryRow.id, isouter=True)
+            .where(AuditEntryRow.action.like("a.%"))
+            .order_by(AuditEntryRow.id, AuditSubjectRow.subject_id)
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("a.none", None),
+        ("a.two", "aGFuZGxlLTE"),
+        ("a.two", "aGFuZGxlLTI"),
+        ("a.one", "aGFuZGxlLTM"),
+    ]
     database.dispose()
 
 

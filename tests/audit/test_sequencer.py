@@ -13,7 +13,14 @@ from sqlalchemy import func, select
 from gateway.audit import AuditEvent, record_event, rfc9162
 from gateway.audit.models import AuditCheckpointRow, AuditEntryRow, AuditNodeRow
 from gateway.audit.note import open_checkpoint
-from gateway.audit.sequencer import CheckpointSigner, sequence_batch
+from gateway.audit.sequencer import (
+    MAX_BATCH,
+    BackgroundSequencer,
+    CheckpointSigner,
+    pause_after,
+    sequence_batch,
+    sequence_pending,
+)
 from gateway.audit.tree import stored_consistency_proof, stored_inclusion_proof, stored_root
 from gateway.audit.verify import verify_log
 from gateway.audit.verify_rows import database_source
@@ -156,3 +163,25 @@ def test_background_sequencer_runs_when_enabled(settings: Settings, initialised:
     finally:
         stop_jobs(app)
         db.dispose()
+
+
+def test_the_wait_after_a_batch_shrinks_as_the_batch_fills() -> None:
+    """A quiet log keeps one checkpoint per interval; a busy one is sequenced sooner."""
+    assert pause_after(0, max_batch=1000, interval=0.25) == 0.25
+    assert pause_after(500, max_batch=1000, interval=0.25) == 0.125
+    assert pause_after(1000, max_batch=1000, interval=0.25) == 0.0
+    assert pause_after(5000, max_batch=1000, interval=0.25) == 0.0
+    waits = [pause_after(n) for n in (0, 1, MAX_BATCH // 4, MAX_BATCH // 2, MAX_BATCH)]
+    assert waits == sorted(waits, reverse=True)
+
+
+def test_the_background_sequencer_waits_by_its_last_batch(
+    database: Database, signer: CheckpointSigner
+) -> None:
+    sequence_pending(database, signer)  # whatever set-up wrote
+    job = BackgroundSequencer(database, lambda: signer, interval=1.0, max_batch=4)
+    assert job.pause() == 1.0  # nothing sequenced yet
+    write_events(database, 5)
+    assert job.step() is True  # a full batch: again at once
+    assert job.step() is False and job.pause() == 0.75  # one of four
+    assert job.step() is False and job.pause() == 1.0  # idle
