@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import TextClause, select, text
 from sqlalchemy.orm import Session
 
 from gateway.actors import SYSTEM
@@ -167,6 +167,34 @@ class Link:
     tier: Tier
 
 
+#: PostgreSQL: the stored pseudonyms equal to any of a signal's, as one statement whose
+#: text never changes (the pairs are two arrays, unnested and joined on the
+#: (family, element) index): no clause of ~35 comparisons built, keyed and compiled per
+#: signal.
+_SHARING_PG = text(
+    "SELECT p.family, p.element, p.signal_pk "
+    "FROM unnest(CAST(:families AS text[]), CAST(:elements AS bytea[])) AS t(family, element) "
+    "JOIN signal_pseudonyms AS p ON p.family = t.family AND p.element = t.element"
+)
+_SHARING_SQLITE: dict[int, TextClause] = {}
+
+
+def _sharing_sqlite(count: int) -> TextClause:
+    """SQLite: the same as a join on a VALUES list of `count` pairs (one index search
+    per pair); its text depends only on `count`, so it is built once per count."""
+    found = _SHARING_SQLITE.get(count)
+    if found is None:
+        pairs = ", ".join(f"(:f{n}, :e{n})" for n in range(count))
+        found = text(
+            "SELECT p.family, p.element, p.signal_pk "  # noqa: S608 - placeholders only
+            f"FROM (VALUES {pairs}) AS t "
+            "JOIN signal_pseudonyms AS p ON p.family = t.column1 AND p.element = t.column2"
+        )
+        if len(_SHARING_SQLITE) < 512:
+            _SHARING_SQLITE[count] = found
+    return found
+
+
 def _sharing(
     session: Session, pseudonyms: Mapping[str, bytes | Collection[bytes]]
 ) -> list[tuple[str, bytes, int]]:
@@ -176,17 +204,18 @@ def _sharing(
     )
     if not pairs:
         return []
-    wanted = or_(
-        *(
-            and_(SignalPseudonymRow.family == family, SignalPseudonymRow.element == element)
-            for family, element in pairs
-        )
-    )
-    rows = session.execute(
-        select(
-            SignalPseudonymRow.family, SignalPseudonymRow.element, SignalPseudonymRow.signal_pk
-        ).where(wanted)
-    )
+    if session.get_bind().dialect.name == "postgresql":
+        params: dict[str, Any] = {
+            "families": [family for family, _ in pairs],
+            "elements": [element for _, element in pairs],
+        }
+        rows = session.execute(_SHARING_PG, params)
+    else:
+        params = {}
+        for n, (family, element) in enumerate(pairs):
+            params[f"f{n}"] = family
+            params[f"e{n}"] = element
+        rows = session.execute(_sharing_sqlite(len(pairs)), params)
     return [(family, bytes(element), pk) for family, element, pk in rows]
 
 
