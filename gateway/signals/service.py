@@ -21,9 +21,9 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal, NamedTuple, cast
+from typing import Any, Literal, NamedTuple, cast
 
-from sqlalchemy import Table, and_, insert, or_, select, text
+from sqlalchemy import Row, Table, and_, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from gateway.api.paging import Page, clamp_limit, decode_cursor, encode_cursor
@@ -149,7 +149,8 @@ def subject_refs(
     return tuple(SubjectRef(ref, SUBJECT_REF_TYPE) for ref in refs)
 
 
-def _view(row: SignalRow) -> Signal:
+def _view(row: SignalRow | Row[Any]) -> Signal:
+    """The API's view of a stored signal (an ORM row or a Core row of `signals`)."""
     return Signal(
         id=row.id,
         organisation=row.organisation,
@@ -194,14 +195,13 @@ def create_signal(
     moment = _now(now)
     if new.idempotency_key is not None:
         lock(session, [idempotency_lock_key(new.organisation, new.idempotency_key)])
+        # Core, not the ORM: on the hot path of every partner-client submission.
         earlier = session.execute(
-            select(SignalRow)
-            .where(
-                SignalRow.organisation == new.organisation,
-                SignalRow.idempotency_key == new.idempotency_key,
+            select(_SIGNALS).where(
+                _SIGNALS.c.organisation == new.organisation,
+                _SIGNALS.c.idempotency_key == new.idempotency_key,
             )
-            .execution_options(populate_existing=True)
-        ).scalar_one_or_none()
+        ).first()
         if earlier is not None:
             assert new.request_hash is not None  # checked above
             if earlier.request_hash is None or not hmac.compare_digest(
@@ -329,10 +329,15 @@ def _insert_pseudonyms(
 
 def remember_response(session: Session, signal_id: str, response: str) -> None:
     """Keep the first response (JSON text) so an idempotent retry gets it back verbatim."""
-    row = session.execute(select(SignalRow).where(SignalRow.id == signal_id)).scalar_one()
-    if row.idempotency_key is not None and row.stored_response is None:
-        row.stored_response = response
-        session.flush()
+    session.execute(
+        update(_SIGNALS)
+        .where(
+            _SIGNALS.c.id == signal_id,
+            _SIGNALS.c.idempotency_key.is_not(None),
+            _SIGNALS.c.stored_response.is_(None),
+        )
+        .values(stored_response=response)
+    )
 
 
 def _own(
