@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,53 @@ def test_development_master_key_is_created_once_with_a_warning(
 def test_missing_dev_master_key_without_create_is_clear(tmp_path: Path) -> None:
     with pytest.raises(KeyStoreError, match="ketenpoort init"):
         load_master_key(tmp_path, None, create=False)
+
+
+class _Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+def test_another_processs_key_change_is_seen_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader trusts its records while the folder is unchanged; a new key or a
+    retirement by another store (another process, the CLI) renames a file into the
+    folder, and the reader's very next lookup sees it, however long it trusted them."""
+    master = secrets.token_bytes(32)
+    reader, writer = store(tmp_path, master), store(tmp_path, master)
+    first = writer.create(KeyPurpose.TOKEN_SIGNING)
+    clock = _Clock(time.time() + 60)  # the folder changed long ago
+    monkeypatch.setattr("gateway.keys.store.time", clock)
+    assert reader.active(KeyPurpose.TOKEN_SIGNING).kid == first.kid
+    clock.now += 0.5  # now trusted without a stat of every file
+    assert reader.active(KeyPurpose.TOKEN_SIGNING).kid == first.kid
+    second = writer.create(KeyPurpose.TOKEN_SIGNING)
+    assert reader.active(KeyPurpose.TOKEN_SIGNING).kid == second.kid
+    writer.retire(second.kid)
+    assert reader.active(KeyPurpose.TOKEN_SIGNING).kid == first.kid
+    assert [r.kid for r in reader.records(KeyPurpose.TOKEN_SIGNING)] == [first.kid, second.kid]
+
+
+def test_a_key_file_edited_in_place_is_seen_within_the_rescan_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.keys.store import RESCAN_SECONDS
+
+    keys = store(tmp_path)
+    record = keys.create(KeyPurpose.TOKEN_SIGNING)
+    clock = _Clock(time.time() + 60)
+    monkeypatch.setattr("gateway.keys.store.time", clock)
+    assert keys.active(KeyPurpose.TOKEN_SIGNING).kid == record.kid
+    path = tmp_path / "keys" / f"{record.purpose.value}-{record.kid}.json"
+    data = json.loads(path.read_text())
+    data["status"] = "retired"
+    with path.open("r+") as handle:  # in place: the folder does not change
+        handle.write(json.dumps(data, indent=2))
+        handle.truncate()
+    clock.now += RESCAN_SECONDS + 0.1
+    with pytest.raises(KeyStoreError, match="no active token-signing key"):
+        keys.active(KeyPurpose.TOKEN_SIGNING)

@@ -14,6 +14,7 @@ import re
 import secrets
 import stat
 import tempfile
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -28,6 +29,9 @@ from gateway.private_files import make_private_dir
 log = get_logger(__name__)
 
 DEV_MASTER_KEY_FILE = ".dev-master-key"
+#: A key change shows at once when it renames a file into the folder (every change the
+#: gateway makes); a file edited in place shows within this many seconds.
+RESCAN_SECONDS = 2.0
 
 
 class KeyStoreError(OperatorError):
@@ -154,6 +158,12 @@ class KeyStore:
         # Records are re-read when any key file's name, size or mtime changes (a new key,
         # a status change); unsealed material is kept by kid, which never changes.
         self._records: tuple[tuple[tuple[str, int, int], ...], list[KeyRecord]] | None = None
+        # Every file is written beside its final name and renamed into the folder, which
+        # changes the folder's mtime: while that stays put, one stat of the folder stands
+        # for a stat of every file (see `_unchanged`).
+        self._folder: tuple[int, int, int] | None = None
+        self._scanned = 0.0
+        self._sorted: dict[KeyPurpose | None, list[KeyRecord]] = {}
         self._material: dict[str, dict[str, Any]] = {}
         self._epoch_keys: dict[str, EpochKey] = {}
 
@@ -188,18 +198,46 @@ class KeyStore:
             raise KeyStoreError(f"{path}: unreadable key file") from exc
         return data
 
-    def _all_records(self) -> list[KeyRecord]:
+    def _folder_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.directory.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+
+    def _unchanged(self, folder: tuple[int, int, int] | None, now: float) -> bool:
+        """Whether the records read last still stand without a stat of every file: the
+        folder is the same, its mtime and ctime as then, and (a change within the
+        clock's granularity of the last scan could keep them) older than that scan by
+        `RESCAN_SECONDS`; and the last full scan is at most `RESCAN_SECONDS` old (a file
+        edited in place, which the folder does not show)."""
+        if self._records is None or folder is None or folder != self._folder:
+            return False
+        if now - self._scanned > RESCAN_SECONDS:
+            return False
+        changed = max(folder[1], folder[2]) / 1e9
+        return self._scanned - changed > RESCAN_SECONDS
+
+    def _current(self) -> list[KeyRecord]:
+        now = time.time()
+        folder = self._folder_stamp()
+        if self._records is not None and self._unchanged(folder, now):
+            return self._records[1]
         files = self._files()
         stamp = tuple((p.name, st.st_size, st.st_mtime_ns) for p in files for st in (p.stat(),))
         if self._records is None or self._records[0] != stamp:
             self._records = (stamp, [KeyRecord.from_json(self._read(p)) for p in files])
-        return list(self._records[1])
+            self._sorted = {}
+        self._folder, self._scanned = folder, now
+        return self._records[1]
 
     def records(self, purpose: KeyPurpose | None = None) -> list[KeyRecord]:
-        found = self._all_records()
-        if purpose is not None:
-            found = [r for r in found if r.purpose == purpose]
-        return sorted(found, key=lambda r: r.created)
+        found = self._current()
+        ordered = self._sorted.get(purpose)
+        if ordered is None:
+            chosen = found if purpose is None else [r for r in found if r.purpose == purpose]
+            ordered = self._sorted[purpose] = sorted(chosen, key=lambda r: r.created)
+        return list(ordered)
 
     def active(self, purpose: KeyPurpose) -> KeyRecord:
         """The newest active key of a purpose."""

@@ -35,10 +35,9 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any, Literal
 
-from sqlalchemy import Select, and_, bindparam, or_, select
+from sqlalchemy import TextClause, select, text
 from sqlalchemy.orm import Session
 
 from gateway.actors import SYSTEM
@@ -48,7 +47,6 @@ from gateway.audit.service import record_event
 from gateway.matching.models import COORDINATOR, MatchMemberRow, MatchRow, NotificationRow
 from gateway.matching.outbox import pending_signal_pks
 from gateway.matching.scoring import Tier, assess
-from gateway.pseudonyms.matchkeys import LINKAGE_FAMILIES
 from gateway.pseudonyms.service import by_family
 from gateway.signals.locks import lock_clusters
 from gateway.signals.models import SignalPseudonymRow, SignalRow
@@ -169,38 +167,56 @@ class Link:
     tier: Tier
 
 
+#: PostgreSQL: the stored pseudonyms equal to any of a signal's, as one statement whose
+#: text never changes (the pairs are two arrays, unnested and joined on the
+#: (family, element) index): no clause of ~35 comparisons built, keyed and compiled per
+#: signal.
+_SHARING_PG = text(
+    "SELECT p.family, p.element, p.signal_pk "
+    "FROM unnest(CAST(:families AS text[]), CAST(:elements AS bytea[])) AS t(family, element) "
+    "JOIN signal_pseudonyms AS p ON p.family = t.family AND p.element = t.element"
+)
+_SHARING_SQLITE: dict[int, TextClause] = {}
+
+
+def _sharing_sqlite(count: int) -> TextClause:
+    """SQLite: the same as a join on a VALUES list of `count` pairs (one index search
+    per pair); its text depends only on `count`, so it is built once per count."""
+    found = _SHARING_SQLITE.get(count)
+    if found is None:
+        pairs = ", ".join(f"(:f{n}, :e{n})" for n in range(count))
+        found = text(
+            "SELECT p.family, p.element, p.signal_pk "  # noqa: S608 - placeholders only
+            f"FROM (VALUES {pairs}) AS t "
+            "JOIN signal_pseudonyms AS p ON p.family = t.column1 AND p.element = t.column2"
+        )
+        if len(_SHARING_SQLITE) < 512:
+            _SHARING_SQLITE[count] = found
+    return found
+
+
 def _sharing(
     session: Session, pseudonyms: Mapping[str, bytes | Collection[bytes]]
 ) -> list[tuple[str, bytes, int]]:
     """(family, element, signal_pk) of every stored pseudonym equal to one of these."""
-    families = [(f, sorted(v)) for f, v in sorted(by_family(pseudonyms).items()) if v]
-    if not families:
-        return []
-    params: dict[str, object] = {}
-    for i, (family, elements) in enumerate(families):
-        params[f"family_{i}"] = family
-        params[f"elements_{i}"] = elements
-    rows = session.execute(_sharing_statement(len(families)), params)
-    return [(family, bytes(element), pk) for family, element, pk in rows]
-
-
-@lru_cache(maxsize=len(LINKAGE_FAMILIES))
-def _sharing_statement(families: int) -> Select[str, bytes, int]:
-    """`family = ? AND element IN (...)` once per family: an index range each. Built
-    once per number of families (building the expression per signal cost more than
-    running it; SQLAlchemy then compiles each shape once)."""
-    row = SignalPseudonymRow
-    return select(row.family, row.element, row.signal_pk).where(
-        or_(
-            *(
-                and_(
-                    row.family == bindparam(f"family_{i}"),
-                    row.element.in_(bindparam(f"elements_{i}", expanding=True)),
-                )
-                for i in range(families)
-            )
-        )
+    pairs = sorted(
+        (family, element) for family, values in by_family(pseudonyms).items() for element in values
     )
+    if not pairs:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        params: dict[str, Any] = {
+            "families": [family for family, _ in pairs],
+            "elements": [element for _, element in pairs],
+        }
+        rows = session.execute(_SHARING_PG, params)
+    else:
+        params = {}
+        for n, (family, element) in enumerate(pairs):
+            params[f"f{n}"] = family
+            params[f"e{n}"] = element
+        rows = session.execute(_sharing_sqlite(len(pairs)), params)
+    return [(family, bytes(element), pk) for family, element, pk in rows]
 
 
 def candidate_pks(

@@ -12,7 +12,10 @@ and past the threshold such failures are answered 429 (`gateway.oauth.failures`)
 
 A verified token's claims are kept per process (`VerifiedTokens`, keyed by the token's
 SHA-256, until its `exp`): a repeated token skips the signature check and the claim
-parsing, never the revocation, client, DPoP, rate-limit and scope checks.
+parsing, never the revocation, client, DPoP, rate-limit and scope checks. Those that
+need the database run in ONE short write transaction per request: revocation and client
+standing in one indexed statement (no cache, so a revocation or a suspended partner
+stops the very next request at every process), the DPoP proof's jti, the bucket.
 """
 
 from __future__ import annotations
@@ -21,15 +24,15 @@ import hashlib
 import threading
 
 from flask import request
+from sqlalchemy.engine import Connection
 
 from gateway.actors import Actor
 from gateway.errors import Forbidden, ProblemError, TooManyRequests, Unauthorized
 from gateway.oauth import rfc9068, store
 from gateway.oauth.errors import safe_description
-from gateway.oauth.rfc9449 import InvalidProof, verify_proof
+from gateway.oauth.rfc9449 import InvalidProof, Proof, verify_proof
 from gateway.oauth.server import OAuthService
-from gateway.partners.registry import client_standing
-from gateway.ratelimit import V1, RateLimited
+from gateway.ratelimit import V1
 from gateway.ratelimit.addresses import client_address
 
 REALM = "ketenpoort"
@@ -188,43 +191,51 @@ class GatewayTokenValidator:
                 raise _Refusal("invalid_token", str(exc), dpop=presented_dpop) from None
             self.verified.put(access, now)
         bound = access.jkt is not None
-        with self.service.db.read_connection() as connection:  # Core: no ORM session
-            revoked = store.is_revoked(connection, access.jti)
-            client = None if revoked else client_standing(connection, access.client_id)
-        if revoked:
-            raise _Refusal(
-                "invalid_token", "the access token was revoked", dpop=bound, client=access.client_id
-            )
-        if client is None or not client.active or client.organisation != access.organisation:
-            raise _Refusal(
-                "invalid_token",
-                "the client of this access token is disabled",
-                dpop=bound,
-                client=access.client_id,
-            )
-        if bound and not presented_dpop:
-            raise _Refusal(
-                "invalid_token",
-                "a DPoP-bound access token must be sent with the DPoP scheme and a proof",
-                dpop=True,
-                client=access.client_id,
-            )
-        if presented_dpop and not bound:
-            raise _Refusal(
-                "invalid_token",
-                "this access token is not DPoP-bound; use the Bearer scheme",
-                dpop=True,
-                client=access.client_id,
-            )
-        if bound:
-            self._check_proof(access, now)
-        try:
-            self.service.limits.check(V1, access.client_id)
-        except RateLimited as limited:
+        # The DPoP proof's signature is checked before the transaction (CPU only; SQLite's
+        # write lock is not held for it); its failure is raised in the order below.
+        proof = self._verify_proof(access, now) if bound and presented_dpop else None
+        # One short write transaction: revocation and client standing (one statement),
+        # the proof's jti, the client's rate-limit bucket. A refusal rolls it back (no
+        # token spent, no jti kept); a 429 commits the bucket like a grant.
+        with self.service.db.write_connection() as connection:
+            revoked, client = store.token_standing(connection, access.jti, access.client_id)
+            if revoked:
+                raise _Refusal(
+                    "invalid_token",
+                    "the access token was revoked",
+                    dpop=bound,
+                    client=access.client_id,
+                )
+            if client is None or not client.active or client.organisation != access.organisation:
+                raise _Refusal(
+                    "invalid_token",
+                    "the client of this access token is disabled",
+                    dpop=bound,
+                    client=access.client_id,
+                )
+            if bound and not presented_dpop:
+                raise _Refusal(
+                    "invalid_token",
+                    "a DPoP-bound access token must be sent with the DPoP scheme and a proof",
+                    dpop=True,
+                    client=access.client_id,
+                )
+            if presented_dpop and not bound:
+                raise _Refusal(
+                    "invalid_token",
+                    "this access token is not DPoP-bound; use the Bearer scheme",
+                    dpop=True,
+                    client=access.client_id,
+                )
+            if proof is not None:
+                self._consume_proof(connection, access, proof)
+            limited = self.service.limits.spend(connection, V1, access.client_id)
+        if limited is not None:
+            self.service.limits.refused(limited)
             raise TooManyRequests(
                 "This client has sent too many requests; retry after the given time.",
                 headers={"Retry-After": str(limited.retry_after)},
-            ) from None
+            )
         missing = [s for s in required_scopes if s not in access.scopes]
         if missing:
             description = f"this operation needs scope {' '.join(required_scopes)}"
@@ -248,11 +259,13 @@ class GatewayTokenValidator:
             scopes=access.scopes,
         )
 
-    def _check_proof(self, access: rfc9068.AccessToken, now: int) -> None:
+    def _verify_proof(self, access: rfc9068.AccessToken, now: int) -> Proof | _Refusal:
+        """The request's DPoP proof for `access`, checked (not yet consumed), or the
+        refusal to raise once the token's own checks have passed."""
         config = self.service.config
         proofs = request.headers.getlist("DPoP")
         if len(proofs) != 1:
-            raise _Refusal(
+            return _Refusal(
                 "invalid_dpop_proof",
                 "send exactly one DPoP proof header",
                 dpop=True,
@@ -270,18 +283,27 @@ class GatewayTokenValidator:
                 access_token=access.token,
             )
         except InvalidProof as exc:
-            raise _Refusal(
-                "invalid_dpop_proof", str(exc), dpop=True, client=access.client_id
-            ) from None
+            return _Refusal("invalid_dpop_proof", str(exc), dpop=True, client=access.client_id)
         if proof.jkt != access.jkt:
-            raise _Refusal(
+            return _Refusal(
                 "invalid_dpop_proof",
                 "the DPoP proof is signed by another key than the token is bound to",
                 dpop=True,
                 client=access.client_id,
             )
+        return proof
+
+    def _consume_proof(
+        self, connection: Connection, access: rfc9068.AccessToken, proof: Proof | _Refusal
+    ) -> None:
+        """Raise the proof's refusal, or record its jti in the caller's transaction
+        (refused when it was used before, at any process)."""
+        if isinstance(proof, _Refusal):
+            raise proof
+        config = self.service.config
         expires = proof.iat + config.dpop_max_age + config.clock_skew
-        if not self.service.consume_jti("dpop", proof.jkt, proof.jti, expires_at=expires):
+        digest = store.jti_digest("dpop", proof.jkt, proof.jti)
+        if not store.consume_jti(connection, digest, expires_at=expires, now=self.service.now()):
             raise _Refusal(
                 "invalid_dpop_proof",
                 "the DPoP proof was used before",

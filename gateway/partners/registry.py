@@ -379,7 +379,13 @@ def client_standing(session: Session | Connection, client_id: str) -> ClientStan
     ).first()
     if row is None:
         return None
-    client_status, organisation, kind, organisation_status = row
+    return standing_of(*row)
+
+
+def standing_of(
+    client_status: str, organisation: str, kind: str, organisation_status: str
+) -> ClientStanding:
+    """The standing of a client from its and its organisation's columns."""
     return ClientStanding(organisation, kind, _is_active(client_status, organisation_status))
 
 

@@ -12,8 +12,10 @@
 - The address is the socket peer, or `X-Forwarded-For` when the peer is a trusted proxy
   (`gateway.ratelimit.addresses`).
 
-The buckets live in the database (`rate_buckets`), one UPSERT per request in its own
-short transaction: a request that later fails and rolls back has still spent its token.
+The buckets live in the database (`rate_buckets`), one UPSERT per request in a short
+transaction of its own — for `/v1` the one that also reads the token's revocation and
+client standing (`gateway.oauth.resource`) — committed before the request's work: a
+request that later fails and rolls back has still spent its token.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+
+from sqlalchemy.engine import Connection
 
 from gateway.config import RateLimit
 from gateway.db import Database
@@ -60,13 +64,27 @@ class ClientRateLimiter:
 
     def check(self, kind: str, client_id: str) -> None:
         """Spend one of `client_id`'s `kind` tokens, or raise `RateLimited`."""
+        with self.db.write_connection() as connection:  # Core: no ORM session per request
+            limited = self.spend(connection, kind, client_id)
+        if limited is not None:
+            raise self.refused(limited)
+
+    def spend(self, connection: Connection, kind: str, client_id: str) -> RateLimited | None:
+        """Spend one of `client_id`'s `kind` tokens in the caller's write transaction,
+        which must commit also when refused. Returns None, or the `RateLimited` to pass
+        to `refused` once that transaction has ended."""
         limit = self.limits[kind]
         now = self.clock()
-        with self.db.write_connection() as connection:  # Core: no ORM session per request
-            wait = buckets.take(connection, f"{kind}:{client_id}", limit, now)
-            if random.random() < PURGE_PROBABILITY:  # noqa: S311 - housekeeping, not security
-                buckets.purge_idle(connection, now)
-        if wait > 0:
-            if self.on_limited is not None:
-                self.on_limited(client_id, kind)
-            raise RateLimited(buckets.retry_after_seconds(wait), kind, client_id)
+        wait = buckets.take(connection, f"{kind}:{client_id}", limit, now)
+        if random.random() < PURGE_PROBABILITY:  # noqa: S311 - housekeeping, not security
+            buckets.purge_idle(connection, now)
+        if wait <= 0:
+            return None
+        return RateLimited(buckets.retry_after_seconds(wait), kind, client_id)
+
+    def refused(self, limited: RateLimited) -> RateLimited:
+        """Report a refusal (`on_limited`: a metric and an audit entry of its own, so
+        never inside the bucket's transaction) and return it, to raise."""
+        if self.on_limited is not None:
+            self.on_limited(limited.client, limited.kind)
+        return limited

@@ -352,7 +352,8 @@ def test_matches_page_by_cursor(database: Database) -> None:
 
 
 def test_lookup_is_an_index_seek(database: Database) -> None:
-    """Every statement of the match lookup reads an index, never scans a table."""
+    """Every statement of the match lookup reads an index, never scans a table (only the
+    list of the signal's own pseudonyms it joins on)."""
     subject = person()
     submit(database, "police-oost", subject, now=NOW)
     for _ in range(20):
@@ -375,7 +376,15 @@ def test_lookup_is_an_index_seek(database: Database) -> None:
             if conn.dialect.name == "sqlite":
                 plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
                 details = " | ".join(str(row[-1]) for row in plan)
-                assert "SCAN" not in details, details
+                # the pairs looked up (a VALUES list, `t`) are read in full; no table is
+                scans = [
+                    str(row[-1])
+                    for row in plan
+                    if str(row[-1]).startswith("SCAN")
+                    and not str(row[-1]).endswith("CONSTANT ROWS")
+                    and str(row[-1]) != "SCAN t"
+                ]
+                assert not scans, details
             else:
                 conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # tiny tables
                 plan = conn.exec_driver_sql(f"EXPLAIN {statement}", parameters).all()

@@ -1,5 +1,6 @@
 """The per-process verified-token cache: a cached token skips the signature check only;
-revocation, a disabled client and `exp` still refuse it."""
+revocation, a disabled client and `exp` still refuse it, at once and at every process
+(two apps on one database stand for two)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
+from gateway.app import create_app
+from gateway.config import Settings
 from gateway.oauth.resource import GatewayTokenValidator, VerifiedTokens
 from gateway.oauth.rfc9068 import AccessToken
 from gateway.partners.registry import disable_organisation
@@ -98,3 +101,42 @@ def test_expired_entries_are_swept_without_waiting_for_the_limit() -> None:
                 cache.put(_access(f"{client}-{now}", now + 300), now=now)
         assert len(cache) <= 10  # this lifetime's tokens and, at most, the last ones
     assert cache.get(f"4-{now}", now + 1) is not None
+
+
+def test_a_partner_disabled_at_one_instance_is_refused_at_the_other_at_once(
+    app: Flask, settings: Settings, partner_client: PartnerClient
+) -> None:
+    """Nothing of the client's standing is cached: two apps on one database stand for
+    two processes, and the next request at the other one is refused."""
+    other = create_app(settings=settings)
+    try:
+        one, two = app.test_client(), other.test_client()
+        token = get_token(one, partner_client)
+        assert two.get(API, headers=_bearer(token)).status_code == 200
+        assert _validator(other).verified.get(token, int(time.time())) is not None
+        with app.extensions["ketenpoort"].db.transaction() as session:
+            disable_organisation(session, partner_client.organisation, actor=ADMIN)
+        response = two.get(API, headers=_bearer(token))
+        assert_challenge(response, 401, "invalid_token")
+        assert "disabled" in response.headers["WWW-Authenticate"]
+    finally:
+        other.extensions["ketenpoort"].db.dispose()
+
+
+def test_a_dpop_token_revoked_at_one_instance_is_refused_at_the_other_at_once(
+    app: Flask, settings: Settings, token_headers: Any
+) -> None:
+    other = create_app(settings=settings)
+    try:
+        headers = token_headers(scopes="directory:read", dpop=True)
+        two = other.test_client()
+        assert two.get(API, headers=headers.for_request("GET", API)).status_code == 200
+        revoked = app.test_client().post(
+            "/oauth/revoke", data=auth(headers.partner, token=headers.access_token)
+        )
+        assert revoked.status_code == 200
+        response = two.get(API, headers=headers.for_request("GET", API))
+        assert_challenge(response, 401, "invalid_token", scheme="DPoP")
+        assert "revoked" in response.headers["WWW-Authenticate"]
+    finally:
+        other.extensions["ketenpoort"].db.dispose()

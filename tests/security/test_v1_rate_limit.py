@@ -204,3 +204,26 @@ def test_rate_limit_parse_never_fails_otherwise_than_value_error(text: str) -> N
     except ValueError:
         return
     assert parsed.rate > 0 and parsed.burst >= 1
+
+
+def test_a_refused_token_spends_nothing_of_its_clients_bucket(limited_app: Flask) -> None:
+    """The bucket is taken in the transaction that reads the token's revocation and
+    client standing: a refused token rolls it back, a valid one commits it."""
+    client = limited_app.test_client()
+    partner = register_partner(limited_app, "police")
+
+    def token() -> str:
+        response = partner.request_token(client)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return str(response.get_json()["access_token"])
+
+    revoked = token()
+    form = partner.form()
+    del form["grant_type"]
+    assert client.post("/oauth/revoke", data={**form, "token": revoked}).status_code == 200
+    for _ in range(BURST + 2):
+        response = client.get("/v1/directory", headers={"Authorization": f"Bearer {revoked}"})
+        assert response.status_code == 401
+    fresh = {"Authorization": f"Bearer {token()}"}
+    statuses = [client.get("/v1/directory", headers=fresh).status_code for _ in range(BURST + 1)]
+    assert statuses == [200] * BURST + [429]
