@@ -395,13 +395,20 @@ def restore(directory: Path, keys_from: Path | None, keep_keys: bool, as_json: b
     first); refused when the backup's audit log does not verify."""
     from gateway.actors import cli_actor
     from gateway.lifecycle.backup import restore_backup
+    from gateway.lifecycle.cli import progress_bar
 
     if keys_from is not None and keep_keys:
         raise click.UsageError("--keys and --keep-keys exclude each other")
     settings = settings_from_env()
-    result = restore_backup(
-        settings, directory, actor=cli_actor(), keys_from=keys_from, keep_keys=keep_keys
-    )
+    with progress_bar(enabled=not as_json, label="verifying the backup's audit log") as progress:
+        result = restore_backup(
+            settings,
+            directory,
+            actor=cli_actor(),
+            keys_from=keys_from,
+            keep_keys=keep_keys,
+            progress=progress,
+        )
     emit(
         result,
         as_json,

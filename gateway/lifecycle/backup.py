@@ -43,7 +43,7 @@ from gateway import __version__
 from gateway.actors import Actor
 from gateway.audit import AuditEvent, record_event
 from gateway.audit.sequencer import verifier_keys
-from gateway.audit.verify import Report, verify_log
+from gateway.audit.verify import Progress, Report, verify_log
 from gateway.audit.verify_rows import database_source
 from gateway.config import Settings
 from gateway.db import Database
@@ -157,14 +157,17 @@ def _record(database_url: str, action: str, actor: Actor, detail: dict[str, Any]
         database.dispose()
 
 
-def verify_database_log(database_url: str, keys_dir: Path, issuer: str) -> Report:
-    """The audit verifier over a database, with the checkpoint keys of `keys_dir`."""
+def verify_database_log(
+    database_url: str, keys_dir: Path, issuer: str, progress: Progress | None = None
+) -> Report:
+    """The audit verifier over a database, with the checkpoint keys of `keys_dir`;
+    `progress(index)` hears how far it got."""
     keys = verifier_keys(KeyStore.public_only(keys_dir), issuer)
     if not keys:
         raise BackupError(f"no audit-checkpoint key in {keys_dir}")
     entries, notes, close = database_source(database_url)
     try:
-        return verify_log(entries, notes, keys, origin=keys[0].name)
+        return verify_log(entries, notes, keys, origin=keys[0].name, progress=progress)
     finally:
         close()
 
@@ -292,12 +295,15 @@ def restore_backup(
     actor: Actor,
     keys_from: Path | None = None,
     keep_keys: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Restore `directory` into the instance `settings` names (see the module docstring).
 
     `keep_keys`: restore the database only and keep the key store in place (payloads
     whose epoch key it no longer holds stay unreadable); else the key store is replaced
     by the backup's (`keys_from`, default `DIR/keys`) and the old one kept beside it.
+    `progress(done, total)` hears how far the verification of the backup's audit log
+    got (entries; the total is not known beforehand: 0).
     """
     manifest = read_manifest(directory)
     url = make_url(settings.database_url)
@@ -312,10 +318,12 @@ def restore_backup(
         verify_keys = keys_from or directory / KEYS_DIR
         _check_keys(manifest, verify_keys)
     dump = directory / str(manifest["database"])
+    verified: Progress | None = (lambda index: progress(index, 0)) if progress else None
     if backend == "sqlite":
-        report = _restore_sqlite(settings, url, dump, verify_keys)
+        report = _restore_sqlite(settings, url, dump, verify_keys, verified)
     else:
-        report = _restore_postgres(settings, url, dump, str(manifest["schema"]), verify_keys)
+        schema = str(manifest["schema"])
+        report = _restore_postgres(settings, url, dump, schema, verify_keys, verified)
     kept_aside: str | None = None
     if not keep_keys and verify_keys.resolve() != settings.keys_dir.resolve():
         if settings.keys_dir.exists():
@@ -346,7 +354,9 @@ def _refuse(report: Report) -> BackupError:
     return BackupError(f"the backup's audit log does not verify{where}; nothing was restored")
 
 
-def _restore_sqlite(settings: Settings, url: URL, dump: Path, keys_dir: Path) -> Report:
+def _restore_sqlite(
+    settings: Settings, url: URL, dump: Path, keys_dir: Path, progress: Progress | None
+) -> Report:
     target = _sqlite_path(url)
     make_private_dir(target.parent)
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=".restore-", suffix=".db")
@@ -358,7 +368,7 @@ def _restore_sqlite(settings: Settings, url: URL, dump: Path, keys_dir: Path) ->
             source.backup(copy)
         source.close()
         copy.close()
-        report = verify_database_log(f"sqlite:///{staged}", keys_dir, settings.issuer)
+        report = verify_database_log(f"sqlite:///{staged}", keys_dir, settings.issuer, progress)
         if not report.ok:
             raise _refuse(report)
         for suffix in ("-wal", "-shm"):  # a stale log of the old file must not replay
@@ -391,7 +401,12 @@ def _q(name: str) -> str:
 
 
 def _restore_postgres(
-    settings: Settings, url: URL, dump: Path, source: str, keys_dir: Path
+    settings: Settings,
+    url: URL,
+    dump: Path,
+    source: str,
+    keys_dir: Path,
+    progress: Progress | None,
 ) -> Report:
     target = pg_schema(url)
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
@@ -434,7 +449,7 @@ def _restore_postgres(
                 os.unlink(handle.name)
             if source != target:
                 conn.execute(text(f"ALTER SCHEMA {_q(source)} RENAME TO {_q(target)}"))
-            report = verify_database_log(settings.database_url, keys_dir, settings.issuer)
+            report = verify_database_log(settings.database_url, keys_dir, settings.issuer, progress)
             if not report.ok:
                 raise _refuse(report)
         except BaseException:

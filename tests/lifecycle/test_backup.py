@@ -18,12 +18,14 @@ from flask import Flask
 from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.engine import make_url
 
+from gateway.actors import cli_actor
 from gateway.app import create_app
 from gateway.audit.models import AuditEntryRow
 from gateway.cases.approvals import meldpunt_plaintext
 from gateway.cli import main
 from gateway.config import Settings
 from gateway.errors import InternalError
+from gateway.lifecycle.backup import restore_backup
 from gateway.lifecycle.retention import RetentionService
 from gateway.matching.processor import process_outbox
 from gateway.signals.models import SignalRow
@@ -116,6 +118,23 @@ def test_backup_restore_verify_and_match_as_before(app: Flask, tmp_path: Path) -
             assert {"backup.create", "backup.restore"} <= actions
         finally:
             again.extensions["ketenpoort"].db.dispose()
+
+
+def test_restore_tells_how_far_the_verification_got(app: Flask, tmp_path: Path) -> None:
+    """What the CLI's progress bar shows: entries of the backup's log verified so far."""
+    settings: Settings = app.extensions["ketenpoort"].settings
+    register_partner(app, "police", SCOPES)
+    _ok(_cli(settings, "audit", "sequence", "--json"))
+    _ok(_cli(settings, "backup", str(tmp_path / "backup"), "--json"))
+    heard: list[tuple[int, int]] = []
+    with other_instance(settings, tmp_path) as restored:
+        done = restore_backup(
+            restored,
+            tmp_path / "backup",
+            actor=cli_actor(),
+            progress=lambda index, total: heard.append((index, total)),
+        )
+    assert heard and heard[-1] == (done["auditEntries"], 0)
 
 
 def test_a_backup_whose_log_does_not_verify_is_refused(app: Flask, tmp_path: Path) -> None:
