@@ -9,6 +9,7 @@ import pytest
 
 from gateway.audit.sequencer import ADVISORY_LOCK_ID
 from gateway.db import Database, advisory_xact_lock, try_advisory_xact_lock
+from gateway.signals.locks import lock_clusters, try_lock_clusters
 from tests.conftest import postgres_schema
 
 
@@ -33,6 +34,23 @@ def test_the_sequencer_lock_is_per_schema(database_url: str, other_schema_url: s
             assert try_advisory_xact_lock(neighbour, ADVISORY_LOCK_ID)  # another schema
             holder.rollback()  # transaction-scoped: released at the end
             assert try_advisory_xact_lock(rival, ADVISORY_LOCK_ID)
+    finally:
+        here.dispose()
+        there.dispose()
+
+
+def test_the_matching_cluster_lock_is_per_schema(database_url: str, other_schema_url: str) -> None:
+    """The outbox processors of two instances (two schemas) never wait for each other."""
+    here, there = Database(database_url), Database(other_schema_url)
+    try:
+        with here.session() as holder, here.session() as rival, there.session() as neighbour:
+            lock_clusters(holder)
+            if here.is_sqlite:
+                return
+            assert not try_lock_clusters(rival)
+            assert try_lock_clusters(neighbour)
+            holder.rollback()
+            assert try_lock_clusters(rival)
     finally:
         here.dispose()
         there.dispose()

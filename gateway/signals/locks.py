@@ -4,7 +4,9 @@ Two partners submitting the same person at the same moment must produce one matc
 each transaction that stores or removes pseudonyms first takes a transaction-level lock
 per pseudonym; the second one then looks up after the first one committed and finds it.
 
-- PostgreSQL: `pg_advisory_xact_lock` on a 64-bit hash, released at commit or rollback.
+- PostgreSQL: `pg_advisory_xact_lock` on a 64-bit hash, released at commit or rollback,
+  per schema (`gateway.db.advisory_xact_lock`): instances, or tests, that share one
+  database in different schemas never wait for each other.
 - SQLite: the database write lock, taken at BEGIN IMMEDIATE (write sessions), already
   serialises every writer; these functions do nothing there.
 
@@ -19,8 +21,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+from gateway.db import advisory_xact_lock, try_advisory_xact_lock
 
 _CLUSTER_DOMAIN = b"ketenpoort/matching/clusters"
 
@@ -47,7 +50,7 @@ def lock(session: Session, keys: Iterable[int]) -> None:
     if not _uses_advisory_locks(session):
         return
     for key in sorted(set(keys)):
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        advisory_xact_lock(session, key)
 
 
 def lock_pseudonyms(session: Session, pseudonyms: Iterable[tuple[str, bytes]]) -> None:
@@ -65,9 +68,4 @@ def lock_clusters(session: Session) -> None:
 
 def try_lock_clusters(session: Session) -> bool:
     """`lock_clusters` without waiting: False when another transaction holds it."""
-    if not _uses_advisory_locks(session):
-        return True
-    taken = session.execute(
-        text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _key(_CLUSTER_DOMAIN)}
-    ).scalar_one()
-    return bool(taken)
+    return try_advisory_xact_lock(session, _key(_CLUSTER_DOMAIN))
