@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import threading
 
-from sqlalchemy import text
+import pytest
+from sqlalchemy import create_engine, text
 
+from gateway import db as db_module
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.migrate import check_models_match, upgrade_to_head
+from tests.conftest import POSTGRES_URL, postgres_schema
 
 
 def test_models_and_migrations_do_not_drift(settings: Settings, initialised: object) -> None:
@@ -87,3 +90,46 @@ def test_a_write_session_takes_the_write_lock_again_after_a_rollback(tmp_path: o
         request.close()
         database.dispose()
     assert count == 1  # it began after the job's commit, and saw it
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="KETENPOORT_TEST_POSTGRES_URL is not set")
+def test_a_pooled_postgresql_connection_that_died_while_idle_is_replaced_unseen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No ping before each transaction, but one for a connection that sat idle: a
+    server-side kill while it waited in the pool costs the next caller nothing."""
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.0)  # every idle counts
+    with postgres_schema("t") as url:
+        database = Database(url)
+        try:
+            with database.read_connection() as conn:
+                victim = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": victim})
+            admin.dispose()
+            with database.read_connection() as conn:  # pinged, found dead, replaced
+                assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != victim
+        finally:
+            database.dispose()
+
+
+def test_sqlite_writers_leave_the_wal_checkpoint_to_the_sequencer(tmp_path: object) -> None:
+    """A writer's commit checkpoints only past the backstop size; `checkpoint_wal` (the
+    audit sequencer's, after each batch) copies the WAL back without taking a lock."""
+    database = Database(f"sqlite:///{tmp_path}/x.db")
+    with database.transaction() as session:
+        session.execute(text("CREATE TABLE t (v INTEGER)"))
+        session.execute(text("INSERT INTO t VALUES (1)"))
+    with database.engine.connect() as conn:
+        pages = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+        assert pages == db_module.WAL_AUTOCHECKPOINT_PAGES
+    held = database.session(write=True)  # a writer in the middle of its transaction
+    held.execute(text("INSERT INTO t VALUES (2)"))
+    database.checkpoint_wal()  # does not wait for it
+    held.commit()
+    held.close()
+    database.checkpoint_wal()
+    with database.read_connection() as conn:
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar_one() == 2
+    database.dispose()
