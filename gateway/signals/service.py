@@ -45,7 +45,6 @@ from gateway.signals.models import SignalPseudonymRow, SignalRow
 #: The linkage-key families this version derives (see DESIGN.md, "Pseudonyms").
 FAMILIES = frozenset(LINKAGE_FAMILIES)
 ELEMENT_SIZE = 32
-_PSEUDONYMS = cast(Table, SignalPseudonymRow.__table__)
 _SIGNALS = cast(Table, SignalRow.__table__)
 SUBJECT_REF_TYPE = "ketenpoort-pseudonym"
 #: The families whose elements name a signal's subject in audit entries.
@@ -323,16 +322,20 @@ def _create_pg(
     return signal_pk
 
 
+_INSERT_PSEUDONYMS_SQLITE = (
+    "INSERT INTO signal_pseudonyms (signal_pk, family, element, key_id) VALUES (?, ?, ?, ?)"
+)
+
+
 def _insert_pseudonyms(
     session: Session, signal_pk: int, key_id: str, rows: list[tuple[str, bytes]]
 ) -> None:
-    """SQLite: one executemany (sqlite3 steps one prepared statement, in process)."""
-    session.execute(
-        insert(_PSEUDONYMS),
-        [
-            {"signal_pk": signal_pk, "family": family, "element": element, "key_id": key_id}
-            for family, element in rows
-        ],
+    """SQLite: one executemany of the driver over plain tuples (sqlite3 steps one
+    prepared statement, in process; SQLAlchemy's per-row parameter handling cost more
+    than the inserts)."""
+    session.connection().exec_driver_sql(
+        _INSERT_PSEUDONYMS_SQLITE,
+        [(signal_pk, family, element, key_id) for family, element in rows],
     )
 
 

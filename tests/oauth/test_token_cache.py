@@ -7,9 +7,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import event
 
+from gateway import ratelimit
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.oauth.resource import GatewayTokenValidator, VerifiedTokens
@@ -140,3 +143,41 @@ def test_a_dpop_token_revoked_at_one_instance_is_refused_at_the_other_at_once(
         assert "revoked" in response.headers["WWW-Authenticate"]
     finally:
         other.extensions["ketenpoort"].db.dispose()
+
+
+def test_the_token_check_is_one_transaction_of_two_statements(
+    app: Flask,
+    client: FlaskClient,
+    partner_client: PartnerClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Revocation and client standing in one statement, the bucket in the same (write)
+    transaction: every /v1 request pays one transaction for its token, not three."""
+    monkeypatch.setattr(ratelimit, "PURGE_PROBABILITY", 0.0)
+    token = get_token(client, partner_client)
+    assert client.get(API, headers=_bearer(token)).status_code == 200  # cached, warm
+    engine = app.extensions["ketenpoort"].db.engine
+    seen: list[str] = []
+
+    def statement(_conn: Any, _cursor: Any, text: str, *_: Any) -> None:
+        if not text.startswith("BEGIN"):
+            seen.append(text.split()[0])
+
+    def began(_conn: Any) -> None:
+        seen.append("begin")
+
+    def committed(_conn: Any) -> None:
+        seen.append("commit")
+
+    with app.test_request_context(API, headers=_bearer(token)):
+        event.listen(engine, "before_cursor_execute", statement)
+        event.listen(engine, "begin", began)
+        event.listen(engine, "commit", committed)
+        try:
+            actor = _validator(app).authenticate(("directory:read",))
+        finally:
+            event.remove(engine, "before_cursor_execute", statement)
+            event.remove(engine, "begin", began)
+            event.remove(engine, "commit", committed)
+    assert actor.id == partner_client.client_id
+    assert seen == ["begin", "SELECT", "INSERT", "commit"]
