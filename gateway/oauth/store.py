@@ -103,8 +103,9 @@ def token_standing(
     connection: Session | Connection, jti: str, client_id: str
 ) -> tuple[bool, ClientStanding | None]:
     """Whether the token `jti` is revoked, and its client's standing (None if unknown),
-    in one statement: what `is_revoked` and `client_standing` read, read on every request
-    so that a revocation or a disabled client stops the next request in every process."""
+    in one statement (the denylist, the client's and its organisation's rows), read on
+    every request so that a revocation or a disabled client stops the next request in
+    every process."""
     row = connection.execute(_TOKEN_STANDING, {"jti": jti, "client_id": client_id}).first()
     if row is None:  # an unknown client: rare, a refusal either way
         return is_revoked(connection, jti), None

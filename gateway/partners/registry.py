@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, select
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from gateway.actors import Actor
@@ -366,20 +365,6 @@ class ClientStanding:
 def _is_active(client_status: str, organisation_status: str) -> bool:
     """A client acts only while it and its organisation are both active."""
     return client_status == "active" and organisation_status == "active"
-
-
-def client_standing(session: Session | Connection, client_id: str) -> ClientStanding | None:
-    """The client's organisation and whether it may act (None if unknown): plain columns
-    in one indexed statement, read on every request so that a disabled client stops at
-    once in every worker."""
-    row = session.execute(
-        select(OAuthClient.status, Organisation.id, Organisation.kind, Organisation.status)
-        .join(Organisation, Organisation.id == OAuthClient.organisation_id)
-        .where(OAuthClient.client_id == client_id)
-    ).first()
-    if row is None:
-        return None
-    return standing_of(*row)
 
 
 def standing_of(
