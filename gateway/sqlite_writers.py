@@ -92,11 +92,6 @@ def _identity(connection: Any) -> int:
 def _flock(fd: int, blocking: _BlockingFlock, seconds: float) -> bool:
     """An exclusive flock within `seconds`: at once when it is free, else from the
     moment it is released (`_BlockingFlock`)."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        pass
     return blocking.acquire(seconds)
 
 
@@ -117,6 +112,12 @@ class _BlockingFlock:
 
     def acquire(self, seconds: float) -> bool:
         with self._changed:
+            if not self._pending:  # at once when free (not beside a pending call: on the
+                try:  # same descriptor both would succeed, and that one may let go)
+                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    pass
             self._wanted, self._granted = True, False
             if not self._pending:
                 self._pending = True

@@ -134,3 +134,50 @@ def _eventually_free(fd: int) -> bool:
         except BlockingIOError:
             threading.Event().wait(0.05)
     return False
+
+
+def test_an_abandoned_wait_does_not_take_the_lock_from_the_next_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wait that gave up leaves its `flock` call running. The next writer of the
+    process must not take the lock beside it (same descriptor: both calls succeed),
+    or that call, finding no one waiting, lets go of the lock the writer holds."""
+    from gateway import sqlite_writers
+
+    queue = sqlite_writers.WriterQueue(tmp_path / "q.db")
+    first, second = object(), object()
+    queue.acquire(first)  # creates the lock file
+    queue.release(first)
+    other = os.open(tmp_path / "q.db-lock", os.O_RDWR)  # another process's descriptor
+    third = os.open(tmp_path / "q.db-lock", os.O_RDWR)  # yet another, to look
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        monkeypatch.setattr(sqlite_writers, "WAIT_SECONDS", 0.2)
+        queue.acquire(first)  # gives up; its flock call stays pending
+        assert queue._holder is None
+        monkeypatch.setattr(sqlite_writers, "WAIT_SECONDS", 30.0)
+        blocking = queue._blocking
+        assert blocking is not None
+        got = threading.Event()
+
+        def writer() -> None:
+            queue.acquire(second)
+            got.set()
+
+        with blocking._changed:  # the pending call cannot hand over or let go meanwhile
+            fcntl.flock(other, fcntl.LOCK_UN)
+            thread = threading.Thread(target=writer)
+            thread.start()
+            got.wait(0.3)
+        assert got.wait(10)
+        thread.join()
+        assert queue._holder is not None
+        threading.Event().wait(0.3)  # time for the pending call to act, had it the lock
+        with pytest.raises(BlockingIOError):  # the second writer still holds it
+            fcntl.flock(third, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        queue.release(second)
+        assert _eventually_free(third)
+        fcntl.flock(third, fcntl.LOCK_UN)
+    finally:
+        os.close(other)
+        os.close(third)
