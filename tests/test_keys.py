@@ -158,3 +158,22 @@ def test_a_key_file_edited_in_place_is_seen_within_the_rescan_interval(
     clock.now += RESCAN_SECONDS + 0.1
     with pytest.raises(KeyStoreError, match="no active token-signing key"):
         keys.active(KeyPurpose.TOKEN_SIGNING)
+
+
+def test_a_thread_sorting_an_older_reading_never_caches_it_for_the_newer_one(
+    tmp_path: Path,
+) -> None:
+    """Thread A reads the records, thread B sees a new key and its sorted list; then A
+    files the list it sorted from its older reading. The newer reading must still win:
+    a retired key served from a cache would pseudonymise or sign under it until the
+    next key change (found in review, replayed here step by step)."""
+    master = secrets.token_bytes(32)
+    keys, writer = store(tmp_path, master), store(tmp_path, master)
+    first = writer.create(KeyPurpose.PSEUDONYM)
+    older = keys._current()  # thread A's reading, before the new key
+    second = writer.create(KeyPurpose.PSEUDONYM)
+    assert keys.active(KeyPurpose.PSEUDONYM).kid == second.kid  # thread B
+    # thread A, late, fills the list it sorted from its own (older) reading
+    older.by_purpose[KeyPurpose.PSEUDONYM] = [r for r in older.records]
+    assert keys.active(KeyPurpose.PSEUDONYM).kid == second.kid
+    assert [r.kid for r in keys.records(KeyPurpose.PSEUDONYM)] == [first.kid, second.kid]

@@ -149,6 +149,16 @@ def _replace_file(path: Path, data: bytes) -> None:
         raise
 
 
+@dataclass
+class _Snapshot:
+    """The key records as read at one moment (`stamp`: every file's name, size and
+    mtime), with their per-purpose sorted lists filled in as asked for."""
+
+    stamp: tuple[tuple[str, int, int], ...]
+    records: list[KeyRecord]
+    by_purpose: dict[KeyPurpose | None, list[KeyRecord]] = field(default_factory=dict)
+
+
 class KeyStore:
     """Reads and creates the gateway's keys under one folder."""
 
@@ -157,13 +167,12 @@ class KeyStore:
         self._sealing = master
         # Records are re-read when any key file's name, size or mtime changes (a new key,
         # a status change); unsealed material is kept by kid, which never changes.
-        self._records: tuple[tuple[tuple[str, int, int], ...], list[KeyRecord]] | None = None
+        self._records: _Snapshot | None = None
         # Every file is written beside its final name and renamed into the folder, which
         # changes the folder's mtime: while that stays put, one stat of the folder stands
         # for a stat of every file (see `_unchanged`).
         self._folder: tuple[int, int, int] | None = None
         self._scanned = 0.0
-        self._sorted: dict[KeyPurpose | None, list[KeyRecord]] = {}
         self._material: dict[str, dict[str, Any]] = {}
         self._epoch_keys: dict[str, EpochKey] = {}
 
@@ -218,25 +227,30 @@ class KeyStore:
         changed = max(folder[1], folder[2]) / 1e9
         return self._scanned - changed > RESCAN_SECONDS
 
-    def _current(self) -> list[KeyRecord]:
+    def _current(self) -> _Snapshot:
         now = time.time()
         folder = self._folder_stamp()
-        if self._records is not None and self._unchanged(folder, now):
-            return self._records[1]
+        snapshot = self._records
+        if snapshot is not None and self._unchanged(folder, now):
+            return snapshot
         files = self._files()
         stamp = tuple((p.name, st.st_size, st.st_mtime_ns) for p in files for st in (p.stat(),))
-        if self._records is None or self._records[0] != stamp:
-            self._records = (stamp, [KeyRecord.from_json(self._read(p)) for p in files])
-            self._sorted = {}
+        if snapshot is None or snapshot.stamp != stamp:
+            snapshot = _Snapshot(stamp, [KeyRecord.from_json(self._read(p)) for p in files])
+            self._records = snapshot
         self._folder, self._scanned = folder, now
-        return self._records[1]
+        return snapshot
 
     def records(self, purpose: KeyPurpose | None = None) -> list[KeyRecord]:
-        found = self._current()
-        ordered = self._sorted.get(purpose)
+        # The sorted lists live in the snapshot they were sorted from: a thread that read
+        # an older snapshot can only ever fill in that one, never the newer one another
+        # thread has just put in place (so a retired key is never served from a cache).
+        snapshot = self._current()
+        ordered = snapshot.by_purpose.get(purpose)
         if ordered is None:
+            found = snapshot.records
             chosen = found if purpose is None else [r for r in found if r.purpose == purpose]
-            ordered = self._sorted[purpose] = sorted(chosen, key=lambda r: r.created)
+            ordered = snapshot.by_purpose[purpose] = sorted(chosen, key=lambda r: r.created)
         return list(ordered)
 
     def active(self, purpose: KeyPurpose) -> KeyRecord:
