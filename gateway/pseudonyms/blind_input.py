@@ -36,7 +36,7 @@ MAX_PER_FAMILY = 40
 MSG_ELEMENT = "must be a base64url-encoded ristretto255 element (32 bytes, not the identity)"
 MSG_FAMILY = "is not a key family of this gateway"
 MSG_ONE = "must be one element (a string) for this family"
-MSG_MANY = "must be a list of 1 to 40 elements"
+MSG_MANY = "must be an element, or a list of 1 to 40 elements"
 MSG_EMPTY = "must name at least one key family"
 MSG_NOT_OBJECT = "must be an object"
 
@@ -70,9 +70,9 @@ def pseudonyms_from_match_keys(
 ) -> dict[str, frozenset[bytes]]:
     """Validate a submission's `matchKeys` and return its pseudonyms by family.
 
-    `{family: element}` for single-valued families, `{family: [element, …]}` for the
-    multi-valued ones (`del_dob`, `part_dob`, `xname_dob`, `names_del`); a `keyId`
-    member is not an element (`blind_pseudonyms` reads it). Every
+    `{family: element}` for any family (DESIGN.md's form), or `{family: [element, …]}`
+    for one that may hold several (`matchkeys.MULTI_VALUED`: deletion neighbours, name
+    parts, ...); a `keyId` member is not an element (`blind_pseudonyms` reads it). Every
     invalid entry is reported at once (400 `invalid-input`), never quoting a value.
     """
     if not isinstance(match_keys, Mapping):
