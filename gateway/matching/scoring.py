@@ -101,8 +101,11 @@ DISAGREE_WEIGHTS: dict[str, float] = {
 #: among different people. Below 1.80 with strong evidence are namesakes born in the
 #: same year whose day and month both differ (`names_year` alone; FEBRL4 has 5 false
 #: and 4 true such pairs); at 1.80 the same with a typo in one of day and month
-#: (`names_ym` agrees; 15 true, 1 false). (Until `names_ym`, 2026-11, that group
-#: scored alike and the threshold was 3.27: strong recall 0.716, now 0.721.)
+#: (`names_ym` agrees; 15 true, 1 false). That 1 is two namesakes born in the same
+#: month, which a register with popular names will hold more of: the workspace
+#: therefore says that only part of the date agreed (`gateway.web.labels.agreement`).
+#: (Until `names_ym`, 2026-11, that group scored alike and the threshold was 3.27:
+#: strong recall 0.716, now 0.721.)
 #: The evidence rules alone allow 0.722 of FEBRL4's true pairs to be strong: the rest
 #: have a replaced given name (like twins) or a replaced or missing family name (like
 #: two children who share a first name and a birthday), which must not be strong. The
