@@ -513,6 +513,10 @@ class PartnerClient:
         lost entry.
         """
         deadline = self._clock() + wait_seconds
+        # "Consistent with previous" reports on the checkpoint kept before this call (a
+        # first look has none); a wait below also checks each newer checkpoint against
+        # the one this call saw first, which is no earlier look.
+        first_look = self.state.checkpoint is None
         while True:
             note = self.request("GET", "/audit/checkpoint", accept="text/plain").text
             checkpoint = self._open_checkpoint(note)
@@ -548,7 +552,7 @@ class PartnerClient:
         return WitnessReport(
             checkpoint_size=checkpoint.size,
             checkpoint_verified=True,
-            consistent_with_previous=consistent,
+            consistent_with_previous=None if first_look else consistent,
             receipts_verified=sum(1 for r in self.state.receipts if r.index is not None),
             receipts_pending=pending,
         )

@@ -143,3 +143,40 @@ def test_a_receipt_whose_entry_was_deleted_makes_verify_raise(
     with pytest.raises(WitnessError, match="missing from the log") as caught:
         client.verify()
     assert removed["receipt"]["leafHash"] in str(caught.value)  # type: ignore[index]
+
+
+def test_a_first_look_that_waits_for_its_receipts_has_no_previous(
+    own_gateway: LiveGateway, tmp_path: Path
+) -> None:
+    """The first `verify` of a partner may have to wait for its receipts to be
+    sequenced, and so fetch a second checkpoint; it still reports no earlier look (the
+    checkpoint it fetched a moment ago in the same call is no earlier look)."""
+    url = own_gateway.settings.database_url
+    if not url.startswith("postgresql"):
+        pytest.skip("holds the sequencer off with its advisory lock (PostgreSQL)")
+    police = enrol(own_gateway, "police", tmp_path)
+    holder_db = Database(url)
+    holder = holder_db.session()
+    held: list[bool] = []
+
+    def sleep(seconds: float) -> None:  # the client's wait: let the sequencer go on
+        if held:
+            holder.rollback()
+            held.clear()
+        time.sleep(seconds)
+
+    try:
+        client = police.client(state_path=tmp_path / "state.json", sleep=sleep)
+        _submit(client, 0)
+        _wait_until_sequenced(url)
+        advisory_xact_lock(holder, ADVISORY_LOCK_ID)  # the next receipt waits for it
+        held.append(True)
+        _submit(client, 1)
+        report = client.verify()
+        assert not held  # it did wait, and saw a second checkpoint
+        assert report.receipts_verified == 2 and report.consistent_with_previous is None
+        again = client.verify()
+        assert again.consistent_with_previous is True
+    finally:
+        holder.close()
+        holder_db.dispose()
