@@ -26,10 +26,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from schemas import fresh_schema  # noqa: E402
 
 from gateway.app import create_app  # noqa: E402
 from gateway.bootstrap import initialise  # noqa: E402
@@ -48,18 +49,8 @@ def database(tmp: Path) -> Iterator[str]:
     if not base:
         yield f"sqlite:///{tmp / 'k.db'}"
         return
-    from sqlalchemy import create_engine, text
-
-    schema = f"profile_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{base}?options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with fresh_schema(base, "profile") as schema_url:
+        yield schema_url
 
 
 def main() -> None:

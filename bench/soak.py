@@ -235,19 +235,10 @@ def database(folder: Path) -> Iterator[str]:
     if not url:
         yield f"sqlite:///{folder / 'soak.db'}"
         return
-    from sqlalchemy import create_engine, text
+    from schemas import fresh_schema  # bench/ is on the path: this file runs from there
 
-    schema = f"soak_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        separator = "&" if "?" in url else "?"
-        yield f"{url}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with fresh_schema(url, "soak") as schema_url:
+        yield schema_url
 
 
 def main() -> None:
