@@ -28,7 +28,6 @@ import ctypes
 import ctypes.util
 import gc
 import os
-import secrets
 import sys
 import tempfile
 import threading
@@ -155,18 +154,14 @@ def main() -> None:
     from bench.soak import Recorder, enrol_partners, partner_loop
     from gateway.app import create_app
     from gateway.bootstrap import initialise
-    from gateway.config import Settings
-    from tests.integration.live import LiveGateway, free_port
+    from tests.integration.live import LiveGateway, free_port, instance_settings
 
     folder = Path(tempfile.mkdtemp(prefix="ketenpoort-soak-memory-"))
     port = free_port()
-    settings = Settings(
-        database_url=f"sqlite:///{folder / 'soak.db'}",
-        keys_dir=folder / "keys",
-        policy=ROOT / "policies" / "twente.yaml",
-        issuer=f"http://127.0.0.1:{port}",
-        master_key=secrets.token_bytes(32),
-        log_format="json",
+    settings = instance_settings(
+        f"sqlite:///{folder / 'soak.db'}",
+        folder / "keys",
+        f"http://127.0.0.1:{port}",
         log_level="WARNING",
     )
     initialise(settings)

@@ -37,7 +37,14 @@ from gateway.crypto.jwe import encrypt_for_recipients
 from gateway.db import Database
 from gateway.demo.people import people
 from gateway.signals.models import SignalRow
-from tests.integration.live import _SERVE_ON_FD, ROOT, LiveGateway, _env, bound_socket
+from tests.integration.live import (
+    _SERVE_ON_FD,
+    ROOT,
+    LiveGateway,
+    _env,
+    bound_socket,
+    instance_settings,
+)
 
 #: Generous: the machine may be busy (CI runs the suite on every core).
 READY_TIMEOUT = 60.0
@@ -156,15 +163,7 @@ def restartable_gateway(
     """Initialise a gateway on `database_url` and serve it; stopped at the end."""
     listener = bound_socket()
     port = listener.getsockname()[1]
-    settings = Settings(
-        database_url=database_url,
-        keys_dir=tmp_path / "live-keys",
-        policy=ROOT / "policies" / "twente.yaml",
-        issuer=f"http://127.0.0.1:{port}",
-        master_key=secrets.token_bytes(32),
-        log_format="json",
-        log_level="INFO",
-    )
+    settings = instance_settings(database_url, tmp_path / "live-keys", f"http://127.0.0.1:{port}")
     with listener:
         initialise(settings)
         gateway = RestartableGateway(settings, listener, tmp_path, workers, threads)

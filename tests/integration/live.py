@@ -155,6 +155,22 @@ class LiveGateway:
         return _env(self.settings)
 
 
+def instance_settings(
+    database_url: str, keys_dir: Path, issuer: str, *, log_level: str = "INFO"
+) -> Settings:
+    """A new test instance's settings: the default policy, a fresh master key, JSON logs
+    (every live gateway, fault harness and soak builds the same)."""
+    return Settings(
+        database_url=database_url,
+        keys_dir=keys_dir,
+        policy=ROOT / "policies" / "twente.yaml",
+        issuer=issuer,
+        master_key=secrets.token_bytes(32),
+        log_format="json",
+        log_level=log_level,
+    )
+
+
 @contextlib.contextmanager
 def live_gateway(
     database_url: str,
@@ -169,16 +185,7 @@ def live_gateway(
     listener = bound_socket()
     port = listener.getsockname()[1]
     issuer = f"http://127.0.0.1:{port}"
-    master_key = secrets.token_bytes(32)
-    settings = Settings(
-        database_url=database_url,
-        keys_dir=tmp_path / "live-keys",
-        policy=ROOT / "policies" / "twente.yaml",
-        issuer=issuer,
-        master_key=master_key,
-        log_format="json",
-        log_level=log_level,
-    )
+    settings = instance_settings(database_url, tmp_path / "live-keys", issuer, log_level=log_level)
     try:
         initialise(settings)
     except BaseException:
@@ -277,15 +284,7 @@ def live_cluster(
     every process shares the key folder and master key, as a deployment would."""
     listeners = [bound_socket() for _ in range(processes)]
     urls = [f"http://127.0.0.1:{sock.getsockname()[1]}" for sock in listeners]
-    settings = Settings(
-        database_url=database_url,
-        keys_dir=tmp_path / "live-keys",
-        policy=ROOT / "policies" / "twente.yaml",
-        issuer=urls[0],
-        master_key=secrets.token_bytes(32),
-        log_format="json",
-        log_level="INFO",
-    )
+    settings = instance_settings(database_url, tmp_path / "live-keys", urls[0])
     gateways: list[LiveGateway] = []
     try:
         initialise(settings)

@@ -30,7 +30,7 @@ from gateway.db import Database
 from gateway.keys import KeyStore, load_master_key
 from gateway.users.models import UserRow
 from gateway.users.service import add_user
-from tests.integration.live import _env
+from tests.integration.live import _env, instance_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -105,14 +105,7 @@ class WebGateway:
 def web_gateway(database_url: str, directory: Path, **environment: str) -> Iterator[WebGateway]:
     """Initialise and serve a gateway (gunicorn, port from the OS); stop it afterwards."""
     directory.mkdir(parents=True, exist_ok=True)
-    settings = Settings(
-        database_url=database_url,
-        keys_dir=directory / "keys",
-        policy=ROOT / "policies" / "twente.yaml",
-        issuer="http://127.0.0.1:8080",
-        master_key=secrets.token_bytes(32),
-        log_format="json",
-    )
+    settings = instance_settings(database_url, directory / "keys", "http://127.0.0.1:8080")
     initialise(settings)
     env = {**os.environ, **_env(settings), **environment}
     log_path = directory / f"gateway-{secrets.token_hex(4)}.log"
