@@ -142,24 +142,25 @@ FAMILY_NAME_EVIDENCE = frozenset(
 GIVEN_NAME_EVIDENCE = frozenset(
     {"given_dob", "swap_dob", "names", "names_year", "names_ym", "init_dob", "names_del", "fgi_dob"}
 )
-#: Families whose agreement says the date of birth agrees (or nearly: year + names).
-DATE_EVIDENCE = frozenset(
-    {
-        "name_dob",
-        "del_dob",
-        "phon_dob",
-        "part_dob",
-        "swap_dob",
-        "given_dob",
-        "init_dob",
-        "xname_dob",
-        "fgi_dob",
-        # day and month only swapped, or the exact year with the same full name
-        "dm_swap",
-        "names_year",
-        "names_ym",
-    }
+#: Families keyed on the whole date of birth (an agreement says the date agrees).
+FULL_DATE_FAMILIES = (
+    "name_dob",
+    "del_dob",
+    "phon_dob",
+    "part_dob",
+    "swap_dob",
+    "given_dob",
+    "init_dob",
+    "xname_dob",
+    "fgi_dob",
 )
+#: Families whose agreement says the date of birth agrees (or nearly: year + names).
+DATE_EVIDENCE = frozenset(FULL_DATE_FAMILIES) | {
+    # day and month only swapped, or the exact year (and month or day) with the same names
+    "dm_swap",
+    "names_year",
+    "names_ym",
+}
 
 
 def evidence(agreed: frozenset[str]) -> tuple[bool, bool, bool]:
@@ -214,24 +215,11 @@ def features(
             continue
         rarest = min(frequency(family, e) for e in common) if frequency else 1
         found[f"agree:{family}"] = min(1.0, HANDFUL / rarest) if rarest > 0 else 1.0
-    if "agree:dm_swap" in found and not any(f"agree:{f}" in found for f in _FULL_DATE):
+    if "agree:dm_swap" in found and not any(f"agree:{f}" in found for f in FULL_DATE_FAMILIES):
         # Day and month swapped: that alone explains every full-date disagreement.
-        for family in _FULL_DATE:
+        for family in FULL_DATE_FAMILIES:
             found.pop(f"disagree:{family}", None)
     return found
-
-
-_FULL_DATE = (
-    "name_dob",
-    "del_dob",
-    "phon_dob",
-    "part_dob",
-    "swap_dob",
-    "given_dob",
-    "init_dob",
-    "xname_dob",
-    "fgi_dob",
-)
 
 
 def score_features(found: Mapping[str, float]) -> float:

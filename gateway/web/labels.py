@@ -7,6 +7,12 @@ from collections.abc import Collection
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
+from gateway.matching.scoring import (
+    FAMILY_NAME_EVIDENCE,
+    FULL_DATE_FAMILIES,
+    GIVEN_NAME_EVIDENCE,
+)
+
 #: A signal's status.
 SIGNAL_STATUS_NAMES = {
     "active": _l("active"),
@@ -38,16 +44,13 @@ LINKAGE_KEY_NAMES = {
     "names_del": _l("names with one typo, without date of birth"),
 }
 
-# Which identifiers a family's agreement speaks for (the matching rules in
-# `gateway.matching.scoring` say the same; this is only what the page shows).
+# Which identifiers an agreement speaks for: the matching rules' evidence sets
+# (`gateway.matching.scoring`), of which these families hold the value as written (the
+# rest of a set agrees only nearly: deletion neighbours, sound, parts, initials).
 _FAMILY_EXACT = {"name_dob", "names", "names_year", "names_ym", "init_dob", "swap_dob"}
-_FAMILY_NEAR = {"del_dob", "phon_dob", "part_dob", "names_del"}
+_FAMILY_NEAR = FAMILY_NAME_EVIDENCE - _FAMILY_EXACT
 _GIVEN_EXACT = {"given_dob", "names", "names_year", "names_ym", "swap_dob", "fgi_dob"}
-_GIVEN_NEAR = {"names_del", "init_dob"}
-_DATE_EXACT = {
-    "name_dob", "del_dob", "phon_dob", "part_dob", "given_dob",
-    "xname_dob", "swap_dob", "init_dob", "fgi_dob",
-}  # fmt: skip
+_GIVEN_NEAR = GIVEN_NAME_EVIDENCE - _GIVEN_EXACT
 
 
 def agreement(families: Collection[str]) -> list[LazyString]:
@@ -65,7 +68,7 @@ def agreement(families: Collection[str]) -> list[LazyString]:
         found.append(_l("given name"))
     elif agreed & _GIVEN_NEAR:
         found.append(_l("given name, nearly"))
-    if agreed & _DATE_EXACT:
+    if agreed.intersection(FULL_DATE_FAMILIES):
         found.append(_l("date of birth"))
     elif "dm_swap" in agreed:
         found.append(_l("date of birth, day and month swapped"))
