@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import requests
 
@@ -243,22 +243,35 @@ def client_for(instance: DemoInstance, org_id: str) -> PartnerClient:
     )
 
 
-#: Who reports whom: (person index, organisation, category, with BSN?). People 0-4 are
-#: reported by several partners (matches); the rest by one.
-SCENARIO: tuple[tuple[int, str, str, bool], ...] = (
-    (0, "politie-oost-nederland", "possible-victim", True),
-    (0, "jeugdhulp-twente", "concern", True),
-    (0, "roc-van-twente", "concern", False),  # the school knows name and birth date only
-    (1, "ggz-twente", "possible-victim", True),
-    (1, "gemeente-enschede", "concern", True),
-    (2, "politie-oost-nederland", "possible-perpetrator", True),
-    (2, "gemeente-enschede", "possible-perpetrator", True),
-    (3, "roc-van-twente", "concern", False),
-    (3, "jeugdhulp-twente", "concern", False),
-    (4, "ggz-twente", "concern", True),
-    (4, "politie-oost-nederland", "possible-victim", True),
-    (4, "ggz-twente", "concern", True),  # a repeat by the same organisation: noted, not matched
+#: What a partner knows of the person it reports: everything (with the BSN), the name
+#: and date of birth only, or the name only (a pupil's birth date the school did not
+#: have at hand: that signal can only be a possible match, which the coordinator reviews).
+Knows = Literal["all", "name+dob", "names"]
+
+#: Who reports whom: (person index, organisation, category, what it knows). People 0-4
+#: and 6 are reported by several partners (matches); the rest by one.
+SCENARIO: tuple[tuple[int, str, str, Knows], ...] = (
+    (0, "politie-oost-nederland", "possible-victim", "all"),
+    (0, "jeugdhulp-twente", "concern", "all"),
+    (0, "roc-van-twente", "concern", "name+dob"),  # the school has no BSN
+    (1, "ggz-twente", "possible-victim", "all"),
+    (1, "gemeente-enschede", "concern", "all"),
+    (2, "politie-oost-nederland", "possible-perpetrator", "all"),
+    (2, "gemeente-enschede", "possible-perpetrator", "all"),
+    (3, "roc-van-twente", "concern", "name+dob"),
+    (3, "jeugdhulp-twente", "concern", "name+dob"),
+    (4, "ggz-twente", "concern", "all"),
+    (4, "politie-oost-nederland", "possible-victim", "all"),
+    (4, "ggz-twente", "concern", "all"),  # a repeat by the same organisation: noted, not matched
+    (6, "roc-van-twente", "concern", "names"),  # a possible match with GGZ's signal below
 )
+
+
+def _subject(person: Person, knows: Knows) -> dict[str, str]:
+    subject = person.subject(with_bsn=knows == "all")
+    if knows == "names":
+        del subject["dateOfBirth"]
+    return subject
 
 
 def run_scenario(instance: DemoInstance, crowd: list[Person]) -> dict[str, Any]:
@@ -269,22 +282,22 @@ def run_scenario(instance: DemoInstance, crowd: list[Person]) -> dict[str, Any]:
     for n, person_index in enumerate(range(5, len(crowd))):
         org = organisations[n % len(organisations)]
         category = "concern" if org == "roc-van-twente" else "possible-victim"
-        plan.append((person_index, org, category, n % 3 != 0))
-    by_person: dict[int, list[tuple[str, bool]]] = {}
-    for index, org, _category, with_bsn in plan:
-        by_person.setdefault(index, []).append((org, with_bsn))
+        plan.append((person_index, org, category, "name+dob" if n % 3 == 0 else "all"))
+    by_person: dict[int, list[tuple[str, Knows]]] = {}
+    for index, org, _category, knows in plan:
+        by_person.setdefault(index, []).append((org, knows))
     # someone only the police reported (with BSN): the school's professional can file
     # about them on /intake, and the coordinator sees a new match
     police_only = [
-        i for i, seen in sorted(by_person.items()) if seen == [("politie-oost-nederland", True)]
+        i for i, seen in sorted(by_person.items()) if seen == [("politie-oost-nederland", "all")]
     ]
-    for n, (index, org, category, with_bsn) in enumerate(plan):
+    for n, (index, org, category, knows) in enumerate(plan):
         person = crowd[index]
         prefix = org.split("-")[0][:4].upper()
         created = clients[org].submit_signal(
             f"{prefix}-2026-{1000 + n}",
             category,
-            person.subject(with_bsn=with_bsn),
+            _subject(person, knows),
             {"summary": f"Demo-melding {n}: zorgen over mogelijke uitbuiting.", "contact": org},
         )
         submitted.append((org, created["id"]))
