@@ -25,6 +25,7 @@ from gateway.matching.service import (
     list_matches,
     list_notifications,
     set_match_state,
+    with_supplied,
 )
 from gateway.policy.audited import record_decision, refuse
 from gateway.policy.engine import Decision, PolicyEngine, Resource
@@ -142,7 +143,7 @@ class MatchService:
         if found is None:
             raise NotFound("No match with this id.")
         record_decision(session, actor, decision, Resource(type="match", id=found.id))
-        return self._with_links(session, [found])[0]
+        return self._with_links(session, [with_supplied(session, found)])[0]
 
 
 @dataclass

@@ -33,7 +33,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -84,6 +84,10 @@ class MatchSignal:
     linkage_keys: tuple[str, ...]
     #: The best tier by which this signal is tied to another member.
     tier: str = "strong"
+    #: The linkage key families this signal has itself, so its page can say what its
+    #: sender knew (a date of birth missing on one side is not one that differs);
+    #: filled by `with_supplied` for one match's page, empty elsewhere.
+    supplied: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -742,6 +746,22 @@ def get_match(session: Session, match_id: str) -> Match | None:
             return _load_matches(session, [row])[0]
         match_id = row.merged_into
     return None  # pragma: no cover - a merge chain never loops
+
+
+def with_supplied(session: Session, match: Match) -> Match:
+    """`match` with each signal's own linkage key families (`MatchSignal.supplied`), in
+    one read of their pseudonym rows' families (never the pseudonyms themselves)."""
+    rows = session.execute(
+        select(SignalRow.id, SignalPseudonymRow.family)
+        .distinct()
+        .join(SignalPseudonymRow, SignalPseudonymRow.signal_pk == SignalRow.pk)
+        .where(SignalRow.id.in_([s.id for s in match.signals]))
+    )
+    found: dict[str, set[str]] = {}
+    for signal_id, family in rows:
+        found.setdefault(signal_id, set()).add(family)
+    signals = tuple(replace(s, supplied=frozenset(found.get(s.id, ()))) for s in match.signals)
+    return replace(match, signals=signals)
 
 
 def list_notifications(

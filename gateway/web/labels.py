@@ -12,6 +12,7 @@ from gateway.matching.scoring import (
     FULL_DATE_FAMILIES,
     GIVEN_NAME_EVIDENCE,
 )
+from gateway.pseudonyms.matchkeys import FAMILY_BSN
 
 #: A signal's status.
 SIGNAL_STATUS_NAMES = {
@@ -76,4 +77,20 @@ def agreement(families: Collection[str]) -> list[LazyString]:
         found.append(_l("year and month or day of birth"))
     elif "names_year" in agreed:
         found.append(_l("year of birth"))
+    return found
+
+
+def supplied(families: Collection[str]) -> list[LazyString]:
+    """The identifiers a signal was sent with, from the families it has: beside what
+    agreed, it tells a date of birth one sender did not know from one that differs."""
+    has = set(families)
+    found: list[LazyString] = []
+    if FAMILY_BSN in has:
+        found.append(_l("BSN"))
+    if has & FAMILY_NAME_EVIDENCE:
+        found.append(_l("family name"))
+    if has & GIVEN_NAME_EVIDENCE:
+        found.append(_l("given name"))
+    if has.intersection(FULL_DATE_FAMILIES):
+        found.append(_l("date of birth"))
     return found

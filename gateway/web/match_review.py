@@ -16,6 +16,7 @@ from gateway.web.labels import (
     LINKAGE_KEY_NAMES,
     SIGNAL_STATUS_NAMES,
     agreement,
+    supplied,
 )
 from gateway.web.views import _render, bp, current_user, page
 
@@ -32,6 +33,7 @@ def _match_page_names() -> dict[str, object]:
         "signal_status_names": SIGNAL_STATUS_NAMES,
         "linkage_key_names": LINKAGE_KEY_NAMES,
         "agreement": agreement,
+        "supplied": supplied,
     }
 
 

@@ -86,3 +86,20 @@ def test_dismissing_needs_a_reason_and_the_csrf_token(app: Flask, desk: MatchDes
         data={"csrf_token": csrf_token(officer, "/"), "reason": "data-error"},
     )
     assert refused.status_code == 403
+
+
+def test_the_match_page_says_what_each_signal_was_sent_with(app: Flask, desk: MatchDesk) -> None:
+    """A possible match on the names alone: the page tells a date of birth one sender did
+    not know from one that differs (the agreement alone cannot)."""
+    names_only = {"familyName": ANNA["familyName"], "givenNames": ANNA["givenNames"]}
+    match, _first, _second = desk.two_signals(other=names_only)
+    assert match["tier"] == "possible"
+    coordinator = app.test_client()
+    _signed_in(app, coordinator, "c.jansen", "coordinator")
+    page = coordinator.get(f"/matches/{match['id']}").get_data(as_text=True)
+    cells = re.findall(r'<td class="utrecht-table__cell">([^<]*)</td>', page)
+    assert "Meegestuurd" in page
+    assert cells.count("achternaam, voornaam, geboortedatum") == 1  # the police's signal
+    # care's signal was sent with the names only; both agree on them
+    assert cells.count("achternaam, voornaam") == 3
+    assert "2010" not in page and "van den Berg" not in page  # the kinds, never the values
