@@ -31,6 +31,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from gateway.app import create_app  # noqa: E402
 from gateway.bootstrap import initialise  # noqa: E402
 from gateway.config import RateLimit, Settings  # noqa: E402
+from gateway.services import close_app  # noqa: E402
 from tests.oauth.support import register_partner  # noqa: E402
 
 ISSUER = "http://127.0.0.1:8080"
@@ -106,7 +107,7 @@ def main() -> None:
         label = "API authorisations" + (" (DPoP)" if dpop else "")
         print(f"{label:26} {rate(CHECKS, elapsed)}")
 
-    app.extensions["ketenpoort"].db.dispose()
+    close_app(app)
     if schema:
         base = os.environ["KETENPOORT_BENCH_DATABASE_URL"]
         with create_engine(base, isolation_level="AUTOCOMMIT").connect() as conn:

@@ -36,6 +36,7 @@ from gateway.app import create_app  # noqa: E402
 from gateway.bootstrap import initialise  # noqa: E402
 from gateway.config import Settings  # noqa: E402
 from gateway.crypto.jwe import encrypt_for_recipients  # noqa: E402
+from gateway.services import close_app  # noqa: E402
 from tests.oauth.support import register_partner  # noqa: E402
 
 SIGNALS = int(os.environ.get("PROFILE_SIGNALS", "300"))
@@ -117,7 +118,7 @@ def run(tmp: Path, url: str) -> None:
         f"in-process ingest: {SIGNALS} signals{keyed}, {elapsed / SIGNALS * 1000:.2f} ms per"
         f" signal, CPU of this process {cpu / SIGNALS * 1000:.2f} ms"
     )
-    app.extensions["ketenpoort"].db.dispose()
+    close_app(app)
     if profiler:
         stats = pstats.Stats(profiler)
         stats.sort_stats("cumulative").print_stats(60)

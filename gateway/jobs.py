@@ -3,15 +3,29 @@
 Each job is safe to run in several processes at once (the audit sequencer takes a lock,
 expiry locks what it changes), so every gunicorn worker runs its own and no scheduler
 is needed. A failing turn is logged and retried later; it never stops the thread.
+
+An app that shuts down stops and joins its jobs before it lets go of its database
+(`gateway.services.close_app`): a turn cut off halfway would otherwise run on against
+a disposed engine, a dropped schema or a closed log stream.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from gateway.logs import get_logger
 
 log = get_logger(__name__)
+
+
+class JobThread(threading.Thread):
+    """The thread of one `BackgroundJob` (recognisable, so tests can check that none
+    outlives the app that started it)."""
+
+    def __init__(self, job: BackgroundJob, target: Callable[[], None]) -> None:
+        super().__init__(target=target, name=job.name, daemon=True)
+        self.job = job
 
 
 class BackgroundJob:
@@ -22,7 +36,7 @@ class BackgroundJob:
     def __init__(self, interval: float) -> None:
         self._interval = interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread = JobThread(self, self._run)
 
     def step(self) -> bool:
         """One turn; True when there is more to do right away."""
@@ -32,12 +46,31 @@ class BackgroundJob:
         """Seconds to wait after a turn that left nothing to do right away."""
         return self._interval
 
+    @property
+    def running(self) -> bool:
+        """Whether the thread is alive (started and not yet ended)."""
+        return self._thread.is_alive()
+
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def request_stop(self) -> None:
+        """Ask the thread to end after its current turn (without waiting for it)."""
         self._stop.set()
-        self._thread.join(timeout)
+
+    def join(self, timeout: float) -> bool:
+        """Wait for the thread to end; False (and a warning) when it is still running."""
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+        if self.running:
+            log.warning("background job still running after its stop", job=self.name)
+            return False
+        return True
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """End the thread and wait for its current turn; see `join`."""
+        self.request_stop()
+        return self.join(timeout)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -79,6 +79,18 @@ def _worker_exit(_server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
+def _close_worker_app(_server: Any, worker: Any) -> None:
+    """Gunicorn hook, in a worker that is exiting: its app's background jobs end their
+    turn before the process does (a daemon thread would be cut off mid-turn)."""
+    from flask import Flask
+
+    from gateway.services import close_app
+
+    app = getattr(worker, "wsgi", None)  # not there when the app failed to load
+    if isinstance(app, Flask):
+        close_app(app)
+
+
 def share_metrics_between_workers() -> None:
     """Prometheus multiprocess mode, so every scrape sums all workers.
 
@@ -102,4 +114,6 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, thre
 
     create_app(settings=replace(settings, background_jobs=False))  # the workers run the jobs
     options = gunicorn_options(host=host, port=port, workers=workers, threads=threads)
-    _Gunicorn(settings, {**options, "child_exit": _worker_exit}).run()
+    _Gunicorn(
+        settings, {**options, "child_exit": _worker_exit, "worker_exit": _close_worker_app}
+    ).run()

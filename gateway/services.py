@@ -95,10 +95,21 @@ def services_of(app: Flask) -> Services:
     return found
 
 
-def stop_jobs(app: Flask, timeout: float = 5.0) -> None:
-    """Stop this app's background jobs (tests, shutdown)."""
-    for job in services_of(app).jobs:
-        job.stop(timeout)
+def stop_jobs(app: Flask, timeout: float = 5.0) -> bool:
+    """Stop this app's background jobs and wait for each one's current turn (all are
+    told first, so the wait is the slowest turn, not their sum). False when one is still
+    running after `timeout`."""
+    jobs = services_of(app).jobs
+    for job in jobs:
+        job.request_stop()
+    return all([job.join(timeout) for job in jobs])
+
+
+def close_app(app: Flask, timeout: float = 5.0) -> None:
+    """Shut an app down in order: its jobs end their turn first, then the database goes
+    (a job still in a turn would run on against a disposed engine, or a dropped schema)."""
+    stop_jobs(app, timeout)
+    services_of(app).db.dispose()
 
 
 #: Requests that only read: their work never takes SQLite's write lock.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,8 @@ from sqlalchemy import create_engine, text
 from gateway.app import create_app
 from gateway.bootstrap import initialise
 from gateway.config import Settings
+from gateway.jobs import JobThread
+from gateway.services import close_app
 
 if TYPE_CHECKING:
     from tests.matches_support import MatchDesk
@@ -49,6 +52,35 @@ MELDPUNT_SCOPES = "cases:write audit:read notifications:read directory:read sign
 def _with_search_path(url: str, schema: str) -> str:
     separator = "&" if "?" in url else "?"
     return f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
+
+
+def running_jobs() -> set[JobThread]:
+    """The background-job threads alive in this process."""
+    return {thread for thread in threading.enumerate() if isinstance(thread, JobThread)}
+
+
+def _assert_no_new_jobs(before: set[JobThread], where: str) -> None:
+    left = running_jobs() - before
+    assert not left, (
+        f"background jobs {sorted(t.name for t in left)} outlived their {where}: close every "
+        "app you create with gateway.services.close_app (its jobs would run on against a "
+        "dropped schema or a closed log stream)"
+    )
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_job_outlives_its_module() -> Iterator[None]:
+    """Module-scoped apps (a live gateway's set-up) stop their jobs too."""
+    before = running_jobs()
+    yield
+    _assert_no_new_jobs(before, "test module")
+
+
+@pytest.fixture(autouse=True)
+def _no_job_outlives_its_test() -> Iterator[None]:
+    before = running_jobs()
+    yield
+    _assert_no_new_jobs(before, "test")
 
 
 @pytest.fixture(params=BACKENDS)
@@ -99,7 +131,7 @@ def initialised(settings: Settings) -> dict[str, Any]:
 def app(settings: Settings, initialised: dict[str, Any]) -> Iterator[Flask]:
     app = create_app(settings=settings)
     yield app
-    app.extensions["ketenpoort"].db.dispose()
+    close_app(app)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from flask import Flask
 
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.services import EXTENSION, Services, services_of, stop_jobs
+from gateway.services import EXTENSION, Services, close_app, services_of
 
 
 def test_one_typed_container_and_no_other_extension_keys(app: Flask) -> None:
@@ -42,5 +42,4 @@ def test_background_jobs_follow_the_switch(settings: Settings, initialised: obje
         names = sorted(job.name for job in services_of(app).jobs)
         assert names == ["alerts", "audit-sequencer", "matching-outbox", "retention"]
     finally:
-        stop_jobs(app)
-        services_of(app).db.dispose()
+        close_app(app)

@@ -144,7 +144,7 @@ def test_background_sequencer_runs_when_enabled(settings: Settings, initialised:
     from dataclasses import replace
 
     from gateway.app import create_app
-    from gateway.services import stop_jobs
+    from gateway.services import close_app
 
     app = create_app(settings=replace(settings, background_jobs=True))
     db = app.extensions["ketenpoort"].db
@@ -161,8 +161,7 @@ def test_background_sequencer_runs_when_enabled(settings: Settings, initialised:
             time.sleep(0.05)
         assert pending == 0
     finally:
-        stop_jobs(app)
-        db.dispose()
+        close_app(app)
 
 
 def test_the_wait_after_a_batch_shrinks_as_the_batch_fills() -> None:

@@ -26,6 +26,7 @@ from schemathesis.generation import GenerationMode
 from gateway.app import create_app
 from gateway.bootstrap import initialise
 from gateway.config import Settings
+from gateway.services import close_app
 from tests.conftest import MELDPUNT_SCOPES, ROOT, TEST_ISSUER
 from tests.oauth.support import DEFAULT_SCOPES, register_partner
 
@@ -64,7 +65,7 @@ def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     initialise(config)
     app = create_app(settings=config)
     yield app
-    app.extensions["ketenpoort"].db.dispose()
+    close_app(app)
 
 
 @pytest.fixture(scope="module")

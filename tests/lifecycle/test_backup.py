@@ -28,6 +28,7 @@ from gateway.errors import InternalError
 from gateway.lifecycle.backup import restore_backup
 from gateway.lifecycle.retention import RetentionService
 from gateway.matching.processor import process_outbox
+from gateway.services import close_app
 from gateway.signals.models import SignalRow
 from tests.audit.test_verify import cli_env
 from tests.cases.conftest import World
@@ -117,7 +118,7 @@ def test_backup_restore_verify_and_match_as_before(app: Flask, tmp_path: Path) -
                 actions = set(session.execute(select(AuditEntryRow.action)).scalars())
             assert {"backup.create", "backup.restore"} <= actions
         finally:
-            again.extensions["ketenpoort"].db.dispose()
+            close_app(again)
 
 
 def test_restore_tells_how_far_the_verification_got(app: Flask, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from gateway.config import Settings
 from gateway.matching.jobs import OutboxJob, catch_up
 from gateway.matching.models import MatchingOutboxRow
 from gateway.matching.service import list_matches
-from gateway.services import services_of, stop_jobs
+from gateway.services import close_app, services_of
 from gateway.signals.service import create_signal
 from tests.signals.factory import NOW, count, new_signal, person
 
@@ -39,14 +39,13 @@ def test_the_background_job_matches_what_was_submitted(
             (match,) = list_matches(session, None, 10).items
         assert len(match.signals) == 2
     finally:
-        stop_jobs(app)
-        db.dispose()
+        close_app(app)
 
 
 def test_no_job_without_background_work(settings: Settings, initialised: object) -> None:
     app = create_app(settings=settings)  # tests: background_jobs=False
     assert services_of(app).jobs == ()
-    app.extensions["ketenpoort"].db.dispose()
+    close_app(app)
 
 
 def test_catch_up_never_waits_on_its_own_request_on_sqlite(app: Flask) -> None:

@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.services import close_app
 from tests.oauth.support import PartnerClient, register_partner
 from tests.oauth.test_attacks import assert_challenge, assert_oauth_error
 
@@ -117,7 +118,7 @@ def test_revocation_holds_across_two_instances(
         body = two.post("/oauth/introspect", data=auth(partner_client, token=token)).get_json()
         assert body["active"] is False
     finally:
-        other.extensions["ketenpoort"].db.dispose()
+        close_app(other)
 
 
 def test_assertion_replay_holds_across_two_instances(
@@ -131,7 +132,7 @@ def test_assertion_replay_holds_across_two_instances(
         second = other.test_client().post(TOKEN, data=partner_client.form(assertion))
         assert_oauth_error(second, 400, "invalid_client")
     finally:
-        other.extensions["ketenpoort"].db.dispose()
+        close_app(other)
 
 
 def test_dpop_replay_holds_across_two_instances(
@@ -145,7 +146,7 @@ def test_dpop_replay_holds_across_two_instances(
         replay = other.test_client().get(API, headers=once)
         assert_challenge(replay, 401, "invalid_dpop_proof", scheme="DPoP")
     finally:
-        other.extensions["ketenpoort"].db.dispose()
+        close_app(other)
 
 
 def test_introspection_and_revocation_are_audited(

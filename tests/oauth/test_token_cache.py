@@ -18,6 +18,7 @@ from gateway.config import Settings
 from gateway.oauth.resource import GatewayTokenValidator, VerifiedTokens
 from gateway.oauth.rfc9068 import AccessToken
 from gateway.partners.registry import disable_organisation
+from gateway.services import close_app
 from tests.oauth.support import ADMIN, PartnerClient
 from tests.oauth.test_attacks import assert_challenge
 from tests.oauth.test_introspection_revocation import API, auth, get_token
@@ -123,7 +124,7 @@ def test_a_partner_disabled_at_one_instance_is_refused_at_the_other_at_once(
         assert_challenge(response, 401, "invalid_token")
         assert "disabled" in response.headers["WWW-Authenticate"]
     finally:
-        other.extensions["ketenpoort"].db.dispose()
+        close_app(other)
 
 
 def test_a_dpop_token_revoked_at_one_instance_is_refused_at_the_other_at_once(
@@ -142,7 +143,7 @@ def test_a_dpop_token_revoked_at_one_instance_is_refused_at_the_other_at_once(
         assert_challenge(response, 401, "invalid_token", scheme="DPoP")
         assert "revoked" in response.headers["WWW-Authenticate"]
     finally:
-        other.extensions["ketenpoort"].db.dispose()
+        close_app(other)
 
 
 def test_the_token_check_is_one_transaction_of_two_statements(

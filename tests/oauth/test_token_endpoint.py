@@ -16,6 +16,7 @@ from jwcrypto import jwt as jwc_jwt
 from sqlalchemy import select
 
 from gateway.audit.models import AuditEntryRow
+from gateway.services import close_app
 from tests.conftest import TEST_ISSUER
 from tests.oauth.support import PartnerClient, register_partner
 
@@ -147,7 +148,7 @@ def test_metadata_of_an_https_issuer_is_valid(settings: Any, initialised: Any) -
         AuthorizationServerMetadata(metadata).validate()
         assert metadata["token_endpoint"] == "https://ketenpoort.example.nl/oauth/token"
     finally:
-        app.extensions["ketenpoort"].db.dispose()
+        close_app(app)
 
 
 def test_oauth_endpoints_are_not_in_the_openapi_document(client: FlaskClient) -> None:

@@ -100,8 +100,9 @@ def test_versions_and_show_by_digest(tmp_path: Path) -> None:
     assert runner.invoke(main, ["init"], env=env).exit_code == 0
     from gateway.app import create_app
     from gateway.config import load_settings
+    from gateway.services import close_app
 
-    create_app(settings=load_settings(env)).extensions["ketenpoort"].db.dispose()  # activates
+    close_app(create_app(settings=load_settings(env)))  # activates the policy
     digest = load_policy(TWENTE).digest
     versions = json.loads(runner.invoke(main, ["policy", "versions", "--json"], env=env).stdout)
     assert [v["digest"] for v in versions["versions"]] == [digest]

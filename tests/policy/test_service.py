@@ -26,7 +26,7 @@ from gateway.policy.active import list_versions, version_by_digest
 from gateway.policy.loader import load_policy
 from gateway.policy.service import authorize, decide_and_record, policy_service
 from gateway.security import current_actor
-from gateway.services import db_session
+from gateway.services import close_app, db_session
 from tests.test_http_conventions import assert_problem
 
 COORDINATOR = Actor(type="user", id="anna", organisation="meldpunt", role="coordinator")
@@ -45,7 +45,7 @@ def entries(settings: Settings, action: str | None = None) -> list[dict[str, Any
 
 def build(settings: Settings) -> Flask:
     app = create_app(settings=settings)
-    app.extensions["ketenpoort"].db.dispose()
+    close_app(app)
     return app
 
 
@@ -131,7 +131,7 @@ def test_readiness_waits_for_the_activation(
     upgrade_to_head(app.extensions["ketenpoort"].db.engine)
     assert client.get("/readyz").status_code == 200
     assert [e["action"] for e in entries(fresh)] == ["policy.activated"]
-    app.extensions["ketenpoort"].db.dispose()
+    close_app(app)
 
 
 def test_the_service_is_registered(app: Flask) -> None:

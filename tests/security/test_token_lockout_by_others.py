@@ -21,6 +21,7 @@ from sqlalchemy import select
 from gateway.app import create_app
 from gateway.audit.models import AuditEntryRow
 from gateway.config import ConfigError, Settings, load_settings, parse_trusted_proxies
+from gateway.services import close_app
 from tests.oauth.support import PartnerClient, new_key, register_partner
 from tests.oauth.test_attacks import assert_oauth_error
 
@@ -40,7 +41,7 @@ def proxied_app(settings: Settings, initialised: dict[str, Any]) -> Iterator[Fla
         )
     )
     yield app
-    app.extensions["ketenpoort"].db.dispose()
+    close_app(app)
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def strict_app(settings: Settings, initialised: dict[str, Any]) -> Iterator[Flas
     """A gateway with no trusted proxy, five failures per address."""
     app = create_app(settings=replace(settings, failures_per_address=THRESHOLD))
     yield app
-    app.extensions["ketenpoort"].db.dispose()
+    close_app(app)
 
 
 def junk(client: FlaskClient, remote: str, forwarded: str | None = None) -> Any:

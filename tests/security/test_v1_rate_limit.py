@@ -23,6 +23,7 @@ from gateway.app import create_app
 from gateway.config import ConfigError, RateLimit, Settings, load_settings
 from gateway.db import Database
 from gateway.ratelimit import buckets
+from gateway.services import close_app
 from tests.oauth.support import register_partner
 
 BURST = 5
@@ -39,7 +40,7 @@ def limited_app(settings: Settings, initialised: dict[str, Any]) -> Iterator[Fla
         )
     )
     yield app
-    app.extensions["ketenpoort"].db.dispose()
+    close_app(app)
 
 
 def bearer(app: Flask, client: FlaskClient, org: str) -> tuple[str, dict[str, str]]:
@@ -116,7 +117,7 @@ def test_the_bucket_is_shared_by_every_worker(limited_app: Flask, settings: Sett
         ]
         assert statuses == [200] * BURST + [429, 429]
     finally:
-        other.extensions["ketenpoort"].db.dispose()
+        close_app(other)
 
 
 def test_the_bucket_refills_at_its_rate(limited_app: Flask) -> None:

@@ -24,6 +24,7 @@ from gateway.demo.people import Person as DemoPerson
 from gateway.demo.people import people
 from gateway.demo.run import DemoInstance, build, client_for, run_scenario, start_server
 from gateway.keys import KeyStore, load_master_key
+from gateway.services import close_app
 from gateway.users.service import add_user
 from tests.web.flows import find_person_in_audit_log, sign_in, verify_the_log
 from tests.web.live import CHROMIUM, CHROMIUM_ARGS, Person
@@ -76,7 +77,7 @@ def _perpetrator_case(instance: DemoInstance, coordinator: str) -> tuple[str, st
                 session, actor, NewCase("Ronselen bij station Hengelo", signal_ids=signal_ids)
             )
     finally:
-        svc.db.dispose()
+        close_app(app)
     return case.id, signal_ids[0]
 
 

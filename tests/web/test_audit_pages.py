@@ -15,7 +15,7 @@ import pytest
 
 from gateway.app import create_app
 from gateway.demo.people import Person, people
-from gateway.services import services_of, stop_jobs
+from gateway.services import close_app
 from tests.oauth.support import register_partner
 from tests.signals.test_api import payload_for
 from tests.web.flows import find_person_in_audit_log, sign_in, verify_the_log
@@ -43,8 +43,7 @@ def _submit(live: WebGateway, reports: list[tuple[str, Person, str]]) -> list[st
             ids.append(created.get_json()["id"])
         return ids
     finally:
-        stop_jobs(app)
-        services_of(app).db.dispose()
+        close_app(app)
 
 
 @pytest.fixture(scope="module")

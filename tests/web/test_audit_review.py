@@ -23,7 +23,7 @@ from gateway.audit.models import AuditEntryRow, AuditVerificationRow
 from gateway.audit.runs import check_record, record_text
 from gateway.audit.sequencer import verifier_keys
 from gateway.config import Settings
-from gateway.services import services_of, stop_jobs
+from gateway.services import close_app, services_of
 from gateway.users.models import UserRow
 from tests.signals.test_api import BSN, SUBJECT, body
 
@@ -385,7 +385,6 @@ def test_a_tampered_copy_fails_verification_naming_the_index(
             e["outcome"] == "error" and e["detail"].get("firstBadIndex") == victim for e in failed
         )
     finally:
-        stop_jobs(tampered)
-        services_of(tampered).db.dispose()
+        close_app(tampered)
     # the original stays intact
     assert svc.verifications.get(run_id) is None

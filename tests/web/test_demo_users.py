@@ -13,6 +13,7 @@ import pyotp
 
 from gateway.app import create_app
 from gateway.demo.run import build, demo_password
+from gateway.services import close_app
 
 
 def test_demo_users_sign_in_with_the_printed_credentials(tmp_path: Path) -> None:
@@ -43,4 +44,4 @@ def test_demo_users_sign_in_with_the_printed_credentials(tmp_path: Path) -> None
             assert response.status_code == 302 and response.headers["Location"] == "/"
             assert client.get("/").status_code == 200
     finally:
-        app.extensions["ketenpoort"].db.dispose()
+        close_app(app)

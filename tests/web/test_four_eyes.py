@@ -14,7 +14,7 @@ import pytest
 
 from gateway.app import create_app
 from gateway.cases.service import NewCase
-from gateway.services import services
+from gateway.services import close_app, services
 from tests.cases.conftest import ANNA, Clock, World
 from tests.web.flows import sign_in
 from tests.web.live import Person, WebGateway
@@ -53,7 +53,7 @@ def case(live: WebGateway) -> Case:
             )
             session.commit()
     finally:
-        app.extensions["ketenpoort"].db.dispose()
+        close_app(app)
     return Case(made.id, perpetrator, victim)
 
 

@@ -18,6 +18,7 @@ from flask import Flask
 from gateway.actors import cli_actor
 from gateway.app import create_app
 from gateway.matching.processor import hit_policy_of, process_outbox
+from gateway.services import close_app
 from gateway.users.models import UserRow
 from gateway.users.service import add_user
 from tests.oauth.support import register_partner
@@ -36,7 +37,7 @@ def beside(live: WebGateway) -> Iterator[Flask]:
     app = create_app(settings=replace(live.settings, testing=True, background_jobs=False))
     register_partner(app, SCHOOL, kind="education")
     yield app
-    app.extensions["ketenpoort"].db.dispose()
+    close_app(app)
 
 
 def _professional(app: Flask) -> Person:

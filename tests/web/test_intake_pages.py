@@ -23,6 +23,7 @@ from gateway.audit.models import AuditEntryRow
 from gateway.crypto.jwe import decrypt_for_recipient
 from gateway.keys import KeyPurpose
 from gateway.keys.epochs import open_payload
+from gateway.services import close_app
 from gateway.signals.models import SignalRow
 from gateway.users.accounts import set_known_password
 from gateway.users.models import UserRow
@@ -271,7 +272,7 @@ def test_a_policy_may_let_colleagues_see_the_organisations_signals(
         colleague = _sign_in(shared, "j.kok")
         assert "MENTOR-1" in colleague.get("/intake").get_data(as_text=True)
     finally:
-        shared.extensions["ketenpoort"].db.dispose()
+        close_app(shared)
 
 
 def test_staff_get_no_intake(app: Flask) -> None:

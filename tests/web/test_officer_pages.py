@@ -22,7 +22,7 @@ from gateway.cases.service import NewCase
 from gateway.demo.people import people
 from gateway.policy.active import activate
 from gateway.policy.loader import parse_policy
-from gateway.services import services_of
+from gateway.services import close_app, services_of
 from tests.alerts.test_alerts import probing_burst
 from tests.oauth.support import register_partner
 from tests.signals.test_api import payload_for
@@ -89,7 +89,7 @@ def world(live: WebGateway) -> Iterator[dict[str, str]]:
         activate(svc.db, parse_policy(changed))
         yield {"old": old, "new": new, **ids}
     finally:
-        services_of(app).db.dispose()
+        close_app(app)
 
 
 def test_the_officer_reports_on_a_demo_person(

@@ -19,6 +19,7 @@ from flask.testing import FlaskClient
 
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.services import close_app
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "gateway" / "web"
@@ -73,8 +74,8 @@ def test_the_cookie_key_comes_from_the_master_key(app: Flask, settings: Settings
         assert app.secret_key != other.secret_key
         assert isinstance(app.secret_key, bytes) and len(app.secret_key) == 32
     finally:
-        again.extensions["ketenpoort"].db.dispose()
-        other.extensions["ketenpoort"].db.dispose()
+        close_app(again)
+        close_app(other)
 
 
 def test_every_string_is_translated_and_the_mo_is_current() -> None:
