@@ -121,17 +121,18 @@ def store(
 def plan(
     rng: random.Random, known: list[tuple[str, Person]], count: int, hits: float
 ) -> list[tuple[str, Person]]:
-    """`count` signals: about `hits` of them about a known person, from another
-    organisation than the one that named them; the rest about new people."""
+    """`count` signals: about `hits` of them about a known person (each as likely),
+    from another organisation than the first that named them; the rest about new
+    people, who join `known`."""
     planned: list[tuple[str, Person]] = []
     for _ in range(count):
         if known and rng.random() < hits:
-            earlier_org, who = rng.choice(known)
-            organisation = rng.choice([o for o in ORGANISATIONS if o != earlier_org])
+            first, who = rng.choice(known)
+            organisation = rng.choice([o for o in ORGANISATIONS if o != first])
         else:
             organisation, who = rng.choice(ORGANISATIONS), person(rng)
+            known.append((organisation, who))
         planned.append((organisation, who))
-        known.append((organisation, who))
     return planned
 
 
