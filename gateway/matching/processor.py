@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from sqlalchemy import Row, Table, delete, exists, select, update
+from sqlalchemy import Row, Table, bindparam, delete, exists, select, update
 from sqlalchemy.orm import Session
 
 from gateway.audit.entries import SubjectRef
@@ -57,6 +57,7 @@ MAX_ATTEMPTS = 5
 _OUTBOX = cast(Table, MatchingOutboxRow.__table__)
 _SIGNALS = cast(Table, SignalRow.__table__)
 _ROTATIONS = cast(Table, PseudonymRotationRow.__table__)
+_DELETE = delete(_OUTBOX).where(_OUTBOX.c.id == bindparam("row_id"))
 #: A claimed row: `_CLAIM`'s columns.
 _Claimed = Row[*tuple[Any, ...]]
 _ANY_PENDING = select(_OUTBOX.c.id).where(_OUTBOX.c.attempts < MAX_ATTEMPTS).limit(1)
@@ -202,7 +203,7 @@ def process_next(
                 return None
             row_id = row.outbox_id
             done = (_created if row.event == "created" else _removed)(session, row, hit_policy)
-            session.execute(delete(_OUTBOX).where(_OUTBOX.c.id == row_id))
+            session.execute(_DELETE, {"row_id": row_id})
             session.commit()
             return done
         except _Busy:

@@ -280,7 +280,7 @@ def stored_sharing(
     statement = _STORED_SHARING[session.get_bind().dialect.name]
     sharing = [
         (family, bytes(element), pk)
-        for family, element, pk in session.execute(statement, {"pk": signal_pk})
+        for family, element, pk in session.execute(statement, {"pk": signal_pk}).all()
     ]
     own: dict[str, set[bytes]] = {}
     for family, element, pk in sharing:
@@ -312,14 +312,16 @@ def candidate_pks(
     sharing_pks = shared
     if not sharing_pks:
         return []
-    live = session.execute(
-        select(SignalRow.pk).where(
-            SignalRow.pk.in_(sorted(sharing_pks)),
-            SignalRow.status == "active",
-            SignalRow.expires_at > now,
-        )
-    ).scalars()
+    live = session.execute(_LIVE, {"pks": sorted(sharing_pks), "now": now}).scalars().all()
     return sorted(live)
+
+
+#: Which of the signals `pks` are active and unexpired at `now`: by primary key.
+_LIVE = select(_SIGNALS.c.pk).where(
+    _SIGNALS.c.pk.in_(bindparam("pks", expanding=True)),
+    _SIGNALS.c.status == "active",
+    _SIGNALS.c.expires_at > bindparam("now"),
+)
 
 
 #: The candidates whose own matching is done (no "created" outbox row pending), with
@@ -341,7 +343,7 @@ def _matched_candidates(
     turn comes): their facts and their pseudonyms by family."""
     facts: dict[int, SignalFacts] = {}
     pseudonyms: dict[int, dict[str, set[bytes]]] = {}
-    for row in session.execute(_MATCHED_CANDIDATES, {"pks": list(pks)}):
+    for row in session.execute(_MATCHED_CANDIDATES, {"pks": list(pks)}).all():
         pk = row[0]
         if pk not in facts:
             facts[pk] = signal_facts(row)
@@ -436,23 +438,27 @@ def match_new_signal(
     return MatchOutcome(changes, repeat_of)
 
 
+#: The members of every dismissed match that holds any of the signals `pks`.
+_DISMISSED_TOGETHER = select(_MEMBERS.c.match_pk, _MEMBERS.c.signal_pk).where(
+    _MEMBERS.c.match_pk.in_(
+        select(_MEMBERS.c.match_pk)
+        .join(_MATCHES, _MATCHES.c.pk == _MEMBERS.c.match_pk)
+        .where(
+            _MEMBERS.c.signal_pk.in_(bindparam("pks", expanding=True)),
+            _MATCHES.c.state == "dismissed",
+        )
+    )
+)
+
+
 def _dismissed_apart(session: Session, signal_pks: Iterable[int]) -> dict[int, set[int]]:
     """For each of `signal_pks`: the signals a dismissed match held it together with."""
     pks = sorted(set(signal_pks))
     apart: dict[int, set[int]] = {pk: set() for pk in pks}
     if not pks:
         return apart
-    dismissed = (
-        select(MatchMemberRow.match_pk)
-        .join(MatchRow, MatchRow.pk == MatchMemberRow.match_pk)
-        .where(MatchMemberRow.signal_pk.in_(pks), MatchRow.state == "dismissed")
-    )
     together: dict[int, set[int]] = {}
-    for match_pk, signal_pk in session.execute(
-        select(MatchMemberRow.match_pk, MatchMemberRow.signal_pk).where(
-            MatchMemberRow.match_pk.in_(dismissed)
-        )
-    ):
+    for match_pk, signal_pk in session.execute(_DISMISSED_TOGETHER, {"pks": pks}).all():
         together.setdefault(match_pk, set()).add(signal_pk)
     for members in together.values():
         for pk in members & set(pks):
@@ -499,7 +505,7 @@ def _stored_matches(
 ) -> dict[int, _StoredMatch]:
     """The matches `match_pks` with their members; adds the members' facts to `facts`."""
     found: dict[int, _StoredMatch] = {}
-    for row in session.execute(_STORED_MATCHES, {"pks": list(match_pks)}):
+    for row in session.execute(_STORED_MATCHES, {"pks": list(match_pks)}).all():
         match = found.get(row.match_pk)
         if match is None:
             match = found[row.match_pk] = _StoredMatch(
