@@ -66,8 +66,10 @@ _ANY_PENDING = select(_OUTBOX.c.id).where(_OUTBOX.c.attempts < MAX_ATTEMPTS).lim
 #: The rotation holds the cluster lock for each batch, so this read under that lock
 #: sees a consistent state.
 _ROTATION_UNDER_WAY = exists().where(_ROTATIONS.c.finished_at.is_(None))
+_LATER = _OUTBOX.alias("later")
 #: Claim the oldest pending row (none while a rotation is under way), with what the
-#: work needs of its signal (`FACT_COLUMNS` first): one statement.
+#: work needs of its signal (`FACT_COLUMNS` first) and whether another row is pending
+#: after it: one statement.
 _CLAIM = (
     select(
         *FACT_COLUMNS,
@@ -75,6 +77,7 @@ _CLAIM = (
         _OUTBOX.c.event,
         _OUTBOX.c.created_at,
         _OUTBOX.c.subjects,
+        exists().where(_LATER.c.id > _OUTBOX.c.id, _LATER.c.attempts < MAX_ATTEMPTS).label("more"),
     )
     .join(_OUTBOX, _OUTBOX.c.signal_pk == _SIGNALS.c.pk)
     .where(_OUTBOX.c.attempts < MAX_ATTEMPTS, ~_ROTATION_UNDER_WAY)
@@ -190,6 +193,12 @@ def process_next(
     `wait=False`: give up at once (None) when another process is processing.
     Raises what the work raised, after counting the failed attempt.
     """
+    return _process_one(db, hit_policy, wait)[0]
+
+
+def _process_one(db: Database, hit_policy: HitPolicy, wait: bool) -> tuple[Processed | None, bool]:
+    """`process_next`, and whether the claim saw another row pending after this one (so
+    a drain needs no `has_pending` read between rows)."""
     row_id: int | None = None
     with db.session(write=True) as session:
         try:
@@ -200,15 +209,15 @@ def process_next(
             row = session.execute(_CLAIM).first()
             if row is None:  # idle, or a pseudonym key rotation runs: its rows then wait
                 session.rollback()
-                return None
+                return None, False
             row_id = row.outbox_id
             done = (_created if row.event == "created" else _removed)(session, row, hit_policy)
             session.execute(_DELETE, {"row_id": row_id})
             session.commit()
-            return done
+            return done, bool(row.more)
         except _Busy:
             session.rollback()
-            return None
+            return None, False
         except Exception:
             session.rollback()
             if row_id is not None:
@@ -227,14 +236,14 @@ def process_outbox(
 
     A row whose work fails is logged, counted and left for a later run (this run stops
     there; after `MAX_ATTEMPTS` failures the row is skipped). `wait=False` (the
-    background job) stops when another process is processing.
+    background job) stops when another process is processing. Only the first row waits
+    for a `has_pending` read; each claim then says whether another row follows.
     """
     done: list[Processed] = []
-    while limit is None or len(done) < limit:
-        if not has_pending(db):
-            break
+    more = has_pending(db)
+    while more and (limit is None or len(done) < limit):
         try:
-            result = process_next(db, hit_policy, wait=wait)
+            result, more = _process_one(db, hit_policy, wait)
         except Exception:
             log.exception("matching outbox: a row failed; it will be tried again")
             break
