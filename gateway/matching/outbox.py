@@ -11,18 +11,18 @@ deleted in the transaction that does the matching work, so a crash in between le
 the row to be processed again.
 
 While a signal's "created" row is pending it takes no part in anyone else's matching
-(`pending_signal_pks`): of two signals about one person, the one processed second sees
+(`is_pending`): of two signals about one person, the one processed second sees
 the first, whatever order they committed or are processed in.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import ColumnElement, Table, exists, insert
 from sqlalchemy.orm import Session
 
 from gateway.audit.entries import SubjectRef
@@ -68,15 +68,7 @@ def stored_subjects(text: str | None) -> tuple[SubjectRef, ...]:
     return tuple(SubjectRef(ref, kind) for ref, kind in json.loads(text)) if text else ()
 
 
-def pending_signal_pks(session: Session, signal_pks: Iterable[int]) -> set[int]:
-    """Those of `signal_pks` whose "created" row is still pending (not matched yet)."""
-    pks = sorted(set(signal_pks))
-    if not pks:
-        return set()
-    return set(
-        session.execute(
-            select(MatchingOutboxRow.signal_pk).where(
-                MatchingOutboxRow.signal_pk.in_(pks), MatchingOutboxRow.event == "created"
-            )
-        ).scalars()
-    )
+def is_pending(signal_pk: ColumnElement[int]) -> ColumnElement[bool]:
+    """The condition "the signal `signal_pk` names has its "created" row pending (it is
+    not matched yet)", for a statement that reads candidates."""
+    return exists().where(_OUTBOX.c.signal_pk == signal_pk, _OUTBOX.c.event == "created")

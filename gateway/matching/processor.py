@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, Table, bindparam, delete, exists, select, update
 from sqlalchemy.orm import Session
 
 from gateway.audit.entries import SubjectRef
@@ -31,6 +31,7 @@ from gateway.logs import get_logger
 from gateway.matching.models import MatchingOutboxRow
 from gateway.matching.outbox import stored_subjects
 from gateway.matching.service import (
+    FACT_COLUMNS,
     HitPolicy,
     HitRule,
     MatchChange,
@@ -39,17 +40,51 @@ from gateway.matching.service import (
     no_hits,
     on_signal_removed,
     record_matching,
+    signal_facts,
+    stored_sharing,
     utc,
 )
 from gateway.policy.engine import PolicyEngine
 from gateway.signals.locks import lock_clusters, try_lock_clusters
-from gateway.signals.models import PseudonymRotationRow, SignalPseudonymRow, SignalRow
+from gateway.signals.models import PseudonymRotationRow, SignalRow
 from gateway.signals.service import subject_refs
 
 log = get_logger(__name__)
 
 #: A row that failed this often is skipped (and logged) until an operator looks at it.
 MAX_ATTEMPTS = 5
+
+_OUTBOX = cast(Table, MatchingOutboxRow.__table__)
+_SIGNALS = cast(Table, SignalRow.__table__)
+_ROTATIONS = cast(Table, PseudonymRotationRow.__table__)
+_DELETE = delete(_OUTBOX).where(_OUTBOX.c.id == bindparam("row_id"))
+#: A claimed row: `_CLAIM`'s columns.
+_Claimed = Row[*tuple[Any, ...]]
+_ANY_PENDING = select(_OUTBOX.c.id).where(_OUTBOX.c.attempts < MAX_ATTEMPTS).limit(1)
+#: A pseudonym key rotation is started and not finished: its stored pseudonyms are then
+#: under two keys, so matching waits for it (`gateway.lifecycle.pseudonym_rotation`).
+#: The rotation holds the cluster lock for each batch, so this read under that lock
+#: sees a consistent state.
+_ROTATION_UNDER_WAY = exists().where(_ROTATIONS.c.finished_at.is_(None))
+_LATER = _OUTBOX.alias("later")
+#: Claim the oldest pending row (none while a rotation is under way), with what the
+#: work needs of its signal (`FACT_COLUMNS` first) and whether another row is pending
+#: after it: one statement.
+_CLAIM = (
+    select(
+        *FACT_COLUMNS,
+        _OUTBOX.c.id.label("outbox_id"),
+        _OUTBOX.c.event,
+        _OUTBOX.c.created_at,
+        _OUTBOX.c.subjects,
+        exists().where(_LATER.c.id > _OUTBOX.c.id, _LATER.c.attempts < MAX_ATTEMPTS).label("more"),
+    )
+    .join(_OUTBOX, _OUTBOX.c.signal_pk == _SIGNALS.c.pk)
+    .where(_OUTBOX.c.attempts < MAX_ATTEMPTS, ~_ROTATION_UNDER_WAY)
+    .order_by(_OUTBOX.c.id)
+    .limit(1)
+    .with_for_update(of=_OUTBOX, skip_locked=True)
+)
 
 
 @dataclass(frozen=True)
@@ -79,42 +114,28 @@ def hit_policy_of(engine: PolicyEngine) -> HitPolicy:
 
 def has_pending(db: Database) -> bool:
     """A cheap read: is there work? (So an idle processor never takes a write lock.)"""
-    with db.session() as session:
-        found = session.execute(
-            select(MatchingOutboxRow.id).where(MatchingOutboxRow.attempts < MAX_ATTEMPTS).limit(1)
-        ).first()
-        session.rollback()
-    return found is not None
-
-
-def _pseudonyms(session: Session, signal_pk: int) -> dict[str, frozenset[bytes]]:
-    rows = session.execute(
-        select(SignalPseudonymRow.family, SignalPseudonymRow.element).where(
-            SignalPseudonymRow.signal_pk == signal_pk
-        )
-    )
-    found: dict[str, set[bytes]] = {}
-    for family, element in rows:
-        found.setdefault(family, set()).add(bytes(element))
-    return {family: frozenset(elements) for family, elements in found.items()}
+    with db.read_connection() as connection:
+        return connection.execute(_ANY_PENDING).first() is not None
 
 
 def _removal_subjects(session: Session, signal_pk: int) -> tuple[SubjectRef, ...]:
     """A signal withdrawn before its matching ran: its removal row names its subjects."""
     text = session.execute(
-        select(MatchingOutboxRow.subjects).where(
-            MatchingOutboxRow.signal_pk == signal_pk, MatchingOutboxRow.event != "created"
+        select(_OUTBOX.c.subjects).where(
+            _OUTBOX.c.signal_pk == signal_pk, _OUTBOX.c.event != "created"
         )
     ).scalar_one_or_none()
     return stored_subjects(text)
 
 
-def _created(
-    session: Session, row: MatchingOutboxRow, signal: SignalRow, hit_policy: HitPolicy
-) -> Processed:
-    pseudonyms = _pseudonyms(session, signal.pk)
+def _created(session: Session, row: _Claimed, hit_policy: HitPolicy) -> Processed:
+    signal = signal_facts(row)
+    # The signal's pseudonyms and the stored ones equal to them, in one statement.
+    pseudonyms, sharing = stored_sharing(session, signal.pk)
     if signal.status == "active" and pseudonyms:
-        outcome = match_new_signal(session, signal, pseudonyms, utc(row.created_at), hit_policy)
+        outcome = match_new_signal(
+            session, signal, pseudonyms, utc(row.created_at), hit_policy, sharing=sharing
+        )
         subjects = subject_refs(pseudonyms)
     else:  # withdrawn or expired before its turn: it matches nothing any more
         outcome = MatchOutcome([], None)
@@ -127,17 +148,13 @@ def _created(
     if outcome.repeat_of:
         # Last, so the lock on the partner's own signal row is held for an instant only.
         session.execute(
-            update(SignalRow)
-            .where(SignalRow.pk == signal.pk)
-            .values(repeat_of=outcome.repeat_of)
-            .execution_options(synchronize_session=False)
+            update(_SIGNALS).where(_SIGNALS.c.pk == signal.pk).values(repeat_of=outcome.repeat_of)
         )
     return Processed("created", signal.id, outcome.changes, outcome.repeat_of, match_ids)
 
 
-def _removed(
-    session: Session, row: MatchingOutboxRow, signal: SignalRow, hit_policy: HitPolicy
-) -> Processed:
+def _removed(session: Session, row: _Claimed, hit_policy: HitPolicy) -> Processed:
+    signal = signal_facts(row)
     type_: Literal["signal.withdrawn", "signal.expired"] = (
         "signal.withdrawn" if row.event == "withdrawn" else "signal.expired"
     )
@@ -151,17 +168,6 @@ def _removed(
     return Processed(row.event, signal.id, match_ids=match_ids)
 
 
-def _do(session: Session, row: MatchingOutboxRow, hit_policy: HitPolicy) -> Processed:
-    signal = session.execute(
-        select(SignalRow)
-        .where(SignalRow.pk == row.signal_pk)
-        .execution_options(populate_existing=True)
-    ).scalar_one()
-    if row.event == "created":
-        return _created(session, row, signal, hit_policy)
-    return _removed(session, row, signal, hit_policy)
-
-
 def _note_failure(db: Database, row_id: int) -> None:
     try:
         with db.transaction() as session:
@@ -172,19 +178,6 @@ def _note_failure(db: Database, row_id: int) -> None:
             )
     except Exception:  # the database may be what failed; the row is simply tried again
         log.exception("matching outbox: could not record a failed attempt", row=row_id)
-
-
-def rotation_under_way(session: Session) -> bool:
-    """Is a pseudonym key rotation started and not finished? (A tiny-table read.)
-
-    Its stored pseudonyms are then under two keys, so matching waits for it
-    (`gateway.lifecycle.pseudonym_rotation`); the rotation holds the cluster lock for
-    each batch, so this read under that lock sees a consistent state.
-    """
-    found = session.execute(
-        select(PseudonymRotationRow.id).where(PseudonymRotationRow.finished_at.is_(None)).limit(1)
-    ).first()
-    return found is not None
 
 
 class _Busy(Exception):
@@ -200,6 +193,12 @@ def process_next(
     `wait=False`: give up at once (None) when another process is processing.
     Raises what the work raised, after counting the failed attempt.
     """
+    return _process_one(db, hit_policy, wait)[0]
+
+
+def _process_one(db: Database, hit_policy: HitPolicy, wait: bool) -> tuple[Processed | None, bool]:
+    """`process_next`, and whether the claim saw another row pending after this one (so
+    a drain needs no `has_pending` read between rows)."""
     row_id: int | None = None
     with db.session(write=True) as session:
         try:
@@ -207,26 +206,18 @@ def process_next(
                 lock_clusters(session)
             elif not try_lock_clusters(session):
                 raise _Busy
-            if rotation_under_way(session):
-                raise _Busy  # the rows wait until the pseudonym key rotation is done
-            row = session.execute(
-                select(MatchingOutboxRow)
-                .where(MatchingOutboxRow.attempts < MAX_ATTEMPTS)
-                .order_by(MatchingOutboxRow.id)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            ).scalar_one_or_none()
-            if row is None:
+            row = session.execute(_CLAIM).first()
+            if row is None:  # idle, or a pseudonym key rotation runs: its rows then wait
                 session.rollback()
-                return None
-            row_id = row.id
-            done = _do(session, row, hit_policy)
-            session.delete(row)
+                return None, False
+            row_id = row.outbox_id
+            done = (_created if row.event == "created" else _removed)(session, row, hit_policy)
+            session.execute(_DELETE, {"row_id": row_id})
             session.commit()
-            return done
+            return done, bool(row.more)
         except _Busy:
             session.rollback()
-            return None
+            return None, False
         except Exception:
             session.rollback()
             if row_id is not None:
@@ -245,14 +236,14 @@ def process_outbox(
 
     A row whose work fails is logged, counted and left for a later run (this run stops
     there; after `MAX_ATTEMPTS` failures the row is skipped). `wait=False` (the
-    background job) stops when another process is processing.
+    background job) stops when another process is processing. Only the first row waits
+    for a `has_pending` read; each claim then says whether another row follows.
     """
     done: list[Processed] = []
-    while limit is None or len(done) < limit:
-        if not has_pending(db):
-            break
+    more = has_pending(db)
+    while more and (limit is None or len(done) < limit):
         try:
-            result = process_next(db, hit_policy, wait=wait)
+            result, more = _process_one(db, hit_policy, wait)
         except Exception:
             log.exception("matching outbox: a row failed; it will be tried again")
             break

@@ -35,20 +35,34 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import TextClause, select, text
+from sqlalchemy import (
+    Table,
+    TextClause,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from gateway.actors import SYSTEM
 from gateway.api.paging import Page, clamp_limit, decode_cursor, encode_cursor
 from gateway.audit.entries import AuditEvent, SubjectRef
 from gateway.audit.service import record_event
-from gateway.matching.models import COORDINATOR, MatchMemberRow, MatchRow, NotificationRow
-from gateway.matching.outbox import pending_signal_pks
+from gateway.matching.models import (
+    COORDINATOR,
+    MatchMemberRow,
+    MatchRow,
+    NotificationRow,
+)
+from gateway.matching.outbox import is_pending
 from gateway.matching.scoring import Tier, assess
 from gateway.pseudonyms.service import by_family
-from gateway.signals.locks import lock_clusters
 from gateway.signals.models import SignalPseudonymRow, SignalRow
 
 ChangeKind = Literal["created", "grown", "merged"]
@@ -148,19 +162,40 @@ def _join(keys: Iterable[str]) -> str:
     return ",".join(sorted(set(keys)))
 
 
-def _pseudonyms_of(session: Session, signal_pks: Iterable[int]) -> dict[int, dict[str, set[bytes]]]:
-    pks = list(signal_pks)
-    found: dict[int, dict[str, set[bytes]]] = {pk: {} for pk in pks}
-    if not pks:
-        return found
-    rows = session.execute(
-        select(
-            SignalPseudonymRow.signal_pk, SignalPseudonymRow.family, SignalPseudonymRow.element
-        ).where(SignalPseudonymRow.signal_pk.in_(pks))
-    )
-    for signal_pk, family, element in rows:
-        found[signal_pk].setdefault(family, set()).add(bytes(element))
-    return found
+@dataclass(frozen=True)
+class SignalFacts:
+    """What matching needs to know of a signal, read by the statement that found it
+    (the processor's hot path loads no ORM row)."""
+
+    pk: int
+    id: str
+    organisation: str
+    organisation_kind: str
+    category: str
+    reference: str
+    status: str
+
+
+_SIGNALS = cast(Table, SignalRow.__table__)
+_PSEUDONYMS = cast(Table, SignalPseudonymRow.__table__)
+_MATCHES = cast(Table, MatchRow.__table__)
+_MEMBERS = cast(Table, MatchMemberRow.__table__)
+_NOTIFICATIONS = cast(Table, NotificationRow.__table__)
+#: The columns `SignalFacts` is made of, in its order.
+FACT_COLUMNS = (
+    _SIGNALS.c.pk,
+    _SIGNALS.c.id,
+    _SIGNALS.c.organisation,
+    _SIGNALS.c.organisation_kind,
+    _SIGNALS.c.category,
+    _SIGNALS.c.reference,
+    _SIGNALS.c.status,
+)
+
+
+def signal_facts(row: Sequence[Any]) -> SignalFacts:
+    """`SignalFacts` from the first columns of a row that selected `FACT_COLUMNS` first."""
+    return SignalFacts(*row[: len(FACT_COLUMNS)])
 
 
 @dataclass(frozen=True)
@@ -181,6 +216,24 @@ _SHARING_PG = text(
     "JOIN signal_pseudonyms AS p ON p.family = t.family AND p.element = t.element"
 )
 _SHARING_SQLITE: dict[int, TextClause] = {}
+#: A stored signal's own pseudonyms and every stored pseudonym equal to one of them,
+#: in one statement: its rows by primary key (`own`), then for each one index search
+#: of (family, element). The join order is fixed (PostgreSQL: a LATERAL subquery that
+#: OFFSET 0 keeps from being flattened into a join; SQLite: CROSS JOIN), so no planner,
+#: with or without statistics, hashes the whole table instead.
+_STORED_SHARING = {
+    "postgresql": text(
+        "SELECT p.family, p.element, p.signal_pk FROM signal_pseudonyms AS own "
+        "CROSS JOIN LATERAL (SELECT q.family, q.element, q.signal_pk "
+        "FROM signal_pseudonyms AS q WHERE q.family = own.family AND q.element = own.element"
+        " OFFSET 0) AS p WHERE own.signal_pk = :pk"
+    ),
+    "sqlite": text(
+        "SELECT p.family, p.element, p.signal_pk FROM signal_pseudonyms AS own "
+        "CROSS JOIN signal_pseudonyms AS p "
+        "WHERE own.signal_pk = :pk AND p.family = own.family AND p.element = own.element"
+    ),
+}
 
 
 def _sharing_sqlite(count: int) -> TextClause:
@@ -223,6 +276,23 @@ def _sharing(
     return [(family, bytes(element), pk) for family, element, pk in rows]
 
 
+def stored_sharing(
+    session: Session, signal_pk: int
+) -> tuple[dict[str, frozenset[bytes]], list[tuple[str, bytes, int]]]:
+    """A stored signal's pseudonyms by family, and what `_sharing` finds for them (its
+    own rows included), from one statement instead of two."""
+    statement = _STORED_SHARING[session.get_bind().dialect.name]
+    sharing = [
+        (family, bytes(element), pk)
+        for family, element, pk in session.execute(statement, {"pk": signal_pk}).all()
+    ]
+    own: dict[str, set[bytes]] = {}
+    for family, element, pk in sharing:
+        if pk == signal_pk:
+            own.setdefault(family, set()).add(element)
+    return {family: frozenset(elements) for family, elements in own.items()}, sharing
+
+
 def candidate_pks(
     session: Session,
     pseudonyms: Mapping[str, bytes | Collection[bytes]],
@@ -246,21 +316,74 @@ def candidate_pks(
     sharing_pks = shared
     if not sharing_pks:
         return []
-    live = session.execute(
-        select(SignalRow.pk).where(
-            SignalRow.pk.in_(sorted(sharing_pks)),
-            SignalRow.status == "active",
-            SignalRow.expires_at > now,
-        )
-    ).scalars()
+    live = session.execute(_LIVE, {"pks": sorted(sharing_pks), "now": now}).scalars().all()
     return sorted(live)
+
+
+#: Which of the signals `pks` are active and unexpired at `now`: by primary key.
+_LIVE = select(_SIGNALS.c.pk).where(
+    _SIGNALS.c.pk.in_(bindparam("pks", expanding=True)),
+    _SIGNALS.c.status == "active",
+    _SIGNALS.c.expires_at > bindparam("now"),
+)
+
+
+#: The candidates whose own matching is done (no "created" outbox row pending), with
+#: their facts and pseudonyms: one row per pseudonym.
+_MATCHED_CANDIDATES = (
+    select(*FACT_COLUMNS, _PSEUDONYMS.c.family, _PSEUDONYMS.c.element)
+    .join(_PSEUDONYMS, _PSEUDONYMS.c.signal_pk == _SIGNALS.c.pk)
+    .where(
+        _SIGNALS.c.pk.in_(bindparam("pks", expanding=True)),
+        ~is_pending(_SIGNALS.c.pk),
+    )
+)
+
+
+def _matched_candidates(
+    session: Session, pks: Sequence[int]
+) -> tuple[dict[int, SignalFacts], dict[int, dict[str, set[bytes]]]]:
+    """Of `pks`, those matched already (a pending one will find this signal when its
+    turn comes): their facts and their pseudonyms by family."""
+    facts: dict[int, SignalFacts] = {}
+    pseudonyms: dict[int, dict[str, set[bytes]]] = {}
+    for row in session.execute(_MATCHED_CANDIDATES, {"pks": list(pks)}).all():
+        pk = row[0]
+        if pk not in facts:
+            facts[pk] = signal_facts(row)
+            pseudonyms[pk] = {}
+        pseudonyms[pk].setdefault(row.family, set()).add(bytes(row.element))
+    return facts, pseudonyms
+
+
+@dataclass(frozen=True)
+class _Member:
+    """A signal's membership of a match, as stored."""
+
+    linkage_keys: str
+    tier: str
+    joined_at: datetime
+
+
+@dataclass
+class _StoredMatch:
+    """An existing match as the update reads it: its row and its members by signal."""
+
+    pk: int
+    id: str
+    created_at: datetime
+    state: str
+    state_reason: str | None
+    state_changed_at: datetime | None
+    members: dict[int, _Member] = field(default_factory=dict)
+    bsns: set[bytes] = field(default_factory=set)
 
 
 @dataclass
 class _Group:
     """An existing match, or a linked signal in no match yet, as the merge sees it."""
 
-    match: MatchRow | None
+    match: _StoredMatch | None
     signal_pks: set[int]
     bsns: set[bytes]
     #: Signals it may not share a cluster with (a dismissed match held them together).
@@ -269,30 +392,29 @@ class _Group:
 
 def match_new_signal(
     session: Session,
-    signal: SignalRow,
+    signal: SignalFacts,
     pseudonyms: Mapping[str, bytes | Collection[bytes]],
     now: datetime,
     hit_policy: HitPolicy = no_hits,
+    *,
+    sharing: Sequence[tuple[str, bytes, int]] | None = None,
 ) -> MatchOutcome:
     """Find what the new `signal` matches and update the clusters; the caller holds the
     cluster lock. Signals whose own matching is still pending are left out: they will
-    find this one when their turn comes."""
+    find this one when their turn comes. `sharing`: `_sharing`'s rows for `pseudonyms`,
+    if read (`stored_sharing`)."""
     own = by_family(pseudonyms)
-    sharing = _sharing(session, own)
+    if sharing is None:
+        sharing = _sharing(session, own)
     # How many stored signals hold each of this signal's elements (itself included):
     # a key many people share is weak evidence (`scoring.HANDFUL`).
     held = Counter((family, element) for family, element, _ in sharing)
     candidates = candidate_pks(session, own, now, signal.pk, sharing=sharing)
-    if candidates:
-        waiting = pending_signal_pks(session, candidates)
-        candidates = [pk for pk in candidates if pk not in waiting]
     if not candidates:
         return MatchOutcome([], None)
-    rows = {
-        row.pk: row
-        for row in session.execute(select(SignalRow).where(SignalRow.pk.in_(candidates))).scalars()
-    }
-    their_pseudonyms = _pseudonyms_of(session, candidates)
+    facts, their_pseudonyms = _matched_candidates(session, candidates)
+    if not facts:
+        return MatchOutcome([], None)
     linked: dict[int, Link] = {}
     repeat_of: str | None = None
 
@@ -300,20 +422,37 @@ def match_new_signal(
         return held.get((family, element), 1)
 
     for pk in candidates:
+        if pk not in facts:
+            continue
         found = assess(own, their_pseudonyms[pk], frequency)
         if found.tier is None:
             continue
-        if rows[pk].organisation == signal.organisation:
+        if facts[pk].organisation == signal.organisation:
             if pk < signal.pk:  # candidates are sorted: the earliest
-                repeat_of = repeat_of or rows[pk].id
+                repeat_of = repeat_of or facts[pk].id
         else:
             linked[pk] = Link(found.agreed, found.tier)
     if not linked:
         return MatchOutcome([], repeat_of)
-    lock_clusters(session)
-    changes = _update_clusters(session, signal, own, linked, now)
-    _notify_changes(session, changes, now, hit_policy)
+    facts[signal.pk] = signal
+    changes = _update_clusters(session, signal, own, linked, facts, their_pseudonyms, now)
+    notifications: list[dict[str, Any]] = []
+    _notify_changes(notifications, changes, now, hit_policy, facts)
+    _write_notifications(session, notifications)
     return MatchOutcome(changes, repeat_of)
+
+
+#: The members of every dismissed match that holds any of the signals `pks`.
+_DISMISSED_TOGETHER = select(_MEMBERS.c.match_pk, _MEMBERS.c.signal_pk).where(
+    _MEMBERS.c.match_pk.in_(
+        select(_MEMBERS.c.match_pk)
+        .join(_MATCHES, _MATCHES.c.pk == _MEMBERS.c.match_pk)
+        .where(
+            _MEMBERS.c.signal_pk.in_(bindparam("pks", expanding=True)),
+            _MATCHES.c.state == "dismissed",
+        )
+    )
+)
 
 
 def _dismissed_apart(session: Session, signal_pks: Iterable[int]) -> dict[int, set[int]]:
@@ -322,17 +461,8 @@ def _dismissed_apart(session: Session, signal_pks: Iterable[int]) -> dict[int, s
     apart: dict[int, set[int]] = {pk: set() for pk in pks}
     if not pks:
         return apart
-    dismissed = (
-        select(MatchMemberRow.match_pk)
-        .join(MatchRow, MatchRow.pk == MatchMemberRow.match_pk)
-        .where(MatchMemberRow.signal_pk.in_(pks), MatchRow.state == "dismissed")
-    )
     together: dict[int, set[int]] = {}
-    for match_pk, signal_pk in session.execute(
-        select(MatchMemberRow.match_pk, MatchMemberRow.signal_pk).where(
-            MatchMemberRow.match_pk.in_(dismissed)
-        )
-    ):
+    for match_pk, signal_pk in session.execute(_DISMISSED_TOGETHER, {"pks": pks}).all():
         together.setdefault(match_pk, set()).add(signal_pk)
     for members in together.values():
         for pk in members & set(pks):
@@ -340,51 +470,87 @@ def _dismissed_apart(session: Session, signal_pks: Iterable[int]) -> dict[int, s
     return apart
 
 
+#: The matches (not dismissed) that any of the linked signals is in.
+_MEMBERSHIPS = (
+    select(_MEMBERS.c.match_pk, _MEMBERS.c.signal_pk)
+    .join(_MATCHES, _MATCHES.c.pk == _MEMBERS.c.match_pk)
+    .where(
+        _MEMBERS.c.signal_pk.in_(bindparam("pks", expanding=True)),
+        _MATCHES.c.state != "dismissed",
+    )
+)
+_BSNS = _PSEUDONYMS.alias("bsns")
+#: Those matches: each member with its facts and its BSN pseudonym (if any), one row
+#: per member.
+_STORED_MATCHES = (
+    select(
+        *FACT_COLUMNS,
+        _MATCHES.c.pk.label("match_pk"),
+        _MATCHES.c.id.label("match_id"),
+        _MATCHES.c.created_at,
+        _MATCHES.c.state,
+        _MATCHES.c.state_reason,
+        _MATCHES.c.state_changed_at,
+        _MEMBERS.c.linkage_keys,
+        _MEMBERS.c.tier,
+        _MEMBERS.c.joined_at,
+        _BSNS.c.element.label("bsn"),
+    )
+    .select_from(_MATCHES)
+    .join(_MEMBERS, _MEMBERS.c.match_pk == _MATCHES.c.pk)
+    .join(_SIGNALS, _SIGNALS.c.pk == _MEMBERS.c.signal_pk)
+    .outerjoin(_BSNS, and_(_BSNS.c.signal_pk == _MEMBERS.c.signal_pk, _BSNS.c.family == "bsn"))
+    .where(_MATCHES.c.pk.in_(bindparam("pks", expanding=True)))
+)
+
+
+def _stored_matches(
+    session: Session, match_pks: Sequence[int], facts: dict[int, SignalFacts]
+) -> dict[int, _StoredMatch]:
+    """The matches `match_pks` with their members; adds the members' facts to `facts`."""
+    found: dict[int, _StoredMatch] = {}
+    for row in session.execute(_STORED_MATCHES, {"pks": list(match_pks)}).all():
+        match = found.get(row.match_pk)
+        if match is None:
+            match = found[row.match_pk] = _StoredMatch(
+                row.match_pk,
+                row.match_id,
+                row.created_at,
+                row.state,
+                row.state_reason,
+                row.state_changed_at,
+            )
+        member = signal_facts(row)
+        facts.setdefault(member.pk, member)
+        match.members[member.pk] = _Member(row.linkage_keys, row.tier, row.joined_at)
+        if row.bsn is not None:
+            match.bsns.add(bytes(row.bsn))
+    return found
+
+
 def _update_clusters(
     session: Session,
-    signal: SignalRow,
+    signal: SignalFacts,
     pseudonyms: Pseudonyms,
     linked: dict[int, Link],
+    facts: dict[int, SignalFacts],
+    their_pseudonyms: Mapping[int, Mapping[str, set[bytes]]],
     now: datetime,
 ) -> list[MatchChange]:
     # Memberships are read after the cluster lock: a merge that committed meanwhile is
     # seen. A dismissed match is no group: its signals join as singles, kept apart.
-    memberships = session.execute(
-        select(MatchMemberRow.match_pk, MatchMemberRow.signal_pk)
-        .join(MatchRow, MatchRow.pk == MatchMemberRow.match_pk)
-        .where(MatchMemberRow.signal_pk.in_(list(linked)), MatchRow.state != "dismissed")
-    ).all()
+    memberships = session.execute(_MEMBERSHIPS, {"pks": list(linked)}).all()
     match_pks = sorted({match_pk for match_pk, _ in memberships})
     groups: list[_Group] = []
     if match_pks:
-        matches = {
-            m.pk: m
-            for m in session.execute(
-                select(MatchRow)
-                .where(MatchRow.pk.in_(match_pks))
-                .execution_options(populate_existing=True)
-            ).scalars()
-        }
-        members: dict[int, set[int]] = {pk: set() for pk in match_pks}
-        for match_pk, signal_pk in session.execute(
-            select(MatchMemberRow.match_pk, MatchMemberRow.signal_pk).where(
-                MatchMemberRow.match_pk.in_(match_pks)
-            )
-        ):
-            members[match_pk].add(signal_pk)
-        bsns: dict[int, set[bytes]] = {pk: set() for pk in match_pks}
-        for match_pk, element in session.execute(
-            select(MatchMemberRow.match_pk, SignalPseudonymRow.element)
-            .join(SignalPseudonymRow, SignalPseudonymRow.signal_pk == MatchMemberRow.signal_pk)
-            .where(MatchMemberRow.match_pk.in_(match_pks), SignalPseudonymRow.family == "bsn")
-        ):
-            bsns[match_pk].add(bytes(element))
-        groups.extend(_Group(matches[pk], members[pk], bsns[pk]) for pk in match_pks)
+        stored = _stored_matches(session, match_pks, facts)
+        groups.extend(
+            _Group(stored[pk], set(stored[pk].members), set(stored[pk].bsns)) for pk in match_pks
+        )
     in_a_match = {signal_pk for _, signal_pk in memberships}
     singles = sorted(pk for pk in linked if pk not in in_a_match)
-    single_pseudonyms = _pseudonyms_of(session, singles)
     for pk in singles:
-        groups.append(_Group(None, {pk}, set(single_pseudonyms[pk].get("bsn", set()))))
+        groups.append(_Group(None, {pk}, set(their_pseudonyms[pk].get("bsn", set()))))
     apart = _dismissed_apart(session, set().union(*(g.signal_pks for g in groups)))
     for group in groups:
         group.apart = set().union(*(apart[pk] for pk in group.signal_pks))
@@ -416,63 +582,45 @@ def _update_clusters(
             cluster_bsns.append(group.bsns | own_bsn)
             cluster_pks.append(set(group.signal_pks))
             cluster_apart.append(set(group.apart))
-    return [_apply_cluster(session, signal, linked, cluster, now) for cluster in clusters]
+    return [_apply_cluster(session, signal, linked, cluster, facts, now) for cluster in clusters]
 
 
 def _better(a: str, b: str) -> str:
     return "strong" if "strong" in (a, b) else "possible"
 
 
+def _merged(a: _Member, b: _Member) -> _Member:
+    """`a` also tied in as `b` is (the union of keys, the better tier)."""
+    keys = _join(_keys(a.linkage_keys) | _keys(b.linkage_keys))
+    return _Member(keys, _better(a.tier, b.tier), a.joined_at)
+
+
+_UPDATE_MEMBER = (
+    update(_MEMBERS)
+    .where(_MEMBERS.c.match_pk == bindparam("m_pk"), _MEMBERS.c.signal_pk == bindparam("s_pk"))
+    .values(linkage_keys=bindparam("m_keys"), tier=bindparam("m_tier"))
+)
+
+
 def _apply_cluster(
     session: Session,
-    signal: SignalRow,
+    signal: SignalFacts,
     linked: dict[int, Link],
     cluster: list[_Group],
+    facts: Mapping[int, SignalFacts],
     now: datetime,
 ) -> MatchChange:
+    """Create, grow or merge one match for `cluster`: its members are worked out first,
+    then written in a few Core statements (no ORM unit of work)."""
     existing = sorted((g.match for g in cluster if g.match is not None), key=lambda m: m.pk)
-    absorbed: list[MatchRow] = []
-    if existing:
-        target = existing[0]
-        absorbed = existing[1:]
-        kind: ChangeKind = "merged" if absorbed else "grown"
-    else:
-        target = MatchRow(id=str(uuid.uuid4()), created_at=now, updated_at=now)
-        session.add(target)
-        session.flush()
-        kind = "created"
-    target.updated_at = now
-    current = {
-        m.signal_pk: m
-        for m in session.execute(
-            select(MatchMemberRow).where(MatchMemberRow.match_pk == target.pk)
-        ).scalars()
-    }
-    for match in absorbed:
-        for member in session.execute(
-            select(MatchMemberRow).where(MatchMemberRow.match_pk == match.pk)
-        ).scalars():
-            if member.signal_pk in current:
-                keys = _keys(current[member.signal_pk].linkage_keys) | _keys(member.linkage_keys)
-                current[member.signal_pk].linkage_keys = _join(keys)
-                current[member.signal_pk].tier = _better(
-                    current[member.signal_pk].tier, member.tier
-                )
-                session.delete(member)
-            else:
-                moved = MatchMemberRow(
-                    match_pk=target.pk,
-                    signal_pk=member.signal_pk,
-                    linkage_keys=member.linkage_keys,
-                    joined_at=member.joined_at,
-                    tier=member.tier,
-                )
-                session.delete(member)
-                session.add(moved)
-                current[member.signal_pk] = moved
-        match.merged_into = target.id
-        match.updated_at = now
-    session.flush()
+    target = existing[0] if existing else None
+    absorbed = existing[1:]
+    kind: ChangeKind = ("merged" if absorbed else "grown") if target else "created"
+    stored = dict(target.members) if target else {}
+    current = dict(stored)
+    for gone in absorbed:
+        for pk, member in gone.members.items():
+            current[pk] = _merged(current[pk], member) if pk in current else member
     cluster_pks = set().union(*(g.signal_pks for g in cluster))
     own_keys: set[str] = set()
     own_tier = "possible"
@@ -481,38 +629,86 @@ def _apply_cluster(
         link = linked[pk]
         own_keys |= link.agreed
         own_tier = _better(own_tier, link.tier)
+        tied = _Member(_join(link.agreed), link.tier, now)
         if pk in current:
-            member = current[pk]
-            member.linkage_keys = _join(_keys(member.linkage_keys) | link.agreed)
-            member.tier = _better(member.tier, link.tier)
+            current[pk] = _merged(current[pk], tied)
         else:
-            current[pk] = MatchMemberRow(
-                match_pk=target.pk,
-                signal_pk=pk,
-                linkage_keys=_join(link.agreed),
-                joined_at=now,
-                tier=link.tier,
-            )
-            session.add(current[pk])
+            current[pk] = tied
             added.append(pk)
-    current[signal.pk] = MatchMemberRow(
-        match_pk=target.pk,
-        signal_pk=signal.pk,
-        linkage_keys=_join(own_keys),
-        joined_at=now,
-        tier=own_tier,
-    )
-    session.add(current[signal.pk])
-    target.tier = "strong" if all(m.tier == "strong" for m in current.values()) else "possible"
-    session.flush()
-    added_ids = [signal.id] + [
-        row.id
-        for row in session.execute(select(SignalRow).where(SignalRow.pk.in_(added))).scalars()
+    current[signal.pk] = _Member(_join(own_keys), own_tier, now)
+    tier = "strong" if all(m.tier == "strong" for m in current.values()) else "possible"
+
+    if target is None:
+        match_id = str(uuid.uuid4())
+        target_pk = session.execute(
+            insert(_MATCHES)
+            .values(id=match_id, created_at=now, updated_at=now, tier=tier)
+            .returning(_MATCHES.c.pk)
+        ).scalar_one()
+        created_at, state, reason, changed_at = now, "new", None, None
+    else:
+        match_id, target_pk = target.id, target.pk
+        session.execute(
+            update(_MATCHES).where(_MATCHES.c.pk == target_pk).values(updated_at=now, tier=tier)
+        )
+        created_at, state = target.created_at, target.state
+        reason, changed_at = target.state_reason, target.state_changed_at
+    if absorbed:
+        absorbed_pks = [m.pk for m in absorbed]
+        session.execute(
+            update(_MATCHES)
+            .where(_MATCHES.c.pk.in_(absorbed_pks))
+            .values(merged_into=match_id, updated_at=now)
+        )
+        session.execute(delete(_MEMBERS).where(_MEMBERS.c.match_pk.in_(absorbed_pks)))
+    changed = [
+        {"m_pk": target_pk, "s_pk": pk, "m_keys": m.linkage_keys, "m_tier": m.tier}
+        for pk, m in current.items()
+        if pk in stored and m != stored[pk]
     ]
+    if changed:
+        session.execute(_UPDATE_MEMBER, changed)
+    session.execute(
+        insert(_MEMBERS),
+        [
+            {
+                "match_pk": target_pk,
+                "signal_pk": pk,
+                "linkage_keys": m.linkage_keys,
+                "joined_at": m.joined_at,
+                "tier": m.tier,
+            }
+            for pk, m in sorted(current.items())
+            if pk not in stored
+        ],
+    )
+    members = tuple(
+        MatchSignal(
+            id=facts[pk].id,
+            organisation=facts[pk].organisation,
+            category=facts[pk].category,
+            reference=facts[pk].reference,
+            status=facts[pk].status,
+            linkage_keys=tuple(sorted(_keys(m.linkage_keys))),
+            tier=m.tier,
+        )
+        for pk, m in sorted(current.items())
+    )
+    match = Match(
+        id=match_id,
+        created_at=utc(created_at),
+        updated_at=utc(now),
+        signals=members,
+        linkage_keys=tuple(sorted(set().union(*(s.linkage_keys for s in members)))),
+        tier=tier,
+        state=state,
+        state_reason=reason,
+        state_changed_at=utc(changed_at) if changed_at else None,
+    )
     return MatchChange(
         kind=kind,
-        match=_load_matches(session, [target])[0],
-        added_signal_ids=tuple(added_ids),
+        match=match,
+        added_signal_ids=(signal.id, *(facts[pk].id for pk in added)),
         absorbed_match_ids=tuple(m.id for m in absorbed),
     )
 
@@ -562,7 +758,7 @@ def _load_matches(session: Session, matches: Sequence[MatchRow]) -> list[Match]:
 
 
 def _notify(
-    session: Session,
+    out: list[dict[str, Any]],
     recipient: str,
     type_: str,
     now: datetime,
@@ -571,16 +767,23 @@ def _notify(
     match_id: str | None,
     extra: dict[str, Any] | None = None,
 ) -> None:
-    session.add(
-        NotificationRow(
-            recipient=recipient,
-            type=type_,
-            signal_id=signal_id,
-            match_id=match_id,
-            created_at=now,
-            extra=json.dumps(extra or {}, sort_keys=True, separators=(",", ":")),
-        )
+    """Add a notification to `out`, written in order by `_write_notifications`."""
+    out.append(
+        {
+            "recipient": recipient,
+            "type": type_,
+            "signal_id": signal_id,
+            "match_id": match_id,
+            "created_at": now,
+            "extra": json.dumps(extra or {}, sort_keys=True, separators=(",", ":")),
+        }
     )
+
+
+def _write_notifications(session: Session, rows: list[dict[str, Any]]) -> None:
+    """One INSERT for them all, in the order they were made (ids follow that order)."""
+    if rows:
+        session.execute(insert(_NOTIFICATIONS), rows)
 
 
 def _partner_extra(rule: HitRule, own: str, match: Match, **extra: Any) -> dict[str, Any]:
@@ -600,16 +803,21 @@ def _kind_of(session: Session, signal_ids: Iterable[str]) -> dict[str, str]:
 
 
 def _notify_changes(
-    session: Session, changes: list[MatchChange], now: datetime, hit_policy: HitPolicy
+    out: list[dict[str, Any]],
+    changes: list[MatchChange],
+    now: datetime,
+    hit_policy: HitPolicy,
+    facts: Mapping[int, SignalFacts],
 ) -> None:
+    kinds = {f.id: f.organisation_kind for f in facts.values()}
     for change in changes:
         match = change.match
         new_signal = change.added_signal_ids[0]
         if change.kind == "created":
-            _notify(session, COORDINATOR, "match", now, signal_id=new_signal, match_id=match.id)
+            _notify(out, COORDINATOR, "match", now, signal_id=new_signal, match_id=match.id)
         else:
             _notify(
-                session,
+                out,
                 COORDINATOR,
                 "match.updated",
                 now,
@@ -621,7 +829,6 @@ def _notify_changes(
                     "absorbedMatchIds": list(change.absorbed_match_ids),
                 },
             )
-        kinds = _kind_of(session, (s.id for s in match.signals))
         added = set(change.added_signal_ids)
         for member in match.signals:
             if member.status != "active":
@@ -632,7 +839,7 @@ def _notify_changes(
             type_ = "match" if member.id in added else "match.updated"
             extra = _partner_extra(rule, member.organisation, match)
             _notify(
-                session,
+                out,
                 member.organisation,
                 type_,
                 now,
@@ -655,24 +862,24 @@ def matches_of_signal(session: Session, signal_pk: int) -> list[Match]:
 
 def on_signal_removed(
     session: Session,
-    signal: SignalRow,
+    signal: SignalFacts,
     type_: Literal["signal.withdrawn", "signal.expired"],
     now: datetime,
     hit_policy: HitPolicy = no_hits,
 ) -> list[str]:
-    """Tell who must know that `signal` left; run by the outbox processor.
+    """Tell who must know that `signal` left; run by the outbox processor, which holds
+    the cluster lock.
 
     Returns the ids of the matches it was in. Membership stays as history; the
     signal's status shows it is gone.
     """
-    lock_clusters(session)
     matches = matches_of_signal(session, signal.pk)
+    out: list[dict[str, Any]] = []
     if type_ == "signal.expired":
-        _notify(session, signal.organisation, type_, now, signal_id=signal.id, match_id=None)
+        _notify(out, signal.organisation, type_, now, signal_id=signal.id, match_id=None)
     for match in matches:
-        row = session.execute(select(MatchRow).where(MatchRow.id == match.id)).scalar_one()
-        row.updated_at = now
-        _notify(session, COORDINATOR, type_, now, signal_id=signal.id, match_id=match.id)
+        session.execute(update(_MATCHES).where(_MATCHES.c.id == match.id).values(updated_at=now))
+        _notify(out, COORDINATOR, type_, now, signal_id=signal.id, match_id=match.id)
         kinds = _kind_of(session, (s.id for s in match.signals))
         for member in match.signals:
             if member.id == signal.id or member.status != "active":
@@ -680,7 +887,7 @@ def on_signal_removed(
             rule = hit_policy(kinds[member.id])
             if rule.notify:
                 _notify(
-                    session,
+                    out,
                     member.organisation,
                     "match.updated",
                     now,
@@ -690,6 +897,7 @@ def on_signal_removed(
                         rule, member.organisation, match, change=type_.removeprefix("signal.")
                     ),
                 )
+    _write_notifications(session, out)
     return [m.id for m in matches]
 
 

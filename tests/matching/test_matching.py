@@ -25,7 +25,9 @@ from gateway.matching.service import (
     list_matches,
     list_notifications,
     no_hits,
+    stored_sharing,
 )
+from gateway.signals.models import SignalRow
 from gateway.signals.service import (
     Signal,
     create_signal,
@@ -393,6 +395,45 @@ def test_lookup_is_an_index_seek(database: Database) -> None:
             assert "signal_pseudonyms" not in statement or "ix_signal_pseudonyms_lookup" in (
                 details
             ), details
+
+
+def test_stored_sharing_is_index_searches(database: Database) -> None:
+    """The processor's one statement for a signal's pseudonyms and the stored ones equal
+    to them: its own rows by primary key, then one lookup-index search per pseudonym in
+    that order (no hash of the whole table); it finds what `candidate_pks` finds."""
+    subject = person()
+    first = submit(database, "police-oost", subject, now=NOW)
+    for _ in range(20):
+        submit(database, "zorg-twente", person(), now=NOW)
+    statements: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        statements.append((statement, parameters))
+
+    with database.transaction() as session:
+        (pk,) = session.execute(select(SignalRow.pk).where(SignalRow.id == first.signal.id)).one()
+        event.listen(database.engine, "before_cursor_execute", capture)
+        try:
+            own, sharing = stored_sharing(session, pk)
+        finally:
+            event.remove(database.engine, "before_cursor_execute", capture)
+        assert {f: set(e) for f, e in own.items()} == {f: {e} for f, e in subject.items()}
+        assert sorted(sharing) == sorted((f, e, pk) for f, e in subject.items())
+        ((statement, parameters),) = statements
+        conn = session.connection()
+        if conn.dialect.name == "sqlite":
+            plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+            details = [str(row[-1]) for row in plan]
+            assert details[0].startswith("SEARCH own USING COVERING INDEX"), details
+            assert details[1].startswith(
+                "SEARCH p USING COVERING INDEX ix_signal_pseudonyms_lookup"
+            ), details
+        else:
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # tiny tables
+            plan = conn.exec_driver_sql(f"EXPLAIN {statement}", parameters).all()
+            details = " | ".join(str(row[0]) for row in plan)
+            assert details.startswith("Nested Loop") and "Hash" not in details, details
+            assert "ix_signal_pseudonyms_lookup" in details, details
 
 
 def signal_ids(signals: list[Signal]) -> list[str]:
