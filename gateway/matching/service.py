@@ -30,7 +30,6 @@ Rules:
 from __future__ import annotations
 
 import json
-import uuid
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -62,6 +61,7 @@ from gateway.matching.models import (
 )
 from gateway.matching.outbox import is_pending
 from gateway.matching.scoring import Tier, assess
+from gateway.pseudonyms.detector import recordable_uuid
 from gateway.pseudonyms.service import by_family
 from gateway.signals.models import SignalPseudonymRow, SignalRow
 
@@ -639,7 +639,7 @@ def _apply_cluster(
     tier = "strong" if all(m.tier == "strong" for m in current.values()) else "possible"
 
     if target is None:
-        match_id = str(uuid.uuid4())
+        match_id = recordable_uuid()
         target_pk = session.execute(
             insert(_MATCHES)
             .values(id=match_id, created_at=now, updated_at=now, tier=tier)

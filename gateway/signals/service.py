@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ from gateway.api.paging import Page, clamp_limit, decode_cursor, encode_cursor
 from gateway.audit.entries import SubjectRef
 from gateway.matching.outbox import enqueue, enqueue_row
 from gateway.matching.service import utc
+from gateway.pseudonyms.detector import recordable_uuid
 from gateway.pseudonyms.matchkeys import (
     FAMILY_BSN,
     FAMILY_GIVEN_DOB,
@@ -223,7 +223,7 @@ def create_signal(
     pseudonyms = by_family(new.pseudonyms)
     expires_at = moment + timedelta(days=new.retention_days)
     stored, epoch = seal(new.payload, expires_at) if seal is not None else (new.payload, None)
-    signal_id = str(uuid.uuid4())
+    signal_id = recordable_uuid()
     values = {
         "id": signal_id,
         "organisation": new.organisation,

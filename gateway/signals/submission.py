@@ -37,6 +37,7 @@ from gateway.pseudonyms.blind_input import blind_pseudonyms
 from gateway.pseudonyms.detector import (
     has_name,
     personal_data_kind,
+    recordable_uuid,
     safe_uuid,
     subject_name_parts,
 )
@@ -473,7 +474,7 @@ class SignalService:
         """
         moment = datetime.now(UTC)
         signal = Signal(
-            id=str(uuid.uuid4()),
+            id=recordable_uuid(),
             organisation=organisation,
             organisation_kind=actor.organisation_kind or "",
             reference=submission.reference,

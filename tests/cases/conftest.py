@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,6 +27,7 @@ from gateway.keys import KeyPurpose
 from gateway.matching.models import MatchMemberRow, MatchRow
 from gateway.partners.models import Organisation
 from gateway.partners.registry import add_client, add_organisation
+from gateway.pseudonyms.detector import recordable_uuid
 from gateway.services import services
 from gateway.signals.service import NewSignal, create_signal
 from gateway.users.service import add_user
@@ -98,7 +98,7 @@ class World:
             return created.signal.id
 
     def match(self, *signal_ids: str) -> str:
-        match_id = str(uuid.uuid4())
+        match_id = recordable_uuid()  # as the gateway's own ids are
         now = datetime.now(UTC)
         with self.session() as session:
             row = MatchRow(id=match_id, created_at=now, updated_at=now)

@@ -9,7 +9,6 @@ either — a replay is an entry of its own, and our request id is always ours.
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from gateway.audit.models import AuditEntryRow
+from gateway.pseudonyms.detector import recordable_uuid
 from tests.security.test_matching_oracle import blank
 from tests.signals.test_api import body
 
@@ -52,7 +52,7 @@ def test_another_organisations_signal_is_a_404_audited_like_a_missing_one(
     created = client.post("/v1/signals", json=body(client, police), headers=police)
     assert created.status_code == 201
     theirs = created.get_json()["id"]
-    missing = str(uuid.uuid4())
+    missing = recordable_uuid()  # as the gateway's own ids are
 
     answers = []
     entries = []
