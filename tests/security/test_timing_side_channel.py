@@ -191,10 +191,10 @@ def test_a_row_that_keeps_failing_is_set_aside(
             good = create_signal(session, new_signal("zorg-twente", person()), now=NOW).signal
         real = processor._created
 
-        def fail_for_bad(session: Any, row: Any, signal: Any, hit_policy: Any) -> Any:
-            if signal.id == bad.id:
+        def fail_for_bad(session: Any, row: Any, hit_policy: Any) -> Any:
+            if processor.signal_facts(row).id == bad.id:
                 raise RuntimeError("poison")
-            return real(session, row, signal, hit_policy)
+            return real(session, row, hit_policy)
 
         monkeypatch.setattr(processor, "_created", fail_for_bad)
         for _ in range(processor.MAX_ATTEMPTS):
