@@ -236,8 +236,10 @@ def process_outbox(
 
     A row whose work fails is logged, counted and left for a later run (this run stops
     there; after `MAX_ATTEMPTS` failures the row is skipped). `wait=False` (the
-    background job) stops when another process is processing. Only the first row waits
-    for a `has_pending` read; each claim then says whether another row follows.
+    background job) stops when another process is processing. A `has_pending` read
+    starts the drain; each claim then says whether a later row follows, and when none
+    does, `has_pending` is read once more: an earlier id can commit after a later one
+    (PostgreSQL's ids do not follow commit order), and the claim looks past its own row.
     """
     done: list[Processed] = []
     more = has_pending(db)
@@ -250,6 +252,7 @@ def process_outbox(
         if result is None:
             break
         done.append(result)
+        more = more or has_pending(db)
     return done
 
 
