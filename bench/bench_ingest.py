@@ -410,6 +410,7 @@ def one_round(
             items = prebuilt(gateway)
             with py_spy(gateway.process.pid, spy):
                 full = measured(gateway.process.pid, f"{gateway.issuer}/v1/signals", items, folder)
+            waiting = backlog(url)
         with bare_server(folder) as (bare_pid, bare_url):
             bare = measured(bare_pid, f"{bare_url}/v1/signals", items, folder)
     finally:
@@ -426,7 +427,32 @@ def one_round(
             f"{bare['cpu_ms'] / full['cpu_ms']:.2f}",
             flush=True,
         )
+    print(
+        f"  left waiting when the load stopped (background work not in the CPU figure): "
+        f"{waiting[0]} signals to match, {waiting[1]} audit entries to sequence",
+        flush=True,
+    )
     return gateway_rate, bare_rate
+
+
+def backlog(url: str) -> tuple[int, int]:
+    """Matching outbox rows and unsequenced audit entries the moment the load stopped:
+    the gateway's CPU figure holds only the background work done before then."""
+    from sqlalchemy import func, select
+
+    from gateway.audit.models import AuditEntryRow
+    from gateway.db import Database
+    from gateway.matching.processor import pending_counts
+
+    db = Database(url)
+    try:
+        with db.read_connection() as connection:
+            unsequenced = connection.execute(
+                select(func.count()).where(AuditEntryRow.seq.is_(None))
+            ).scalar_one()
+        return pending_counts(db)["pending"], unsequenced
+    finally:
+        db.dispose()
 
 
 def main() -> None:
