@@ -16,6 +16,10 @@ changed a match (hits) and rows that did not (misses), and the rest is drained a
 background job does (`process_outbox`, `BATCH` rows a call): the CPU of this process
 per row of that drain, and its wall time. On PostgreSQL the server's own CPU is not in
 the CPU figure. Prints figures only.
+
+`--busy-threads 4` runs four threads that only compute beside the processor, as a
+worker's request threads do under load (then read the wall figures: theirs is in the
+CPU); `--switch-interval` sets `sys.setswitchinterval` for the run.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import random
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -213,7 +218,32 @@ def one_round(
         store(db, pseudonymiser, keyed_by, plan(rng, known, args.stored, args.hits))
         process_outbox(db, hit_policy)
         store(db, pseudonymiser, keyed_by, plan(rng, known, args.signals, args.hits))
-        return drain_timed(db, hit_policy, args.signals, profiler)
+        with busy(args.busy_threads):
+            return drain_timed(db, hit_policy, args.signals, profiler)
+
+
+@contextmanager
+def busy(threads: int) -> Iterator[None]:
+    """`threads` threads that only compute meanwhile, as a gunicorn worker's request
+    threads do under load beside its background jobs (the GIL's share is the question:
+    each round trip gives it up). Their CPU counts in the process's, so with them only
+    the wall figures say anything."""
+    stop = threading.Event()
+
+    def spin() -> None:
+        total = 0
+        while not stop.is_set():
+            total += sum(i * i for i in range(1000))
+
+    spinners = [threading.Thread(target=spin, daemon=True) for _ in range(threads)]
+    for spinner in spinners:
+        spinner.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for spinner in spinners:
+            spinner.join()
 
 
 def summary(label: str, timings: list[float]) -> str:
@@ -233,10 +263,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--busy-threads", type=int, default=0, help="threads that only compute meanwhile"
+    )
+    parser.add_argument(
+        "--switch-interval", type=float, default=None, help="sys.setswitchinterval (seconds)"
+    )
     args = parser.parse_args()
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
     backend = "PostgreSQL" if os.environ.get("KETENPOORT_BENCH_DATABASE_URL") else "SQLite"
     profiler = cProfile.Profile() if args.profile else None
-    print(f"matching outbox on {backend}: {args.signals} rows per round, ~{args.hits:.0%} hits")
+    print(
+        f"matching outbox on {backend}: {args.signals} rows per round, ~{args.hits:.0%} hits"
+        + (
+            f"; beside {args.busy_threads} busy threads (read the wall figures)"
+            if args.busy_threads
+            else ""
+        )
+    )
     rounds: list[Round] = []
     with tempfile.TemporaryDirectory() as folder:
         for n in range(args.rounds):
