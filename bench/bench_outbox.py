@@ -47,6 +47,7 @@ from schemas import fresh_schema  # noqa: E402
 
 from gateway.crypto import oprf  # noqa: E402
 from gateway.db import Database  # noqa: E402
+from gateway.demo.people import valid_bsn  # noqa: E402
 from gateway.matching.jobs import BATCH  # noqa: E402
 from gateway.matching.processor import (  # noqa: E402
     hit_policy_of,
@@ -74,16 +75,6 @@ class Person:
     subject: dict[str, str]
 
 
-def bsn(rng: random.Random) -> str:
-    """A random nine-digit number that passes the 11-test."""
-    while True:
-        digits = [rng.randrange(10) for _ in range(8)]
-        total = sum(d * w for d, w in zip(digits, range(9, 1, -1), strict=True))
-        last = total % 11
-        if last < 10 and digits[0] != 0:
-            return "".join(map(str, digits)) + str(last)
-
-
 def person(rng: random.Random) -> Person:
     family = "".join(rng.choice(SYLLABLES) for _ in range(3)).capitalize()
     born = date(1990, 1, 1).toordinal() + rng.randrange(9000)
@@ -93,7 +84,7 @@ def person(rng: random.Random) -> Person:
         "dateOfBirth": date.fromordinal(born).isoformat(),
     }
     if rng.random() < 0.5:
-        subject["bsn"] = bsn(rng)
+        subject["bsn"] = valid_bsn(rng)
     return Person(subject)
 
 

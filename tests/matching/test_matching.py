@@ -6,6 +6,8 @@ signal, then drains the outbox as the background job would.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -353,25 +355,38 @@ def test_matches_page_by_cursor(database: Database) -> None:
     assert seen == expected and len(seen) == 5
 
 
+def _one_among_twenty(database: Database) -> tuple[dict[str, bytes], Any]:
+    """A person the police reported, among twenty others care reported."""
+    subject = person()
+    first = submit(database, "police-oost", subject, now=NOW)
+    for _ in range(20):
+        submit(database, "zorg-twente", person(), now=NOW)
+    return subject, first
+
+
+@contextmanager
+def _statements(database: Database) -> Iterator[list[tuple[str, Any]]]:
+    """The SQL statements (with their parameters) run on `database` meanwhile."""
+    found: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        found.append((statement, parameters))
+
+    event.listen(database.engine, "before_cursor_execute", capture)
+    try:
+        yield found
+    finally:
+        event.remove(database.engine, "before_cursor_execute", capture)
+
+
 def test_lookup_is_an_index_seek(database: Database) -> None:
     """Every statement of the match lookup reads an index, never scans a table (only the
     list of the signal's own pseudonyms it joins on)."""
-    subject = person()
-    submit(database, "police-oost", subject, now=NOW)
-    for _ in range(20):
-        submit(database, "zorg-twente", person(), now=NOW)
-    statements: list[tuple[str, Any]] = []
-
-    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        statements.append((statement, parameters))
-
+    subject, _first = _one_among_twenty(database)
     with database.transaction() as session:
         session.connection()  # BEGIN (lazy on SQLite write sessions) is not the lookup's
-        event.listen(database.engine, "before_cursor_execute", capture)
-        try:
+        with _statements(database) as statements:
             found = candidate_pks(session, subject, NOW, exclude_pk=0)
-        finally:
-            event.remove(database.engine, "before_cursor_execute", capture)
         assert len(found) == 1 and len(statements) == 2
         conn = session.connection()
         for statement, parameters in statements:
@@ -401,22 +416,11 @@ def test_stored_sharing_is_index_searches(database: Database) -> None:
     """The processor's one statement for a signal's pseudonyms and the stored ones equal
     to them: its own rows by primary key, then one lookup-index search per pseudonym in
     that order (no hash of the whole table); it finds what `candidate_pks` finds."""
-    subject = person()
-    first = submit(database, "police-oost", subject, now=NOW)
-    for _ in range(20):
-        submit(database, "zorg-twente", person(), now=NOW)
-    statements: list[tuple[str, Any]] = []
-
-    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        statements.append((statement, parameters))
-
+    subject, first = _one_among_twenty(database)
     with database.transaction() as session:
         (pk,) = session.execute(select(SignalRow.pk).where(SignalRow.id == first.signal.id)).one()
-        event.listen(database.engine, "before_cursor_execute", capture)
-        try:
+        with _statements(database) as statements:
             own, sharing = stored_sharing(session, pk)
-        finally:
-            event.remove(database.engine, "before_cursor_execute", capture)
         assert {f: set(e) for f, e in own.items()} == {f: {e} for f, e in subject.items()}
         assert sorted(sharing) == sorted((f, e, pk) for f, e in subject.items())
         ((statement, parameters),) = statements
