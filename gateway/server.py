@@ -1,26 +1,51 @@
-"""Run the app under gunicorn from the CLI (not Flask's development server)."""
+"""Run the app under gunicorn from the CLI (not Flask's development server).
+
+The workers only serve requests. The background jobs (audit sequencer, matching outbox,
+retention, alerts) run in one process of their own beside them, which the arbiter starts,
+restarts when it dies, and stops last: as threads inside the workers they waited for
+the GIL behind the request threads, and on PostgreSQL the matching fell minutes behind
+a saturating load (README, "The matching outbox").
+"""
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import ctypes
 import os
 import shutil
+import signal
 import socket
+import sys
 import tempfile
+import threading
+import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, NoReturn
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
 from gateway.config import Settings
 from gateway.errors import OperatorError
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    """The gateway under gunicorn: workers without background jobs, and (unless the
+    settings turn them off) one jobs process beside them."""
+
     def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
-        self._settings = settings
+        self.jobs_settings = settings if settings.background_jobs else None
+        self._settings = replace(settings, background_jobs=False)
         self._options = options
         super().__init__()
+
+    def run(self) -> None:
+        try:
+            _JobsArbiter(self).run()
+        except RuntimeError as error:  # as gunicorn's own run: a clear line, exit 1
+            print(f"\nError: {error}\n", file=sys.stderr)
+            sys.exit(1)
 
     def load_config(self) -> None:
         for key, value in self._options.items():
@@ -102,7 +127,15 @@ def share_metrics_between_workers() -> None:
         return
     folder = tempfile.mkdtemp(prefix="ketenpoort-metrics-")  # 0700
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    atexit.register(_remove_from, os.getpid(), folder)
+
+
+def _remove_from(owner: int, folder: str) -> None:
+    """Remove the metrics folder when the process that made it exits. A forked worker
+    inherits this atexit handler and runs it when it exits on its own (a restart, a
+    SIGHUP): it must not take the folder from under the workers that go on."""
+    if os.getpid() == owner:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
@@ -112,8 +145,167 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, thre
     # Build once in the parent so that a bad setting or missing key fails before forking.
     from gateway.app import create_app
 
-    create_app(settings=replace(settings, background_jobs=False))  # the workers run the jobs
+    create_app(settings=replace(settings, background_jobs=False))  # the jobs run apart
     options = gunicorn_options(host=host, port=port, workers=workers, threads=threads)
     _Gunicorn(
         settings, {**options, "child_exit": _worker_exit, "worker_exit": _close_worker_app}
     ).run()
+
+
+#: A jobs process that ends sooner than this after its start is restarted only after a
+#: pause that doubles each time (up to `_RESTART_PAUSE_MAX`), so a job that cannot start
+#: does not spin; one that ran longer is restarted at once.
+_QUICK_EXIT = 10.0
+_RESTART_PAUSE_MAX = 60.0
+
+
+class _JobsArbiter(Arbiter):  # type: ignore[misc]
+    """Gunicorn's arbiter, also keeping one background-jobs process alive.
+
+    The process is forked like a worker (so it shares the arbiter's settings in memory,
+    the demo's included) and is reaped, restarted and stopped from the arbiter's own
+    loop: `manage_workers` runs about every second, `reap_workers` on SIGCHLD.
+    """
+
+    def __init__(self, app: _Gunicorn) -> None:
+        self.jobs_pid = 0
+        self._jobs_started = 0.0
+        self._jobs_pause = 1.0
+        self._jobs_next_start = 0.0
+        super().__init__(app)
+
+    def manage_workers(self) -> None:
+        self._reap_jobs()
+        settings = self.app.jobs_settings
+        if settings is not None and not self.jobs_pid and time.monotonic() >= self._jobs_next_start:
+            self._spawn_jobs(settings)  # before the workers: work waits from their first request
+        super().manage_workers()
+
+    def reap_workers(self) -> None:
+        self._reap_jobs()  # first: gunicorn's waitpid(-1) would reap it as a stranger
+        super().reap_workers()
+
+    def stop(self, graceful: bool = True) -> None:
+        """The workers first (their requests may leave work for the jobs), then the jobs
+        process, which ends its current turns; SIGKILL only after the graceful timeout."""
+        super().stop(graceful)
+        if not self.jobs_pid:
+            return
+        self._signal_jobs(signal.SIGTERM if graceful else signal.SIGQUIT)
+        deadline = time.monotonic() + self.cfg.graceful_timeout
+        while self.jobs_pid and time.monotonic() < deadline:
+            time.sleep(0.05)
+            self._reap_jobs()
+        if self.jobs_pid:
+            self.log.warning("background jobs (pid:%s) did not stop; killed", self.jobs_pid)
+            self._signal_jobs(signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.jobs_pid, 0)
+            self.jobs_pid = 0
+
+    def reload(self) -> None:
+        """SIGHUP: new workers, and a new jobs process (started by the next loop)."""
+        super().reload()
+        self._signal_jobs(signal.SIGTERM)
+
+    def _spawn_jobs(self, settings: Settings) -> None:
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            _run_jobs_process(settings, self.LISTENERS, parent, self.cfg.graceful_timeout)
+        self.jobs_pid = pid
+        self._jobs_started = time.monotonic()
+        self.log.info("Started the background jobs (pid: %s)", pid)
+
+    def _signal_jobs(self, sig: int) -> None:
+        if self.jobs_pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.jobs_pid, sig)
+
+    def _reap_jobs(self) -> None:
+        """Notice that the jobs process ended (reaped here, or already by gunicorn)."""
+        if not self.jobs_pid:
+            return
+        try:
+            pid, status = os.waitpid(self.jobs_pid, os.WNOHANG)
+        except ChildProcessError:
+            pid, status = self.jobs_pid, -1  # reaped elsewhere: the status is lost
+        if not pid:
+            return
+        _forget_metrics_of(pid)
+        ran = time.monotonic() - self._jobs_started
+        if status == 0:
+            self.log.info("Background jobs (pid: %s) ended", pid)
+        else:
+            self.log.error("Background jobs (pid: %s) ended unexpectedly: %s", pid, _how(status))
+        if ran < _QUICK_EXIT:
+            self._jobs_next_start = time.monotonic() + self._jobs_pause
+            self._jobs_pause = min(2 * self._jobs_pause, _RESTART_PAUSE_MAX)
+        else:
+            self._jobs_pause = 1.0
+        self.jobs_pid = 0
+
+
+def _how(status: int) -> str:
+    """A `waitpid` status in words."""
+    if status < 0:
+        return "reaped elsewhere, status unknown"
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"
+
+
+def _forget_metrics_of(pid: int) -> None:
+    """A dead process's live gauges leave the multiprocess metrics (as a worker's)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+#: Linux's prctl option that signals a child when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent: int) -> None:
+    """SIGTERM this process when the arbiter dies, even by SIGKILL (Linux; elsewhere the
+    jobs loop notices a new parent within a second)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the line above
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _run_jobs_process(
+    settings: Settings, listeners: list[Any], parent: int, timeout: float
+) -> NoReturn:
+    """The forked child: the app's background jobs and nothing else, until SIGTERM,
+    SIGINT or SIGQUIT, or until the arbiter is gone; each job ends its turn first."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, lambda *_: stop.set())
+    for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU):
+        signal.signal(sig, signal.SIG_IGN)  # the arbiter's to act on, not ours
+    for sig in (signal.SIGCHLD, signal.SIGWINCH):
+        signal.signal(sig, signal.SIG_DFL)
+    code = 0
+    try:
+        for listener in listeners:  # the port is the workers': no connection waits here
+            listener.close()
+        _die_with(parent)
+        from gateway.app import create_app
+        from gateway.services import close_app
+
+        app = create_app(settings=settings)
+        while not stop.wait(1.0) and os.getppid() == parent:
+            pass
+        close_app(app, timeout)
+    except BaseException:  # logged, and the arbiter starts another after a pause
+        from gateway.logs import get_logger
+
+        get_logger(__name__).exception("background jobs process failed")
+        code = 1
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)  # never back into the arbiter's code, nor its atexit handlers

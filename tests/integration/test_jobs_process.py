@@ -1,0 +1,141 @@
+"""`ketenpoort serve` runs the background jobs in one process of their own (issue 16).
+
+As threads inside the workers, the matching job waited for the GIL behind the request
+threads and fell far behind a saturating load on PostgreSQL. Now the arbiter forks one
+jobs process beside the workers, restarts it when it dies, and stops it with the
+server; the workers run no job at all. Checked on a real server: the signals of two
+partners about one person become a match only through that process (paused, nothing
+is matched or sequenced; resumed, it is), a killed one is replaced, and it never
+outlives the arbiter, not even one killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from gateway.audit.models import AuditEntryRow
+from gateway.client import PartnerClient
+from gateway.db import Database
+from gateway.demo.people import people
+from gateway.matching.models import MatchingOutboxRow, MatchRow
+from tests.faults.harness import RestartableGateway, restartable_gateway
+from tests.integration.live import signal_body
+
+pytestmark = pytest.mark.slow
+
+_STARTED = re.compile(r"Started the background jobs \(pid: (\d+)\)")
+
+
+@pytest.fixture
+def gateway(database_url: str, tmp_path: Path) -> Iterator[RestartableGateway]:
+    with restartable_gateway(database_url, tmp_path, workers=2, threads=2) as live:
+        yield live
+
+
+def _jobs_pids(gateway: RestartableGateway) -> list[int]:
+    """The jobs processes the arbiter said it started, in order."""
+    return [int(pid) for pid in _STARTED.findall(gateway.logs())]
+
+
+def _first_jobs_pid(gateway: RestartableGateway) -> int:
+    _wait_for("the jobs process", lambda: len(_jobs_pids(gateway)) == 1)
+    return _jobs_pids(gateway)[0]
+
+
+def _wait_for(what: str, condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _count(database_url: str, statement: object) -> int:
+    database = Database(database_url)
+    try:
+        with database.transaction(write=False) as session:
+            return int(session.execute(statement).scalar_one())  # type: ignore[call-overload]
+    finally:
+        database.dispose()
+
+
+def _matches(url: str) -> int:
+    return _count(url, select(func.count()).select_from(MatchRow))
+
+
+def _waiting(url: str) -> tuple[int, int]:
+    """Outbox rows still to match, audit entries still to sequence."""
+    outbox = _count(url, select(func.count()).select_from(MatchingOutboxRow))
+    unsequenced = _count(
+        url, select(func.count()).select_from(AuditEntryRow).where(AuditEntryRow.seq.is_(None))
+    )
+    return outbox, unsequenced
+
+
+def _report_twice(police: PartnerClient, care: PartnerClient, n: int) -> None:
+    """Two organisations report the same person: work for the matching job."""
+    subject = people(n + 1, seed=77)[n].subject()
+    for client, reference in ((police, f"P-{n}"), (care, f"Z-{n}")):
+        client.request("POST", "/signals", json_body=signal_body(client, reference, subject))
+
+
+def test_the_jobs_run_in_one_process_of_their_own(gateway: RestartableGateway) -> None:
+    url = gateway.settings.database_url
+    first = _first_jobs_pid(gateway)
+    children = set(gateway.workers_pids())
+    assert first in children and len(children) == gateway.workers + 1
+
+    police = gateway.register("police", "police")
+    care = gateway.register("zorg", "care")
+    _report_twice(police, care, 0)
+    _wait_for("the first match", lambda: _matches(url) == 1)
+
+    # paused, nothing is matched or sequenced: no worker runs a job
+    os.kill(first, signal.SIGSTOP)
+    try:
+        _report_twice(police, care, 1)
+        time.sleep(3)  # six turns of the matching job, twelve of the sequencer
+        outbox, unsequenced = _waiting(url)
+        assert _matches(url) == 1 and outbox == 2 and unsequenced >= 2
+    finally:
+        os.kill(first, signal.SIGCONT)
+    _wait_for("the match after the pause", lambda: _matches(url) == 2)
+    _wait_for("the sequencer after the pause", lambda: _waiting(url) == (0, 0))
+
+    # killed, it is replaced, and the new one does the work
+    os.kill(first, signal.SIGKILL)
+    _wait_for("a new jobs process", lambda: len(_jobs_pids(gateway)) == 2)
+    second = _jobs_pids(gateway)[1]
+    assert not _alive(first) and _alive(second)
+    assert f"Background jobs (pid: {first}) ended unexpectedly: killed by SIGKILL" in gateway.logs()
+    _report_twice(police, care, 2)
+    _wait_for("the match after the restart", lambda: _matches(url) == 3)
+
+    # a graceful stop ends it with the server
+    gateway.stop()
+    assert gateway.process.returncode == 0
+    assert not _alive(second)
+    assert f"Background jobs (pid: {second}) ended\n" in gateway.logs()
+
+
+def test_the_jobs_process_never_outlives_a_killed_arbiter(gateway: RestartableGateway) -> None:
+    jobs = _first_jobs_pid(gateway)
+    os.kill(gateway.process.pid, signal.SIGKILL)  # the arbiter alone, not its group
+    gateway.process.wait(timeout=30)
+    _wait_for("the orphaned jobs process to end", lambda: not _alive(jobs), timeout=15)
