@@ -40,4 +40,6 @@ USER ketenpoort
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=3s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status == 200 else 1)"
-CMD ["sh", "-c", "ketenpoort init && exec gunicorn --bind 0.0.0.0:8080 --workers 2 --threads 4 --worker-class gthread 'gateway.wsgi:create()'"]
+# `ketenpoort serve`: gunicorn's workers serve requests, one process beside them runs the
+# background jobs (sequencer, matching, retention, alerts).
+CMD ["sh", "-c", "ketenpoort init && exec ketenpoort serve --host 0.0.0.0 --port 8080 --workers 2 --threads 4"]

@@ -97,8 +97,9 @@ class Settings:
     log_level: str = "INFO"
     max_body_bytes: int = MAX_BODY_BYTES
     testing: bool = False
-    #: Run this process's background jobs — the audit sequencer and signal expiry — in
-    #: daemon threads (off in tests). `KETENPOORT_AUDIT_SEQUENCER` is the old name.
+    #: Run the background jobs — the audit sequencer, matching, retention, alerts — in
+    #: daemon threads (off in tests; `serve` runs them in a process of their own).
+    #: `KETENPOORT_AUDIT_SEQUENCER` is the old name.
     background_jobs: bool = True
     #: Token buckets per authenticated client: every `/v1` request, and token requests.
     #: Generous by default; a partner system that needs more asks the meldpunt.

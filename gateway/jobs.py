@@ -1,8 +1,10 @@
-"""Background work in every gateway process: a daemon thread per job.
+"""Background work of a gateway: a daemon thread per job.
 
 Each job is safe to run in several processes at once (the audit sequencer takes a lock,
-expiry locks what it changes), so every gunicorn worker runs its own and no scheduler
-is needed. A failing turn is logged and retried later; it never stops the thread.
+expiry locks what it changes), so several gateways on one database need no scheduler.
+`ketenpoort serve` runs them in one process beside its workers (`gateway.server`); an
+app built by `gateway.wsgi` runs them in each worker. A failing turn is logged and
+retried later; it never stops the thread.
 
 An app that shuts down stops and joins its jobs before it lets go of its database
 (`gateway.services.close_app`): a turn cut off halfway would otherwise run on against
