@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import time
 from pathlib import Path
 
 import requests
 
+from tests.faults.harness import restartable_gateway
 from tests.integration.live import live_gateway
 
 HEALTHZ = re.compile(
@@ -29,3 +33,20 @@ def test_every_scrape_sums_all_workers(tmp_path: Path) -> None:
             assert requests.get(f"{live.issuer}/healthz", timeout=10).status_code == 200
         scrapes = {_healthz_count(live.issuer) for _ in range(8)}
     assert scrapes == {before + 40}
+
+
+def test_a_worker_that_exits_on_its_own_leaves_the_metrics_to_the_others(tmp_path: Path) -> None:
+    """A worker stopped by SIGTERM (as on a restart or SIGHUP) runs the atexit handlers
+    it inherited from the arbiter; the shared metrics folder must survive them."""
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    with restartable_gateway(url, tmp_path, workers=2, threads=1) as live:
+        before = _healthz_count(live.issuer)
+        workers = [pid for pid in live.workers_pids() if f"(pid: {pid})" not in live.logs()]
+        os.kill(workers[0], signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while workers[0] in live.workers_pids() or len(live.workers_pids()) < 3:
+            assert time.monotonic() < deadline, "the arbiter started no new worker"
+            time.sleep(0.1)
+        for _ in range(40):
+            assert requests.get(f"{live.issuer}/healthz", timeout=10).status_code == 200
+        assert _healthz_count(live.issuer) >= before + 40
