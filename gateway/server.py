@@ -204,8 +204,10 @@ class _JobsArbiter(Arbiter):  # type: ignore[misc]
             self.jobs_pid = 0
 
     def reload(self) -> None:
-        """SIGHUP: new workers, and a new jobs process (started by the next loop)."""
+        """SIGHUP: new workers, and a new jobs process (started by the next loop, at once:
+        an exit asked for is not a failure to pause after)."""
         super().reload()
+        self._jobs_started = -_QUICK_EXIT
         self._signal_jobs(signal.SIGTERM)
 
     def _spawn_jobs(self, settings: Settings) -> None:

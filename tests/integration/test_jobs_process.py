@@ -139,3 +139,11 @@ def test_the_jobs_process_never_outlives_a_killed_arbiter(gateway: RestartableGa
     os.kill(gateway.process.pid, signal.SIGKILL)  # the arbiter alone, not its group
     gateway.process.wait(timeout=30)
     _wait_for("the orphaned jobs process to end", lambda: not _alive(jobs), timeout=15)
+
+
+def test_sighup_starts_a_fresh_jobs_process(gateway: RestartableGateway) -> None:
+    old = _first_jobs_pid(gateway)
+    os.kill(gateway.process.pid, signal.SIGHUP)  # new workers, a new jobs process
+    _wait_for("a new jobs process", lambda: len(_jobs_pids(gateway)) == 2, timeout=10)
+    assert not _alive(old) and _alive(_jobs_pids(gateway)[1])
+    assert f"Background jobs (pid: {old}) ended\n" in gateway.logs()
