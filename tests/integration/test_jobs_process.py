@@ -147,3 +147,37 @@ def test_sighup_starts_a_fresh_jobs_process(gateway: RestartableGateway) -> None
     _wait_for("a new jobs process", lambda: len(_jobs_pids(gateway)) == 2, timeout=10)
     assert not _alive(old) and _alive(_jobs_pids(gateway)[1])
     assert f"Background jobs (pid: {old}) ended\n" in gateway.logs()
+
+
+def _flood(pid: int, seconds: float = 2.0) -> None:
+    """SIGINT to `pid` as fast as this process can, until it is gone (or `seconds`)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, signal.SIGINT)
+        except ProcessLookupError:
+            return
+
+
+def test_a_flood_of_stop_signals_still_stops_the_jobs_process(
+    gateway: RestartableGateway,
+) -> None:
+    """Ctrl-C pressed again and again: each press reaches the jobs process. Its handler
+    set a threading.Event, and deadlocked on the event's lock when a signal came while
+    the main thread held it, or nested until a RecursionError (one flood in two or
+    three). Now the handler does nothing; the signal's number comes through a pipe."""
+    for started in (1, 2, 3):  # each flood ends one; the arbiter starts the next
+        _wait_for("a jobs process", lambda n=started: len(_jobs_pids(gateway)) == n)
+        jobs = _jobs_pids(gateway)[-1]
+        helper = os.fork()  # a second sender: signals closer together
+        if helper == 0:
+            try:
+                _flood(jobs)
+            finally:
+                os._exit(0)
+        _flood(jobs)
+        os.waitpid(helper, 0)
+        ended = f"Background jobs (pid: {jobs}) ended"
+        _wait_for("its end", lambda line=ended: line in gateway.logs(), timeout=5)
+        assert f"{ended}\n" in gateway.logs()  # not "unexpectedly" (a RecursionError)
+        assert not _alive(jobs)
