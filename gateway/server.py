@@ -219,7 +219,10 @@ class _JobsArbiter(Arbiter):  # type: ignore[misc]
         try:
             pid = os.fork()
             if pid == 0:
-                _run_jobs_process(settings, self.LISTENERS, parent, self.cfg.graceful_timeout)
+                # not the port (the workers'), nor the workers' heartbeat files (as
+                # gunicorn's workers close their siblings'), when it restarts beside them
+                inherited = [*self.LISTENERS, *(worker.tmp for worker in self.WORKERS.values())]
+                _run_jobs_process(settings, inherited, parent, self.cfg.graceful_timeout)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         self.jobs_pid = pid
@@ -315,7 +318,7 @@ def _wait_for_stop(signals: int, parent: int) -> None:
 
 
 def _run_jobs_process(
-    settings: Settings, listeners: list[Any], parent: int, timeout: float
+    settings: Settings, inherited: list[Any], parent: int, timeout: float
 ) -> NoReturn:
     """The forked child: the app's background jobs and nothing else, until SIGTERM,
     SIGINT or SIGQUIT, or until the arbiter is gone; each job ends its turn first."""
@@ -326,8 +329,8 @@ def _run_jobs_process(
         signal.signal(sig, signal.SIG_DFL)
     code = 0
     try:
-        for listener in listeners:  # the port is the workers': no connection waits here
-            listener.close()
+        for handle in inherited:  # the arbiter's, not ours: no connection waits here
+            handle.close()
         _die_with(parent)
         from gateway.app import create_app
         from gateway.services import close_app

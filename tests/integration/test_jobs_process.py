@@ -145,8 +145,13 @@ def test_sighup_starts_a_fresh_jobs_process(gateway: RestartableGateway) -> None
     old = _first_jobs_pid(gateway)
     os.kill(gateway.process.pid, signal.SIGHUP)  # new workers, a new jobs process
     _wait_for("a new jobs process", lambda: len(_jobs_pids(gateway)) == 2, timeout=10)
-    assert not _alive(old) and _alive(_jobs_pids(gateway)[1])
+    new = _jobs_pids(gateway)[1]
+    assert not _alive(old) and _alive(new)
     assert f"Background jobs (pid: {old}) ended\n" in gateway.logs()
+    # started beside the workers, it holds none of what is theirs: not the port, not
+    # their heartbeat files (gunicorn's workers close their siblings' too)
+    held = [os.readlink(fd) for fd in Path(f"/proc/{new}/fd").iterdir()]
+    assert not [f for f in held if "wgunicorn-" in f or f.startswith("socket:")], held
 
 
 def _flood(pid: int, seconds: float = 2.0) -> None:
