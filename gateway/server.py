@@ -144,8 +144,11 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, thre
     share_metrics_between_workers()
     # Build once in the parent so that a bad setting or missing key fails before forking.
     from gateway.app import create_app
+    from gateway.services import close_app
 
-    create_app(settings=replace(settings, background_jobs=False))  # the jobs run apart
+    # Closed again: the arbiter needs no database, and every worker and the jobs process
+    # it forks would inherit the connection (SQLite's lock state in memory with it).
+    close_app(create_app(settings=replace(settings, background_jobs=False)))
     options = gunicorn_options(host=host, port=port, workers=workers, threads=threads)
     _Gunicorn(
         settings, {**options, "child_exit": _worker_exit, "worker_exit": _close_worker_app}

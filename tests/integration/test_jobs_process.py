@@ -187,3 +187,21 @@ def test_a_flood_of_stop_signals_still_stops_the_jobs_process(
         _wait_for("its end", lambda line=ended: line in gateway.logs(), timeout=5)
         assert f"{ended}\n" in gateway.logs()  # not "unexpectedly" (a RecursionError)
         assert not _alive(jobs)
+
+
+def test_the_arbiter_keeps_no_database_connection(gateway: RestartableGateway) -> None:
+    """The app built in the arbiter to check the settings is closed again: its
+    connection stayed open for the arbiter's whole life, and every worker and jobs
+    process forked from it inherited it (on SQLite the library's lock state with it)."""
+    _first_jobs_pid(gateway)
+    port = os.readlink(f"/proc/self/fd/{gateway.listener.fileno()}")  # socket:[inode]
+    url = gateway.settings.database_url
+    database = url.split("///", 1)[1] if url.startswith("sqlite") else None
+    held = [os.readlink(fd) for fd in Path(f"/proc/{gateway.process.pid}/fd").iterdir()]
+    connections = [
+        f
+        for f in held
+        if (f.startswith("socket:") and f != port)
+        or (database is not None and f in (database, f"{database}-wal", f"{database}-shm"))
+    ]
+    assert not connections, held
