@@ -248,16 +248,22 @@ class _JobsArbiter(Arbiter):  # type: ignore[misc]
         if not pid:
             return
         _forget_metrics_of(pid)
-        ran = time.monotonic() - self._jobs_started
-        if status == 0:
-            self.log.info("Background jobs (pid: %s) ended", pid)
-        else:
-            self.log.error("Background jobs (pid: %s) ended unexpectedly: %s", pid, _how(status))
-        if ran < _QUICK_EXIT:
-            self._jobs_next_start = time.monotonic() + self._jobs_pause
-            self._jobs_pause = min(2 * self._jobs_pause, _RESTART_PAUSE_MAX)
+        pause = 0.0
+        if time.monotonic() - self._jobs_started < _QUICK_EXIT:
+            pause = self._jobs_pause
+            self._jobs_pause = min(2 * pause, _RESTART_PAUSE_MAX)
         else:
             self._jobs_pause = 1.0
+        self._jobs_next_start = time.monotonic() + pause
+        if status == 0:
+            self.log.info("Background jobs (pid: %s) ended", pid)
+        else:  # with when the next one starts (unless the server is stopping)
+            self.log.error(
+                "Background jobs (pid: %s) ended unexpectedly: %s; the next starts in %g s",
+                pid,
+                _how(status),
+                pause,
+            )
         self.jobs_pid = 0
 
 

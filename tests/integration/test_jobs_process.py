@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import func, select
 
 from gateway.audit.models import AuditEntryRow
@@ -205,3 +206,31 @@ def test_the_arbiter_keeps_no_database_connection(gateway: RestartableGateway) -
         or (database is not None and f in (database, f"{database}-wal", f"{database}-shm"))
     ]
     assert not connections, held
+
+
+def test_a_jobs_process_that_cannot_start_is_retried_after_a_doubling_pause(
+    gateway: RestartableGateway,
+) -> None:
+    """A jobs process that fails while it starts (here: the policy file broken since the
+    server started, as a database out of reach would) says why, the server goes on
+    serving, the next one starts after a pause that doubles (each said in the log), and
+    one starts and stays once the cause is gone."""
+    first = _first_jobs_pid(gateway)
+    policy = Path(gateway.settings.policy)
+    original = policy.read_bytes()
+    failed = re.compile(r"ended unexpectedly: exit code 1; the next starts in (\d+) s")
+    try:
+        policy.write_text("rules: [this is no policy\n")
+        os.kill(first, signal.SIGKILL)
+        _wait_for("two failed starts", lambda: len(failed.findall(gateway.logs())) == 2)
+        assert "background jobs process failed" in gateway.logs()
+        assert requests.get(f"{gateway.issuer}/readyz", timeout=10).status_code == 200
+    finally:
+        policy.write_bytes(original)
+    killed = f"(pid: {first}) ended unexpectedly: killed by SIGKILL; the next starts in 1 s"
+    assert killed in gateway.logs()
+    assert failed.findall(gateway.logs()) == ["2", "4"]
+    started = len(_jobs_pids(gateway))
+    _wait_for("a jobs process after the cause is gone", lambda: len(_jobs_pids(gateway)) > started)
+    time.sleep(2)  # as long as the failed ones ran, and more
+    assert _alive(_jobs_pids(gateway)[-1]) and len(failed.findall(gateway.logs())) == 2
