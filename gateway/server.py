@@ -331,13 +331,13 @@ def _run_jobs_process(
 ) -> NoReturn:
     """The forked child: the app's background jobs and nothing else, until SIGTERM,
     SIGINT or SIGQUIT, or until the arbiter is gone; each job ends its turn first."""
-    signals = _stop_signals_pipe()
-    for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU):
-        signal.signal(sig, signal.SIG_IGN)  # the arbiter's to act on, not ours
-    for sig in (signal.SIGCHLD, signal.SIGWINCH):
-        signal.signal(sig, signal.SIG_DFL)
     code = 0
-    try:
+    try:  # all of it: an exception must not take the child back into the arbiter's loop
+        signals = _stop_signals_pipe()
+        for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU):
+            signal.signal(sig, signal.SIG_IGN)  # the arbiter's to act on, not ours
+        for sig in (signal.SIGCHLD, signal.SIGWINCH):
+            signal.signal(sig, signal.SIG_DFL)
         for handle in inherited:  # the arbiter's, not ours: no connection waits here
             handle.close()
         _die_with(parent)
