@@ -13,12 +13,12 @@ import atexit
 import contextlib
 import ctypes
 import os
+import select
 import shutil
 import signal
 import socket
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import replace
 from typing import Any, NoReturn
@@ -144,8 +144,11 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, thre
     share_metrics_between_workers()
     # Build once in the parent so that a bad setting or missing key fails before forking.
     from gateway.app import create_app
+    from gateway.services import close_app
 
-    create_app(settings=replace(settings, background_jobs=False))  # the jobs run apart
+    # Closed again: the arbiter needs no database, and every worker and the jobs process
+    # it forks would inherit the connection (SQLite's lock state in memory with it).
+    close_app(create_app(settings=replace(settings, background_jobs=False)))
     options = gunicorn_options(host=host, port=port, workers=workers, threads=threads)
     _Gunicorn(
         settings, {**options, "child_exit": _worker_exit, "worker_exit": _close_worker_app}
@@ -212,9 +215,19 @@ class _JobsArbiter(Arbiter):  # type: ignore[misc]
 
     def _spawn_jobs(self, settings: Settings) -> None:
         parent = os.getpid()
-        pid = os.fork()
-        if pid == 0:
-            _run_jobs_process(settings, self.LISTENERS, parent, self.cfg.graceful_timeout)
+        # Blocked across the fork: one that comes before the child has its own handler
+        # stays pending, instead of going to the arbiter's (which would queue it in the
+        # child's copy of the arbiter, where nothing reads it).
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                # not the port (the workers'), nor the workers' heartbeat files (as
+                # gunicorn's workers close their siblings'), when it restarts beside them
+                inherited = [*self.LISTENERS, *(worker.tmp for worker in self.WORKERS.values())]
+                _run_jobs_process(settings, inherited, parent, self.cfg.graceful_timeout)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         self.jobs_pid = pid
         self._jobs_started = time.monotonic()
         self.log.info("Started the background jobs (pid: %s)", pid)
@@ -235,16 +248,22 @@ class _JobsArbiter(Arbiter):  # type: ignore[misc]
         if not pid:
             return
         _forget_metrics_of(pid)
-        ran = time.monotonic() - self._jobs_started
-        if status == 0:
-            self.log.info("Background jobs (pid: %s) ended", pid)
-        else:
-            self.log.error("Background jobs (pid: %s) ended unexpectedly: %s", pid, _how(status))
-        if ran < _QUICK_EXIT:
-            self._jobs_next_start = time.monotonic() + self._jobs_pause
-            self._jobs_pause = min(2 * self._jobs_pause, _RESTART_PAUSE_MAX)
+        pause = 0.0
+        if time.monotonic() - self._jobs_started < _QUICK_EXIT:
+            pause = self._jobs_pause
+            self._jobs_pause = min(2 * pause, _RESTART_PAUSE_MAX)
         else:
             self._jobs_pause = 1.0
+        self._jobs_next_start = time.monotonic() + pause
+        if status == 0:
+            self.log.info("Background jobs (pid: %s) ended", pid)
+        else:  # with when the next one starts (unless the server is stopping)
+            self.log.error(
+                "Background jobs (pid: %s) ended unexpectedly: %s; the next starts in %g s",
+                pid,
+                _how(status),
+                pause,
+            )
         self.jobs_pid = 0
 
 
@@ -264,6 +283,9 @@ def _forget_metrics_of(pid: int) -> None:
     multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
+#: The signals that stop the jobs process (each job ends its turn first).
+_STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
+
 #: Linux's prctl option that signals a child when its parent dies.
 _PR_SET_PDEATHSIG = 1
 
@@ -277,29 +299,53 @@ def _die_with(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _stop_signals_pipe() -> int:
+    """Make SIGTERM, SIGINT and SIGQUIT write their number to a pipe (Python's wakeup
+    fd, written by the C-level handler), and return its reading end. The Python handler
+    does nothing: one that sets a `threading.Event` deadlocks on the event's lock when
+    a signal lands while the main thread holds it (waiting on that event, or in the
+    handler of the signal before: Ctrl-C twice), or nests until a RecursionError."""
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, _no_op)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked in `_spawn_jobs`
+    return read
+
+
+def _no_op(_signum: int, _frame: object) -> None:
+    """A Python handler, so that the wakeup fd is written; the work is the reader's."""
+
+
+def _wait_for_stop(signals: int, parent: int) -> None:
+    """Until a stop signal came (before this call too) or the arbiter is gone."""
+    while os.getppid() == parent:
+        ready, _, _ = select.select([signals], [], [], 1.0)
+        if ready and _STOP_SIGNALS & set(os.read(signals, 512)):
+            return
+
+
 def _run_jobs_process(
-    settings: Settings, listeners: list[Any], parent: int, timeout: float
+    settings: Settings, inherited: list[Any], parent: int, timeout: float
 ) -> NoReturn:
     """The forked child: the app's background jobs and nothing else, until SIGTERM,
     SIGINT or SIGQUIT, or until the arbiter is gone; each job ends its turn first."""
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
-        signal.signal(sig, lambda *_: stop.set())
-    for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU):
-        signal.signal(sig, signal.SIG_IGN)  # the arbiter's to act on, not ours
-    for sig in (signal.SIGCHLD, signal.SIGWINCH):
-        signal.signal(sig, signal.SIG_DFL)
     code = 0
-    try:
-        for listener in listeners:  # the port is the workers': no connection waits here
-            listener.close()
+    try:  # all of it: an exception must not take the child back into the arbiter's loop
+        signals = _stop_signals_pipe()
+        for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU):
+            signal.signal(sig, signal.SIG_IGN)  # the arbiter's to act on, not ours
+        for sig in (signal.SIGCHLD, signal.SIGWINCH):
+            signal.signal(sig, signal.SIG_DFL)
+        for handle in inherited:  # the arbiter's, not ours: no connection waits here
+            handle.close()
         _die_with(parent)
         from gateway.app import create_app
         from gateway.services import close_app
 
         app = create_app(settings=settings)
-        while not stop.wait(1.0) and os.getppid() == parent:
-            pass
+        _wait_for_stop(signals, parent)
         close_app(app, timeout)
     except BaseException:  # logged, and the arbiter starts another after a pause
         from gateway.logs import get_logger

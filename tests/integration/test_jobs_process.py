@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import func, select
 
 from gateway.audit.models import AuditEntryRow
@@ -145,5 +146,91 @@ def test_sighup_starts_a_fresh_jobs_process(gateway: RestartableGateway) -> None
     old = _first_jobs_pid(gateway)
     os.kill(gateway.process.pid, signal.SIGHUP)  # new workers, a new jobs process
     _wait_for("a new jobs process", lambda: len(_jobs_pids(gateway)) == 2, timeout=10)
-    assert not _alive(old) and _alive(_jobs_pids(gateway)[1])
+    new = _jobs_pids(gateway)[1]
+    assert not _alive(old) and _alive(new)
     assert f"Background jobs (pid: {old}) ended\n" in gateway.logs()
+    # started beside the workers, it holds none of what is theirs: not the port, not
+    # their heartbeat files (gunicorn's workers close their siblings' too)
+    port = os.readlink(f"/proc/self/fd/{gateway.listener.fileno()}")  # socket:[inode]
+    held = [os.readlink(fd) for fd in Path(f"/proc/{new}/fd").iterdir()]
+    assert not [f for f in held if "wgunicorn-" in f or f == port], held
+
+
+def _flood(pid: int, seconds: float = 2.0) -> None:
+    """SIGINT to `pid` as fast as this process can, until it is gone (or `seconds`)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, signal.SIGINT)
+        except ProcessLookupError:
+            return
+
+
+def test_a_flood_of_stop_signals_still_stops_the_jobs_process(
+    gateway: RestartableGateway,
+) -> None:
+    """Ctrl-C pressed again and again: each press reaches the jobs process. Its handler
+    set a threading.Event, and deadlocked on the event's lock when a signal came while
+    the main thread held it, or nested until a RecursionError (one flood in two or
+    three). Now the handler does nothing; the signal's number comes through a pipe."""
+    for started in (1, 2, 3):  # each flood ends one; the arbiter starts the next
+        _wait_for("a jobs process", lambda n=started: len(_jobs_pids(gateway)) == n)
+        jobs = _jobs_pids(gateway)[-1]
+        helper = os.fork()  # a second sender: signals closer together
+        if helper == 0:
+            try:
+                _flood(jobs)
+            finally:
+                os._exit(0)
+        _flood(jobs)
+        os.waitpid(helper, 0)
+        ended = f"Background jobs (pid: {jobs}) ended"
+        _wait_for("its end", lambda line=ended: line in gateway.logs(), timeout=5)
+        assert f"{ended}\n" in gateway.logs()  # not "unexpectedly" (a RecursionError)
+        assert not _alive(jobs)
+
+
+def test_the_arbiter_keeps_no_database_connection(gateway: RestartableGateway) -> None:
+    """The app built in the arbiter to check the settings is closed again: its
+    connection stayed open for the arbiter's whole life, and every worker and jobs
+    process forked from it inherited it (on SQLite the library's lock state with it)."""
+    _first_jobs_pid(gateway)
+    port = os.readlink(f"/proc/self/fd/{gateway.listener.fileno()}")  # socket:[inode]
+    url = gateway.settings.database_url
+    database = url.split("///", 1)[1] if url.startswith("sqlite") else None
+    held = [os.readlink(fd) for fd in Path(f"/proc/{gateway.process.pid}/fd").iterdir()]
+    connections = [
+        f
+        for f in held
+        if (f.startswith("socket:") and f != port)
+        or (database is not None and f in (database, f"{database}-wal", f"{database}-shm"))
+    ]
+    assert not connections, held
+
+
+def test_a_jobs_process_that_cannot_start_is_retried_after_a_doubling_pause(
+    gateway: RestartableGateway,
+) -> None:
+    """A jobs process that fails while it starts (here: the policy file broken since the
+    server started, as a database out of reach would) says why, the server goes on
+    serving, the next one starts after a pause that doubles (each said in the log), and
+    one starts and stays once the cause is gone."""
+    first = _first_jobs_pid(gateway)
+    policy = Path(gateway.settings.policy)
+    original = policy.read_bytes()
+    failed = re.compile(r"ended unexpectedly: exit code 1; the next starts in (\d+) s")
+    try:
+        policy.write_text("rules: [this is no policy\n")
+        os.kill(first, signal.SIGKILL)
+        _wait_for("two failed starts", lambda: len(failed.findall(gateway.logs())) == 2)
+        assert "background jobs process failed" in gateway.logs()
+        assert requests.get(f"{gateway.issuer}/readyz", timeout=10).status_code == 200
+    finally:
+        policy.write_bytes(original)
+    killed = f"(pid: {first}) ended unexpectedly: killed by SIGKILL; the next starts in 1 s"
+    assert killed in gateway.logs()
+    assert failed.findall(gateway.logs()) == ["2", "4"]
+    started = len(_jobs_pids(gateway))
+    _wait_for("a jobs process after the cause is gone", lambda: len(_jobs_pids(gateway)) > started)
+    time.sleep(2)  # as long as the failed ones ran, and more
+    assert _alive(_jobs_pids(gateway)[-1]) and len(failed.findall(gateway.logs())) == 2
