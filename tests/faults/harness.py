@@ -22,7 +22,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -158,12 +158,20 @@ class RestartableGateway(LiveGateway):
 
 @contextlib.contextmanager
 def restartable_gateway(
-    database_url: str, tmp_path: Path, *, workers: int = 2, threads: int = 4
+    database_url: str,
+    tmp_path: Path,
+    *,
+    workers: int = 2,
+    threads: int = 4,
+    policy: Path | None = None,
 ) -> Iterator[RestartableGateway]:
-    """Initialise a gateway on `database_url` and serve it; stopped at the end."""
+    """Initialise a gateway on `database_url` and serve it; stopped at the end. `policy`
+    is a policy file of the test's own (one it may break), instead of the repository's."""
     listener = bound_socket()
     port = listener.getsockname()[1]
     settings = instance_settings(database_url, tmp_path / "live-keys", f"http://127.0.0.1:{port}")
+    if policy is not None:
+        settings = replace(settings, policy=policy)
     with listener:
         initialise(settings)
         gateway = RestartableGateway(settings, listener, tmp_path, workers, threads)

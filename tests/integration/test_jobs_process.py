@@ -28,7 +28,7 @@ from gateway.db import Database
 from gateway.demo.people import people
 from gateway.matching.models import MatchingOutboxRow, MatchRow
 from tests.faults.harness import RestartableGateway, restartable_gateway
-from tests.integration.live import signal_body
+from tests.integration.live import ROOT, signal_body
 
 pytestmark = pytest.mark.slow
 
@@ -208,15 +208,26 @@ def test_the_arbiter_keeps_no_database_connection(gateway: RestartableGateway) -
     assert not connections, held
 
 
+@pytest.fixture
+def own_policy_gateway(database_url: str, tmp_path: Path) -> Iterator[RestartableGateway]:
+    """A gateway whose policy file is a copy of the test's own, to break."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_bytes((ROOT / "policies" / "twente.yaml").read_bytes())
+    with restartable_gateway(database_url, tmp_path, workers=2, threads=2, policy=policy) as live:
+        yield live
+
+
 def test_a_jobs_process_that_cannot_start_is_retried_after_a_doubling_pause(
-    gateway: RestartableGateway,
+    own_policy_gateway: RestartableGateway,
 ) -> None:
     """A jobs process that fails while it starts (here: the policy file broken since the
     server started, as a database out of reach would) says why, the server goes on
     serving, the next one starts after a pause that doubles (each said in the log), and
     one starts and stays once the cause is gone."""
+    gateway = own_policy_gateway
     first = _first_jobs_pid(gateway)
     policy = Path(gateway.settings.policy)
+    assert policy.is_relative_to(gateway.log_dir)  # never the repository's own file
     original = policy.read_bytes()
     failed = re.compile(r"ended unexpectedly: exit code 1; the next starts in (\d+) s")
     try:
