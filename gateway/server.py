@@ -189,13 +189,12 @@ class _JobsArbiter(Arbiter):  # type: ignore[misc]
         super().reap_workers()
 
     def stop(self, graceful: bool = True) -> None:
-        """The workers first (their requests may leave work for the jobs), then the jobs
-        process, which ends its current turns; SIGKILL only after the graceful timeout."""
-        super().stop(graceful)
-        if not self.jobs_pid:
-            return
-        self._signal_jobs(signal.SIGTERM if graceful else signal.SIGQUIT)
+        """The jobs process and the workers together, within one graceful timeout (an
+        orchestrator's stop grace period is often no longer): each job ends its current
+        turn, and what it has not begun waits in the database; SIGKILL after that."""
         deadline = time.monotonic() + self.cfg.graceful_timeout
+        self._signal_jobs(signal.SIGTERM if graceful else signal.SIGQUIT)
+        super().stop(graceful)
         while self.jobs_pid and time.monotonic() < deadline:
             time.sleep(0.05)
             self._reap_jobs()
