@@ -21,7 +21,7 @@ from gateway.audit.failures import audit_failure
 from gateway.audit.limits import RateLimitAudit
 from gateway.audit.reads import ReadAudit
 from gateway.audit.runs import VerificationRuns
-from gateway.audit.sequencer import BackgroundSequencer, signer_from
+from gateway.audit.sequencer import BackgroundSequencer, sequencing_backlog, signer_from
 from gateway.audit.views import bp as audit_bp
 from gateway.cases import build as build_case_services
 from gateway.cases.views import bp as cases_bp
@@ -35,12 +35,13 @@ from gateway.keys import KeyStore, load_master_key
 from gateway.lifecycle.retention import RetentionJob, RetentionService
 from gateway.logs import configure_logging
 from gateway.matching.jobs import OutboxJob, drainer
+from gateway.matching.processor import outbox_backlog
 from gateway.matching.views import bp as matching_bp
 from gateway.oauth.resource import GatewayTokenValidator
 from gateway.oauth.server import OAuthService
 from gateway.oauth.views import bp as oauth_bp
 from gateway.oprf.views import bp as oprf_bp
-from gateway.ops.metrics import Metrics
+from gateway.ops.metrics import BacklogCollector, Metrics
 from gateway.ops.views import bp as ops_bp
 from gateway.partners.views import bp as partners_bp
 from gateway.policy.active import start_policy
@@ -99,6 +100,14 @@ def build_services(settings: Settings) -> Services:
     policy = start_policy(settings.policy, database)
     metrics = Metrics()
     metrics.add_collector(AlertCounter(database))
+    metrics.add_collector(
+        BacklogCollector(
+            {
+                "matching": lambda: outbox_backlog(database),
+                "sequencing": lambda: sequencing_backlog(database),
+            }
+        )
+    )
     pseudonyms = PseudonymiserSource(keys)
     directory = DirectoryCache(database)
     limits_audit = RateLimitAudit(database)

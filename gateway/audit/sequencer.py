@@ -30,6 +30,7 @@ from gateway.crypto import ed25519
 from gateway.db import Database, try_advisory_xact_lock
 from gateway.jobs import BackgroundJob
 from gateway.keys import KeyPurpose, KeyStore, KeyStoreError
+from gateway.ops.metrics import Backlog
 
 #: Entries per batch (and so per checkpoint): large enough that a backlog is absorbed
 #: at thousands per second, small enough that a batch holds SQLite's write lock briefly.
@@ -332,3 +333,16 @@ class BackgroundSequencer(BackgroundJob):
 
     def pause(self) -> float:
         return pause_after(self._last, max_batch=self._max_batch, interval=self._interval)
+
+
+_UNSEQUENCED = select(func.count(), func.min(AuditEntryRow.created_at)).where(
+    AuditEntryRow.seq.is_(None)
+)
+
+
+def sequencing_backlog(db: Database) -> Backlog:
+    """Committed entries without an index yet (not provable), and the oldest one's
+    moment: for `/metrics`."""
+    with db.read_connection() as connection:
+        waiting, oldest = connection.execute(_UNSEQUENCED).one()
+    return Backlog(waiting=waiting, oldest=oldest)

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from sqlalchemy import Row, Table, bindparam, delete, exists, select, update
+from sqlalchemy import Row, Table, bindparam, delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from gateway.audit.entries import SubjectRef
@@ -44,6 +44,7 @@ from gateway.matching.service import (
     stored_sharing,
     utc,
 )
+from gateway.ops.metrics import Backlog
 from gateway.policy.engine import PolicyEngine
 from gateway.signals.locks import lock_clusters, try_lock_clusters
 from gateway.signals.models import PseudonymRotationRow, SignalRow
@@ -256,10 +257,21 @@ def process_outbox(
     return done
 
 
+_BACKLOG = select(
+    func.count().filter(_OUTBOX.c.attempts < MAX_ATTEMPTS),
+    func.min(_OUTBOX.c.created_at).filter(_OUTBOX.c.attempts < MAX_ATTEMPTS),
+    func.count().filter(_OUTBOX.c.attempts >= MAX_ATTEMPTS),
+)
+
+
+def outbox_backlog(db: Database) -> Backlog:
+    """Rows waiting (with the oldest one's moment), and rows given up on: for `/metrics`."""
+    with db.read_connection() as connection:
+        waiting, oldest, given_up = connection.execute(_BACKLOG).one()
+    return Backlog(waiting=waiting, oldest=oldest, given_up=given_up)
+
+
 def pending_counts(db: Database) -> Mapping[str, int]:
     """Rows waiting, and rows given up on (for operators and tests)."""
-    with db.session() as session:
-        rows = session.execute(select(MatchingOutboxRow.attempts)).scalars().all()
-        session.rollback()
-    stuck = sum(1 for a in rows if a >= MAX_ATTEMPTS)
-    return {"pending": len(rows) - stuck, "failed": stuck}
+    found = outbox_backlog(db)
+    return {"pending": found.waiting, "failed": found.given_up}
