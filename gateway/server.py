@@ -2,7 +2,7 @@
 
 The workers only serve requests. The background jobs (audit sequencer, matching outbox,
 retention, alerts) run in one process of their own beside them, which the arbiter starts,
-restarts when it dies, and stops last: as threads inside the workers they waited for
+restarts when it dies, and stops with them: as threads inside the workers they waited for
 the GIL behind the request threads, and on PostgreSQL the matching fell minutes behind
 a saturating load (README, "The matching outbox").
 """
