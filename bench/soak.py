@@ -15,10 +15,11 @@ systems, and the meldpunt) each loop over a weighted mix, pausing SOAK_PAUSE sec
 - the meldpunt reads its notifications and lists matches;
 - a witness check: the client verifies the checkpoint, consistency with the previous
   one and the inclusion of every receipt it holds (`PartnerClient.verify`).
-Every minute one line: the RSS of the arbiter and its workers (sum and largest worker,
-from /proc), the machine's load average, the audit entries not yet sequenced, requests
-and errors in that minute, and latency percentiles (all calls, and p99 per kind; a
-witness check includes waiting for its receipts to be sequenced). At the end: RSS and
+Every minute one line: the RSS of the arbiter, its workers and its jobs process (sum,
+largest worker, jobs process; from /proc), the machine's load average, the audit
+entries not yet sequenced, requests and errors in that minute, and latency percentiles
+(all calls, and p99 per kind; a witness check includes waiting for its receipts to be
+sequenced). At the end: RSS and
 p99 of the first full minute against the last.
 """
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import statistics
 import sys
 import tempfile
@@ -55,7 +57,8 @@ class Window:
 
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: Counter[str] = field(default_factory=Counter)
-    rss: list[tuple[int, int]] = field(default_factory=list)  # (sum, largest worker) in kB
+    #: (sum, largest worker, jobs process) in kB
+    rss: list[tuple[int, int, int]] = field(default_factory=list)
     backlog: int = 0  # audit entries not yet sequenced, at the end of the minute
     load: float = 0.0  # the machine's 1-minute load average, at the end of the minute
 
@@ -82,9 +85,9 @@ class Recorder:
             self.windows[self.index()].latencies[kind].append(elapsed)
         return result
 
-    def rss(self, total: int, largest: int) -> None:
+    def rss(self, total: int, largest: int, jobs: int) -> None:
         with self.lock:
-            self.windows[self.index()].rss.append((total, largest))
+            self.windows[self.index()].rss.append((total, largest, jobs))
 
 
 def _rss_kb(pid: int) -> int:
@@ -106,10 +109,25 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def sample_memory(arbiter: int, recorder: Recorder, stop: threading.Event) -> None:
+_JOBS_STARTED = re.compile(r"Started the background jobs \(pid: (\d+)\)")
+
+
+def _jobs_pid(log: Path) -> int | None:
+    """The jobs process the arbiter started last, from its log line."""
+    with contextlib.suppress(OSError):
+        found = _JOBS_STARTED.findall(log.read_text(errors="replace"))
+        return int(found[-1]) if found else None
+    return None
+
+
+def sample_memory(arbiter: int, log: Path, recorder: Recorder, stop: threading.Event) -> None:
     while not stop.is_set():
-        workers = [_rss_kb(pid) for pid in _children(arbiter)]
-        recorder.rss(_rss_kb(arbiter) + sum(workers), max(workers, default=0))
+        jobs = _jobs_pid(log)
+        children = _children(arbiter)
+        workers = [_rss_kb(pid) for pid in children if pid != jobs]
+        jobs_kb = _rss_kb(jobs) if jobs in children else 0
+        total = _rss_kb(arbiter) + sum(workers) + jobs_kb
+        recorder.rss(total, max(workers, default=0), jobs_kb)
         stop.wait(5)
 
 
@@ -204,7 +222,7 @@ KINDS = ("submit", "get", "list", "withdraw", "witness", "notifications", "match
 def print_header() -> None:
     kinds = " ".join(f"{k[:8]:>8}" for k in KINDS)
     print(
-        f"{'min':>4} {'rss MB':>7} {'wkr MB':>7} {'load':>5} {'backlog':>7} "
+        f"{'min':>4} {'rss MB':>7} {'wkr MB':>7} {'jobs MB':>7} {'load':>5} {'backlog':>7} "
         f"{'calls':>6} {'err':>4} "
         f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} | p99 ms per kind: {kinds}",
         flush=True,
@@ -213,12 +231,13 @@ def print_header() -> None:
 
 def print_window(index: int, window: Window) -> tuple[float, float]:
     every = [v for values in window.latencies.values() for v in values]
-    rss_total = max((t for t, _ in window.rss), default=0) / 1024
-    rss_worker = max((w for _, w in window.rss), default=0) / 1024
+    rss_total = max((t for t, _, _ in window.rss), default=0) / 1024
+    rss_worker = max((w for _, w, _ in window.rss), default=0) / 1024
+    rss_jobs = max((j for _, _, j in window.rss), default=0) / 1024
     per_kind = " ".join(f"{_pct(window.latencies.get(k, []), 0.99):8.0f}" for k in KINDS)
     p99 = _pct(every, 0.99)
     print(
-        f"{index + 1:>4} {rss_total:7.1f} {rss_worker:7.1f} {window.load:5.1f} "
+        f"{index + 1:>4} {rss_total:7.1f} {rss_worker:7.1f} {rss_jobs:7.1f} {window.load:5.1f} "
         f"{window.backlog:7d} {len(every):6d} "
         f"{sum(window.errors.values()):4d} {_pct(every, 0.5):7.1f} {_pct(every, 0.95):7.1f} "
         f"{p99:7.1f} | {'':16} {per_kind}",
@@ -263,7 +282,10 @@ def main() -> None:
         recorder = Recorder(started)
         stop = threading.Event()
         threads = [
-            threading.Thread(target=sample_memory, args=(gateway.process.pid, recorder, stop))
+            threading.Thread(
+                target=sample_memory,
+                args=(gateway.process.pid, gateway.log_path, recorder, stop),
+            )
         ] + [
             threading.Thread(target=partner_loop, args=(c, m, recorder, stop, i))
             for i, (c, m) in enumerate(clients)
