@@ -14,6 +14,7 @@ a disposed engine, a dropped schema or a closed log stream.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from gateway.logs import get_logger
@@ -39,6 +40,7 @@ class BackgroundJob:
         self._interval = interval
         self._stop = threading.Event()
         self._thread = JobThread(self, self._run)
+        self._turn_started: float | None = None
 
     def step(self) -> bool:
         """One turn; True when there is more to do right away."""
@@ -47,6 +49,12 @@ class BackgroundJob:
     def pause(self) -> float:
         """Seconds to wait after a turn that left nothing to do right away."""
         return self._interval
+
+    def in_turn_for(self) -> float:
+        """Seconds the current turn has lasted (0 between turns): a turn that lasts far
+        longer than any turn should is stuck (`gateway.server` ends its process then)."""
+        started = self._turn_started
+        return 0.0 if started is None else time.monotonic() - started
 
     @property
     def running(self) -> bool:
@@ -76,11 +84,14 @@ class BackgroundJob:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._turn_started = time.monotonic()
             try:
                 more = self.step()
             except Exception:  # keep running: the next turn may succeed (or a lock frees)
                 log.exception("background job failed", job=self.name)
                 more = False
                 self._stop.wait(4 * self._interval)
+            finally:
+                self._turn_started = None
             if not more:
                 self._stop.wait(self.pause())

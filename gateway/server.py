@@ -20,14 +20,18 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
 from gateway.config import Settings
 from gateway.errors import OperatorError
+
+if TYPE_CHECKING:
+    from gateway.jobs import BackgroundJob
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -317,12 +321,35 @@ def _no_op(_signum: int, _frame: object) -> None:
     """A Python handler, so that the wakeup fd is written; the work is the reader's."""
 
 
-def _wait_for_stop(signals: int, parent: int) -> None:
-    """Until a stop signal came (before this call too) or the arbiter is gone."""
+#: A turn of a background job longer than this is stuck (a lock never released, a hang
+#: in a driver): the jobs process ends so that the arbiter starts a fresh one. Most turns
+#: are bounded batches of seconds; retention erases all that is due in one turn, batch
+#: by batch, each committed, so a cut one (a huge first run) goes on where it stopped.
+STUCK_TURN_SECONDS = 1800.0
+
+
+def _wait_for_stop(signals: int, parent: int, jobs: Sequence[BackgroundJob] = ()) -> bool:
+    """Until a stop signal came (before this call too) or the arbiter is gone (True), or
+    a job is stuck in one turn (False, said in the log)."""
     while os.getppid() == parent:
         ready, _, _ = select.select([signals], [], [], 1.0)
         if ready and _STOP_SIGNALS & set(os.read(signals, 512)):
-            return
+            return True
+        for job in jobs:
+            if (lasted := job.in_turn_for()) > STUCK_TURN_SECONDS:
+                _log().error(
+                    "background job stuck; ending the jobs process",
+                    job=job.name,
+                    seconds=round(lasted),
+                )
+                return False
+    return True
+
+
+def _log() -> Any:
+    from gateway.logs import get_logger
+
+    return get_logger(__name__)
 
 
 def _run_jobs_process(
@@ -341,15 +368,14 @@ def _run_jobs_process(
             handle.close()
         _die_with(parent)
         from gateway.app import create_app
-        from gateway.services import close_app
+        from gateway.services import close_app, services_of
 
         app = create_app(settings=settings)
-        _wait_for_stop(signals, parent)
+        if not _wait_for_stop(signals, parent, services_of(app).jobs):
+            code = 1  # stuck: the arbiter starts a fresh one
         close_app(app, timeout)
     except BaseException:  # logged, and the arbiter starts another after a pause
-        from gateway.logs import get_logger
-
-        get_logger(__name__).exception("background jobs process failed")
+        _log().exception("background jobs process failed")
         code = 1
     finally:
         for stream in (sys.stdout, sys.stderr):

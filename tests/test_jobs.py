@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 import threading
 from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
 
+from gateway import server
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.jobs import BackgroundJob
@@ -91,3 +94,29 @@ def test_an_exiting_gunicorn_worker_closes_its_app(settings: Settings, initialis
     _close_worker_app(None, SimpleNamespace(wsgi=app))
     assert not any(job.running for job in jobs)
     _close_worker_app(None, SimpleNamespace())  # a worker whose app failed to load
+
+
+def test_a_job_stuck_in_one_turn_ends_the_jobs_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The jobs process waits for a stop signal, but ends (for the arbiter to start a
+    fresh one) when a job's turn lasts far longer than any turn should; said in the log."""
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream=stream)
+    monkeypatch.setattr(server, "STUCK_TURN_SECONDS", 0.5)
+    job = _SlowTurn()
+    read, write = os.pipe()
+    try:
+        job.start()
+        assert job.inside.wait(5)
+        assert 0 < job.in_turn_for() < 5
+        assert server._wait_for_stop(read, os.getppid(), [job]) is False
+        (line,) = [json.loads(line) for line in stream.getvalue().splitlines()]
+        assert line["event"] == "background job stuck; ending the jobs process"
+        assert line["job"] == "slow-turn" and line["level"] == "error"
+        os.write(write, bytes([signal.SIGTERM]))  # a stop signal, as the wakeup fd writes it
+        assert server._wait_for_stop(read, os.getppid(), [job]) is True
+    finally:
+        job.release.set()
+        assert job.stop()
+        os.close(read)
+        os.close(write)
+    assert job.in_turn_for() == 0
