@@ -86,12 +86,13 @@ class BackgroundJob:
         while not self._stop.is_set():
             self._turn_started = time.monotonic()
             try:
-                more = self.step()
+                more, failed = self.step(), False
             except Exception:  # keep running: the next turn may succeed (or a lock frees)
                 log.exception("background job failed", job=self.name)
-                more = False
-                self._stop.wait(4 * self._interval)
+                more, failed = False, True
             finally:
                 self._turn_started = None
+            if failed:
+                self._stop.wait(4 * self._interval)
             if not more:
                 self._stop.wait(self.pause())
