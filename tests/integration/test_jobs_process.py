@@ -139,13 +139,13 @@ def test_the_jobs_process_never_outlives_a_killed_arbiter(gateway: RestartableGa
     jobs = _first_jobs_pid(gateway)
     os.kill(gateway.process.pid, signal.SIGKILL)  # the arbiter alone, not its group
     gateway.process.wait(timeout=30)
-    _wait_for("the orphaned jobs process to end", lambda: not _alive(jobs), timeout=15)
+    _wait_for("the orphaned jobs process to end", lambda: not _alive(jobs), timeout=30)
 
 
 def test_sighup_starts_a_fresh_jobs_process(gateway: RestartableGateway) -> None:
     old = _first_jobs_pid(gateway)
     os.kill(gateway.process.pid, signal.SIGHUP)  # new workers, a new jobs process
-    _wait_for("a new jobs process", lambda: len(_jobs_pids(gateway)) == 2, timeout=10)
+    _wait_for("a new jobs process", lambda: len(_jobs_pids(gateway)) == 2, timeout=30)
     new = _jobs_pids(gateway)[1]
     assert not _alive(old) and _alive(new)
     assert f"Background jobs (pid: {old}) ended\n" in gateway.logs()
@@ -185,7 +185,7 @@ def test_a_flood_of_stop_signals_still_stops_the_jobs_process(
         _flood(jobs)
         os.waitpid(helper, 0)
         ended = f"Background jobs (pid: {jobs}) ended"
-        _wait_for("its end", lambda line=ended: line in gateway.logs(), timeout=5)
+        _wait_for("its end", lambda line=ended: line in gateway.logs(), timeout=30)
         assert f"{ended}\n" in gateway.logs()  # not "unexpectedly" (a RecursionError)
         assert not _alive(jobs)
 
