@@ -145,6 +145,16 @@ POSTGRES_TCP = {
     "tcp_user_timeout": 60_000,
 }
 
+#: The server's side of the same, set on each new connection: the server ends the
+#: session of a gateway that vanished (and with it the transaction and the advisory
+#: locks it held, the sequencer's or a cluster's) in about a minute, not hours later.
+_SERVER_TCP = text(
+    "SELECT set_config('tcp_keepalives_idle', '30', false),"
+    " set_config('tcp_keepalives_interval', '10', false),"
+    " set_config('tcp_keepalives_count', '3', false),"
+    " set_config('tcp_user_timeout', '60000', false)"
+)
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
@@ -170,7 +180,21 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     engine = create_engine(url, **kwargs)
     if ping_when_idle:
         _ping_when_idle(engine)
+    if parsed.get_backend_name() == "postgresql":
+        _server_keepalive(engine)
     return engine
+
+
+def _server_keepalive(engine: Engine) -> None:
+    """`_SERVER_TCP` on every new PostgreSQL connection, committed (a rolled-back SET
+    would be undone), in one round trip."""
+    statement = str(_SERVER_TCP)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(statement)
+        dbapi_connection.commit()
 
 
 #: A pooled connection idle at least this long is pinged before it is handed out.

@@ -224,13 +224,20 @@ class _JobsArbiter(Arbiter):  # type: ignore[misc]
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         try:
             pid = os.fork()
-            if pid == 0:
+        except OSError as exc:  # out of processes or memory: the server goes on, retries
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            self.log.error("Could not start the background jobs: %s; retrying in 5 s", exc)
+            self._jobs_next_start = time.monotonic() + 5
+            return
+        if pid == 0:  # the child unblocks them itself, once its handler is in place
+            try:
                 # not the port (the workers'), nor the workers' heartbeat files (as
                 # gunicorn's workers close their siblings'), when it restarts beside them
                 inherited = [*self.LISTENERS, *(worker.tmp for worker in self.WORKERS.values())]
                 _run_jobs_process(settings, inherited, parent, self.cfg.graceful_timeout)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            finally:
+                os._exit(1)  # never back into the arbiter's loop
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         self.jobs_pid = pid
         self._jobs_started = time.monotonic()
         self.log.info("Started the background jobs (pid: %s)", pid)
@@ -260,6 +267,8 @@ class _JobsArbiter(Arbiter):  # type: ignore[misc]
         self._jobs_next_start = time.monotonic() + pause
         if status == 0:
             self.log.info("Background jobs (pid: %s) ended", pid)
+        elif status < 0:  # gunicorn's waitpid(-1) took it in the moment between two checks
+            self.log.info("Background jobs (pid: %s) ended (status collected elsewhere)", pid)
         else:  # with when the next one starts (unless the server is stopping)
             self.log.error(
                 "Background jobs (pid: %s) ended unexpectedly: %s; the next starts in %g s",
@@ -272,8 +281,6 @@ class _JobsArbiter(Arbiter):  # type: ignore[misc]
 
 def _how(status: int) -> str:
     """A `waitpid` status in words."""
-    if status < 0:
-        return "reaped elsewhere, status unknown"
     if os.WIFSIGNALED(status):
         return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
     return f"exit code {os.waitstatus_to_exitcode(status)}"

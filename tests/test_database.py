@@ -134,6 +134,18 @@ def test_a_postgresql_connection_whose_peer_vanished_is_found_dead_in_a_minute()
                 assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 60_000
         finally:
             raw.close()
+        # the server's side: it ends the session (and its locks) of a gateway gone away
+        with database.read_connection() as conn:
+            shown = [
+                conn.execute(text(f"SHOW {name}")).scalar_one()
+                for name in (
+                    "tcp_keepalives_idle",
+                    "tcp_keepalives_interval",
+                    "tcp_keepalives_count",
+                    "tcp_user_timeout",
+                )
+            ]
+        assert shown == ["30", "10", "3", "60000"]
     finally:
         database.dispose()
 

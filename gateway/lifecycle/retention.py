@@ -2,7 +2,7 @@
 the audit log.
 
 One run (`RetentionService.run`, called by `ketenpoort retention run` and by the
-background job in every gateway process) does, in order:
+background job of every gateway) does, in order:
 
 1. **expire** the active signals past `expiresAt` (`gateway.signals.expiry`): payload
    and pseudonyms go at once, each expiry is an audit entry, and the matching outbox
@@ -405,7 +405,7 @@ def erase_signals(session: Session, rows: Sequence[SignalRow], now: datetime) ->
 
 
 class RetentionJob(BackgroundJob):
-    """Runs the retention service every minute in every gateway process."""
+    """Runs the retention service every minute, as a background job of every gateway."""
 
     name = "retention"
 

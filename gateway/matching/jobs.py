@@ -1,4 +1,5 @@
-"""The matching-outbox processor in every gateway process, and the drain before reads.
+"""The matching-outbox processor as a background job of every gateway, and the drain
+before reads.
 
 The background job runs `process_outbox` every half second (sooner while busy); the
 request that stored a signal never waits for it. Reads that must show what earlier

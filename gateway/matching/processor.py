@@ -12,8 +12,8 @@ cluster lock runs them one row at a time, which is also what lets a signal see e
 the signals processed before it (see `gateway.matching.outbox`).
 
 `process_outbox` drains synchronously (tests, the CLI, the demo, and the read paths
-that must show a match right after a submission); `gateway.matching.jobs` runs it in a
-background thread in every gateway process.
+that must show a match right after a submission); `gateway.matching.jobs` runs it as a
+background job of every gateway (its jobs process under `ketenpoort serve`).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from gateway.logs import get_logger
 
@@ -137,7 +137,8 @@ class BacklogCollector:
             if time.monotonic() - self._read_at >= self._refresh:
                 self._families = list(self._read())
                 self._read_at = time.monotonic()
-            yield from self._families
+            families = self._families
+        yield from families
 
     def _read(self) -> Iterator[GaugeMetricFamily]:
         waiting = GaugeMetricFamily(
@@ -159,8 +160,10 @@ class BacklogCollector:
         for work, read in self._readers.items():
             try:
                 found = read()
-            except SQLAlchemyError:  # not initialised yet, or the database is away
-                log.warning("metrics.backlog_failed", work=work)
+            except SQLAlchemyError as exc:  # not initialised yet, or the database is away
+                log.warning("metrics.backlog_failed", work=work, error=type(exc).__name__)
+                if isinstance(exc, OperationalError):  # away: the next would wait as long
+                    break
                 continue
             waiting.add_metric([work], found.waiting)
             given_up.add_metric([work], found.given_up)
