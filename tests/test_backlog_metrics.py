@@ -15,6 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 
 from gateway.actors import Actor
 from gateway.audit.entries import AuditEvent
@@ -22,6 +23,7 @@ from gateway.audit.service import record_event
 from gateway.matching.jobs import drainer
 from gateway.matching.models import MatchingOutboxRow
 from gateway.matching.processor import MAX_ATTEMPTS
+from gateway.ops.metrics import Backlog, BacklogCollector
 from gateway.services import services_of
 from gateway.signals.service import create_signal
 from tests.signals.factory import NOW, new_signal, person
@@ -100,3 +102,26 @@ def test_a_backlog_reading_is_reused_for_a_while(app: Flask, client: FlaskClient
     with services_of(app).db.transaction() as session:
         create_signal(session, new_signal("police-oost", person()), now=NOW)
     assert _gauges(client)[("ketenpoort_background_waiting", "matching")] == before
+
+
+def test_a_database_out_of_reach_costs_one_reading_not_one_per_kind_of_work() -> None:
+    """Each reading would wait the connect timeout: after the first connection error the
+    others are not tried, and the scrape still answers (without the backlog gauges)."""
+    tried: list[str] = []
+
+    def away(work: str) -> Backlog:
+        tried.append(work)
+        raise OperationalError("SELECT 1", {}, Exception("connection timed out"))
+
+    collector = BacklogCollector(
+        {"matching": lambda: away("matching"), "sequencing": lambda: away("sequencing")},
+        refresh=0.0,
+    )
+    families = list(collector.collect())
+    assert tried == ["matching"]
+    assert [f.name for f in families] == [
+        "ketenpoort_background_waiting",
+        "ketenpoort_background_oldest_seconds",
+        "ketenpoort_background_given_up",
+    ]
+    assert all(not f.samples for f in families)
