@@ -463,19 +463,13 @@ def drain(url: str) -> float | None:
 def backlog(url: str) -> tuple[int, int]:
     """Matching outbox rows and unsequenced audit entries the moment the load stopped:
     the gateway's CPU figure holds only the background work done before then."""
-    from sqlalchemy import func, select
-
-    from gateway.audit.models import AuditEntryRow
+    from gateway.audit.sequencer import sequencing_backlog
     from gateway.db import Database
-    from gateway.matching.processor import pending_counts
+    from gateway.matching.processor import outbox_backlog
 
     db = Database(url)
     try:
-        with db.read_connection() as connection:
-            unsequenced = connection.execute(
-                select(func.count()).where(AuditEntryRow.seq.is_(None))
-            ).scalar_one()
-        return pending_counts(db)["pending"], unsequenced
+        return outbox_backlog(db).waiting, sequencing_backlog(db).waiting
     finally:
         db.dispose()
 

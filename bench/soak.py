@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import re
 import statistics
 import sys
 import tempfile
@@ -109,21 +108,16 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-_JOBS_STARTED = re.compile(r"Started the background jobs \(pid: (\d+)\)")
-
-
-def _jobs_pid(log: Path) -> int | None:
-    """The jobs process the arbiter started last, from its log line."""
-    with contextlib.suppress(OSError):
-        found = _JOBS_STARTED.findall(log.read_text(errors="replace"))
-        return int(found[-1]) if found else None
-    return None
-
-
 def sample_memory(arbiter: int, log: Path, recorder: Recorder, stop: threading.Event) -> None:
+    from tests.integration.live import jobs_pids
+
+    jobs: int | None = None
     while not stop.is_set():
-        jobs = _jobs_pid(log)
         children = _children(arbiter)
+        if jobs not in children:  # (re)started since: the log says which one it is
+            with contextlib.suppress(OSError):
+                started = jobs_pids(log.read_text(errors="replace"))
+                jobs = started[-1] if started else None
         workers = [_rss_kb(pid) for pid in children if pid != jobs]
         jobs_kb = _rss_kb(jobs) if jobs in children else 0
         total = _rss_kb(arbiter) + sum(workers) + jobs_kb

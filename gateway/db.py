@@ -137,22 +137,20 @@ POOL_TIMEOUT_SECONDS = 10
 #: background job's turn ends and is retried, instead of hanging on it. Probes start
 #: after 30 s without traffic, every 10 s, 3 unanswered; data unacknowledged for 60 s
 #: closes it too. A long query is not cut: the server answers the probes meanwhile.
-POSTGRES_TCP = {
-    "keepalives": 1,
-    "keepalives_idle": 30,
-    "keepalives_interval": 10,
-    "keepalives_count": 3,
-    "tcp_user_timeout": 60_000,
-}
+_TCP = {"keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+_TCP_USER_TIMEOUT_MS = 60_000
+POSTGRES_TCP = {"keepalives": 1, **_TCP, "tcp_user_timeout": _TCP_USER_TIMEOUT_MS}
 
-#: The server's side of the same, set on each new connection: the server ends the
-#: session of a gateway that vanished (and with it the transaction and the advisory
-#: locks it held, the sequencer's or a cluster's) in about a minute, not hours later.
-_SERVER_TCP = text(
-    "SELECT set_config('tcp_keepalives_idle', '30', false),"
-    " set_config('tcp_keepalives_interval', '10', false),"
-    " set_config('tcp_keepalives_count', '3', false),"
-    " set_config('tcp_user_timeout', '60000', false)"
+#: The server's side of the same, set on each new connection (its settings are named
+#: `tcp_…`): the server ends the session of a gateway that vanished (and with it the
+#: transaction and the advisory locks it held, the sequencer's or a cluster's) in about
+#: a minute, not hours later.
+_SERVER_TCP = "SELECT " + ", ".join(
+    f"set_config('{name}', '{value}', false)"
+    for name, value in [
+        *((f"tcp_{name}", value) for name, value in _TCP.items()),
+        ("tcp_user_timeout", _TCP_USER_TIMEOUT_MS),
+    ]
 )
 
 
@@ -188,12 +186,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def _server_keepalive(engine: Engine) -> None:
     """`_SERVER_TCP` on every new PostgreSQL connection, committed (a rolled-back SET
     would be undone), in one round trip."""
-    statement = str(_SERVER_TCP)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         with dbapi_connection.cursor() as cursor:
-            cursor.execute(statement)
+            cursor.execute(_SERVER_TCP)
         dbapi_connection.commit()
 
 

@@ -103,9 +103,7 @@ def check_port_free(host: str, port: int) -> None:
 
 def _worker_exit(_server: Any, worker: Any) -> None:
     """Gunicorn hook: a dead worker's live gauges leave the multiprocess metrics."""
-    from prometheus_client import multiprocess
-
-    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+    _forget_metrics_of(worker.pid)
 
 
 def _close_worker_app(_server: Any, worker: Any) -> None:
@@ -158,6 +156,10 @@ def run_gunicorn(settings: Settings, *, host: str, port: int, workers: int, thre
         settings, {**options, "child_exit": _worker_exit, "worker_exit": _close_worker_app}
     ).run()
 
+
+#: The arbiter's log line for each jobs process it starts (operators and tests find the
+#: process's pid by it).
+JOBS_STARTED = "Started the background jobs (pid: %s)"
 
 #: A jobs process that ends sooner than this after its start is restarted only after a
 #: pause that doubles each time (up to `_RESTART_PAUSE_MAX`), so a job that cannot start
@@ -240,7 +242,7 @@ class _JobsArbiter(Arbiter):  # type: ignore[misc]
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         self.jobs_pid = pid
         self._jobs_started = time.monotonic()
-        self.log.info("Started the background jobs (pid: %s)", pid)
+        self.log.info(JOBS_STARTED, pid)
 
     def _signal_jobs(self, sig: int) -> None:
         if self.jobs_pid:
@@ -287,7 +289,7 @@ def _how(status: int) -> str:
 
 
 def _forget_metrics_of(pid: int) -> None:
-    """A dead process's live gauges leave the multiprocess metrics (as a worker's)."""
+    """A dead process's live gauges leave the multiprocess metrics."""
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

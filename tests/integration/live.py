@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import re
 import secrets
 import signal
 import socket
@@ -36,6 +37,7 @@ from gateway.config import Settings
 from gateway.crypto.jwe import encrypt_for_recipients
 from gateway.db import Database
 from gateway.partners.registry import add_client, add_organisation, get_organisation
+from gateway.server import JOBS_STARTED
 from tests.oauth.support import ADMIN, DEFAULT_SCOPES, enc_key, new_key, public_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,6 +55,14 @@ _SERVE_ON_FD = (
     "sys.argv = ['ketenpoort', *sys.argv[2:]]\n"
     "main()\n"
 )
+
+
+_JOBS_STARTED = re.compile(re.escape(JOBS_STARTED).replace(re.escape("%s"), r"(\d+)"))
+
+
+def jobs_pids(log: str) -> list[int]:
+    """The jobs processes a `ketenpoort serve` log says its arbiter started, in order."""
+    return [int(pid) for pid in _JOBS_STARTED.findall(log)]
 
 
 def bound_socket(host: str = "127.0.0.1") -> socket.socket:

@@ -28,11 +28,9 @@ from gateway.db import Database
 from gateway.demo.people import people
 from gateway.matching.models import MatchingOutboxRow, MatchRow
 from tests.faults.harness import RestartableGateway, restartable_gateway
-from tests.integration.live import ROOT, signal_body
+from tests.integration.live import ROOT, jobs_pids, signal_body
 
 pytestmark = pytest.mark.slow
-
-_STARTED = re.compile(r"Started the background jobs \(pid: (\d+)\)")
 
 
 @pytest.fixture
@@ -42,8 +40,7 @@ def gateway(database_url: str, tmp_path: Path) -> Iterator[RestartableGateway]:
 
 
 def _jobs_pids(gateway: RestartableGateway) -> list[int]:
-    """The jobs processes the arbiter said it started, in order."""
-    return [int(pid) for pid in _STARTED.findall(gateway.logs())]
+    return jobs_pids(gateway.logs())
 
 
 def _first_jobs_pid(gateway: RestartableGateway) -> int:
