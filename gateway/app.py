@@ -41,7 +41,7 @@ from gateway.oauth.resource import GatewayTokenValidator
 from gateway.oauth.server import OAuthService
 from gateway.oauth.views import bp as oauth_bp
 from gateway.oprf.views import bp as oprf_bp
-from gateway.ops.metrics import BacklogCollector, Metrics
+from gateway.ops.metrics import BacklogCollector, DatabaseAway, Metrics
 from gateway.ops.views import bp as ops_bp
 from gateway.partners.views import bp as partners_bp
 from gateway.policy.active import start_policy
@@ -99,13 +99,15 @@ def build_services(settings: Settings) -> Services:
     keys = KeyStore(settings.keys_dir, master)
     policy = start_policy(settings.policy, database)
     metrics = Metrics()
-    metrics.add_collector(AlertCounter(database))
+    away = DatabaseAway()  # one connect timeout per scrape during an outage, not three
+    metrics.add_collector(AlertCounter(database, away))
     metrics.add_collector(
         BacklogCollector(
             {
                 "matching": lambda: outbox_backlog(database),
                 "sequencing": lambda: sequencing_backlog(database),
-            }
+            },
+            away=away,
         )
     )
     pseudonyms = PseudonymiserSource(keys)

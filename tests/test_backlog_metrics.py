@@ -13,17 +13,20 @@ from datetime import UTC, datetime
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import update
+from sqlalchemy import event, update
 from sqlalchemy.exc import OperationalError
 
 from gateway.actors import Actor
+from gateway.alerts.service import AlertCounter
 from gateway.audit.entries import AuditEvent
 from gateway.audit.service import record_event
+from gateway.db import Database
 from gateway.matching.jobs import drainer
 from gateway.matching.models import MatchingOutboxRow
 from gateway.matching.processor import MAX_ATTEMPTS
-from gateway.ops.metrics import Backlog, BacklogCollector
+from gateway.ops.metrics import Backlog, BacklogCollector, DatabaseAway
 from gateway.services import services_of
 from gateway.signals.service import create_signal
 from tests.signals.factory import NOW, new_signal, person
@@ -125,3 +128,33 @@ def test_a_database_out_of_reach_costs_one_reading_not_one_per_kind_of_work() ->
         "ketenpoort_background_given_up",
     ]
     assert all(not f.samples for f in families)
+
+
+def test_an_outage_costs_a_scrape_one_connect_timeout_not_one_per_collector() -> None:
+    """The alert count and the backlog share what they learnt: after the first finds the
+    database out of reach, the rest of the scrape (and the next scrapes, for a while)
+    skip their readings instead of each waiting the connect timeout."""
+    clock = [0.0]
+    away = DatabaseAway(seconds=15.0, clock=lambda: clock[0])
+    # A real connection error: nothing listens on port 1.
+    unreachable = Database("postgresql+psycopg://postgres@127.0.0.1:1/test")
+    connects: list[int] = []
+    event.listen(unreachable.engine, "do_connect", lambda *_: connects.append(1))
+    tried: list[str] = []
+
+    def backlog() -> Backlog:
+        tried.append("matching")
+        return Backlog(waiting=0, oldest=None)
+
+    registry = CollectorRegistry()
+    registry.register(AlertCounter(unreachable, away))
+    registry.register(BacklogCollector({"matching": backlog}, refresh=0.0, away=away))
+    assert "ketenpoort_alerts_raised" in generate_latest(registry).decode()
+    assert (len(connects), tried) == (1, [])
+    clock[0] = 14.0
+    generate_latest(registry)
+    assert (len(connects), tried) == (1, [])
+    clock[0] = 16.0  # asked again once the while is over
+    generate_latest(registry)
+    assert (len(connects), tried) == (2, [])
+    unreachable.dispose()

@@ -29,6 +29,7 @@ from gateway.audit.models import AuditEntryRow
 from gateway.db import Database, advisory_xact_lock
 from gateway.jobs import BackgroundJob
 from gateway.logs import get_logger
+from gateway.ops.metrics import DatabaseAway
 from gateway.policy.audited import record_decision
 from gateway.policy.engine import PolicyEngine, Resource
 from gateway.policy.schema import AlertRule
@@ -282,16 +283,19 @@ class AlertCounter:
     """`ketenpoort_alerts_raised_total{rule}`: counted from the stored alerts, so every
     gateway process reports the same total, whichever raised them."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, away: DatabaseAway | None = None) -> None:
         self._db = db
+        self._away = away or DatabaseAway()
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = CounterMetricFamily(
             "ketenpoort_alerts_raised", "Misuse alerts raised, by alert rule.", labels=["rule"]
         )
-        try:
-            for rule, n in raised_per_rule(self._db):
-                family.add_metric([rule], n)
-        except SQLAlchemyError:  # not initialised yet: no alerts to count
-            log.warning("alerts.count_failed")
+        if not self._away.now():
+            try:
+                for rule, n in raised_per_rule(self._db):
+                    family.add_metric([rule], n)
+            except SQLAlchemyError as exc:  # not initialised yet, or the database is away
+                log.warning("alerts.count_failed", error=type(exc).__name__)
+                self._away.saw(exc)
         yield family

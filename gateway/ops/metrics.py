@@ -104,6 +104,35 @@ class Backlog:
 
 #: Seconds a backlog reading is reused by the scrapes of one process.
 BACKLOG_REFRESH_SECONDS = 15.0
+#: Seconds the database readings of `/metrics` are skipped after one found the database
+#: out of reach.
+AWAY_SECONDS = 15.0
+
+
+class DatabaseAway:
+    """Shared by the collectors that read the database at scrape time.
+
+    Each reading of a database out of reach waits the connect timeout (5 s). Once one
+    of them found it away, the others skip theirs for `seconds`, so a scrape during an
+    outage costs one timeout, not one per reading, and answers within Prometheus's
+    scrape timeout (10 s) with the figures that need no database.
+    """
+
+    def __init__(
+        self, seconds: float = AWAY_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._seconds = seconds
+        self._clock = clock
+        self._until = -math.inf
+
+    def now(self) -> bool:
+        """Whether a reading should be skipped."""
+        return self._clock() < self._until
+
+    def saw(self, error: SQLAlchemyError) -> None:
+        """A reading failed with `error`; a connection error marks the database away."""
+        if isinstance(error, OperationalError):
+            self._until = self._clock() + self._seconds
 
 
 class BacklogCollector:
@@ -124,8 +153,10 @@ class BacklogCollector:
         readers: Mapping[str, Callable[[], Backlog]],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         refresh: float | None = None,
+        away: DatabaseAway | None = None,
     ) -> None:
         self._readers = readers
+        self._away = away or DatabaseAway()
         self._now = now
         self._refresh = BACKLOG_REFRESH_SECONDS if refresh is None else refresh
         self._lock = threading.Lock()
@@ -158,12 +189,13 @@ class BacklogCollector:
         )
         now = self._now()
         for work, read in self._readers.items():
+            if self._away.now():  # the next would wait the connect timeout as well
+                break
             try:
                 found = read()
             except SQLAlchemyError as exc:  # not initialised yet, or the database is away
                 log.warning("metrics.backlog_failed", work=work, error=type(exc).__name__)
-                if isinstance(exc, OperationalError):  # away: the next would wait as long
-                    break
+                self._away.saw(exc)
                 continue
             waiting.add_metric([work], found.waiting)
             given_up.add_metric([work], found.given_up)
