@@ -1,8 +1,10 @@
 """Audit-log benchmarks; prints figures (never asserts them).
 
 1. Sequenced entries per second with 8 concurrent writer processes (one transaction per
-   entry, as actions write them) while a sequencer runs in batches of <= 256, on SQLite
-   and (if KETENPOORT_BENCH_POSTGRES_URL or KETENPOORT_TEST_POSTGRES_URL is set) PostgreSQL.
+   entry: once in an ORM session, as actions write theirs, once in a Core transaction of
+   its own, as reads and refusals are audited) while the sequencer runs as in production,
+   on SQLite and (if KETENPOORT_BENCH_POSTGRES_URL or KETENPOORT_TEST_POSTGRES_URL is set)
+   PostgreSQL; then the sequencer alone over a backlog.
 2. Inclusion and consistency proof time from stored nodes at 10^6 leaves (a synthetic
    tree, written by the database itself: proofs read nodes, never entries).
 3. A real log of --entries entries (bulk-inserted, then sequenced): proofs on it and
@@ -44,6 +46,7 @@ from gateway.audit.sequencer import (
     sequence_batch,
     sequence_pending,
 )
+from gateway.audit.service import write_entry
 from gateway.audit.tree import (
     stored_consistency_proof,
     stored_inclusion_proof,
@@ -88,15 +91,22 @@ def fresh_database(kind: str, pg_url: str | None) -> tuple[str, Any]:
     return url, drop
 
 
-def _writer(url: str, count: int, worker: int) -> None:
+#: How the writers write: each entry in an action's ORM transaction (`record_event`, as
+#: every action does), or in a transaction of its own (`write_entry`, as the audit of a
+#: read or of a refusal is written).
+WRITERS = {"in an action's transaction": "action", "in a transaction of its own": "own"}
+
+
+def _writer(url: str, count: int, worker: int, how: str) -> None:
     db = Database(url)
     actor = Actor(type="client", id=f"writer-{worker}", organisation="police")
     for i in range(count):
+        event = AuditEvent(action="bench.write", outcome="success", actor=actor, detail={"i": i})
+        if how == "own":
+            write_entry(db, event, datetime.now(UTC))
+            continue
         with db.transaction() as session:
-            record_event(
-                session,
-                AuditEvent(action="bench.write", outcome="success", actor=actor, detail={"i": i}),
-            )
+            record_event(session, event)
     db.dispose()
 
 
@@ -119,6 +129,12 @@ def _sequencer(url: str, signer: dict[str, Any], total: int, result: Any, cpu: A
 
 
 def bench_concurrent(kind: str, pg_url: str | None, writes: int) -> None:
+    for how, writer in WRITERS.items():
+        bench_writers(kind, pg_url, writes, how, writer)
+    bench_backlog(kind, pg_url)
+
+
+def bench_writers(kind: str, pg_url: str | None, writes: int, how: str, writer: str) -> None:
     url, drop = fresh_database(kind, pg_url)
     signer = make_signer()
     ctx = multiprocessing.get_context("fork")
@@ -126,7 +142,7 @@ def bench_concurrent(kind: str, pg_url: str | None, writes: int) -> None:
     finished, seq_cpu = ctx.Value("d", 0.0), ctx.Value("d", 0.0)
     fields = {"origin": signer.origin, "kid": signer.kid, "private_jwk": signer.private_jwk}
     seq = ctx.Process(target=_sequencer, args=(url, fields, per * 8, finished, seq_cpu))
-    writers = [ctx.Process(target=_writer, args=(url, per, w)) for w in range(8)]
+    writers = [ctx.Process(target=_writer, args=(url, per, w, writer)) for w in range(8)]
     start = time.perf_counter()
     seq.start()
     for p in writers:
@@ -147,7 +163,8 @@ def bench_concurrent(kind: str, pg_url: str | None, writes: int) -> None:
     db.dispose()
     contiguous = seqs[0] == per * 8 and seqs[1] == per * 8 - 1
     print(
-        f"[{kind}] 8 writers x {per} entries: committed {per * 8 / written:,.0f} entries/s; "
+        f"[{kind}] 8 writers x {per} entries, each {how}: "
+        f"committed {per * 8 / written:,.0f} entries/s; "
         f"all sequenced after {total:.2f} s = {per * 8 / total:,.0f} sequenced entries/s "
         f"(contiguous: {contiguous})"
     )
@@ -156,7 +173,13 @@ def bench_concurrent(kind: str, pg_url: str | None, writes: int) -> None:
         f"(all 8 together), sequencer {seq_cpu.value / (per * 8) * 1e6:,.0f} us; "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
-    # the sequencer alone, over a backlog (what it can absorb per second)
+    drop()
+
+
+def bench_backlog(kind: str, pg_url: str | None) -> None:
+    """The sequencer alone, over a backlog: what it can absorb per second."""
+    url, drop = fresh_database(kind, pg_url)
+    signer = make_signer()
     _bulk_entries(url, 20_000)
     db = Database(url)
     t0, c0 = time.perf_counter(), time.process_time()

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from gateway.actors import Actor
 from gateway.audit.entries import AuditEvent
-from gateway.audit.service import insert_entry
+from gateway.audit.service import write_entry
 from gateway.db import Database
 from gateway.logs import get_logger
 
@@ -57,7 +57,6 @@ class RateLimitAudit:
             detail={"endpoint": kind, "count": count - written},
         )
         try:
-            with self.db.transaction() as session:
-                insert_entry(session, event, datetime.now(UTC))
+            write_entry(self.db, event, datetime.now(UTC))
         except Exception as exc:  # the 429 still goes out; the log line says what was lost
             log.error("rate-limit hit not audited", error=type(exc).__name__)

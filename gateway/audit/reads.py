@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from gateway.audit.entries import AuditEvent
-from gateway.audit.service import Receipt, insert_entry
+from gateway.audit.service import Receipt, write_entry
 from gateway.db import Database
 
 #: Counts at which an identical read is written again.
@@ -87,5 +87,4 @@ class ReadAudit:
     def _write(self, event: AuditEvent, count: int, now: datetime) -> Receipt:
         if count > 1:
             event = replace(event, detail={**event.detail, "identicalReads": count})
-        with self.db.transaction() as own:
-            return insert_entry(own, event, now)
+        return write_entry(self.db, event, now)

@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from flask import g, has_request_context
-from sqlalchemy import Dialect, Table, insert
+from sqlalchemy import Connection, Dialect, Table, insert
 from sqlalchemy.orm import Session
 
 from gateway.audit.entries import AuditEvent, TraceFields, build_entry, canonical_bytes, leaf_hash
 from gateway.audit.models import AuditEntryRow, AuditSubjectRow
-from gateway.db import READ_AUDIT
+from gateway.db import READ_AUDIT, Database
 from gateway.logs import sensitive_values
 from gateway.pseudonyms.detector import holds_personal_data, names_of
 
@@ -83,42 +83,65 @@ def record_event(session: Session, event: AuditEvent, *, now: datetime | None = 
 
 def insert_entry(session: Session, event: AuditEvent, now: datetime) -> Receipt:
     """The inserts of one entry, in `session`'s transaction."""
-    entry = build_entry(event, _trace(), now)
-    data = canonical_bytes(entry)
-    digest = leaf_hash(data)
-    values = {
-        "leaf_hash": digest,
-        "data": data,
-        "action": event.action,
-        "outcome": event.outcome,
-        "actor_id": event.actor.id,
-        "actor_organisation": event.actor.organisation,
-        "policy_rule": (event.policy_rule or "")[:128] or None,
-        "purpose": (event.purpose or "")[:128] or None,
-        "created_at": now,
-    }
-    subjects = list(dict.fromkeys(s.id for s in event.subjects))
+    entry = _Entry.of(event, now)
     # Pending ORM changes are flushed first, as before; then statements compiled once
     # per dialect, in the caller's transaction (the ORM's execute and Core's statement
     # cache cost more than the inserts themselves).
     session.flush()
-    connection = session.connection()
-    dialect = connection.dialect
-    if dialect.name == "postgresql":
-        # entry and subjects in one round trip
-        statement = _statement(dialect, "entry+subjects" if subjects else "entry")
-        connection.exec_driver_sql(
-            statement.sql, statement.parameters(values, subjects=subjects or None)
-        )
-        return Receipt(digest)
-    statement = _statement(dialect, "entry")
-    result = connection.exec_driver_sql(statement.sql, statement.parameters(values))
-    if subjects:
-        entry_id = result.lastrowid
-        connection.exec_driver_sql(
-            _statement(dialect, "subjects").sql, [(entry_id, sid) for sid in subjects]
-        )
-    return Receipt(digest)
+    return entry.insert(session.connection())
+
+
+def write_entry(db: Database, event: AuditEvent, now: datetime) -> Receipt:
+    """One entry in a write transaction of its own (a read's, a refusal's), on a Core
+    connection: an ORM session costs more than the insert. The entry is built before
+    the transaction begins, so SQLite's write lock is held for the insert alone."""
+    entry = _Entry.of(event, now)
+    with db.write_connection() as connection:
+        return entry.insert(connection)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """An entry's row values and subject references, ready to insert."""
+
+    digest: bytes
+    values: dict[str, Any]
+    subjects: list[str]
+
+    @classmethod
+    def of(cls, event: AuditEvent, now: datetime) -> _Entry:
+        data = canonical_bytes(build_entry(event, _trace(), now))
+        digest = leaf_hash(data)
+        values = {
+            "leaf_hash": digest,
+            "data": data,
+            "action": event.action,
+            "outcome": event.outcome,
+            "actor_id": event.actor.id,
+            "actor_organisation": event.actor.organisation,
+            "policy_rule": (event.policy_rule or "")[:128] or None,
+            "purpose": (event.purpose or "")[:128] or None,
+            "created_at": now,
+        }
+        return cls(digest, values, list(dict.fromkeys(s.id for s in event.subjects)))
+
+    def insert(self, connection: Connection) -> Receipt:
+        dialect, subjects = connection.dialect, self.subjects
+        if dialect.name == "postgresql":
+            # entry and subjects in one round trip
+            statement = _statement(dialect, "entry+subjects" if subjects else "entry")
+            connection.exec_driver_sql(
+                statement.sql, statement.parameters(self.values, subjects=subjects or None)
+            )
+            return Receipt(self.digest)
+        statement = _statement(dialect, "entry")
+        result = connection.exec_driver_sql(statement.sql, statement.parameters(self.values))
+        if subjects:
+            entry_id = result.lastrowid
+            connection.exec_driver_sql(
+                _statement(dialect, "subjects").sql, [(entry_id, sid) for sid in subjects]
+            )
+        return Receipt(self.digest)
 
 
 _ENTRY_COLUMNS = (
