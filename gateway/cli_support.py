@@ -26,12 +26,26 @@ if TYPE_CHECKING:
 
 NOT_INITIALISED = "the database is not initialised; run `ketenpoort init`"
 
+#: `--json` on a command that prints JSON anyway: accepted, so that every command that
+#: prints a result takes it (DESIGN.md) and scripts can pass it to each alike.
+ALWAYS_JSON = click.option(
+    "--json", is_flag=True, expose_value=False, help="Print JSON (this command always does)."
+)
+
 
 def settings_from_env() -> Settings:
-    """The settings, or `ConfigError` (an `OperatorError`) naming the variable."""
-    from gateway.config import load_settings
+    """The settings, or `ConfigError` (an `OperatorError`) naming the variable.
 
-    return load_settings()
+    Also routes the command's log lines through the gateway's redacting pipeline to
+    stderr, at the configured level and format: stdout holds the command's result only
+    (a `--json` result stays parseable), and nothing logs unredacted.
+    """
+    from gateway.config import load_settings
+    from gateway.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
 
 
 def admin_database(settings: Settings) -> Database:

@@ -210,3 +210,70 @@ def test_every_option_says_what_it_does_and_partner_help_names_its_variables() -
     helped = CliRunner().invoke(main, ["partner", "--help"]).output
     for key in ("ISSUER", "CLIENT_ID", "SIGNING_KEY", "ENCRYPTION_KEY", "STATE", "DPOP"):
         assert f"KETENPOORT_PARTNER_{key}" in helped
+
+
+def _ketenpoort(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """One command in a fresh interpreter, as an operator runs it: nothing imported
+    before it (an in-process runner inherits every model the other tests loaded)."""
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_admin_commands_in_a_fresh_process_print_json_on_stdout_alone(tmp_path: Path) -> None:
+    """`users add` for every role works on its own (it once failed on the foreign key
+    to organisations, whose model it never loaded), and commands that log while they
+    work keep stdout for their result: `--json` output parses as it is."""
+    env = {**env_for(tmp_path), "KETENPOORT_LOG_FORMAT": "console"}
+    assert _ketenpoort(env, "init").returncode == 0
+    keys = tmp_path / "partner"
+    assert _ketenpoort(env, "partner", "keys", "init", "--dir", str(keys), "--json").returncode == 0
+    jwks = str(keys / "public.jwks.json")
+    added = _ketenpoort(
+        env, "partners", "add", "roc", "--name", "ROC", "--kind", "education", "--jwks", jwks
+    )
+    assert added.returncode == 0, added.stderr
+    for args in (
+        ("users", "add", "c.one", "--role", "coordinator"),
+        ("users", "add", "p.one", "--role", "privacy-officer", "--json"),
+        ("users", "add", "a.one", "--role", "admin"),
+        ("users", "add", "m.one", "--role", "professional", "--organisation", "roc"),
+    ):
+        done = _ketenpoort(env, *args)
+        assert done.returncode == 0, done.stderr
+        assert set(json.loads(done.stdout)) >= {"oneTimePassword", "totpSecret", "totpUri"}
+    for args in (
+        ("keys", "rotate", "checkpoint", "--json"),
+        ("backup", str(tmp_path / "backup"), "--json"),
+    ):
+        done = _ketenpoort(env, *args)
+        assert done.returncode == 0, done.stderr
+        json.loads(done.stdout)  # nothing but the result
+        assert "[info" not in done.stdout
+
+
+def test_every_command_that_prints_a_result_takes_json() -> None:
+    from gateway.client.cli import partner
+
+    always = {
+        ("users", "add"): main,
+        ("keys", "init"): partner,
+        ("submit",): partner,
+        ("notifications",): partner,
+        ("withdraw",): partner,
+        ("matches",): partner,
+        ("verify",): partner,
+    }
+    for path, group in always.items():
+        command: click.Command = group
+        for name in path:
+            assert isinstance(command, click.Group)
+            found = command.get_command(click.Context(command), name)
+            assert found is not None
+            command = found
+        assert any("--json" in p.opts for p in command.params), path

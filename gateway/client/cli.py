@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from gateway.cli_support import ALWAYS_JSON
 from gateway.client.errors import ApiError, KetenpoortError, OAuthError
 from gateway.errors import OperatorError
 
@@ -146,6 +147,7 @@ def keys() -> None:
 
 
 @keys.command("init")
+@ALWAYS_JSON
 @click.option(
     "--dir",
     "directory",
@@ -183,6 +185,7 @@ def keys_rotate(config_path: Path, only: str | None, as_json: bool) -> None:
 
 
 @partner.command()
+@ALWAYS_JSON
 @click.argument("file", type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--blind",
@@ -206,6 +209,7 @@ def submit(config_path: Path, file: Path, blind: bool) -> None:
 
 
 @partner.command()
+@ALWAYS_JSON
 @click.pass_obj
 @click.option(
     "--from-start",
@@ -219,6 +223,7 @@ def notifications(config_path: Path, from_start: bool) -> None:
 
 
 @partner.command()
+@ALWAYS_JSON
 @click.argument("signal_id")
 @click.pass_obj
 def withdraw(config_path: Path, signal_id: str) -> None:
@@ -228,6 +233,7 @@ def withdraw(config_path: Path, signal_id: str) -> None:
 
 
 @partner.command()
+@ALWAYS_JSON
 @click.pass_obj
 def matches(config_path: Path) -> None:
     """List matches (the meldpunt's own systems, scope cases:write)."""
@@ -249,6 +255,7 @@ def shares(config_path: Path, as_json: bool) -> None:
 
 
 @partner.command()
+@ALWAYS_JSON
 @click.pass_obj
 def verify(config_path: Path) -> None:
     """Check your receipts and that the audit log only grew since you last looked."""
