@@ -29,13 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
 import click
 
 from gateway import API_VERSION
-from gateway.cli_support import (
-    ALWAYS_JSON,
-    admin_database,
-    emit,
-    print_json,
-    settings_from_env,
-)
+from gateway.cli_support import admin_database, emit, print_json, settings_from_env
 from gateway.errors import OperatorError
 
 if TYPE_CHECKING:
@@ -495,7 +489,7 @@ def users() -> None:
     metavar="ORG",
     help="A professional's registered partner organisation (web intake).",
 )
-@ALWAYS_JSON
+@click.option("--json", is_flag=True, expose_value=False, help="Print JSON (it always does).")
 def users_add(name: str, role: str, organisation: str | None) -> None:
     """Create a user; prints JSON with the one-time password and the TOTP secret."""
     import gateway.models  # noqa: F401  (every table: a user's organisation is a foreign key)

@@ -26,12 +26,6 @@ if TYPE_CHECKING:
 
 NOT_INITIALISED = "the database is not initialised; run `ketenpoort init`"
 
-#: `--json` on a command that prints JSON anyway: accepted, so that every command that
-#: prints a result takes it (DESIGN.md) and scripts can pass it to each alike.
-ALWAYS_JSON = click.option(
-    "--json", is_flag=True, expose_value=False, help="Print JSON (this command always does)."
-)
-
 
 def settings_from_env() -> Settings:
     """The settings, or `ConfigError` (an `OperatorError`) naming the variable.

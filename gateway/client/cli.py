@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from gateway.cli_support import ALWAYS_JSON
 from gateway.client.errors import ApiError, KetenpoortError, OAuthError
 from gateway.errors import OperatorError
 
@@ -25,6 +24,13 @@ if TYPE_CHECKING:
 CONFIG_KEYS = ("issuer", "client_id", "signing_key", "encryption_key", "state", "dpop")
 #: Only in the file: earlier encryption keys (after `partner keys rotate`), for shares.
 PREVIOUS_ENCRYPTION_KEYS = "previous_encryption_keys"
+
+
+#: `--json` on a command that prints JSON anyway: accepted, so that every command that
+#: prints a result takes it (DESIGN.md) and scripts can pass it to each alike.
+ALWAYS_JSON = click.option(
+    "--json", is_flag=True, expose_value=False, help="Print JSON (this command always does)."
+)
 
 
 def load_config(path: Path) -> dict[str, Any]:
