@@ -166,6 +166,30 @@ def problem_for_http_exception(exc: HTTPException) -> ProblemError:
     return problem
 
 
+#: The most of a request body left unread that is read (and dropped) before answering.
+DRAIN_AT_MOST = 1024 * 1024
+
+
+def _drain_unread_body() -> None:
+    """Read what is left of a body the request was answered without reading (a 413, a
+    401 or a 415 before the view), up to `DRAIN_AT_MOST` bytes.
+
+    The connection then carries the client's next request. gunicorn drains at most
+    64 KiB itself and otherwise closes the connection after a response that already
+    said keep-alive, so a client's next request on it failed ("connection closed").
+    """
+    length = request.content_length
+    stream = request.environ.get("wsgi.input")
+    if not length or length > DRAIN_AT_MOST or stream is None:
+        return
+    left = length
+    try:
+        while left > 0 and (chunk := stream.read(min(left, 64 * 1024))):
+            left -= len(chunk)
+    except (OSError, ValueError):  # the client went away, or the stream was closed
+        return
+
+
 def init_app(
     app: Flask,
     enforce: Callable[[Operation], None],
@@ -211,6 +235,7 @@ def init_app(
 
     @app.after_request
     def _finish(response: Response) -> Response:
+        _drain_unread_body()
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         response.headers["Content-Security-Policy"] = (

@@ -65,7 +65,16 @@ def _collect_sensitive(value: Any, under_sensitive: bool = False) -> list[str]:
 
 
 def _read_at_most(limit: int) -> bytes:
-    """Read the body, refusing more than `limit` bytes even without a Content-Length."""
+    """Read the body, refusing more than `limit` bytes even without a Content-Length.
+
+    With a Content-Length (one over `limit` was refused before the view) exactly that
+    many bytes are read: a server that marks its input as terminated (gunicorn) has
+    Werkzeug cap the stream at `limit`, and a read past a body of exactly `limit` bytes
+    would raise its 413.
+    """
+    length = request.content_length
+    if length is not None and length <= limit:
+        return _read_exactly(length)
     chunks: list[bytes] = []
     size = 0
     while chunk := request.stream.read(64 * 1024):
@@ -73,6 +82,16 @@ def _read_at_most(limit: int) -> bytes:
         if size > limit:
             raise PayloadTooLarge(f"The body may be at most {limit // 1024} KiB.")
         chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _read_exactly(length: int) -> bytes:
+    """`length` bytes of the body (fewer only if the client sent fewer)."""
+    chunks: list[bytes] = []
+    left = length
+    while left > 0 and (chunk := request.stream.read(min(left, 64 * 1024))):
+        chunks.append(chunk)
+        left -= len(chunk)
     return b"".join(chunks)
 
 
