@@ -267,7 +267,7 @@ class ShareService:
                 **detail,
             )
             return ShareOutcome("pending", _view(row, case.id), approval.id)
-        self._perform(session, row, signals, receivers, decision)
+        self._perform(session, row, signals, receivers, decision, row.created_at)
         audit(session, actor, decision, resource, "share", subjects=subjects, **detail)
         return ShareOutcome("shared", _view(row, case.id))
 
@@ -278,9 +278,10 @@ class ShareService:
         signals: Sequence[SignalRow],
         receivers: Sequence[Organisation],
         decision: Decision,
+        now: datetime,
     ) -> None:
-        """Re-encrypt for each receiver's current keys, store, notify."""
-        now = self.clock()
+        """Re-encrypt for each receiver's current keys, store, notify; shared at `now`
+        (a direct share at the moment it was made, as its 201 says)."""
         for signal in signals:
             assert signal.payload is not None
             plaintext = meldpunt_plaintext(self.keys, signal.payload)
@@ -297,7 +298,8 @@ class ShareService:
                     )
                 )
             del plaintext
-        extra = json.dumps({"shareId": row.id})
+        shared = [signal.id for signal in signals]
+        extra = json.dumps({"shareId": row.id, "signalIds": shared})
         notify = [org.id for org in receivers]
         notify += [o.target for o in decision.obligations if o.kind == NOTIFY]
         for recipient in dict.fromkeys(notify):
@@ -305,6 +307,7 @@ class ShareService:
                 NotificationRow(
                     recipient=recipient,
                     type=SHARE_NOTIFICATION,
+                    signal_id=shared[0] if shared else None,
                     created_at=now,
                     extra=extra,
                 )
@@ -357,9 +360,10 @@ class ShareService:
         row, case = self._pending_share(session, approval.target)
         signals = self._signals(session, case, row.signal_ids)
         receivers = self._receivers(session, row.organisations)
-        self._perform(session, row, signals, receivers, decision)
+        now = self.clock()
+        self._perform(session, row, signals, receivers, decision, now)
         approval.status = "used"
-        approval.used_at = self.clock()
+        approval.used_at = now
         return {"share": row.id, "organisations": row.organisations, "signals": row.signal_ids}
 
     def refused(self, session: Session, approval: ApprovalRow) -> None:

@@ -23,13 +23,21 @@ class NotificationQuery(ApiModel):
 class NotificationOut(ApiModel):
     id: str
     type: str = Field(description="match, match.updated, signal.withdrawn, signal.expired, …")
-    signal_id: str | None = None
+    signal_id: str | None = Field(
+        default=None, description="The signal it is about; for a share the first of `signalIds`."
+    )
     match_id: str | None = None
     created_at: datetime
     organisations: list[str] | None = Field(
         default=None, description="Other organisations, only where the policy reveals them."
     )
     change: str | None = None
+    share_id: str | None = Field(
+        default=None, description="A share: its id, as in `GET /v1/shares`."
+    )
+    signal_ids: list[str] | None = Field(
+        default=None, description="A share: the signals shared with this organisation."
+    )
 
 
 class NotificationPage(ApiModel):

@@ -37,6 +37,8 @@ def notification_out(item: Notification) -> NotificationOut:
         created_at=item.created_at,
         organisations=extra.get("organisations"),
         change=extra.get("change"),
+        share_id=extra.get("shareId"),
+        signal_ids=extra.get("signalIds"),
     )
 
 

@@ -62,10 +62,8 @@ def test_a_share_the_partner_fetches_and_decrypts(world: World) -> None:
     with world.session() as session:
         notes = session.execute(select(NotificationRow).where(NotificationRow.type == "share"))
         recipients = {n.recipient: json.loads(n.extra) for n in notes.scalars()}
-    assert recipients == {
-        "jeugdhulp-twente": {"shareId": outcome.share.id},
-        "privacy-officer": {"shareId": outcome.share.id},
-    }
+    shared_extra = {"shareId": outcome.share.id, "signalIds": [sid]}
+    assert recipients == {"jeugdhulp-twente": shared_extra, "privacy-officer": shared_extra}
     shared = [e for e in world.entries("case.share") if e["detail"].get("step") == "share"]
     assert shared[0]["policy"]["rule"] == "coordinator-shares-case"
     assert shared[0]["purpose"] == "care-referral"
@@ -74,6 +72,11 @@ def test_a_share_the_partner_fetches_and_decrypts(world: World) -> None:
     assert (
         listed["resource"]["type"] == "share" and listed["actor"]["organisation"] == "politie-oost"
     )
+    # The receiver's feed says which share and which signal (the contract's `signalId`).
+    feed = world.client.get("/v1/notifications", headers=world.token(care, "notifications:read"))
+    (note,) = [n for n in feed.get_json()["items"] if n["type"] == "share"]
+    assert (note["shareId"], note["signalId"], note["signalIds"]) == (outcome.share.id, sid, [sid])
+    assert note["createdAt"] == item["createdAt"]
 
 
 def test_the_share_api_for_the_meldpunt_system_and_paging(world: World) -> None:
@@ -94,12 +97,14 @@ def test_the_share_api_for_the_meldpunt_system_and_paging(world: World) -> None:
         )
         assert response.status_code == 201, response.get_json()
         assert response.get_json()["status"] == "shared"
+        created = response.get_json()["createdAt"]
     care_headers = world.token(care, "shares:read")
     first = _shares(world, care_headers, "?limit=2")
     second = _shares(world, care_headers, f"?limit=2&cursor={first['next']}")
     assert second["next"] is None
     got = [s["signals"][0]["id"] for s in first["items"] + second["items"]]
     assert got == signals
+    assert second["items"][-1]["createdAt"] == created  # the moment the 201 named
     for bad in (
         {"organisations": [], "signalIds": [signals[0]], "purpose": "case-meeting"},
         {"organisations": ["nobody"], "signalIds": [signals[0]], "purpose": "case-meeting"},
