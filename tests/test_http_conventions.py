@@ -45,6 +45,15 @@ def test_every_response_has_version_security_and_ids(client: FlaskClient, path: 
     assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", traceparent)
 
 
+@pytest.mark.parametrize("path", ["/static/style.css", "/v1/oprf/key", "/metrics", "/login"])
+def test_no_response_is_kept_in_a_cache(client: FlaskClient, path: str) -> None:
+    """`Cache-Control: no-store` on every response (DESIGN.md), also on what Flask would
+    send as `no-cache` (static files) and on public, unchanging answers."""
+    response = client.get(path)
+    assert response.status_code == 200, path
+    assert response.headers["Cache-Control"] == "no-store"
+
+
 def test_unknown_path_is_problem_404(client: FlaskClient) -> None:
     assert_problem(client.get("/v1/does-not-exist"), 404, "not-found")
 

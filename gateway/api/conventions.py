@@ -238,6 +238,9 @@ def init_app(
         _drain_unread_body()
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        # Every response, the static CSS included (Flask sends files `no-cache`): nothing
+        # of the gateway is kept in a browser's or a proxy's cache (DESIGN.md).
+        response.headers["Cache-Control"] = "no-store"
         response.headers["Content-Security-Policy"] = (
             HTML_CSP if response.mimetype == "text/html" else API_CSP
         )

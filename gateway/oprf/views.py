@@ -72,8 +72,7 @@ def get_key() -> Response:
             mode=service.MODE,
             key_id=key.key_id,
             public_key=service.encode(key.public_key),
-        ),
-        headers={"Cache-Control": "public, max-age=300"},
+        )
     )
 
 
