@@ -93,11 +93,22 @@ class Forbidden(ProblemError):
 
 
 class PolicyDenied(ProblemError):
-    """The data-sharing policy does not allow this action."""
+    """The data-sharing policy does not allow this action; `rule` names the rule that
+    decided (also in the body, for a client to act on without parsing `detail`)."""
 
     status = 403
     slug = "policy-denied"
     title = "Denied by the data-sharing policy"
+
+    def __init__(self, detail: str, *, rule: str | None = None, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.rule = rule
+
+    def body(self, issuer: str, instance: str) -> dict[str, Any]:
+        body = super().body(issuer, instance)
+        if self.rule is not None:
+            body["rule"] = self.rule
+        return body
 
 
 class NotFound(ProblemError):

@@ -38,3 +38,6 @@ class Problem(ApiModel):
     errors: list[FieldErrorModel] | None = Field(
         default=None, description="Every invalid input found (400 only)."
     )
+    rule: str | None = Field(
+        default=None, description="`policy-denied`: the id of the policy rule that decided."
+    )

@@ -450,7 +450,8 @@ class AuditService:
             if not grant.whole_log:
                 denial = PolicyDenied(
                     f"verifying the log reads all of it; rule {grant.rule} allows your "
-                    "organisation's entries only."
+                    "organisation's entries only.",
+                    rule=grant.rule,
                 )
                 self._record(
                     actor,
@@ -525,7 +526,9 @@ class AuditService:
         grant = self.decide(actor, action)
         if not grant.allowed:
             self._record(actor, action, resource, "denied", {"reason": grant.reason}, grant)
-            raise mark_audited(PolicyDenied(f"{grant.reason} (rule {grant.rule})."))
+            raise mark_audited(
+                PolicyDenied(f"{grant.reason} (rule {grant.rule}).", rule=grant.rule)
+            )
         return grant
 
     def _record(

@@ -98,6 +98,7 @@ def policy_denied(decision: Decision) -> PolicyDenied:
     if decision.needs_approval:
         return PolicyDenied(
             f"This needs a second person's approval first (rule {decision.rule}): "
-            f"{decision.reason}."
+            f"{decision.reason}.",
+            rule=decision.rule,
         )
-    return PolicyDenied(f"{decision.reason} (rule {decision.rule}).")
+    return PolicyDenied(f"{decision.reason} (rule {decision.rule}).", rule=decision.rule)

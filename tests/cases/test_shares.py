@@ -134,6 +134,7 @@ def test_a_refused_share_names_the_rule(world: World) -> None:
     problem = response.get_json()
     assert problem["type"].endswith("/policy-denied")
     assert "deny:recipient-kind-not-allowed" in problem["detail"]
+    assert problem["rule"] == "deny:recipient-kind-not-allowed"  # for a client to act on
     assert "possible-perpetrator" in problem["detail"]
     denied = world.entries("case.share")[-1]
     assert denied["outcome"] == "denied"
