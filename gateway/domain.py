@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.alerts.service import AlertService
+from gateway.api.paging import CURSOR_SECRET_LABEL, CursorCodec
 from gateway.cases.match_links import linked_matches
 from gateway.keys import KeyStore
 from gateway.matching.queries import MatchService, NotificationService
@@ -46,6 +47,7 @@ def build_domain_services(
     """The services, given what they use (the container's directory cache and
     pseudonymiser, so each exists once per process). `catch_up` sequences pending audit
     entries, `drain_matching` does pending matching work, each before a read."""
+    cursor_secret = keys.derive_secret(CURSOR_SECRET_LABEL)
     subject_search = SubjectSearchService(
         engine=engine, pseudonymiser=pseudonymiser, catch_up=catch_up
     )
@@ -56,9 +58,10 @@ def build_domain_services(
             directory=directory,
             pseudonymiser=pseudonymiser,
             idempotency_secret=keys.derive_secret(IDEMPOTENCY_SECRET_LABEL),
+            cursors=CursorCodec(cursor_secret, "signals"),
         ),
         matches=MatchService(engine, linked=linked_matches, drain=drain_matching),
-        notifications=NotificationService(engine),
+        notifications=NotificationService(engine, CursorCodec(cursor_secret, "notifications")),
         subject_search=subject_search,
         subject_reports=SubjectReportService(engine=engine, search=subject_search),
         policy_history=PolicyHistoryService(engine),

@@ -24,6 +24,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
+from gateway.api.paging import CursorCodec
 from gateway.app import create_app
 from gateway.bootstrap import initialise
 from gateway.config import Settings
@@ -44,6 +45,8 @@ BACKENDS = [
         ),
     ),
 ]
+#: Paging cursors of the services' list functions called directly in tests.
+TEST_CURSORS = CursorCodec(bytes(32), "test")
 TEST_ISSUER = "http://127.0.0.1:8080"
 #: What the meldpunt's own systems may do (matches, the whole audit log, its notifications).
 MELDPUNT_SCOPES = "cases:write audit:read notifications:read directory:read signals:read"

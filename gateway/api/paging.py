@@ -8,16 +8,27 @@ would refuse), and anything longer than a cursor we could have made is refused b
 it is decoded. What the key means is the caller's: the last row of the previous page
 (keyset paging, `WHERE key > :after`) or the first index of the next page (the log).
 
-This module imports nothing but the error types: services and views both use it.
+Collections a partner pages through (its signals, its notifications, its shares) use
+`CursorCodec` instead: the same key, wrapped under a secret of the instance, so that a
+cursor (and a notification's id) shows no counter over everyone's rows. A plain row id
+would tell a partner how many rows other organisations caused in between, and where
+one of its own actions made a second row for someone else (the meldpunt's copy of an
+expiry notice for a signal that was ever in a match), whether it had matched.
+
+This module imports nothing but the error types and `cryptography`: services and views
+both use it.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
+
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 from gateway.errors import FieldError, InvalidInput
 
@@ -32,6 +43,10 @@ _PREFIX: Final = "k1:"
 #: `k1:` and 19 digits is 22 bytes, 30 base64 characters; nothing longer is a cursor of ours.
 MAX_CURSOR_LENGTH: Final = 32
 _BASE64URL = re.compile(r"^[A-Za-z0-9_-]+$")
+#: A wrapped cursor (`CursorCodec`): 24 bytes in base64url without padding.
+_WRAPPED_LENGTH: Final = 32
+#: `KeyStore.derive_secret` label of the secret `CursorCodec`s wrap under.
+CURSOR_SECRET_LABEL: Final = "paging-cursors/v1"  # noqa: S105 - a label
 
 
 class InvalidCursor(InvalidInput):
@@ -89,6 +104,45 @@ def decode_cursor(cursor: str | None, *, parameter: str = "cursor") -> int:
     if key > MAX_KEY:
         raise InvalidCursor(parameter)
     return key
+
+
+class CursorCodec:
+    """Opaque cursors for one kind of collection: the key and a tag of the kind, 16 bytes
+    wrapped with AES key wrap (RFC 3394) under a secret of the instance: 24 bytes, 32
+    base64url characters. Deterministic (one key, one cursor), unreadable without the
+    secret, and checked on the way back (the wrap's integrity check and the tag), so a
+    cursor of another collection or a made-up one is `invalid-cursor`."""
+
+    def __init__(self, secret: bytes, kind: str) -> None:
+        if len(secret) != 32:
+            raise ValueError("a cursor secret is 32 bytes")
+        self._secret = secret
+        self._tag = hashlib.sha256(f"ketenpoort-cursor-v1:{kind}".encode()).digest()[:8]
+
+    def encode(self, key: int) -> str:
+        """The cursor for `key` (0 ≤ key ≤ MAX_KEY)."""
+        if not 0 <= key <= MAX_KEY:
+            raise ValueError("a cursor key is a non-negative 64-bit integer")
+        wrapped = aes_key_wrap(self._secret, key.to_bytes(8, "big") + self._tag)
+        return base64.urlsafe_b64encode(wrapped).rstrip(b"=").decode("ascii")
+
+    def decode(self, cursor: str | None, *, parameter: str = "cursor") -> int:
+        """The key a cursor of this codec holds (0 when there is none: the first page);
+        `InvalidCursor` (a 400) for anything else."""
+        if cursor is None or cursor == "":
+            return 0
+        if len(cursor) != _WRAPPED_LENGTH or not _BASE64URL.match(cursor):
+            raise InvalidCursor(parameter)
+        try:
+            raw = aes_key_unwrap(self._secret, base64.urlsafe_b64decode(cursor + "=" * 4))
+        except (binascii.Error, ValueError, InvalidUnwrap):
+            raise InvalidCursor(parameter) from None
+        if raw[8:] != self._tag:
+            raise InvalidCursor(parameter)
+        key = int.from_bytes(raw[:8], "big")
+        if key > MAX_KEY:
+            raise InvalidCursor(parameter)
+        return key
 
 
 def clamp_limit(limit: int | None) -> int:

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.actors import Actor
-from gateway.api.paging import Page, clamp_limit, decode_cursor, encode_cursor
+from gateway.api.paging import CURSOR_SECRET_LABEL, CursorCodec, Page, clamp_limit
 from gateway.cases.approvals import (
     CASE_SHARE,
     ApprovalNotPending,
@@ -118,6 +118,8 @@ class ShareService:
 
     def __post_init__(self) -> None:
         self.approvals.handlers[CASE_SHARE] = self  # approving a share performs it
+        # A partner's paging cursors, opaque (`gateway.api.paging.CursorCodec`).
+        self._cursors = CursorCodec(self.keys.derive_secret(CURSOR_SECRET_LABEL), "shares")
 
     # -- the one decision ------------------------------------------------------------
     def decide_share(
@@ -379,7 +381,7 @@ class ShareService:
         Decided as `notification.read` of the organisation's own resources: a share is
         a notification with content (the contract: "a share is also a notification").
         """
-        after = decode_cursor(cursor)
+        after = self._cursors.decode(cursor)
         size = clamp_limit(limit)
         organisation = actor.organisation
         if organisation is None:  # only organisations receive shares
@@ -403,7 +405,7 @@ class ShareService:
         pks = pks[:size]
         items = self._received(session, organisation, pks)
         audit(session, actor, decision, resource, "list", shares=[s.id for s in items])
-        return Page(items, encode_cursor(pks[-1]) if more else None)
+        return Page(items, self._cursors.encode(pks[-1]) if more else None)
 
     @staticmethod
     def _received(session: Session, organisation: str, pks: Sequence[int]) -> list[ReceivedShare]:

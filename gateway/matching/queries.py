@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from gateway.actors import Actor
-from gateway.api.paging import Page
+from gateway.api.paging import CursorCodec, Page
 from gateway.errors import FieldError, InvalidInput, NotFound
 from gateway.matching.models import COORDINATOR, DISMISSAL_REASONS, MATCH_STATES
 from gateway.matching.service import (
@@ -149,6 +149,9 @@ class MatchService:
 @dataclass
 class NotificationService:
     engine: PolicyEngine
+    #: The feed's cursors and notification ids, opaque to the partner: a row id would
+    #: show the rows written for others in between (`gateway.api.paging.CursorCodec`).
+    cursors: CursorCodec
 
     @staticmethod
     def feed_of(actor: Actor) -> str | None:
@@ -166,6 +169,6 @@ class NotificationService:
         decision = _decide(self.engine, session, actor, "notification.read", resource)
         if feed is None:  # allowed, yet no feed of its own: refused, and audited as such
             refuse(session, actor, decision, resource, NotFound("No feed for this caller."))
-        page = list_notifications(session, feed, after, limit)
+        page = list_notifications(session, feed, after, limit, self.cursors)
         record_decision(session, actor, decision, resource, detail={"count": len(page.items)})
         return page

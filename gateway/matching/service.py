@@ -50,7 +50,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from gateway.actors import SYSTEM
-from gateway.api.paging import Page, clamp_limit, decode_cursor, encode_cursor
+from gateway.api.paging import CursorCodec, Page, clamp_limit, decode_cursor, encode_cursor
 from gateway.audit.entries import AuditEvent, SubjectRef
 from gateway.audit.service import record_event
 from gateway.matching.models import (
@@ -135,6 +135,8 @@ class MatchChange:
 @dataclass(frozen=True)
 class Notification:
     id: int
+    #: What the partner sees as the notification's id: opaque, and a cursor.
+    ref: str
     recipient: str
     type: str
     signal_id: str | None
@@ -973,10 +975,11 @@ def with_supplied(session: Session, match: Match) -> Match:
 
 
 def list_notifications(
-    session: Session, recipient: str, after: str | None, limit: int | None
+    session: Session, recipient: str, after: str | None, limit: int | None, cursors: CursorCodec
 ) -> Page[Notification]:
-    """Notifications for `recipient` (an organisation id or "coordinator"), oldest first."""
-    start = decode_cursor(after, parameter="after")
+    """Notifications for `recipient` (an organisation id or "coordinator"), oldest first;
+    each one's `ref` is its cursor (`after=ref` reads what came after it)."""
+    start = cursors.decode(after, parameter="after")
     size = clamp_limit(limit)
     rows = list(
         session.execute(
@@ -989,6 +992,7 @@ def list_notifications(
     items = [
         Notification(
             id=row.id,
+            ref=cursors.encode(row.id),
             recipient=row.recipient,
             type=row.type,
             signal_id=row.signal_id,
@@ -1000,7 +1004,7 @@ def list_notifications(
     ]
     # A feed: `next` always names the position after what was delivered (or the given
     # position when nothing came), so a poll with `after=next` gets only what is new.
-    return Page(items, encode_cursor(rows[-1].id if rows else start))
+    return Page(items, cursors.encode(rows[-1].id if rows else start))
 
 
 def set_match_state(

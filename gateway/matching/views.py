@@ -30,7 +30,7 @@ bp = Blueprint("matching", __name__)
 def notification_out(item: Notification) -> NotificationOut:
     extra: Mapping[str, Any] = item.extra or {}
     return NotificationOut(
-        id=str(item.id),
+        id=item.ref,
         type=item.type,
         signal_id=item.signal_id,
         match_id=item.match_id,

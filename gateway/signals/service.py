@@ -25,7 +25,7 @@ from typing import Any, Literal, NamedTuple, cast
 from sqlalchemy import Row, Table, and_, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from gateway.api.paging import Page, clamp_limit, decode_cursor, encode_cursor
+from gateway.api.paging import CursorCodec, Page, clamp_limit
 from gateway.audit.entries import SubjectRef
 from gateway.matching.outbox import enqueue, enqueue_row
 from gateway.matching.service import utc
@@ -376,12 +376,13 @@ def list_signals(
     organisation: str,
     cursor: str | None,
     limit: int | None,
+    cursors: CursorCodec,
     *,
     submitter: str | None = None,
 ) -> Page[Signal]:
     """The organisation's own signals, oldest first, keyset-paged by an opaque cursor;
     with `submitter`, only those that user filed (a professional's own)."""
-    after = decode_cursor(cursor)
+    after = cursors.decode(cursor)
     size = clamp_limit(limit)
     query = select(SignalRow).where(SignalRow.organisation == organisation, SignalRow.pk > after)
     if submitter is not None:
@@ -389,7 +390,7 @@ def list_signals(
     rows = list(session.execute(query.order_by(SignalRow.pk).limit(size + 1)).scalars())
     more = len(rows) > size
     rows = rows[:size]
-    return Page([_view(r) for r in rows], encode_cursor(rows[-1].pk) if more else None)
+    return Page([_view(r) for r in rows], cursors.encode(rows[-1].pk) if more else None)
 
 
 def _pseudonym_rows(session: Session, signal_pk: int) -> list[SignalPseudonymRow]:

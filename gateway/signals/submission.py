@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 from sqlalchemy.orm import Session
 
 from gateway.actors import Actor
-from gateway.api.paging import Page
+from gateway.api.paging import CursorCodec, Page
 from gateway.crypto.jwe import encrypt_for_recipients
 from gateway.errors import FieldError, InvalidInput, NotFound
 from gateway.keys import KeyPurpose, KeyRecord, KeyStore
@@ -211,6 +211,8 @@ class SignalService:
     pseudonymiser: Callable[[], Pseudonymiser]
     #: The secret idempotency keys are hashed under (`KeyStore.derive_secret`).
     idempotency_secret: bytes
+    #: The list's cursors, opaque to the partner (`gateway.api.paging.CursorCodec`).
+    cursors: CursorCodec
 
     # -- helpers -------------------------------------------------------------------------
     def stored_idempotency_key(self, organisation: str, key: str) -> str:
@@ -530,7 +532,7 @@ class SignalService:
                 decision, resource, submitter = narrowed, own, actor.id
         if not decision.allowed:
             refuse(session, actor, decision, resource)
-        page = list_signals(session, organisation, cursor, limit, submitter=submitter)
+        page = list_signals(session, organisation, cursor, limit, self.cursors, submitter=submitter)
         detail: dict[str, Any] = {"count": len(page.items)}
         if submitter is not None:
             detail["ownSubmissions"] = True

@@ -28,6 +28,7 @@ from gateway.matching.processor import Processed, process_outbox
 from gateway.matching.service import list_matches, list_notifications
 from gateway.signals.models import SignalRow
 from gateway.signals.service import Created, NewSignal, create_signal
+from tests.conftest import TEST_CURSORS
 from tests.signals.factory import NOW, count, new_signal, person
 
 
@@ -103,7 +104,7 @@ def test_two_partners_at_once_make_one_match(database: Database) -> None:
         assert sum(len(p.changes) for p in done) == 1
     with database.transaction(write=False) as session:
         matches = list_matches(session, None, 50).items
-        assert len(list_notifications(session, COORDINATOR, None, 50).items) == 3
+        assert len(list_notifications(session, COORDINATOR, None, 50, TEST_CURSORS).items) == 3
         assert count(session, MatchingOutboxRow) == 0
     assert len(matches) == 3 and all(len(m.signals) == 2 for m in matches)
     assert matching_entries(database) == sorted(ids)  # one entry per signal, hit or miss
@@ -133,7 +134,7 @@ def test_processors_racing_submissions_still_make_one_match(database: Database) 
     process_outbox(database)  # whatever committed after the racing drains looked
     with database.transaction(write=False) as session:
         (match,) = list_matches(session, None, 50).items
-        assert len(list_notifications(session, COORDINATOR, None, 50).items) == 1
+        assert len(list_notifications(session, COORDINATOR, None, 50, TEST_CURSORS).items) == 1
     assert first.signal.id in {s.id for s in match.signals} and len(match.signals) == 2
 
 
@@ -151,7 +152,9 @@ def test_three_partners_at_once_make_one_match_of_three(database: Database) -> N
     drain_at_once(database, 3)
     with database.transaction(write=False) as session:
         (match,) = list_matches(session, None, 50).items
-        kinds = [n.type for n in list_notifications(session, COORDINATOR, None, 50).items]
+        kinds = [
+            n.type for n in list_notifications(session, COORDINATOR, None, 50, TEST_CURSORS).items
+        ]
     assert sorted(s.organisation for s in match.signals) == sorted(orgs)
     # One match either way; whether it grew on the way depends on the processing order.
     assert kinds[0] == "match" and set(kinds) <= {"match", "match.updated"}

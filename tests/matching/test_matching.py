@@ -37,6 +37,7 @@ from gateway.signals.service import (
     get_signal,
     withdraw_signal,
 )
+from tests.conftest import TEST_CURSORS
 from tests.signals.factory import NOW, new_signal, person
 
 
@@ -95,7 +96,7 @@ def members(match: Match) -> set[str]:
 
 def notes(database: Database, recipient: str) -> list[tuple[str, str | None, str | None]]:
     with database.transaction(write=False) as session:
-        items = list_notifications(session, recipient, None, 200).items
+        items = list_notifications(session, recipient, None, 200, TEST_CURSORS).items
     return [(n.type, n.signal_id, n.match_id) for n in items]
 
 
@@ -288,7 +289,7 @@ def test_partners_hear_of_hits_only_as_the_policy_says(database: Database) -> No
     c = submit(database, "roc-twente", subject, now=NOW, hit_policy=police_may_know)
     assert b.matches and c.matches
     with database.transaction(write=False) as session:
-        police = list_notifications(session, "police-oost", None, 10).items
+        police = list_notifications(session, "police-oost", None, 10, TEST_CURSORS).items
     # Told of the hit about its own signal, then that the match grew; never who else.
     assert [(n.type, n.signal_id, n.match_id) for n in police] == [
         ("match", a.signal.id, None),
@@ -298,7 +299,7 @@ def test_partners_hear_of_hits_only_as_the_policy_says(database: Database) -> No
     assert notes(database, "zorg-twente") == [] and notes(database, "roc-twente") == []
     withdraw(database, "zorg-twente", b.signal.id, NOW, police_may_know)
     with database.transaction(write=False) as session:
-        last = list_notifications(session, "police-oost", None, 10).items[-1]
+        last = list_notifications(session, "police-oost", None, 10, TEST_CURSORS).items[-1]
     assert (last.type, last.signal_id, last.extra) == (
         "match.updated",
         a.signal.id,
@@ -315,7 +316,7 @@ def test_other_organisations_are_named_only_when_the_policy_reveals(database: Da
     submit(database, "police-oost", subject, now=NOW, hit_policy=reveal)
     b = submit(database, "zorg-twente", subject, now=NOW, hit_policy=reveal)
     with database.transaction(write=False) as session:
-        (care,) = list_notifications(session, "zorg-twente", None, 10).items
+        (care,) = list_notifications(session, "zorg-twente", None, 10, TEST_CURSORS).items
     assert care.signal_id == b.signal.id and care.extra == {"organisations": ["police-oost"]}
 
 
@@ -328,7 +329,7 @@ def test_notifications_page_by_after_cursor(database: Database) -> None:
     after = None
     with database.transaction(write=False) as session:
         while True:
-            page = list_notifications(session, COORDINATOR, after, 3)
+            page = list_notifications(session, COORDINATOR, after, 3, TEST_CURSORS)
             seen.extend(n.id for n in page.items)
             if not page.items:  # a feed: `next` is always given, so a poll can resume
                 assert page.next == after

@@ -32,6 +32,7 @@ from gateway.matching.models import COORDINATOR, MatchingOutboxRow, MatchRow, No
 from gateway.matching.processor import process_outbox
 from gateway.matching.service import list_matches, list_notifications
 from gateway.signals.service import create_signal
+from tests.conftest import TEST_CURSORS
 from tests.security.test_matching_oracle import FRESH, REPORTED
 from tests.signals.factory import NOW, count, new_signal, person
 from tests.signals.test_api import body
@@ -169,7 +170,7 @@ def test_a_row_left_by_a_crash_is_processed_later_exactly_once(
         with later.transaction(write=False) as session:
             (match,) = list_matches(session, None, 10).items
             assert {s.id for s in match.signals} == {a.id, b.id}
-            notes = list_notifications(session, COORDINATOR, None, 10).items
+            notes = list_notifications(session, COORDINATOR, None, 10, TEST_CURSORS).items
             assert [(n.type, n.signal_id) for n in notes] == [("match", b.id)]
             assert count(session, MatchingOutboxRow) == 0
         assert matching_entries(later, a.id) == matching_entries(later, b.id) == 1

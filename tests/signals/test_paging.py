@@ -1,12 +1,14 @@
 """Cursors are opaque and parse strictly: a round trip holds, anything else is a 400.
 
-The codec is the API's one codec (`gateway.api.paging`); signals, matches,
-notifications and the audit log all page with it.
+The plain codec pages the meldpunt's collections (matches, cases) and the audit log
+(whose indices are public); what partners page through (signals, notifications,
+shares) uses the wrapped codec, which shows no row id (`gateway.api.paging`).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import string
 
 import pytest
@@ -17,6 +19,7 @@ from gateway.api.paging import (
     MAX_CURSOR_LENGTH,
     MAX_KEY,
     MAX_LIMIT,
+    CursorCodec,
     InvalidCursor,
     clamp_limit,
     decode_cursor,
@@ -113,3 +116,44 @@ def test_no_cursor_is_the_first_page() -> None:
 )
 def test_limit_is_clamped(given_: int | None, used: int) -> None:
     assert clamp_limit(given_) == used
+
+
+# -- the codec of what partners page through ---------------------------------------------
+
+SECRET = bytes(range(32))
+
+
+@given(st.integers(min_value=0, max_value=MAX_KEY))
+def test_a_wrapped_cursor_round_trips_and_shows_nothing_of_its_key(key: int) -> None:
+    """Unlike the plain codec, a partner cannot read the row id out of the cursor: the
+    key is wrapped under the instance's secret, with a tag of its collection."""
+    codec = CursorCodec(SECRET, "notifications")
+    cursor = codec.encode(key)
+    assert codec.decode(cursor) == key
+    assert set(cursor) <= URL_SAFE and len(cursor) == MAX_CURSOR_LENGTH
+    with pytest.raises(InvalidCursor):
+        decode_cursor(cursor)  # not the plain format
+
+
+def test_a_wrapped_cursor_of_another_collection_secret_or_made_up_is_invalid() -> None:
+    codec = CursorCodec(SECRET, "notifications")
+    cursor = codec.encode(7)
+    for foreign in (
+        CursorCodec(SECRET, "signals").encode(7),
+        CursorCodec(bytes(32), "notifications").encode(7),
+        encode_cursor(7),
+        cursor[:-1] + ("A" if cursor[-1] != "A" else "B"),
+        cursor + "A",
+        "A" * MAX_CURSOR_LENGTH,
+    ):
+        with pytest.raises(InvalidCursor):
+            codec.decode(foreign, parameter="after")
+    assert codec.decode(None) == codec.decode("") == 0
+
+
+@given(st.text(max_size=40))
+def test_a_wrapped_cursor_decoder_refuses_any_text_with_a_400(text: str) -> None:
+    """Any text decodes to a key or is `invalid-cursor`, never another exception."""
+    codec = CursorCodec(SECRET, "signals")
+    with contextlib.suppress(InvalidCursor):
+        assert 0 <= codec.decode(text) <= MAX_KEY

@@ -28,6 +28,7 @@ from gateway.signals.service import (
     subject_refs,
     withdraw_signal,
 )
+from tests.conftest import TEST_CURSORS
 from tests.signals.factory import NOW, PAYLOAD, count, new_signal, person
 
 
@@ -102,7 +103,7 @@ def test_list_pages_are_stable_and_complete(database: Database) -> None:
     pages = 0
     with database.transaction(write=False) as session:
         while True:
-            page = list_signals(session, "police-oost", cursor, 5)
+            page = list_signals(session, "police-oost", cursor, 5, TEST_CURSORS)
             seen.extend(s.id for s in page.items)
             pages += 1
             if page.next is None:
@@ -111,9 +112,9 @@ def test_list_pages_are_stable_and_complete(database: Database) -> None:
             assert len(page.items) == 5
     assert seen == ids and pages == 5
     with database.transaction(write=False) as session:
-        again = list_signals(session, "police-oost", None, 5)
+        again = list_signals(session, "police-oost", None, 5, TEST_CURSORS)
         assert [s.id for s in again.items] == ids[:5]
-        assert list_signals(session, "roc-twente", None, 5).items == []
+        assert list_signals(session, "roc-twente", None, 5, TEST_CURSORS).items == []
 
 
 def test_a_signal_added_while_paging_comes_last(database: Database) -> None:
@@ -123,13 +124,13 @@ def test_a_signal_added_while_paging_comes_last(database: Database) -> None:
             for _ in range(4)
         ]
     with database.transaction(write=False) as session:
-        page = list_signals(session, "police-oost", None, 2)
+        page = list_signals(session, "police-oost", None, 2, TEST_CURSORS)
     with database.transaction() as session:
         late = create_signal(session, new_signal("police-oost", person()), now=NOW).signal.id
     seen = [s.id for s in page.items]
     with database.transaction(write=False) as session:
         while page.next:
-            page = list_signals(session, "police-oost", page.next, 2)
+            page = list_signals(session, "police-oost", page.next, 2, TEST_CURSORS)
             seen.extend(s.id for s in page.items)
     assert seen == [*first, late]
 
@@ -137,7 +138,7 @@ def test_a_signal_added_while_paging_comes_last(database: Database) -> None:
 @pytest.mark.parametrize("cursor", ["not a cursor", "!!!", encode_cursor(1)[:-1] + "~", "aGVsbG8"])
 def test_a_bad_cursor_is_a_400(database: Database, cursor: str) -> None:
     with database.transaction(write=False) as session, pytest.raises(InvalidCursor) as caught:
-        list_signals(session, "police-oost", cursor, 10)
+        list_signals(session, "police-oost", cursor, 10, TEST_CURSORS)
     assert isinstance(caught.value, InvalidInput) and caught.value.status == 400
     assert caught.value.slug == "invalid-cursor"
     assert caught.value.errors[0].parameter == "cursor"
@@ -228,7 +229,7 @@ def test_expiry_forgets_payload_and_pseudonyms(database: Database) -> None:
         assert count(session, SignalPseudonymRow) == 2  # only the long one's
         assert get_signal(session, "police-oost", long.signal.id).status == "active"  # type: ignore[union-attr]
         # The owner hears of its own signal's expiry (nothing about anyone else).
-        notes = list_notifications(session, "police-oost", None, 10).items
+        notes = list_notifications(session, "police-oost", None, 10, TEST_CURSORS).items
         assert [(n.type, n.signal_id) for n in notes] == [("signal.expired", short.signal.id)]
         assert count(session, MatchRow) == 0
     with database.transaction() as session:
