@@ -83,6 +83,23 @@ def test_success_path_logs_no_identifiers(logged: tuple[Flask, io.StringIO]) -> 
     assert any(line.get("logger") == "some.library" for line in lines)
 
 
+def test_parts_of_a_name_are_not_logged_either(logged: tuple[Flask, io.StringIO]) -> None:
+    """Found by an attack: a caller's own X-Request-Id holding a part of the subject's
+    family name ("Plettenborgh" of "van Plettenborgh") reached the request log line,
+    which redacted only whole values; the audit entry had dropped it."""
+    app, stream = logged
+    subject = {"familyName": "van Plettenborgh", "givenNames": "Sjoukje Anna"}
+    response = app.test_client().post(
+        "/v1/echo-signals",
+        json=body(**subject),
+        headers={"X-Request-Id": "case-Plettenborgh-Sjoukje"},
+    )
+    assert response.status_code == 201
+    text = stream.getvalue()
+    for needle in ("Plettenborgh", "plettenborgh", "Sjoukje", "Anna"):
+        assert needle not in text, needle
+
+
 def test_400_logs_no_identifiers(logged: tuple[Flask, io.StringIO]) -> None:
     app, stream = logged
     response = app.test_client().post("/v1/echo-signals", json=body(givenNames=12))

@@ -49,7 +49,7 @@ def test_expiry_notices_of_a_matched_signal_leave_no_trace_in_the_partners_feed(
 
     feed = client.get("/v1/notifications", headers=police).get_json()
     ids = [item["id"] for item in feed["items"]]
-    assert len(ids) >= 3 and all(_opaque(i) for i in ids + [feed["next"]])
+    assert len(ids) >= 3 and all(_opaque(i) for i in [*ids, feed["next"]])
     # an id is also the position after it, as a cursor
     after_first = client.get(f"/v1/notifications?after={ids[0]}", headers=police).get_json()
     assert [item["id"] for item in after_first["items"]] == ids[1:]
