@@ -31,6 +31,7 @@ from gateway.errors import ProblemError
 from gateway.services import db_session, services
 from gateway.signals.schemas import SubjectIn
 from gateway.users import accounts
+from gateway.web.labels import ACTION_NAMES, OUTCOME_NAMES, STEP_NAMES
 from gateway.web.views import _render, bp, current_actor, page
 
 PAGE_SIZE = 50
@@ -132,6 +133,9 @@ def audit() -> tuple[str, int]:
         rows=rows,
         filters=filters,
         outcomes=OUTCOMES,
+        actions=ACTION_NAMES,
+        steps=STEP_NAMES,
+        outcome_names=OUTCOME_NAMES,
         subject_filter=len(subjects),
         next_args=filters.args(before=found.next) if found.next else None,
         first_args=filters.args() if before else None,
@@ -151,6 +155,7 @@ def _row(index: int, data: bytes) -> dict[str, Any]:
         "actor_type": actor.get("type", ""),
         "organisation": actor.get("organisation") or "",
         "action": entry.get("action", ""),
+        "step": str((entry.get("detail") or {}).get("step") or ""),
         "outcome": entry.get("outcome", ""),
         "resource": " ".join(str(v) for v in (resource.get("type"), resource.get("id")) if v),
         "rule": (entry.get("policy") or {}).get("rule") or "",

@@ -94,3 +94,39 @@ def supplied(families: Collection[str]) -> list[LazyString]:
     if has.intersection(FULL_DATE_FAMILIES):
         found.append(_l("date of birth"))
     return found
+
+
+#: An audit entry's action (the decided policy action), for the privacy officer's pages.
+ACTION_NAMES = {
+    "signal.create": _l("Signal submitted"),
+    "signal.withdraw": _l("Signal withdrawn"),
+    "signal.expire": _l("Signal erased after its retention"),
+    "signal.read": _l("Signal read by its sender"),
+    "matching.update": _l("Compared with other signals"),
+    "case.write": _l("Case work"),
+    "case.share": _l("Shared with partners"),
+    "payload.read": _l("Payload read"),
+    "subject.search": _l("Subject search"),
+    "subject.report": _l("Data-subject report"),
+}
+#: What a `case.write` or `case.share` entry did (its `detail.step`): one policy action
+#: covers a coordinator's reading and changing of cases, the step tells them apart.
+STEP_NAMES = {
+    "create": _l("case created"),
+    "read": _l("case opened"),
+    "list": _l("list viewed"),
+    "link": _l("signal linked"),
+    "unlink": _l("signal unlinked"),
+    "update": _l("case changed"),
+    "note.add": _l("note added"),
+    "note.read": _l("notes read"),
+    "share": _l("shared"),
+    "share.list": _l("shares viewed"),
+    "share.request": _l("share requested"),
+    "approval.request": _l("approval requested"),
+    "approval.list": _l("approvals viewed"),
+    "approval.approve": _l("approved"),
+    "approval.refuse": _l("approval refused"),
+}
+#: An audit entry's outcome.
+OUTCOME_NAMES = {"success": _l("done"), "denied": _l("refused"), "error": _l("failed")}

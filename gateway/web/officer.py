@@ -16,6 +16,7 @@ from gateway.reports.pdf import render_pdf
 from gateway.reports.subject import KINDS, REPORT_PURPOSES, Format, SubjectReport
 from gateway.services import close_request_session, db_session, services
 from gateway.web.forms import SubjectReportForm
+from gateway.web.labels import ACTION_NAMES, OUTCOME_NAMES
 from gateway.web.views import ROLE_NAMES, _render, bp, current_actor, page
 
 #: The subject fields of the form, as the API names them (DESIGN: web workspace).
@@ -33,18 +34,6 @@ KIND_NAMES = {
     "payload-read": _l("Payload reads"),
     "other": _l("Other accesses"),
 }
-ACTION_NAMES = {
-    "signal.create": _l("Signal submitted"),
-    "signal.withdraw": _l("Signal withdrawn"),
-    "signal.expire": _l("Signal erased after its retention"),
-    "signal.read": _l("Signal read by its sender"),
-    "matching.update": _l("Compared with other signals"),
-    "case.write": _l("Case created or changed"),
-    "case.share": _l("Shared with partners"),
-    "payload.read": _l("Payload read"),
-    "subject.search": _l("Subject search"),
-    "subject.report": _l("Data-subject report"),
-}
 ALERT_KIND_NAMES = {
     "payload-reads-above-usual": _l("A coordinator reads far more payloads than usual"),
     "reads-outside-office-hours": _l("Payload reads outside office hours"),
@@ -52,7 +41,6 @@ ALERT_KIND_NAMES = {
     "submit-withdraw-bursts": _l("A partner submits and withdraws in bursts (probing)"),
     "subject-searches-per-user": _l("Many subject searches by one person"),
 }
-OUTCOME_NAMES = {"success": _l("done"), "denied": _l("refused"), "error": _l("failed")}
 FIELD_NAMES = {
     "bsn": _l("Citizen service number (BSN)"),
     "familyName": _l("Family name"),

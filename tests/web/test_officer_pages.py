@@ -162,3 +162,19 @@ def test_a_coordinator_gets_403_on_the_officers_pages(page: Any, live: WebGatewa
     for path in ("/subject-report", "/alerts"):
         assert page.goto(path).status == 403, path
     expect(menu(page).get_by_role("link", name="Inzageverzoek")).to_have_count(0)
+
+
+def test_the_audit_log_names_what_case_work_did(
+    page: Any, live: WebGateway, world: dict[str, str]
+) -> None:
+    """One policy action (`case.write`) covers reading and changing cases: the log's
+    page says which step each entry was, in Dutch, beside the action's code."""
+    sign_in(page, live.person("privacy-officer"))
+    page.goto(f"{live.base_url}/audit?action=case.write")
+    table = page.get_by_role("table", name="Auditregels, nieuwste eerst")
+    expect(table).to_contain_text("Casuswerk: casus aangemaakt")
+    expect(table).to_contain_text("case.write")
+    expect(table).to_contain_text("uitgevoerd")
+    page.goto(f"{live.base_url}/audit?outcome=denied")
+    expect(page.get_by_label("Uitkomst")).to_have_value("denied")
+    expect(page.get_by_label("Uitkomst").locator("option:checked")).to_have_text("geweigerd")
