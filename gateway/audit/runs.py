@@ -55,7 +55,13 @@ STALE_AFTER = timedelta(hours=6)
 
 
 class CheckpointRefused(ValueError):
-    """An uploaded checkpoint that is no signed checkpoint of this log."""
+    """An uploaded checkpoint that is no signed checkpoint of this log; `empty` when
+    there was nothing (or far too much) to read, so a page can say which in its own
+    language (the message is the verifier's English)."""
+
+    def __init__(self, reason: str, *, empty: bool = False) -> None:
+        super().__init__(reason)
+        self.empty = empty
 
 
 @dataclass(frozen=True)
@@ -135,7 +141,7 @@ class VerificationRuns:
         with its key; else `CheckpointRefused` saying why."""
         text = note.replace("\r\n", "\n")
         if not text.strip() or len(text) > MAX_NOTE_LENGTH:
-            raise CheckpointRefused("the checkpoint is empty or too long")
+            raise CheckpointRefused("the checkpoint is empty or too long", empty=True)
         if not text.endswith("\n"):
             text += "\n"
         keys = verifier_keys(self.audit.keys, self.audit.issuer)

@@ -122,7 +122,7 @@ def render_pdf(
                     _when(s.created_at),
                     report.organisations.get(s.organisation, s.organisation),
                     s.reference,
-                    s.category,
+                    labels.get(f"category:{s.category}", s.category),
                     s.status,
                     _when(s.expires_at),
                     "; ".join(s.legal_bases),
@@ -152,7 +152,8 @@ def render_pdf(
     title(t("Legal bases per category"))
     for c in report.categories:
         pdf.set_font("DejaVu", "B", 9)
-        pdf.multi_cell(0, 5, f"{c.name}: {c.purpose}", new_x="LMARGIN", new_y="NEXT")
+        name = labels.get(f"category:{c.name}", c.name)
+        pdf.multi_cell(0, 5, f"{name}: {c.purpose}", new_x="LMARGIN", new_y="NEXT")
         pdf.set_font("DejaVu", size=8)
         for ref, note in c.legal_bases:
             pdf.multi_cell(0, 4.5, f"• {ref} — {note}", new_x="LMARGIN", new_y="NEXT")
@@ -166,7 +167,8 @@ def render_pdf(
     if reviewed:
         title(t("Grounds for restriction"))
         for c in reviewed:
-            pdf.multi_cell(0, 4.5, f"{c.name}: {c.disclosure}", new_x="LMARGIN", new_y="NEXT")
+            name = labels.get(f"category:{c.name}", c.name)
+            pdf.multi_cell(0, 4.5, f"{name}: {c.disclosure}", new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
 
 
@@ -203,7 +205,7 @@ def _cells(item: ReportItem, t: Translate, labels: Mapping[str, str]) -> list[st
         action,
         who,
         org,
-        item.category or "",
+        labels.get(f"category:{item.category}", item.category) if item.category else "",
         purpose,
         "; ".join(item.legal_bases),
         t("FOR REVIEW") if item.review else t("may be disclosed"),

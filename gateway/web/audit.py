@@ -306,10 +306,12 @@ def audit_verify() -> BaseResponse:
     try:
         services().verifications.start(_actor(), external=note)
     except CheckpointRefused as refused:
-        flash(
-            _("The uploaded checkpoint was not accepted: %(reason)s", reason=str(refused)),
-            "error",
+        reason = (
+            _("the file is empty or far too long")
+            if refused.empty
+            else _("it is not a checkpoint of this log with a valid signature")
         )
+        flash(_("The uploaded checkpoint was not accepted: %(reason)s", reason=reason), "error")
         return redirect(url_for("web.audit_verifications"), 303)
     flash(_("The verification has started. Refresh this page to follow it."), "info")
     return redirect(url_for("web.audit_verifications"), 303)

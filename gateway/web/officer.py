@@ -16,7 +16,7 @@ from gateway.reports.pdf import render_pdf
 from gateway.reports.subject import KINDS, REPORT_PURPOSES, Format, SubjectReport
 from gateway.services import close_request_session, db_session, services
 from gateway.web.forms import SubjectReportForm
-from gateway.web.labels import ACTION_NAMES, OUTCOME_NAMES
+from gateway.web.labels import ACTION_NAMES, CATEGORY_NAMES, OUTCOME_NAMES
 from gateway.web.views import ROLE_NAMES, _render, bp, current_actor, page
 
 #: The subject fields of the form, as the API names them (DESIGN: web workspace).
@@ -73,6 +73,7 @@ def _labels() -> dict[str, str]:
     labels |= {f"action:{k}": str(v) for k, v in ACTION_NAMES.items()}
     labels |= {f"outcome:{k}": str(v) for k, v in OUTCOME_NAMES.items()}
     labels |= {f"role:{k}": str(v) for k, v in ROLE_NAMES.items()}
+    labels |= {f"category:{k}": str(v) for k, v in CATEGORY_NAMES.items()}
     return labels
 
 
@@ -140,6 +141,7 @@ def subject_report() -> Any:
         actions=ACTION_NAMES,
         outcomes=OUTCOME_NAMES,
         roles=ROLE_NAMES,
+        categories=CATEGORY_NAMES,
     )
 
 

@@ -328,7 +328,9 @@ def test_an_external_checkpoint_is_checked_and_a_foreign_one_refused(
     token = csrf_token(officer, "/audit/verifications")
     refused = officer.post("/audit/verifications", data={"csrf_token": token, "checkpoint": forged})
     assert refused.status_code == 303
-    assert "niet geaccepteerd" in html(officer.get("/audit/verifications"))
+    shown = html(officer.get("/audit/verifications"))
+    assert "niet geaccepteerd" in shown and "geldige handtekening" in shown
+    assert "signed note" not in shown  # the verifier's English stays out of the page
     with svc.db.session() as session:
         assert len(session.scalars(select(AuditVerificationRow.id)).all()) == 1
 

@@ -106,6 +106,8 @@ def test_the_officer_reports_on_a_demo_person(
     for text in ("Signaal gemeld", "Melding ingezien", "Gedeeld met ketenpartners"):
         expect(report.get_by_role("cell", name=text).first).to_be_visible()
     expect(report).to_contain_text("BVH-2026-777")
+    expect(report).to_contain_text("mogelijk slachtoffer")  # a category's name, not its code
+    assert "possible-victim" not in report.inner_text()
     expect(report).to_contain_text("Ter beoordeling")
     expect(report).to_contain_text("AVG art. 6 lid 1 sub e")
     assert PERSON.bsn not in report.inner_text()
@@ -121,6 +123,7 @@ def test_the_officer_reports_on_a_demo_person(
     for expected in ("Inzagerapport", "Signaal gemeld", "Melding ingezien", "anna", "JH-2026-31"):
         assert expected in text, expected
     assert "TER BEOORDELING" in text and PERSON.bsn not in text
+    assert "possible-victim" not in text
     reports = [e for e in live.audit() if e["action"] == "subject.report"]
     assert [e["detail"]["format"] for e in reports][-2:] == ["html", "pdf"]
 
