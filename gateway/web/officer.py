@@ -8,6 +8,7 @@ from typing import Any
 from flask import Response, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from werkzeug.wrappers import Response as BaseResponse
 
 from gateway.policy.history import DIGEST, PolicyOverview, UnknownVersion
@@ -224,7 +225,14 @@ def alerts() -> Any:
     if request.method == "POST":
         raised = services().domain.alerts.evaluate_now(db, actor)
         db.commit()
-        flash(_("The rules were run: %(n)s new alerts.", n=len(raised)), "info")
+        flash(
+            ngettext(
+                "The rules were run: %(num)s new alert.",
+                "The rules were run: %(num)s new alerts.",
+                len(raised),
+            ),
+            "info",
+        )
         return redirect(url_for("web.alerts"))
     found = services().domain.alerts.recent(db, actor)
     db.commit()
