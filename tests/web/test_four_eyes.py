@@ -146,6 +146,7 @@ def test_a_four_eyes_read_approved_by_another_is_read_once(
     read = _read(a)
     assert read.status == 200 and read.headers["cache-control"] == "no-store"
     assert a.locator("#payload-content").inner_text() == PERPETRATOR_TEXT
+    assert "vraag dan opnieuw een tweede coördinator" in a.get_by_role("status").first.inner_text()
     assert a.url == live.base_url + case.payload(case.perpetrator)
     a.screenshot(path="/tmp/reads-payload-read.png", full_page=True)
 
@@ -193,6 +194,7 @@ def test_a_category_without_four_eyes_is_read_at_once(
     read = _read(page)
     assert read.status == 200 and read.headers["cache-control"] == "no-store"
     assert page.locator("#payload-content").inner_text() == VICTIM_TEXT
+    assert "tweede coördinator" not in page.get_by_role("status").first.inner_text()
     entry = [e for e in live.audit(person.name) if e["action"] == "payload.read"][-1]
     assert entry["outcome"] == "success" and entry["purpose"] == "case-meeting"
     assert entry["policy"]["rule"] == "coordinator-reads-payload"
