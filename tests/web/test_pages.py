@@ -78,23 +78,34 @@ def test_the_cookie_key_comes_from_the_master_key(app: Flask, settings: Settings
         close_app(other)
 
 
+def _texts(messages: object) -> dict[object, tuple[str, ...]]:
+    """id → its translation(s); a plural's id is (singular, plural), its strings a list."""
+    found: dict[object, tuple[str, ...]] = {}
+    for m in messages:  # type: ignore[attr-defined]
+        if m.id:
+            key = tuple(m.id) if isinstance(m.id, list | tuple) else m.id
+            texts = m.string if isinstance(m.string, list | tuple) else (m.string,)
+            found[key] = tuple(texts)
+    return found
+
+
 def test_every_string_is_translated_and_the_mo_is_current() -> None:
     catalog = read_po(PO.open("rb"))
     extracted = {
-        message
+        tuple(message) if isinstance(message, list | tuple) else message
         for _, _, message, _, _ in extract_from_dir(
             str(WEB),
             method_map=[("**.py", "python"), ("**/templates/**.html", "jinja2")],
-            keywords={"_": None, "gettext": None, "_l": None},
+            keywords={"_": None, "gettext": None, "_l": None, "ngettext": (1, 2)},
         )
     }
-    translated = {m.id: m.string for m in catalog if m.id}
-    missing = sorted(m for m in extracted if not translated.get(m))
+    translated = _texts(catalog)
+    missing = sorted((m for m in extracted if not all(translated.get(m) or ("",))), key=str)
     assert missing == [], "run `make translations` and translate these in messages.po"
     compiled = io.BytesIO()
     write_mo(compiled, catalog)
     shipped = read_mo((PO.parent / "messages.mo").open("rb"))
-    assert {m.id: m.string for m in shipped if m.id} == translated, "run `make translations`"
+    assert _texts(shipped) == translated, "run `make translations`"
 
 
 def test_package_data_ships_the_web_files() -> None:
