@@ -11,12 +11,15 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from flask import Response, current_app, g, request
 from pydantic import BaseModel, ValidationError
 
-from gateway.errors import FieldError, InvalidInput, MalformedJson, PayloadTooLarge
+from gateway.api.models import CURSOR_ERROR
+from gateway.api.paging import InvalidCursor
+from gateway.errors import FieldError, InputErrors, InvalidInput, MalformedJson, PayloadTooLarge
 from gateway.logs import SENSITIVE_KEYS, mark_sensitive
 from gateway.pseudonyms.detector import names_of
 
@@ -203,17 +206,46 @@ def read_json_body() -> Any:
     return data
 
 
-def parse_body(model: type[M]) -> M:
+@dataclass(frozen=True)
+class Body(Generic[M]):
+    """A JSON object body checked against its schema, without raising on schema errors.
+
+    `model` is the parsed body when the schema holds; otherwise None, `errors` says why
+    and `data` is the object as received, so that the service can still check the
+    fields the schema did not refuse and answer every error in one 400 (`InputErrors`).
+    """
+
+    model: M | None
+    data: dict[str, Any]
+    errors: tuple[FieldError, ...] = ()
+
+    def schema_errors(self) -> InputErrors:
+        """The schema's errors, to which the service's checks add theirs."""
+        found = InputErrors()
+        if self.errors:
+            found.add(InvalidInput(_summary(list(self.errors)), errors=self.errors))
+        return found
+
+
+def read_body(model: type[M]) -> Body[M]:
+    """The body against `model`: a body that is not a JSON object is refused at once
+    (nothing in it can be checked); schema errors are returned, not raised."""
     data = read_json_body()
     if not isinstance(data, dict):
         raise InvalidInput(
             "The body must be a JSON object.", errors=[FieldError("", "Expected an object")]
         )
     try:
-        return model.model_validate(data)
+        return Body(model.model_validate(data), data)
     except ValidationError as exc:
-        errors = field_errors(exc)
-        raise InvalidInput(_summary(errors), errors=errors) from None
+        return Body(None, data, tuple(field_errors(exc)))
+
+
+def parse_body(model: type[M]) -> M:
+    body = read_body(model)
+    body.schema_errors().raise_if_any()
+    assert body.model is not None
+    return body.model
 
 
 def parse_query(model: type[M]) -> M:
@@ -224,13 +256,26 @@ def parse_query(model: type[M]) -> M:
         if len(values) > 1:
             duplicates.append(FieldError(pointer_of([key]), "Given more than once", key))
         data[key] = values[0]
+    found = InputErrors()
+    if duplicates:
+        found.add(InvalidInput(_summary(duplicates), errors=duplicates))
     try:
         parsed = model.model_validate(data)
     except ValidationError as exc:
-        errors = duplicates + field_errors(exc, query=True)
-        raise InvalidInput(_summary(errors), errors=errors) from None
-    if duplicates:
-        raise InvalidInput(_summary(duplicates), errors=duplicates)
+        errors = field_errors(exc, query=True)
+        cursors = [
+            FieldError(pointer_of(e["loc"]), "Not a cursor this API issued", str(e["loc"][0]))
+            for e in exc.errors(include_input=False, include_url=False)
+            if e["type"] == CURSOR_ERROR and e["loc"]
+        ]
+        others = [e for e in errors if e not in cursors]
+        if others:
+            found.add(InvalidInput(_summary(others), errors=others))
+        for cursor in cursors:
+            found.add(InvalidCursor(cursor.parameter or "cursor"))
+        found.raise_if_any()
+        raise  # pragma: no cover - a ValidationError has errors
+    found.raise_if_any()
     return parsed
 
 
