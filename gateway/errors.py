@@ -7,9 +7,11 @@ turns the error into the response. OAuth endpoints have their own RFC 6749 error
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
+
+T = TypeVar("T")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -103,6 +105,19 @@ class InputErrors:
             return
         error.errors = fresh
         self._found.append(error)
+
+    def absorb(self, other: InputErrors) -> None:
+        """Add everything `other` found (a stage that collected on its own)."""
+        for error in other._found:
+            self.add(error)
+
+    def capture(self, check: Callable[[], T]) -> T | None:
+        """`check()`, or None with its `InvalidInput` added here."""
+        try:
+            return check()
+        except InvalidInput as exc:
+            self.add(exc)
+            return None
 
     def refused(self, pointer: str) -> bool:
         """Whether an earlier stage already refused the value at `pointer` (or around it),

@@ -277,8 +277,7 @@ def inspect_envelope(
                 errors=[
                     FieldError(
                         recipients_pointer,
-                        f"organisation '{organisation}' is a required recipient for this "
-                        "category",
+                        f"organisation '{organisation}' is a required recipient for this category",
                     )
                     for organisation in missing
                 ],
