@@ -2,30 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
-from pydantic_core import PydanticCustomError
-
-from gateway.api.paging import InvalidCursor, decode_cursor
-
-#: The pydantic error type of a paging cursor the API did not give out (`Cursor`).
-CURSOR_ERROR = "invalid_cursor"
-
-
-def _check_cursor(value: str | None) -> str | None:
-    try:
-        decode_cursor(value)
-    except InvalidCursor:
-        raise PydanticCustomError(CURSOR_ERROR, "Not a cursor this API issued") from None
-    return value
-
-
-#: A paging cursor in a query (`cursor`, `after`): checked with the other parameters,
-#: so a bad cursor is listed with every other error of the query; alone it stays an
-#: `invalid-cursor` (`gateway.api.validation.parse_query`).
-Cursor = Annotated[str | None, AfterValidator(_check_cursor)]
 
 
 class ApiModel(BaseModel):

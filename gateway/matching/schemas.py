@@ -7,16 +7,16 @@ from typing import Literal
 
 from pydantic import Field
 
-from gateway.api.models import ApiModel, Cursor
+from gateway.api.models import ApiModel
 
 
 class MatchQuery(ApiModel):
-    cursor: Cursor = Field(default=None, description="Opaque cursor from `next`.")
+    cursor: str | None = Field(default=None, description="Opaque cursor from `next`.")
     limit: int = Field(default=50, ge=1, le=500, description="Page size, 1-500.")
 
 
 class NotificationQuery(ApiModel):
-    after: Cursor = Field(default=None, description="Opaque cursor from `next`.")
+    after: str | None = Field(default=None, description="Opaque cursor from `next`.")
     limit: int = Field(default=50, ge=1, le=500, description="Page size, 1-500.")
 
 

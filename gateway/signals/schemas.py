@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from gateway.api.models import ApiModel, Cursor
+from gateway.api.models import ApiModel
 
 
 class SubjectIn(ApiModel):
@@ -89,5 +89,5 @@ class SignalPage(ApiModel):
 
 
 class PageQuery(ApiModel):
-    cursor: Cursor = Field(default=None, description="Opaque cursor from `next`.")
+    cursor: str | None = Field(default=None, description="Opaque cursor from `next`.")
     limit: int = Field(default=50, ge=1, le=500, description="Page size, 1-500.")

@@ -589,6 +589,10 @@ class SignalService:
         receipt = record_decision(session, actor, decision, resource, subjects=removal.subjects)
         return Withdrawn(removal.signal, signal_json(removal.signal, receipt.leaf_hash_b64))
 
+    def check_cursor(self, cursor: str) -> None:
+        """A `cursor` of this list, or `InvalidCursor` (checked with the rest of the query)."""
+        self.cursors.decode(cursor)
+
     def list(
         self, session: Session, actor: Actor, cursor: str | None, limit: int | None
     ) -> Page[Signal]:

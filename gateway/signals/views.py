@@ -99,9 +99,10 @@ def _of(data: Mapping[str, Any], name: str, kind: type[T], default: D) -> T | D:
     scopes=("signals:read",),
 )
 def list_own() -> Response:
-    query = parse_query(PageQuery)
+    signals = services().domain.signals
+    query = parse_query(PageQuery, checks={"cursor": signals.check_cursor})
     session = db_session()
-    page = services().domain.signals.list(session, current_actor(), query.cursor, query.limit)
+    page = signals.list(session, current_actor(), query.cursor, query.limit)
     session.commit()
     return json_response(SignalPage(items=[signal_out(s) for s in page.items], next=page.next))
 
