@@ -7,9 +7,11 @@ turns the error into the response. OAuth endpoints have their own RFC 6749 error
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
+
+T = TypeVar("T")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -69,6 +71,89 @@ class InvalidInput(ProblemError):
     status = 400
     slug = "invalid-input"
     title = "The request has invalid input"
+
+
+def _covers(earlier: FieldError, later: FieldError) -> bool:
+    """Whether `earlier` already refused the value `later` is about: the same pointer, or
+    one inside it (the whole body, pointer "", covers nothing: it says where, not what)."""
+    if earlier.parameter != later.parameter:
+        return False
+    return later.pointer == earlier.pointer or (
+        earlier.pointer != "" and later.pointer.startswith(earlier.pointer + "/")
+    )
+
+
+class InputErrors:
+    """Every input error of one request, each kept with the problem it would be alone.
+
+    A request is checked in stages (the schema, then the service's rules, then the
+    envelope, ...); each stage adds what it finds here instead of raising, and
+    `raise_if_any` answers all of it as ONE 400: of the stages' own problem type when
+    every error found is of one type (`invalid-subject`, `malformed-envelope`, ...), else
+    the generic `invalid-input`. An error about a value an earlier stage already refused
+    (the same pointer, or one inside it) is dropped: one fault, one line.
+    """
+
+    def __init__(self, *found: InvalidInput) -> None:
+        self._found: list[InvalidInput] = []
+        for error in found:
+            self.add(error)
+
+    def add(self, error: InvalidInput) -> None:
+        fresh = [e for e in error.errors if not any(_covers(old, e) for old in self.errors)]
+        if not fresh:
+            return
+        error.errors = fresh
+        self._found.append(error)
+
+    def absorb(self, other: InputErrors) -> None:
+        """Add everything `other` found (a stage that collected on its own)."""
+        for error in other._found:
+            self.add(error)
+
+    def capture(self, check: Callable[[], T]) -> T | None:
+        """`check()`, or None with its `InvalidInput` added here."""
+        try:
+            return check()
+        except InvalidInput as exc:
+            self.add(exc)
+            return None
+
+    def refused(self, pointer: str) -> bool:
+        """Whether an earlier stage already refused the value at `pointer` (or around it),
+        so a later stage does not check it again."""
+        probe = FieldError(pointer, "")
+        return any(_covers(old, probe) for old in self.errors)
+
+    @property
+    def errors(self) -> list[FieldError]:
+        return [e for error in self._found for e in error.errors]
+
+    def __bool__(self) -> bool:
+        return bool(self._found)
+
+    def problem(self) -> InvalidInput | None:
+        """The one problem for everything found (None when nothing was)."""
+        if not self._found:
+            return None
+        first = self._found[0]
+        if len(self._found) == 1:
+            return first
+        errors = self.errors
+        if all(type(error) is type(first) for error in self._found):
+            merged = type(first).__new__(type(first))
+            ProblemError.__init__(merged, first.detail, errors=errors, headers=first.headers)
+            return merged
+        count = len(errors)
+        return InvalidInput(
+            f"The request has {count} invalid value{'s' if count != 1 else ''}; see errors.",
+            errors=errors,
+        )
+
+    def raise_if_any(self) -> None:
+        problem = self.problem()
+        if problem is not None:
+            raise problem
 
 
 class MalformedJson(InvalidInput):

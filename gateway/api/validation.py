@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Generic, TypeVar
 
 from flask import Response, current_app, g, request
 from pydantic import BaseModel, ValidationError
 
-from gateway.errors import FieldError, InvalidInput, MalformedJson, PayloadTooLarge
+from gateway.errors import FieldError, InputErrors, InvalidInput, MalformedJson, PayloadTooLarge
 from gateway.logs import SENSITIVE_KEYS, mark_sensitive
 from gateway.pseudonyms.detector import names_of
 
@@ -203,20 +205,57 @@ def read_json_body() -> Any:
     return data
 
 
-def parse_body(model: type[M]) -> M:
+@dataclass(frozen=True)
+class Body(Generic[M]):
+    """A JSON object body checked against its schema, without raising on schema errors.
+
+    `model` is the parsed body when the schema holds; otherwise None, `errors` says why
+    and `data` is the object as received, so that the service can still check the
+    fields the schema did not refuse and answer every error in one 400 (`InputErrors`).
+    """
+
+    model: M | None
+    data: dict[str, Any]
+    errors: tuple[FieldError, ...] = ()
+
+    def schema_errors(self) -> InputErrors:
+        """The schema's errors, to which the service's checks add theirs."""
+        found = InputErrors()
+        if self.errors:
+            found.add(InvalidInput(_summary(list(self.errors)), errors=self.errors))
+        return found
+
+
+def read_body(model: type[M]) -> Body[M]:
+    """The body against `model`: a body that is not a JSON object is refused at once
+    (nothing in it can be checked); schema errors are returned, not raised."""
     data = read_json_body()
     if not isinstance(data, dict):
         raise InvalidInput(
             "The body must be a JSON object.", errors=[FieldError("", "Expected an object")]
         )
     try:
-        return model.model_validate(data)
+        return Body(model.model_validate(data), data)
     except ValidationError as exc:
-        errors = field_errors(exc)
-        raise InvalidInput(_summary(errors), errors=errors) from None
+        return Body(None, data, tuple(field_errors(exc)))
 
 
-def parse_query(model: type[M]) -> M:
+def parse_body(model: type[M]) -> M:
+    body = read_body(model)
+    body.schema_errors().raise_if_any()
+    assert body.model is not None
+    return body.model
+
+
+def parse_query(
+    model: type[M], *, checks: Mapping[str, Callable[[str], object]] | None = None
+) -> M:
+    """The query string against `model`, every error in one 400.
+
+    `checks` are the service's own checks of single parameters (a paging cursor only the
+    service can read): each runs on its parameter as given, and what it raises is listed
+    with the schema's errors (alone, it keeps its own problem type, e.g. `invalid-cursor`).
+    """
     data: dict[str, Any] = {}
     duplicates = []
     for key in request.args:
@@ -224,13 +263,21 @@ def parse_query(model: type[M]) -> M:
         if len(values) > 1:
             duplicates.append(FieldError(pointer_of([key]), "Given more than once", key))
         data[key] = values[0]
+    found = InputErrors()
+    if duplicates:
+        found.add(InvalidInput(_summary(duplicates), errors=duplicates))
+    parsed: M | None = None
     try:
         parsed = model.model_validate(data)
     except ValidationError as exc:
-        errors = duplicates + field_errors(exc, query=True)
-        raise InvalidInput(_summary(errors), errors=errors) from None
-    if duplicates:
-        raise InvalidInput(_summary(duplicates), errors=duplicates)
+        errors = field_errors(exc, query=True)
+        found.add(InvalidInput(_summary(errors), errors=errors))
+    for name, check in (checks or {}).items():
+        value = data.get(name)
+        if isinstance(value, str) and not found.refused(pointer_of([name])):
+            found.capture(partial(check, value))
+    found.raise_if_any()
+    assert parsed is not None
     return parsed
 
 

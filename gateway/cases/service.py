@@ -26,7 +26,7 @@ from gateway.actors import Actor
 from gateway.api.paging import Page, clamp_limit, decode_cursor, encode_cursor
 from gateway.audit import AuditEvent, Receipt, SubjectRef, record_event
 from gateway.cases.models import CASE_STATUSES, CaseNoteRow, CaseRow, CaseSignalRow
-from gateway.errors import FieldError, InternalError, InvalidInput, NotFound
+from gateway.errors import FieldError, InputErrors, InternalError, InvalidInput, NotFound
 from gateway.keys import KeyStore
 from gateway.logs import looks_like_identifier
 from gateway.matching.service import get_match
@@ -109,11 +109,18 @@ def check_text(pointer: str, value: str, *, limit: int) -> list[FieldError]:
     return []
 
 
+def _summary(errors: Sequence[FieldError]) -> str:
+    return f"The request has {len(errors)} invalid value(s); see errors."
+
+
 def raise_if(errors: list[FieldError]) -> None:
     if errors:
-        raise InvalidInput(
-            f"The request has {len(errors)} invalid value(s); see errors.", errors=errors
-        )
+        raise InvalidInput(_summary(errors), errors=errors)
+
+
+def _add(found: InputErrors, errors: Sequence[FieldError]) -> None:
+    if errors:
+        found.add(InvalidInput(_summary(errors), errors=list(errors)))
 
 
 def actor_key(actor: Actor) -> str:
@@ -166,6 +173,9 @@ class NewCase:
     title: str
     signal_ids: tuple[str, ...] = ()
     match_id: str | None = None
+    #: What the request's schema already refused (`read_body`): answered with the
+    #: service's own errors in one 400; a value refused there is not checked again.
+    refused: tuple[FieldError, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -297,7 +307,8 @@ class CaseService:
 
     def _active_signals(
         self, session: Session, signal_ids: Sequence[str], pointer: str
-    ) -> list[SignalRow]:
+    ) -> tuple[list[SignalRow], list[FieldError]]:
+        """The active signals `signal_ids` name, and an error for each that names none."""
         rows = {
             r.id: r
             for r in session.execute(
@@ -309,35 +320,54 @@ class CaseService:
             for i, sid in enumerate(signal_ids)
             if sid not in rows or rows[sid].status != "active"
         ]
-        raise_if(errors)
-        return [rows[sid] for sid in signal_ids]
+        return [rows[sid] for sid in signal_ids if sid in rows], errors
 
     # -- calls ---------------------------------------------------------------------------
     def create(self, session: Session, actor: Actor, new: NewCase) -> Case:
-        """A case from a match or from chosen signals; status open."""
-        errors = check_text("/title", new.title, limit=200)
-        if (new.match_id is None) == (not new.signal_ids):
-            errors.append(FieldError("", "Give either matchId or signalIds"))
+        """A case from a match or from chosen signals; status open.
+
+        Every input error is answered in one 400. The signals are looked up only for a
+        caller the policy lets create cases (decided in memory first when other errors
+        were found): a refused caller learns nothing of which signals exist.
+        """
+        found = InputErrors()
+        if new.refused:
+            found.add(InvalidInput(_summary(new.refused), errors=new.refused))
+        if not found.refused("/title"):
+            _add(found, check_text("/title", new.title, limit=200))
+        chosen = not found.refused("/signalIds")
+        if (
+            not found.refused("/matchId")
+            and chosen
+            and (new.match_id is None) == (not new.signal_ids)
+        ):
+            _add(found, [FieldError("", "Give either matchId or signalIds")])
         if len(new.signal_ids) > MAX_SIGNALS or len(set(new.signal_ids)) != len(new.signal_ids):
-            errors.append(FieldError("/signalIds", f"At most {MAX_SIGNALS} distinct ids"))
-        raise_if(errors)
+            _add(found, [FieldError("/signalIds", f"At most {MAX_SIGNALS} distinct ids")])
+            chosen = False
         signal_ids = list(new.signal_ids)
         match_id: str | None = None
-        if new.match_id is not None:
+        pointer = "/signalIds"
+        if new.match_id is not None and not found.refused("/matchId"):
             match = get_match(session, new.match_id)
             if match is None:
-                raise InvalidInput(
-                    "No match with this id.", errors=[FieldError("/matchId", "Not a match")]
-                )
-            signal_ids = [s.id for s in match.signals if s.status == "active"]
-            match_id = match.id
-            pointer = "/matchId"
-        else:
-            pointer = "/signalIds"
+                _add(found, [FieldError("/matchId", "Not a match")])
+                chosen = False
+            else:
+                signal_ids = [s.id for s in match.signals if s.status == "active"]
+                match_id = match.id
+                pointer = "/matchId"
         case_id = str(uuid.uuid4())
         resource = self._resource(case_id)
+        if found:
+            decision = self.engine.decide(actor, CASE_WRITE, resource)
+            may = decision.effect == "allow" and not decision.needs_second_approval
+            if chosen and signal_ids and may:
+                _add(found, self._active_signals(session, signal_ids, pointer)[1])
+            found.raise_if_any()
         decision = self._decide(session, actor, resource)
-        signals = self._active_signals(session, signal_ids, pointer)
+        signals, errors = self._active_signals(session, signal_ids, pointer)
+        raise_if(errors)
         now = self.clock()
         row = CaseRow(
             id=case_id,
@@ -396,7 +426,9 @@ class CaseService:
         resource = self._resource(case_id)
         decision = self._decide(session, actor, resource)
         row = self._row(session, case_id)
-        (signal,) = self._active_signals(session, [signal_id], "/signalIds")
+        found, errors = self._active_signals(session, [signal_id], "/signalIds")
+        raise_if(errors)
+        (signal,) = found
         if session.get(CaseSignalRow, (row.pk, signal.pk)) is None:
             session.add(CaseSignalRow(case_pk=row.pk, signal_pk=signal.pk, linked_at=self.clock()))
         row.updated_at = self.clock()

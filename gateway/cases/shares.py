@@ -170,7 +170,7 @@ class ShareService:
 
     def _signals(
         self, session: Session, case: CaseRow, signal_ids: Sequence[str]
-    ) -> list[SignalRow]:
+    ) -> tuple[list[SignalRow], list[FieldError]]:
         rows = {
             s.id: s
             for s in session.execute(
@@ -179,16 +179,16 @@ class ShareService:
                 .where(CaseSignalRow.case_pk == case.pk, SignalRow.id.in_(signal_ids))
             ).scalars()
         }
-        raise_if(
-            [
-                FieldError(f"/signalIds/{i}", "Not an active signal of this case")
-                for i, sid in enumerate(signal_ids)
-                if sid not in rows or rows[sid].status != "active" or rows[sid].payload is None
-            ]
-        )
-        return [rows[sid] for sid in signal_ids]
+        errors = [
+            FieldError(f"/signalIds/{i}", "Not an active signal of this case")
+            for i, sid in enumerate(signal_ids)
+            if sid not in rows or rows[sid].status != "active" or rows[sid].payload is None
+        ]
+        return [rows[sid] for sid in signal_ids if sid in rows], errors
 
-    def _receivers(self, session: Session, organisations: Sequence[str]) -> list[Organisation]:
+    def _receivers(
+        self, session: Session, organisations: Sequence[str]
+    ) -> tuple[list[Organisation], list[FieldError]]:
         rows = {
             o.id: o
             for o in session.execute(
@@ -202,11 +202,21 @@ class ShareService:
                 errors.append(FieldError(f"/organisations/{i}", "Not an active organisation"))
             elif not _encryption_keys(org):
                 errors.append(FieldError(f"/organisations/{i}", "Has no encryption key"))
-        raise_if(errors)
-        return [rows[o] for o in organisations]
+        return [rows[o] for o in organisations if o in rows], errors
+
+    def _still_valid(
+        self, session: Session, case: CaseRow, row: ShareRow
+    ) -> tuple[list[SignalRow], list[Organisation]]:
+        """A pending share's signals and receivers, every one that is gone in one 400."""
+        signals, errors = self._signals(session, case, row.signal_ids)
+        receivers, more = self._receivers(session, row.organisations)
+        raise_if(errors + more)
+        return signals, receivers
 
     @staticmethod
-    def _check_input(organisations: Sequence[str], signal_ids: Sequence[str], purpose: str) -> None:
+    def _check_input(
+        organisations: Sequence[str], signal_ids: Sequence[str], purpose: str
+    ) -> list[FieldError]:
         errors = []
         if not 1 <= len(organisations) <= MAX_RECEIVERS or len(set(organisations)) != len(
             organisations
@@ -218,7 +228,7 @@ class ShareService:
             errors.append(FieldError("/signalIds", f"1 to {MAX_SHARED_SIGNALS} distinct ids"))
         if not purpose:
             errors.append(FieldError("/purpose", "Is required"))
-        raise_if(errors)
+        return errors
 
     # -- calls ---------------------------------------------------------------------------
     def share(
@@ -230,10 +240,28 @@ class ShareService:
         signal_ids: Sequence[str],
         purpose: str,
     ) -> ShareOutcome:
-        self._check_input(organisations, signal_ids, purpose)
-        case = self._case(session, case_id)
-        signals = self._signals(session, case, signal_ids)
-        receivers = self._receivers(session, organisations)
+        """Share signals of a case with organisations (or ask a second coordinator to).
+
+        Every input error is answered in one 400: the lists' form and the purpose, then
+        each signal (of this case) and each receiver, as far as the list they are in has
+        a checkable form (a list of the wrong size or with duplicates is not looked up)
+        and the case exists (the signals are the case's: an unknown case is a 404 when
+        nothing else is wrong).
+        """
+        errors = self._check_input(organisations, signal_ids, purpose)
+        refused = {e.pointer for e in errors}
+        case = session.execute(select(CaseRow).where(CaseRow.id == case_id)).scalar_one_or_none()
+        signals: list[SignalRow] = []
+        receivers: list[Organisation] = []
+        if case is not None and "/signalIds" not in refused:
+            signals, found = self._signals(session, case, signal_ids)
+            errors += found
+        if "/organisations" not in refused:
+            receivers, found = self._receivers(session, organisations)
+            errors += found
+        raise_if(errors)
+        if case is None:
+            raise NotFound("No case with this id.")
         resource = Resource(type="case", id=case.id)
         decision = self.decide_share(actor, case.id, signals, receivers, purpose)
         if is_refusal(decision):
@@ -351,8 +379,7 @@ class ShareService:
         approver: Actor | None,
     ) -> tuple[Decision, Resource, str | None]:
         row, case = self._pending_share(session, target)
-        signals = self._signals(session, case, row.signal_ids)
-        receivers = self._receivers(session, row.organisations)
+        signals, receivers = self._still_valid(session, case, row)
         decision = self.decide_share(requester, case.id, signals, receivers, row.purpose, approver)
         return decision, Resource(type="case", id=case.id), None
 
@@ -360,8 +387,7 @@ class ShareService:
         self, session: Session, approval: ApprovalRow, approver: Actor, decision: Decision
     ) -> dict[str, Any]:
         row, case = self._pending_share(session, approval.target)
-        signals = self._signals(session, case, row.signal_ids)
-        receivers = self._receivers(session, row.organisations)
+        signals, receivers = self._still_valid(session, case, row)
         now = self.clock()
         self._perform(session, row, signals, receivers, decision, now)
         approval.status = "used"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, Response
 
 from gateway.api.openapi import operation
-from gateway.api.validation import json_response, parse_body, parse_query
+from gateway.api.validation import json_response, parse_body, parse_query, read_body
 from gateway.cases.schemas import (
     CaseCreate,
     CaseOut,
@@ -76,8 +76,19 @@ def _committed(case: Case, status: int = 200) -> Response:
     response_headers={"Location": "The URL of the new case."},
 )
 def create() -> Response:
-    body = parse_body(CaseCreate)
-    new = NewCase(body.title, tuple(body.signal_ids or ()), body.match_id)
+    body = read_body(CaseCreate)
+    if body.model is not None:
+        new = NewCase(body.model.title, tuple(body.model.signal_ids or ()), body.model.match_id)
+    else:
+        # The schema refused part of the body: the service checks the rest as received
+        # and answers every error at once (what the schema refused it does not check).
+        title, ids, match_id = (body.data.get(k) for k in ("title", "signalIds", "matchId"))
+        new = NewCase(
+            title if isinstance(title, str) else "",
+            tuple(i if isinstance(i, str) else "" for i in ids) if isinstance(ids, list) else (),
+            match_id if isinstance(match_id, str) else None,
+            refused=body.errors,
+        )
     case = services().cases.cases.create(db_session(), current_actor(), new)
     response = _committed(case, 201)
     response.headers["Location"] = f"{services().settings.issuer}/v1/cases/{case.id}"

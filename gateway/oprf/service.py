@@ -12,7 +12,9 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
+from gateway.errors import FieldError, InputErrors, InvalidInput
 from gateway.pseudonyms import Pseudonymiser
 from gateway.pseudonyms.blind_input import (
     MAX_PER_FAMILY,
@@ -34,6 +36,7 @@ __all__ = [
     "MSG_ELEMENT",
     "MSG_EMPTY",
     "MSG_FAMILY",
+    "MSG_KEY_ID",
     "MSG_MANY",
     "MSG_NOT_OBJECT",
     "MSG_ONE",
@@ -41,6 +44,7 @@ __all__ = [
     "Evaluation",
     "OprfKeyChanged",
     "PublicKey",
+    "check_evaluation",
     "decode_element",
     "encode",
     "evaluate",
@@ -74,6 +78,40 @@ class Evaluation:
     key_id: str
     evaluated: list[bytes]
     proof: bytes
+
+
+MSG_KEY_ID = "is not the current key or the one it replaced; fetch GET /v1/oprf/key again"
+
+
+def check_evaluation(
+    key_id: object,
+    values: object,
+    serves: Callable[[str], bool],
+    refused: Sequence[FieldError] = (),
+) -> list[bytes]:
+    """The blinded elements of an evaluation request, decoded; every error in one 400
+    (with what the schema already `refused`, whose values are not checked again).
+
+    A `keyId` this gateway does not serve is a 409 `oprf-key-changed` on its own (the
+    input was right when it was sent; `evaluate` answers it). Found alongside invalid
+    input it is listed in the 400 as well (`serves`: a lookup, nothing unsealed), so one
+    round trip fixes both.
+    """
+    found = InputErrors()
+    if refused:
+        found.add(InvalidInput("The request is invalid; see errors.", errors=refused))
+    blinded: list[bytes] = []
+    if isinstance(values, list) and not found.refused("/blindedElements"):
+        for i, value in enumerate(values):
+            element = found.capture(partial(decode_element, value, f"/blindedElements/{i}"))
+            if element is not None:
+                blinded.append(element)
+    if found and isinstance(key_id, str) and not found.refused("/keyId") and not serves(key_id):
+        found.add(
+            InvalidInput("The keyId is not served.", errors=[FieldError("/keyId", MSG_KEY_ID)])
+        )
+    found.raise_if_any()
+    return blinded
 
 
 def evaluate(

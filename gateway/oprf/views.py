@@ -12,7 +12,7 @@ from pydantic import Field
 
 from gateway.api.models import ApiModel
 from gateway.api.openapi import operation
-from gateway.api.validation import json_response, parse_body
+from gateway.api.validation import json_response, read_body
 from gateway.oprf import service
 from gateway.policy.engine import Resource
 from gateway.policy.service import authorize, record_allowed
@@ -94,17 +94,20 @@ def get_key() -> Response:
 )
 def evaluations() -> Response:
     actor = current_actor()
-    body = parse_body(EvaluationRequest)
-    blinded = [
-        service.decode_element(value, f"/blindedElements/{i}")
-        for i, value in enumerate(body.blinded_elements)
-    ]
+    body = read_body(EvaluationRequest)
+    blinded = service.check_evaluation(
+        body.data.get("keyId"),
+        body.data.get("blindedElements"),
+        lambda kid: Pseudonymiser.serves(services().keys, kid, pseudonymiser()),
+        body.errors,
+    )
+    assert body.model is not None
     session = db_session()
     decision = authorize(session, actor, "oprf.evaluate", Resource(type="oprf-key"))
     current = pseudonymiser()
     result = service.evaluate(
         current,
-        body.key_id,
+        body.model.key_id,
         blinded,
         lambda kid: Pseudonymiser.previous(services().keys, kid, current),
     )

@@ -109,27 +109,42 @@ def pseudonyms_from_match_keys(
     return found
 
 
-def blind_pseudonyms(
-    match_keys: object,
+def check_match_keys(
+    match_keys: object, *, pointer: str = "/matchKeys"
+) -> tuple[dict[str, frozenset[bytes]], str | None]:
+    """A blind submission's `matchKeys` checked (`pseudonyms_from_match_keys`, and the
+    form of its `keyId`), every error in one 400: the elements by family and the
+    `keyId` (None: the current key). Cheap; nothing is unsealed or multiplied."""
+    errors: list[FieldError] = []
+    key_id: str | None = None
+    if isinstance(match_keys, Mapping) and KEY_ID in match_keys:
+        named = match_keys[KEY_ID]
+        if isinstance(named, str) and 1 <= len(named) <= MAX_KEY_ID:
+            key_id = named
+        else:
+            errors.append(
+                FieldError(f"{pointer}/{KEY_ID}", "must be the keyId of GET /v1/oprf/key")
+            )
+    found: dict[str, frozenset[bytes]] = {}
+    try:
+        found = pseudonyms_from_match_keys(match_keys, pointer=pointer)
+    except InvalidInput as exc:
+        errors.extend(exc.errors)
+    if errors:
+        raise InvalidInput("matchKeys is invalid.", errors=errors)
+    return found, key_id
+
+
+def move_to_current(
+    found: Mapping[str, frozenset[bytes]],
+    key_id: str | None,
     current: Pseudonymiser,
     previous: Callable[[str], Pseudonymiser | None],
-    *,
-    pointer: str = "/matchKeys",
 ) -> dict[str, frozenset[bytes]]:
-    """A blind submission's pseudonyms under the `current` key: `matchKeys` validated
-    (`pseudonyms_from_match_keys`), and moved from the key its `keyId` names when that
-    is an earlier pseudonym key (`previous(kid)`, None when unknown: a 409)."""
-    if not isinstance(match_keys, Mapping) or KEY_ID not in match_keys:
-        return pseudonyms_from_match_keys(match_keys, pointer=pointer)
-    key_id = match_keys[KEY_ID]
-    if not isinstance(key_id, str) or not 1 <= len(key_id) <= MAX_KEY_ID:
-        raise InvalidInput(
-            "matchKeys is invalid.",
-            errors=[FieldError(f"{pointer}/{KEY_ID}", "must be the keyId of GET /v1/oprf/key")],
-        )
-    found = pseudonyms_from_match_keys(match_keys, pointer=pointer)
-    if key_id == current.kid:
-        return found
+    """Checked elements under the `current` key: moved from the key `key_id` names when
+    that is an earlier pseudonym key (`previous(kid)`, None when unknown: a 409)."""
+    if key_id is None or key_id == current.kid:
+        return dict(found)
     earlier = previous(key_id)
     if earlier is None:
         raise OprfKeyChanged(
@@ -138,3 +153,16 @@ def blind_pseudonyms(
         )
     rotation = earlier.rotation_to(current)
     return {family: frozenset(rotation.apply_all(values)) for family, values in found.items()}
+
+
+def blind_pseudonyms(
+    match_keys: object,
+    current: Pseudonymiser,
+    previous: Callable[[str], Pseudonymiser | None],
+    *,
+    pointer: str = "/matchKeys",
+) -> dict[str, frozenset[bytes]]:
+    """A blind submission's pseudonyms under the `current` key: `matchKeys` checked
+    (`check_match_keys`) and moved from the key its `keyId` names (`move_to_current`)."""
+    found, key_id = check_match_keys(match_keys, pointer=pointer)
+    return move_to_current(found, key_id, current, previous)

@@ -73,6 +73,15 @@ class Pseudonymiser:
             return None
         return cls(keys.secret_scalar(kid), kid=kid)
 
+    @staticmethod
+    def serves(keys: KeyStore, kid: str, current: Pseudonymiser) -> bool:
+        """Whether `kid` names `current` or the key `previous` would give, without
+        unsealing either (a check of the input, not the work)."""
+        if kid == (current.kid or ""):
+            return True
+        earlier = [r for r in keys.records(KeyPurpose.PSEUDONYM) if r.kid != current.kid]
+        return current.kid is not None and bool(earlier) and earlier[-1].kid == kid
+
     def pseudonym(self, match_key: str) -> bytes:
         """k·H(match key): the 32-byte element that is stored."""
         return oprf.evaluate_element(self._scalar, match_key.encode("utf-8"))

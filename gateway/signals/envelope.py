@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.crypto import b64url_decode, jwe
-from gateway.errors import FieldError, InternalError, InvalidInput
+from gateway.errors import FieldError, InputErrors, InternalError, InvalidInput
 
 MAX_ENVELOPE_BYTES = 64 * 1024
 
@@ -114,56 +114,117 @@ def _wrapped_key_problem(recipient: jwe.Recipient, public_jwk: Mapping[str, Any]
     return None
 
 
-def check_envelope(
+@dataclass(frozen=True)
+class Inspected:
+    """What `inspect_envelope` found: the parsed JWE (None when it does not parse), the
+    recipient organisations it names by a current key, and every error of the checks
+    that need no decryption."""
+
+    parsed: jwe.ParsedJwe | None
+    present: frozenset[str]
+    size: int
+    errors: InputErrors
+
+
+def _lenient_kids(payload: Mapping[str, Any], pointer: str) -> list[tuple[str, str]]:
+    """(pointer to the kid, kid) of every recipient whose per-recipient header names a
+    string `kid`, read without requiring the rest of the JWE to be well formed."""
+    recipients = payload.get("recipients")
+    if isinstance(recipients, list):
+        entries = [(f"/recipients/{i}", r) for i, r in enumerate(recipients)]
+    else:
+        entries = [("", payload)]
+    found = []
+    for base, entry in entries:
+        header = entry.get("header") if isinstance(entry, Mapping) else None
+        kid = header.get("kid") if isinstance(header, Mapping) else None
+        if isinstance(kid, str) and kid:
+            found.append((f"{pointer}{base}/header/kid", kid))
+    return found
+
+
+_UNKNOWN_KEY = "is not a current encryption key in the directory"
+
+
+def inspect_envelope(
     payload: object,
     *,
-    category_recipients: set[str] | frozenset[str],
+    category_recipients: set[str] | frozenset[str] | None,
     directory: Directory,
-    meldpunt_private_jwk: Mapping[str, Any],
+    meldpunt_kid: str | None,
     max_bytes: int = MAX_ENVELOPE_BYTES,
     pointer: str = "/payload",
     optional_kinds: Collection[str] | None = None,
     kind_of: Callable[[str], str | None] | None = None,
-) -> EnvelopeInfo:
-    """Accept a payload envelope or raise the `InvalidInput` subclass for its first fault.
+) -> Inspected:
+    """Every check of the envelope short of decryption, every error found collected.
 
-    The checks run from the most basic to the most expensive: size, structure,
-    algorithms, recipient keys, each wrapped key's form, required and allowed
-    recipients (with `optional_kinds`: every recipient beyond the required ones must be
-    of one of these organisation kinds, as `kind_of` tells), and last the one decryption.
-    Within one kind every problem found is listed, each with a JSON pointer under
-    `pointer` (the payload's place in the signal body).
+    What depends on what: a payload that is not a JSON object, not plain JSON or over
+    `max_bytes` is looked at no further (the size bound protects what follows). A JWE
+    that does not parse (structure or algorithms, `jwe.parse_jwe`) has its recipients'
+    `kid`s checked against the directory, read leniently, and nothing else. A parsed one
+    has every recipient's key checked (unknown, unfit for its `alg`, a wrapped key of
+    the wrong form); the recipients it must and may have (`category_recipients`,
+    `optional_kinds`) are checked only when every `kid` is known (an unknown one may be
+    meant for the organisation that looks missing) and a category is known
+    (`category_recipients` None: the category itself was refused).
     """
+    found = InputErrors()
+    empty = Inspected(None, frozenset(), 0, found)
     if not isinstance(payload, Mapping):
-        raise MalformedEnvelope(
-            "The payload must be a JWE in the JSON Serialization (RFC 7516 §7.2).",
-            errors=[FieldError(pointer, "must be a JSON object")],
+        found.add(
+            MalformedEnvelope(
+                "The payload must be a JWE in the JSON Serialization (RFC 7516 §7.2).",
+                errors=[FieldError(pointer, "must be a JSON object")],
+            )
         )
+        return empty
     try:
         size = serialized_size(payload)
     except (TypeError, ValueError, RecursionError):
-        raise MalformedEnvelope(
-            "The payload is not plain JSON.",
-            errors=[FieldError(pointer, "must be plain JSON (no NaN or Infinity)")],
-        ) from None
-    if size > max_bytes:
-        raise EnvelopeTooLarge(
-            f"The payload is {size} bytes; at most {max_bytes} are accepted.",
-            errors=[FieldError(pointer, f"must be at most {max_bytes} bytes as compact JSON")],
+        found.add(
+            MalformedEnvelope(
+                "The payload is not plain JSON.",
+                errors=[FieldError(pointer, "must be plain JSON (no NaN or Infinity)")],
+            )
         )
+        return empty
+    if size > max_bytes:
+        found.add(
+            EnvelopeTooLarge(
+                f"The payload is {size} bytes; at most {max_bytes} are accepted.",
+                errors=[FieldError(pointer, f"must be at most {max_bytes} bytes as compact JSON")],
+            )
+        )
+        return empty
 
     try:
         parsed = jwe.parse_jwe(payload)
-    except jwe.MalformedJwe as exc:
-        raise MalformedEnvelope(
-            "The payload is not a well-formed JWE in the JSON Serialization (RFC 7516 §7.2).",
-            errors=_field_errors(pointer, exc.issues),
-        ) from None
-    except jwe.UnsupportedJweAlgorithm as exc:
-        raise UnsupportedAlgorithm(
-            f"Payloads use enc {jwe.ENC} and, per recipient, alg {' or '.join(jwe.ALLOWED_ALGS)}.",
-            errors=_field_errors(pointer, exc.issues),
-        ) from None
+    except (jwe.MalformedJwe, jwe.UnsupportedJweAlgorithm) as exc:
+        if isinstance(exc, jwe.MalformedJwe):
+            found.add(
+                MalformedEnvelope(
+                    "The payload is not a well-formed JWE in the JSON Serialization "
+                    "(RFC 7516 §7.2).",
+                    errors=_field_errors(pointer, exc.issues),
+                )
+            )
+        else:
+            found.add(
+                UnsupportedAlgorithm(
+                    f"Payloads use enc {jwe.ENC} and, per recipient, alg "
+                    f"{' or '.join(jwe.ALLOWED_ALGS)}.",
+                    errors=_field_errors(pointer, exc.issues),
+                )
+            )
+        unread = [
+            FieldError(where, _UNKNOWN_KEY)
+            for where, kid in _lenient_kids(payload, pointer)
+            if directory.get(kid) is None
+        ]
+        if unread:
+            found.add(_unknown(unread))
+        return Inspected(None, frozenset(), size, found)
 
     unknown: list[FieldError] = []
     weak: list[FieldError] = []
@@ -172,12 +233,7 @@ def check_envelope(
     for recipient in parsed.recipients:
         entry = directory.get(recipient.kid)
         if entry is None:
-            unknown.append(
-                FieldError(
-                    pointer + recipient.where("kid"),
-                    "is not a current encryption key in the directory",
-                )
-            )
+            unknown.append(FieldError(pointer + recipient.where("kid"), _UNKNOWN_KEY))
             continue
         organisation, public_jwk = entry
         problem = jwe.recipient_key_problem(recipient.alg, public_jwk)
@@ -189,41 +245,44 @@ def check_envelope(
                 broken.append(FieldError(f"{pointer}{recipient.pointer}/encrypted_key", wrapped))
         present.add(organisation)
     if unknown:
-        raise UnknownRecipientKey(
-            "Encrypt the payload for the current encryption keys in GET /v1/directory.",
-            errors=unknown,
-        )
+        found.add(_unknown(unknown))
     if weak:
-        raise UnsupportedAlgorithm(
-            "A recipient key cannot be used with the algorithm the payload names.",
-            errors=weak,
+        found.add(
+            UnsupportedAlgorithm(
+                "A recipient key cannot be used with the algorithm the payload names.",
+                errors=weak,
+            )
         )
-
     if broken:
-        raise MalformedEnvelope(
-            "A recipient's encrypted_key is not a key wrapped for its recipient key.",
-            errors=broken,
+        found.add(
+            MalformedEnvelope(
+                "A recipient's encrypted_key is not a key wrapped for its recipient key.",
+                errors=broken,
+            )
         )
+    inspected = Inspected(parsed, frozenset(present), size, found)
+    if unknown or category_recipients is None:
+        return inspected
 
-    meldpunt_kid = meldpunt_private_jwk.get("kid")
-    meldpunt_entry = directory.get(meldpunt_kid) if isinstance(meldpunt_kid, str) else None
+    meldpunt_entry = directory.get(meldpunt_kid) if meldpunt_kid is not None else None
     if meldpunt_entry is None:
         raise InternalError("The meldpunt's encryption key is not in the directory.")
     required = set(category_recipients) | {meldpunt_entry[0]}
     recipients_pointer = pointer if parsed.flattened else f"{pointer}/recipients"
     missing = sorted(required - present)
     if missing:
-        raise MissingRecipient(
-            "The policy requires the payload to be encrypted for more organisations.",
-            errors=[
-                FieldError(
-                    recipients_pointer,
-                    f"organisation '{organisation}' is a required recipient for this category",
-                )
-                for organisation in missing
-            ],
+        found.add(
+            MissingRecipient(
+                "The policy requires the payload to be encrypted for more organisations.",
+                errors=[
+                    FieldError(
+                        recipients_pointer,
+                        f"organisation '{organisation}' is a required recipient for this category",
+                    )
+                    for organisation in missing
+                ],
+            )
         )
-
     if optional_kinds is not None:
         allowed_kinds = set(optional_kinds)
         extra = sorted(
@@ -232,18 +291,39 @@ def check_envelope(
             if kind_of is None or kind_of(organisation) not in allowed_kinds
         )
         if extra:
-            raise RecipientNotAllowed(
-                "The policy does not allow this category's payload to be encrypted for "
-                "these organisations.",
-                errors=[
-                    FieldError(
-                        recipients_pointer,
-                        f"organisation '{organisation}' may not receive this category",
-                    )
-                    for organisation in extra
-                ],
+            found.add(
+                RecipientNotAllowed(
+                    "The policy does not allow this category's payload to be encrypted for "
+                    "these organisations.",
+                    errors=[
+                        FieldError(
+                            recipients_pointer,
+                            f"organisation '{organisation}' may not receive this category",
+                        )
+                        for organisation in extra
+                    ],
+                )
             )
+    return inspected
 
+
+def _unknown(errors: list[FieldError]) -> UnknownRecipientKey:
+    return UnknownRecipientKey(
+        "Encrypt the payload for the current encryption keys in GET /v1/directory.",
+        errors=errors,
+    )
+
+
+def check_decryption(
+    parsed: jwe.ParsedJwe,
+    meldpunt_private_jwk: Mapping[str, Any],
+    *,
+    pointer: str = "/payload",
+) -> None:
+    """The one expensive check, run last and only on an envelope `inspect_envelope`
+    found nothing wrong with: the meldpunt's copy decrypts (the plaintext is dropped)."""
+    meldpunt_kid = meldpunt_private_jwk.get("kid")
+    recipients_pointer = pointer if parsed.flattened else f"{pointer}/recipients"
     meldpunt_copy = parsed.recipient_for(meldpunt_kid) if isinstance(meldpunt_kid, str) else None
     if meldpunt_copy is None:
         raise UndecryptableEnvelope(
@@ -263,10 +343,47 @@ def check_envelope(
             errors=[FieldError(pointer + (meldpunt_copy.pointer or ""), "does not decrypt")],
         ) from None
 
+
+def check_envelope(
+    payload: object,
+    *,
+    category_recipients: set[str] | frozenset[str],
+    directory: Directory,
+    meldpunt_private_jwk: Mapping[str, Any],
+    max_bytes: int = MAX_ENVELOPE_BYTES,
+    pointer: str = "/payload",
+    optional_kinds: Collection[str] | None = None,
+    kind_of: Callable[[str], str | None] | None = None,
+) -> EnvelopeInfo:
+    """Accept a payload envelope or raise one 400 listing every fault found.
+
+    `inspect_envelope` runs every check short of decryption (size, structure,
+    algorithms, recipient keys, each wrapped key's form, required and allowed
+    recipients: with `optional_kinds`, every recipient beyond the required ones must be
+    of one of these organisation kinds, as `kind_of` tells) and collects what it finds,
+    each with a JSON pointer under `pointer` (the payload's place in the signal body).
+    Faults of one kind keep that kind's problem type; of several, `invalid-input`.
+    Only a faultless envelope is decrypted (`check_decryption`).
+    """
+    meldpunt_kid = meldpunt_private_jwk.get("kid")
+    inspected = inspect_envelope(
+        payload,
+        category_recipients=category_recipients,
+        directory=directory,
+        meldpunt_kid=meldpunt_kid if isinstance(meldpunt_kid, str) else None,
+        max_bytes=max_bytes,
+        pointer=pointer,
+        optional_kinds=optional_kinds,
+        kind_of=kind_of,
+    )
+    inspected.errors.raise_if_any()
+    assert inspected.parsed is not None
+    check_decryption(inspected.parsed, meldpunt_private_jwk, pointer=pointer)
+    parsed = inspected.parsed
     return EnvelopeInfo(
-        recipients=tuple(sorted(present)),
+        recipients=tuple(sorted(inspected.present)),
         kids=tuple(recipient.kid for recipient in parsed.recipients),
-        size=size,
+        size=inspected.size,
     )
 
 

@@ -16,7 +16,7 @@ import hmac
 import json
 import secrets
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -27,13 +27,13 @@ from sqlalchemy.orm import Session
 from gateway.actors import Actor
 from gateway.api.paging import CursorCodec, Page
 from gateway.crypto.jwe import encrypt_for_recipients
-from gateway.errors import FieldError, InvalidInput, NotFound
+from gateway.errors import FieldError, InputErrors, InvalidInput, NotFound
 from gateway.keys import KeyPurpose, KeyRecord, KeyStore
 from gateway.keys.epochs import seal_payload
 from gateway.policy.audited import record_decision, refuse
 from gateway.policy.engine import Decision, PolicyEngine, Resource
 from gateway.policy.schema import Category
-from gateway.pseudonyms.blind_input import blind_pseudonyms
+from gateway.pseudonyms.blind_input import check_match_keys, move_to_current
 from gateway.pseudonyms.detector import (
     has_name,
     personal_data_kind,
@@ -42,9 +42,15 @@ from gateway.pseudonyms.detector import (
     subject_name_parts,
 )
 from gateway.pseudonyms.errors import InvalidSubject
+from gateway.pseudonyms.matchkeys import derive_linkage_keys
 from gateway.pseudonyms.service import Pseudonymiser
 from gateway.signals.directory import DirectoryCache, DirectoryView
-from gateway.signals.envelope import check_envelope, recipient_kids
+from gateway.signals.envelope import (
+    check_decryption,
+    check_envelope,
+    inspect_envelope,
+    recipient_kids,
+)
 from gateway.signals.schemas import ReceiptOut, SignalOut
 from gateway.signals.service import (
     NewSignal,
@@ -87,6 +93,9 @@ class Submission:
     request_digest: bytes | None = None
     #: Blind submission: `{family: element}` (base64url) instead of `subject`.
     match_keys: Mapping[str, Any] | None = None
+    #: What the request's schema already refused (the API's `read_body`): reported with
+    #: the service's own errors in one 400; a value refused there is not checked again.
+    refused: tuple[FieldError, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -269,33 +278,74 @@ class SignalService:
             refuse(session, actor, decision, resource, error)
         return decision
 
-    def _pseudonyms(
+    def _linkage_input(
         self,
-        pseudonymiser: Pseudonymiser,
+        found: InputErrors,
         submission: Submission,
         subject: Mapping[str, Any],
-        families: Collection[str] | None,
-    ) -> dict[str, frozenset[bytes]]:
-        """The linkage families' pseudonyms (of `families` only, the category's, when
-        known): derived from `subject` here, or (blind submission) the partner's
-        unblinded evaluations in `matchKeys`, checked to be known families and valid
-        group elements, and moved to the current key when their `keyId` names an
-        earlier one. Exactly one of the two is given."""
-        if submission.match_keys is not None and submission.subject is not None:
-            raise InvalidInput(
-                "Send either subject or matchKeys, not both.",
-                errors=[FieldError("", "Exactly one of subject and matchKeys")],
+        category: Category | None,
+    ) -> Callable[[Pseudonymiser], dict[str, frozenset[bytes]]] | None:
+        """Check the subject (or, blind, `matchKeys`) without the OPRF work, adding every
+        error to `found`; return what turns it into the category's pseudonyms, None when
+        it is refused. Exactly one of the two is given (one refused by the schema counts
+        as given). The linkage families the category uses are checked here only when the
+        category is known: with an unknown one there is nothing to check them against."""
+        subject_given = submission.subject is not None or found.refused("/subject")
+        keys_given = submission.match_keys is not None or found.refused("/matchKeys")
+        if subject_given == keys_given:
+            found.add(
+                InvalidInput(
+                    "Send either subject or matchKeys, not both."
+                    if subject_given
+                    else "The signal names no subject.",
+                    errors=[FieldError("", "Exactly one of subject and matchKeys")],
+                )
             )
+            return None
+        uses = set(category.linkage_keys) if category is not None else None
         if submission.match_keys is not None:
-            return blind_pseudonyms(
-                submission.match_keys, pseudonymiser, self._earlier_key(pseudonymiser)
+            checked = found.capture(lambda: check_match_keys(submission.match_keys))
+            if checked is None:
+                return None
+            elements, key_id = checked
+            families: set[str] = set(elements)
+            where = "/matchKeys"
+
+            def pseudonyms(current: Pseudonymiser) -> dict[str, frozenset[bytes]]:
+                return move_to_current(elements, key_id, current, self._earlier_key(current))
+
+        elif submission.subject is not None and not found.refused("/subject"):
+            keys = found.capture(lambda: derive_linkage_keys(subject))
+            if keys is None:
+                return None
+            if uses is not None:
+                keys = {f: v for f, v in keys.items() if f in uses}
+            families = set(keys)
+            where = "/subject"
+
+            def pseudonyms(current: Pseudonymiser) -> dict[str, frozenset[bytes]]:
+                return current.pseudonyms_by_family(keys)
+
+        else:
+            return None
+        if uses is not None and not families & uses:
+            found.add(
+                InvalidSubject(
+                    [FieldError(where, "No linkage key this category uses can be derived")]
+                )
             )
-        if submission.subject is None:
-            raise InvalidInput(
-                "The signal names no subject.",
-                errors=[FieldError("", "Exactly one of subject and matchKeys")],
+            return None
+        return pseudonyms
+
+    @staticmethod
+    def _add(found: InputErrors, errors: Sequence[FieldError]) -> None:
+        if errors:
+            found.add(
+                InvalidInput(
+                    f"The signal has {len(errors)} invalid value(s); see errors.",
+                    errors=list(errors),
+                )
             )
-        return pseudonymiser.linkage_pseudonyms(subject, families=families)
 
     def _earlier_key(self, current: Pseudonymiser) -> Callable[[str], Pseudonymiser | None]:
         """The key before `current`, by id (a blind submission evaluated just before a
@@ -365,49 +415,72 @@ class SignalService:
         organisation = self._organisation(session, actor, "signal.create")
         subject = dict(submission.subject or {})
         names = subject_name_parts(subject)
-        if submission.idempotency_key is not None:
-            check_idempotency_key(submission.idempotency_key, names)
-        category = self.engine.category(submission.category)
-        errors = [*reference_errors(submission.reference, names), *extra_errors]
-        if category is None:
-            errors.append(FieldError("/category", "Not a category of the active policy"))
-        pseudonymiser = self.pseudonymiser()
-        pseudonyms: dict[str, frozenset[bytes]] = {}
-        try:
-            families = category.linkage_keys if category is not None else None
-            pseudonyms = self._pseudonyms(pseudonymiser, submission, subject, families)
-        except InvalidInput as exc:
-            if not errors:
-                raise
-            errors.extend(exc.errors)
-        if errors:
-            raise InvalidInput(
-                f"The signal has {len(errors)} invalid value(s); see errors.", errors=errors
+        # Every check that needs neither the policy's decision nor a key's secret runs
+        # first and reports together (`InputErrors`); what costs (decryption, OPRF) runs
+        # only on a request found valid and allowed.
+        found = InputErrors()
+        if submission.refused:
+            found.add(
+                InvalidInput(
+                    f"The signal has {len(submission.refused)} invalid value(s); see errors.",
+                    errors=submission.refused,
+                )
             )
-        assert category is not None
+        if submission.idempotency_key is not None:
+            header = submission.idempotency_key
+            found.capture(lambda: check_idempotency_key(header, names))
+        if not found.refused("/reference"):
+            self._add(found, reference_errors(submission.reference, names))
+        self._add(found, extra_errors)
+        category = None
+        if not found.refused("/category"):
+            category = self.engine.category(submission.category)
+            if category is None:
+                self._add(found, [FieldError("/category", "Not a category of the active policy")])
+        linkage = self._linkage_input(found, submission, subject, category)
+        directory = self.directory.view()
+        inspected = None
+        if seal is None and not found.refused("/payload"):
+            inspected = inspect_envelope(
+                submission.payload,
+                category_recipients=(
+                    set(category.required_recipients) | {MELDPUNT} if category else None
+                ),
+                directory=directory,
+                meldpunt_kid=self._meldpunt_key(submission.payload, directory).kid,
+                optional_kinds=category.optional_recipient_kinds if category else None,
+                kind_of=directory.kind_of,
+            )
+            found.absorb(inspected.errors)
+        found.raise_if_any()
+        assert category is not None and linkage is not None
 
         resource = Resource(type="signal", category=submission.category, organisation=organisation)
         # The one policy question; decided in memory, so the write transaction (SQLite's
         # write lock) starts only once the checks below have passed.
         decision = self._decide(session, actor, "signal.create", resource)
-        payload = seal(category) if seal is not None else submission.payload
-        directory = self.directory.view()
-        meldpunt_key = self._meldpunt_key(payload, directory)
-        check_envelope(
-            payload,
-            category_recipients=set(category.required_recipients) | {MELDPUNT},
-            directory=directory,
-            meldpunt_private_jwk=self.keys.private_jwk(meldpunt_key.kid),
-            optional_kinds=category.optional_recipient_kinds,
-            kind_of=directory.kind_of,
-        )
-        uses = set(category.linkage_keys)
-        linked: dict[str, frozenset[bytes]] = {f: p for f, p in pseudonyms.items() if f in uses}
-        if not linked:
-            where = "/subject" if submission.match_keys is None else "/matchKeys"
-            raise InvalidSubject(
-                [FieldError(where, "No linkage key this category uses can be derived")]
+        if seal is not None:
+            payload = seal(category)
+            check_envelope(
+                payload,
+                category_recipients=set(category.required_recipients) | {MELDPUNT},
+                directory=directory,
+                meldpunt_private_jwk=self.keys.private_jwk(
+                    self._meldpunt_key(payload, directory).kid
+                ),
+                optional_kinds=category.optional_recipient_kinds,
+                kind_of=directory.kind_of,
             )
+        else:
+            payload = submission.payload
+            assert inspected is not None and inspected.parsed is not None
+            meldpunt_key = self._meldpunt_key(payload, directory)
+            check_decryption(inspected.parsed, self.keys.private_jwk(meldpunt_key.kid))
+        pseudonymiser = self.pseudonymiser()
+        uses = set(category.linkage_keys)
+        linked: dict[str, frozenset[bytes]] = {
+            f: p for f, p in linkage(pseudonymiser).items() if f in uses
+        }
         if category.test:
             return self._test_signal(session, actor, decision, submission, organisation, linked)
         key = submission.idempotency_key
@@ -515,6 +588,10 @@ class SignalService:
             raise NotFound("No signal with this id for your organisation.")
         receipt = record_decision(session, actor, decision, resource, subjects=removal.subjects)
         return Withdrawn(removal.signal, signal_json(removal.signal, receipt.leaf_hash_b64))
+
+    def check_cursor(self, cursor: str) -> None:
+        """A `cursor` of this list, or `InvalidCursor` (checked with the rest of the query)."""
+        self.cursors.decode(cursor)
 
     def list(
         self, session: Session, actor: Actor, cursor: str | None, limit: int | None

@@ -10,17 +10,21 @@ miss does. The view commits what the service added to the request's session.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, g, request
 
 from gateway.api.openapi import operation
-from gateway.api.validation import json_response, parse_body, parse_query
+from gateway.api.validation import json_response, parse_query, read_body
 from gateway.security import current_actor
 from gateway.services import db_session, services
 from gateway.signals.schemas import PageQuery, SignalCreate, SignalOut, SignalPage
 from gateway.signals.submission import Submission, signal_out
 
 bp = Blueprint("signals", __name__)
+T = TypeVar("T")
+D = TypeVar("D")
 
 
 @bp.post("/v1/signals")
@@ -45,25 +49,44 @@ bp = Blueprint("signals", __name__)
 )
 def create() -> Response:
     actor = current_actor()
-    body = parse_body(SignalCreate)
-    submission = Submission(
-        reference=body.reference,
-        category=body.category,
-        subject=(
-            body.subject.model_dump(by_alias=True, exclude_none=True)
-            if body.subject is not None
-            else None
-        ),
-        match_keys=body.match_keys,
-        payload=body.payload,
-        idempotency_key=request.headers.get("Idempotency-Key"),
-        request_digest=hashlib.sha256(g.raw_body).digest(),
-    )
+    body = read_body(SignalCreate)
+    if body.model is not None:
+        submission = Submission(
+            reference=body.model.reference,
+            category=body.model.category,
+            subject=(
+                body.model.subject.model_dump(by_alias=True, exclude_none=True)
+                if body.model.subject is not None
+                else None
+            ),
+            match_keys=body.model.match_keys,
+            payload=body.model.payload,
+            idempotency_key=request.headers.get("Idempotency-Key"),
+            request_digest=hashlib.sha256(g.raw_body).digest(),
+        )
+    else:
+        # The schema refused part of the body: the service still checks the rest, as
+        # received, and answers every error at once (a field refused here it skips).
+        data = body.data
+        submission = Submission(
+            reference=_of(data, "reference", str, ""),
+            category=_of(data, "category", str, ""),
+            subject=_of(data, "subject", dict, None),
+            match_keys=_of(data, "matchKeys", dict, None),
+            payload=_of(data, "payload", dict, {}),
+            idempotency_key=request.headers.get("Idempotency-Key"),
+            refused=body.errors,
+        )
     session = db_session()
     done = services().domain.signals.submit(session, actor, submission)
     session.commit()
     location = f"{services().settings.issuer}/v1/signals/{done.signal.id}"
     return Response(done.body, 201, mimetype="application/json", headers={"Location": location})
+
+
+def _of(data: Mapping[str, Any], name: str, kind: type[T], default: D) -> T | D:
+    value = data.get(name)
+    return value if isinstance(value, kind) else default
 
 
 @bp.get("/v1/signals")
@@ -76,9 +99,10 @@ def create() -> Response:
     scopes=("signals:read",),
 )
 def list_own() -> Response:
-    query = parse_query(PageQuery)
+    signals = services().domain.signals
+    query = parse_query(PageQuery, checks={"cursor": signals.check_cursor})
     session = db_session()
-    page = services().domain.signals.list(session, current_actor(), query.cursor, query.limit)
+    page = signals.list(session, current_actor(), query.cursor, query.limit)
     session.commit()
     return json_response(SignalPage(items=[signal_out(s) for s in page.items], next=page.next))
 

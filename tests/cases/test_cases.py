@@ -199,3 +199,24 @@ def test_the_cases_api(world: World) -> None:
     assert client.get("/v1/cases?cursor=%%%", headers=headers).status_code == 400
     bad_patch = client.patch(f"/v1/cases/{case_id}", json={"status": "gone"}, headers=headers)
     assert bad_patch.status_code == 400
+
+
+def test_a_new_case_lists_schema_and_signal_errors_together(world: World) -> None:
+    meldpunt = world.partner("meldpunt", "meldpunt", MELDPUNT_CASES)
+    headers = world.token(meldpunt, MELDPUNT_CASES)
+    a = world.signal("politie-oost", "police", "possible-victim", "x")
+    response = world.client.post("/v1/cases", json={"signalIds": ["nope"]}, headers=headers)
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["type"].endswith("/problems/invalid-input")
+    assert {e["pointer"] for e in response.get_json()["errors"]} == {"/title", "/signalIds/0"}
+    both = world.client.post(
+        "/v1/cases",
+        json={"title": "2010-03-12", "signalIds": [a, "nope", 7], "extra": 1},
+        headers=headers,
+    )
+    assert both.status_code == 400
+    errors = both.get_json()["errors"]
+    assert {e["pointer"] for e in errors} == {"/title", "/signalIds/1", "/signalIds/2", "/extra"}
+    assert len(errors) == 4, "a value the schema refused is not refused again"
+    assert "2010-03-12" not in both.get_data(as_text=True)
+    assert world.client.get("/v1/cases", headers=headers).get_json()["items"] == []

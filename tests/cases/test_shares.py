@@ -211,3 +211,29 @@ def test_a_coordinator_cannot_approve_her_own_share(world: World) -> None:
         world.svc.approvals.approve(session, BRAM, outcome.approval_id)
     with world.session() as session, pytest.raises(InvalidInput):
         world.svc.approvals.request(session, ANNA, "case.share", outcome.share.id, "case-meeting")
+
+
+def test_a_share_lists_unknown_receivers_and_signals_together(
+    world: World, headers: dict[str, str]
+) -> None:
+    case_id = world.app.config["TEST_CASE_ID"]
+    response = world.client.post(
+        f"/v1/cases/{case_id}/shares",
+        json={"organisations": ["nope"], "signalIds": ["x"], "purpose": "case-meeting"},
+        headers=headers,
+    )
+    assert response.status_code == 400, response.get_json()
+    problem = response.get_json()
+    assert problem["type"].endswith("/problems/invalid-input")
+    assert {e["pointer"] for e in problem["errors"]} == {"/organisations/0", "/signalIds/0"}
+    # a list of the wrong form is not looked up; the other list still is
+    response = world.client.post(
+        f"/v1/cases/{case_id}/shares",
+        json={"organisations": ["nope", "nope"], "signalIds": ["x"], "purpose": ""},
+        headers=headers,
+    )
+    assert {e["pointer"] for e in response.get_json()["errors"]} == {
+        "/organisations",
+        "/signalIds/0",
+        "/purpose",
+    }

@@ -223,3 +223,34 @@ def test_one_element_is_accepted_for_any_family() -> None:
     element = oprf.blind(b"x")[1]
     found = pseudonyms_from_match_keys({"given_dob": b64(element), "del_dob": b64(element)})
     assert found == {"given_dob": frozenset({element}), "del_dob": frozenset({element})}
+
+
+def test_every_bad_element_and_an_unserved_key_are_one_400(
+    client: FlaskClient, token_headers: Any
+) -> None:
+    police = token_headers("police")
+    response = client.post(
+        "/v1/oprf/evaluations",
+        json={"keyId": "nope", "blindedElements": ["AAAA", "!!"]},
+        headers=police,
+    )
+    problem = assert_problem(response, 400, "invalid-input")
+    assert {e["pointer"] for e in problem["errors"]} == {
+        "/keyId",
+        "/blindedElements/0",
+        "/blindedElements/1",
+    }
+    # alone, an unserved key stays a 409: the request was right when it was made
+    good = b64(oprf.blind(b"x")[1])
+    alone = client.post(
+        "/v1/oprf/evaluations", json={"keyId": "nope", "blindedElements": [good]}, headers=police
+    )
+    assert_problem(alone, 409, "oprf-key-changed")
+    # the schema's errors and the elements' together
+    mixed = client.post(
+        "/v1/oprf/evaluations",
+        json={"keyId": "", "blindedElements": [good, "!!"], "extra": 1},
+        headers=police,
+    )
+    problem = assert_problem(mixed, 400, "invalid-input")
+    assert {e["pointer"] for e in problem["errors"]} == {"/keyId", "/blindedElements/1", "/extra"}

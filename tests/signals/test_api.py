@@ -241,3 +241,120 @@ def test_list_pages_through_own_signals(client: FlaskClient, police: dict[str, s
             break
     assert set(seen) == ids and len(seen) == 5
     assert_problem(client.get("/v1/signals?limit=0", headers=police), 400, "invalid-input")
+
+
+def test_schema_subject_category_and_envelope_errors_are_one_400(
+    client: FlaskClient, police: dict[str, str]
+) -> None:
+    signal = body(client, police)
+    signal["subject"] = {"bsn": "123456789", "dateOfBirth": "2004-13-02", "extra": "x"}
+    signal["category"] = "nonsense"
+    signal["payload"] = {"protected": "x"}
+    response = client.post("/v1/signals", json=signal, headers=police)
+    problem = assert_problem(response, 400, "invalid-input")
+    pointers = {e["pointer"] for e in problem["errors"]}
+    assert {"/subject/extra", "/category", "/subject/bsn", "/subject/dateOfBirth"} <= pointers
+    assert any(p.startswith("/payload") for p in pointers), pointers
+    assert len(pointers) == len(problem["errors"]), "one fault, one line"
+    text = response.get_data(as_text=True)
+    for raw in ("123456789", "2004-13-02"):
+        assert raw not in text
+    # without the unknown field the same errors are listed, the payload's among them
+    del signal["subject"]["extra"]
+    problem = assert_problem(
+        client.post("/v1/signals", json=signal, headers=police), 400, "invalid-input"
+    )
+    assert {"/category", "/subject/bsn", "/subject/dateOfBirth", "/payload/iv"} <= {
+        e["pointer"] for e in problem["errors"]
+    }
+
+
+def _for_meldpunt_and_police(client: FlaskClient, headers: dict[str, str]) -> dict[str, Any]:
+    directory = client.get("/v1/directory", headers=headers).get_json()["organisations"]
+    keys = [
+        k
+        for org in directory
+        if org["id"] in ("meldpunt", "police")
+        for k in org["encryptionKeys"]["keys"]
+    ]
+    return encrypt_for_recipients(b'{"summary": "zorgen"}', keys)
+
+
+def test_invalid_subject_and_broken_envelope_are_listed_together(
+    client: FlaskClient, police: dict[str, str]
+) -> None:
+    signal = body(client, police, bsn="123456789")
+    signal["payload"] = _for_meldpunt_and_police(client, police)
+    signal["payload"]["iv"] = "AAAA"  # 3 bytes, not 12
+    signal["payload"]["recipients"][1]["header"]["kid"] = "retired"
+    response = client.post("/v1/signals", json=signal, headers=police)
+    problem = assert_problem(response, 400, "invalid-input")
+    assert {e["pointer"] for e in problem["errors"]} == {
+        "/subject/bsn",
+        "/payload/iv",
+        "/payload/recipients/1/header/kid",
+    }
+    assert "123456789" not in response.get_data(as_text=True)
+
+
+def test_errors_of_one_kind_keep_their_type(client: FlaskClient, police: dict[str, str]) -> None:
+    signal = body(client, police, bsn="123456789", dateOfBirth="2004-13-02")
+    problem = assert_problem(
+        client.post("/v1/signals", json=signal, headers=police), 400, "invalid-subject"
+    )
+    assert {e["pointer"] for e in problem["errors"]} == {"/subject/bsn", "/subject/dateOfBirth"}
+    signal = body(client, police)
+    signal["payload"] = _for_meldpunt_and_police(client, police)
+    for index in (0, 1):
+        signal["payload"]["recipients"][index]["header"]["kid"] = f"retired-{index}"
+    problem = assert_problem(
+        client.post("/v1/signals", json=signal, headers=police), 400, "unknown-recipient-key"
+    )
+    assert len(problem["errors"]) == 2
+
+
+def test_a_payload_is_decrypted_only_when_all_else_is_valid(
+    client: FlaskClient, police: dict[str, str]
+) -> None:
+    """Decryption is the one costly check: an otherwise invalid signal is refused
+    without it, so a tampered ciphertext shows once the rest is fixed."""
+    signal = body(client, police, bsn="123456789")
+    signal["payload"]["tag"] = signal["payload"]["tag"][:-4] + "AAAA"
+    problem = assert_problem(
+        client.post("/v1/signals", json=signal, headers=police), 400, "invalid-subject"
+    )
+    assert [e["pointer"] for e in problem["errors"]] == ["/subject/bsn"]
+    signal["subject"]["bsn"] = BSN
+    assert_problem(
+        client.post("/v1/signals", json=signal, headers=police), 400, "undecryptable-envelope"
+    )
+
+
+def test_input_errors_are_answered_before_the_policy_refuses(
+    client: FlaskClient, token_headers: Any
+) -> None:
+    school = token_headers("education")
+    signal = body(client, school, category="possible-perpetrator", bsn="123456789")
+    signal["payload"]["iv"] = "AAAA"
+    problem = assert_problem(
+        client.post("/v1/signals", json=signal, headers=school), 400, "invalid-input"
+    )
+    assert {"/subject/bsn", "/payload/iv"} <= {e["pointer"] for e in problem["errors"]}
+
+
+def test_list_reports_a_bad_cursor_with_the_other_query_errors(
+    client: FlaskClient, police: dict[str, str]
+) -> None:
+    response = client.get("/v1/signals?limit=abc&cursor=garbage&x=1", headers=police)
+    problem = assert_problem(response, 400, "invalid-input")
+    assert {(e["pointer"], e["parameter"]) for e in problem["errors"]} == {
+        ("/limit", "limit"),
+        ("/cursor", "cursor"),
+        ("/x", "x"),
+    }
+    alone = assert_problem(
+        client.get("/v1/signals?cursor=garbage", headers=police), 400, "invalid-cursor"
+    )
+    assert alone["errors"] == [
+        {"pointer": "/cursor", "detail": "Not a cursor this API issued", "parameter": "cursor"}
+    ]

@@ -13,7 +13,7 @@ from jwcrypto import jwe as jwcrypto_jwe
 from jwcrypto import jwk as jwcrypto_jwk
 
 from gateway.crypto import generate_p256_jwk, jwe
-from gateway.errors import InternalError, all_problem_types
+from gateway.errors import InternalError, InvalidInput, all_problem_types
 from gateway.signals.envelope import (
     ENVELOPE_ERRORS,
     EnvelopeInfo,
@@ -417,8 +417,10 @@ def test_check_raises_only_envelope_errors(
 ) -> None:
     try:
         check(payload, directory, meldpunt)
-    except ENVELOPE_ERRORS as exc:
+    except InvalidInput as exc:  # one envelope type, or invalid-input for several
         assert exc.status == 400 and exc.errors
+        assert isinstance(exc, ENVELOPE_ERRORS) or type(exc) is InvalidInput
+        assert all(e.pointer.startswith("/payload") for e in exc.errors)
 
 
 nasty_values = (
@@ -441,5 +443,36 @@ def test_check_of_a_mutated_envelope_raises_only_envelope_errors(
     payload = mutate(data, sealed)
     try:
         check(payload, directory, meldpunt)
-    except ENVELOPE_ERRORS as exc:
+    except InvalidInput as exc:  # one envelope type, or invalid-input for several
         assert exc.status == 400 and exc.errors
+        assert isinstance(exc, ENVELOPE_ERRORS) or type(exc) is InvalidInput
+        assert all(e.pointer.startswith("/payload") for e in exc.errors)
+
+
+def test_faults_of_several_kinds_are_listed_together(
+    sealed: dict[str, Any], directory: Any, meldpunt: Party
+) -> None:
+    """Everything short of decryption is checked at once: a broken iv and an unknown
+    key are one 400 (`invalid-input`: two kinds), not two round trips."""
+    payload = _recipient_header(sealed, 1, kid="pol-retired")
+    payload["iv"] = b64(b"short")
+    with pytest.raises(InvalidInput) as caught:
+        check(payload, directory, meldpunt)
+    assert type(caught.value) is InvalidInput
+    assert [(e.pointer, e.detail) for e in caught.value.errors] == [
+        ("/payload/iv", "must be 12 bytes for A256GCM"),
+        ("/payload/recipients/1/header/kid", "is not a current encryption key in the directory"),
+    ]
+
+
+def test_weak_and_broken_recipients_are_listed_together(
+    sealed: dict[str, Any], directory: Any, meldpunt: Party
+) -> None:
+    payload = _recipient_header(sealed, 1, alg="RSA-OAEP-256")  # for the police's EC key
+    payload["recipients"][1]["header"].pop("epk", None)
+    payload["recipients"][2]["encrypted_key"] = b64(b"\x01" * 10)  # not 256 bytes
+    with pytest.raises(InvalidInput) as caught:
+        check(payload, directory, meldpunt)
+    pointers = [e.pointer for e in caught.value.errors]
+    assert "/payload/recipients/1/header/alg" in pointers
+    assert "/payload/recipients/2/encrypted_key" in pointers
