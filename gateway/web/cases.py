@@ -17,6 +17,7 @@ from typing import Any, cast
 from flask import current_app, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from sqlalchemy import select
 
 from gateway.actors import Actor
@@ -322,6 +323,9 @@ def case_link(case_id: str) -> Any:
     form = LinkForm()
     signal_id = (form.signal_id.data or "").strip()
     reason = (form.reason.data or "").strip()
+    match_id = optional((form.match_id.data or "").strip())
+    if match_id is not None:
+        return _link_match(case_id, match_id, reason)
 
     def work() -> str:
         services().cases.cases.link(db_session(), _actor(), case_id, signal_id, reason)
@@ -329,6 +333,39 @@ def case_link(case_id: str) -> Any:
 
     values = {"link-signal": signal_id, "link-reason": reason}
     return _act(case_id, work, LINK_FIELDS, values)
+
+
+MATCH_LINK_FIELDS: Fields = {
+    "/reason": ("add-reason", _l("Give a reason of 1 to 500 characters, %(rules)s.")),
+    "/signalIds": ("add-reason", _l("The case already holds every active signal of this match.")),
+    "/matchId": ("add-reason", _l("This match no longer exists.")),
+    "": ("add-reason", _l("The signals could not be linked.")),
+}
+
+
+def _link_match(case_id: str, match_id: str, reason: str) -> Any:
+    """From the match page: the match's active signals the case does not hold yet go into
+    the case (`CaseService.link_match`); a refusal goes back to the match page, with why."""
+    db = db_session()
+    try:
+        _case, linked = services().cases.cases.link_match(db, _actor(), case_id, match_id, reason)
+    except ProblemError as error:
+        if error.status >= 500 or error.status == 404:
+            raise
+        db.rollback()
+        for _field, message in friendly(error, MATCH_LINK_FIELDS):
+            flash(message, "error")
+        return redirect(url_for("web.match", match_id=match_id), 303)
+    db.commit()
+    flash(
+        ngettext(
+            "%(num)d signal of the match has been linked to the case.",
+            "%(num)d signals of the match have been linked to the case.",
+            len(linked),
+        ),
+        "success",
+    )
+    return redirect(url_for("web.case", case_id=case_id), 303)
 
 
 @bp.post("/cases/<case_id>/signals/<signal_id>/unlink")

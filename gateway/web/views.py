@@ -462,11 +462,21 @@ def language() -> BaseResponse:
 # -- coordinator ------------------------------------------------------------------------
 
 
+def _queue_group(m: Any) -> int:
+    """0: a match in a case that a signal joined since (it is in no case yet); 1: another
+    match with a signal in no case; 2: the rest (in a case, or dismissed)."""
+    if m.state == "dismissed" or not m.outside_cases:
+        return 2
+    return 0 if m.in_cases else 1
+
+
 @bp.get("/matches")
 @page("match.read")
 def matches() -> tuple[str, int]:
-    """The match queue: new first, then under review, confirmed, linked, dismissed; each
-    most recently updated first (the same `MatchService` as `GET /v1/matches`)."""
+    """The match queue: first a match in a case that a new signal joined, then matches
+    with signals in no case (new, under review, confirmed), then linked and dismissed
+    ones; each group most recently updated first (the same `MatchService` as
+    `GET /v1/matches`)."""
     user = current_user()
     assert user is not None
     actor = accounts.actor_of(user)
@@ -474,18 +484,33 @@ def matches() -> tuple[str, int]:
     found = services().domain.matches.list(db, actor, None, 100, fresh=True)
     db.commit()
     newest_first = sorted(found.items, key=lambda m: m.updated_at, reverse=True)
-    queue = sorted(newest_first, key=lambda m: QUEUE_ORDER.get(m.state, len(QUEUE_ORDER)))
+    queue = sorted(
+        newest_first,
+        key=lambda m: (_queue_group(m), QUEUE_ORDER.get(m.state, len(QUEUE_ORDER))),
+    )
     return _render("web/matches.html", matches=queue, more=found.next is not None)
 
 
 @bp.get("/matches/<match_id>")
 @page("match.read")
 def match(match_id: str) -> tuple[str, int]:
-    """One match: each signal's organisation, reference, category and status; no payloads."""
+    """One match: each signal's id, organisation, reference, category, status and the
+    cases that hold it; no payloads. A role that does case work also sees, for each case
+    holding a signal of the match, a form to add the signals it does not hold yet."""
+    return _match_page(match_id)
+
+
+def _match_page(match_id: str, status: int = 200, **extra: Any) -> tuple[str, int]:
     user = current_user()
     assert user is not None
     actor = accounts.actor_of(user)
     db = db_session()
     found = services().domain.matches.get(db, actor, match_id)
+    cases_of: dict[str, Any] = {}
+    if found.in_cases and decide(actor, "case.write", Resource(type="case")).allowed:
+        cases_of = services().cases.cases.holding(db, actor, [s.id for s in found.signals])
     db.commit()
-    return _render("web/match.html", match=found)
+    cases = list({ref.id: ref for refs in cases_of.values() for ref in refs}.values())
+    return _render(
+        "web/match.html", status, match=found, cases_of=cases_of, match_cases=cases, **extra
+    )
