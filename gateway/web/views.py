@@ -15,6 +15,7 @@ from typing import Any, ParamSpec
 
 from flask import (
     Blueprint,
+    Flask,
     current_app,
     flash,
     g,
@@ -28,6 +29,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RoutingException
 from werkzeug.wrappers import Response as BaseResponse
 
 from gateway.actors import Actor
@@ -444,19 +446,57 @@ def logout() -> BaseResponse:
     return redirect(url_for("web.login"))
 
 
-def _safe_next(target: str | None) -> str:
-    """Only a path on this site (no scheme, no host, no `//`)."""
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
-        return target
+#: The endpoint that answers a GET on a form's POST-only address (`add_form_pages`).
+FORM_PAGE = "web.form_page"
+
+
+def page_for(target: str | None) -> str:
+    """The web page (a GET address of this site) for `target`: itself if it is one, else
+    the nearest one above it, so a form's POST-only address (`/cases/X/shares`) gives
+    the page the form lives on (`/cases/X`); anything else (another host, the API, no
+    page above) gives the start page."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return url_for("web.start")
+    path, sep, query = target.partition("?")
+    adapter = current_app.url_map.bind("localhost")
+    candidate = path
+    while candidate not in ("", "/"):
+        try:
+            endpoint, _args = adapter.match(candidate, method="GET")
+        except HTTPException:  # no such page, another method, or a redirect
+            endpoint = None
+        except RoutingException:
+            endpoint = None
+        if endpoint is not None and endpoint.startswith("web.") and endpoint != FORM_PAGE:
+            return candidate + (sep + query if candidate == path else "")
+        candidate = candidate.rsplit("/", 1)[0]
     return url_for("web.start")
+
+
+def _form_page(**_args: str) -> BaseResponse:
+    """A GET on a form's POST-only address (a reload from the address bar): to the page
+    the form lives on, not a 405."""
+    return redirect(page_for(request.path), 303)
+
+
+def add_form_pages(app: Flask) -> None:
+    """After the blueprint is registered: every POST-only web address also answers GET,
+    with a redirect to its form's page (`_form_page`)."""
+    for rule in list(app.url_map.iter_rules()):
+        methods = rule.methods or set()
+        if rule.endpoint.startswith("web.") and "GET" not in methods and "POST" in methods:
+            app.add_url_rule(rule.rule, FORM_PAGE, _form_page, methods=["GET"])
 
 
 @bp.post("/language")
 def language() -> BaseResponse:
+    """Switch the language and go back to the page the switch was on; after a refused
+    form that page's address is the form's POST-only one, so `page_for` goes to the page
+    the form lives on."""
     form = LanguageForm()
     if form.validate_on_submit() and form.lang.data in LANGUAGES:
         session["lang"] = form.lang.data
-    return redirect(_safe_next(form.next.data))
+    return redirect(page_for(form.next.data))
 
 
 # -- coordinator ------------------------------------------------------------------------
