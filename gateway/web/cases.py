@@ -243,7 +243,7 @@ def cases() -> Any:
         values = {"title": title, "signal_ids": form.signal_ids.data or ""}
         return _list_page(400, errors, values)
     db.commit()
-    flash(_("The case has been created."), "info")
+    flash(_("The case has been created."), "success")
     return redirect(url_for("web.case", case_id=case.id))
 
 
@@ -313,7 +313,7 @@ def _act(
         status = 403 if isinstance(error, PolicyDenied) else 400
         return _case_page(case_id, status, friendly(error, fields), values)
     db.commit()
-    flash(message, "info")
+    flash(message, "success")
     return redirect(url_for("web.case", case_id=case_id))
 
 

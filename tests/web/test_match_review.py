@@ -173,3 +173,20 @@ def test_a_new_signal_of_a_match_in_a_case_is_added_to_that_case(
         entries = [bytes(d).decode() for d in s.execute(select(AuditEntryRow.data)).scalars()]
     links = [e for e in entries if case_id in e and '"step":"link"' in e.replace(" ", "")]
     assert len(links) == 1 and third in links[0] and first not in links[0]
+
+
+def test_a_review_says_it_succeeded_in_the_success_style(app: Flask, desk: MatchDesk) -> None:
+    """ "De treffer is bijgewerkt." is no error: the success alert, not the red one."""
+    desk.two_signals()
+    coordinator = app.test_client()
+    _signed_in(app, coordinator, "c.jansen", "coordinator")
+    path = f"/matches/{_match_id(coordinator.get('/matches').get_data(as_text=True))}"
+    token = csrf_token(coordinator, path)
+    coordinator.post(f"{path}/review", data={"csrf_token": token, "state": "confirmed"})
+    page = coordinator.get(path).get_data(as_text=True)
+    alert = re.search(
+        r'<div class="utrecht-alert ([^"]+)"[^>]*>\s*(.*?)</div>\s*</div>', page, re.S
+    )
+    assert alert and "De treffer is bijgewerkt." in alert.group(2)
+    assert "utrecht-alert--ok" in alert.group(1) and "error" not in alert.group(1)
+    assert "Gelukt" in alert.group(2)

@@ -253,3 +253,20 @@ def test_match_pages_answer_html_errors(app: Flask, client: FlaskClient) -> None
     officer = app.test_client()
     _signed_in(app, officer, "p.visser", "privacy-officer")
     assert officer.get("/matches/unknown").status_code == 403  # the role first, then the match
+
+
+def test_every_flash_category_has_its_own_style(app: Flask) -> None:
+    """Each category the pages flash: an error is red, success green, info blue; an
+    unknown one is never shown as an error."""
+    from flask import flash, render_template_string
+
+    used = set()
+    for source in WEB.glob("*.py"):
+        used |= set(re.findall(r'flash\((?:[^()]|\([^()]*\))*?,\s*"(\w+)"\)', source.read_text()))
+    assert used == {"info", "success", "error"}, used
+    expected = {"info": "info", "success": "ok", "error": "error", "other": "info"}
+    for category, style in expected.items():
+        with app.test_request_context("/"):
+            flash("Bericht", category)
+            page = render_template_string('{% extends "web/base.html" %}')
+        assert f"utrecht-alert--{style}" in page, category
