@@ -22,8 +22,10 @@ from sqlalchemy import select
 
 from gateway.actors import Actor
 from gateway.cases.service import Case, CaseStatus, CaseUpdate, NewCase
+from gateway.cases.shares import RecipientRefused
 from gateway.errors import InvalidInput, PolicyDenied, ProblemError
 from gateway.logs import mark_sensitive
+from gateway.partners.models import Organisation
 from gateway.partners.registry import active_directory
 from gateway.services import db_session, services
 from gateway.users import accounts
@@ -122,6 +124,23 @@ def _rule_of(error: PolicyDenied) -> str:
 def friendly(error: ProblemError, fields: Fields) -> list[tuple[str, str]]:
     """A service's refusal as (field id, Dutch message) pairs for the error summary."""
     default_id = fields[""][0]
+    if isinstance(error, RecipientRefused):
+        clash = error.clash
+        return [
+            (
+                default_id,
+                _(
+                    "The privacy protocol does not allow this: %(organisation)s (%(kind)s) may "
+                    "not receive signal %(reference)s (%(category)s) (rule %(rule)s). Share "
+                    "that signal with another organisation, or leave it out.",
+                    organisation=clash.organisation_name,
+                    kind=KIND_NAMES.get(clash.organisation_kind, clash.organisation_kind),
+                    reference=clash.signal_reference,
+                    category=CATEGORY_NAMES.get(clash.category, clash.category),
+                    rule=_rule_of(error),
+                ),
+            )
+        ]
     if isinstance(error, PolicyDenied):
         return [
             (
@@ -159,14 +178,33 @@ def _coordinators() -> list[tuple[str, str]]:
     return [(name, name) for name in names.scalars()]
 
 
-def _receivers() -> list[tuple[str, str]]:
-    """The partner organisations a case can be shared with (the meldpunt is not one),
-    as (id, "name (kind)") options."""
+def _receiver_orgs() -> list[Organisation]:
+    """The partner organisations a case can be shared with (the meldpunt is not one)."""
     return [
-        (org.id, f"{org.name} ({KIND_NAMES.get(org.kind, org.kind)})")
+        org
         for org in sorted(active_directory(db_session()), key=lambda o: o.name.lower())
         if org.kind != "meldpunt"
     ]
+
+
+def _org_label(org: Organisation) -> str:
+    return f"{org.name} ({KIND_NAMES.get(org.kind, org.kind)})"
+
+
+def _share_options(case: Case, orgs: Sequence[Organisation]) -> list[tuple[str, str]]:
+    """The share form's organisations, each saying which of the case's active categories
+    the policy lets it receive (asked through `ShareService.receiving_kinds`)."""
+    active = sorted({s.category for s in case.signals if s.status == "active"})
+    kinds = services().cases.shares.receiving_kinds(active)
+    options = []
+    for org in orgs:
+        may = [str(CATEGORY_NAMES.get(c, c)) for c in active if org.kind in kinds[c]]
+        if may:
+            note = _("may receive: %(categories)s", categories=", ".join(may))
+        else:
+            note = _("may receive none of these signals")
+        options.append((org.id, f"{_org_label(org)} · {note}"))
+    return options
 
 
 def _signal_options(case: Case) -> list[tuple[str, str]]:
@@ -264,10 +302,11 @@ def _case_page(
     notes = svc.cases.notes(db, actor, case_id)
     shares = svc.shares.of_case(db, actor, case_id)
     coordinators = _coordinators()
-    receivers = _receivers()
+    orgs = _receiver_orgs()
+    receivers = _share_options(case, orgs)
     db.commit()
     references = {s.id: s.reference for s in case.signals}
-    organisations = {org_id: label for org_id, label in receivers}
+    organisations = {org.id: _org_label(org) for org in orgs}
     return _render(
         "web/case.html",
         status,
