@@ -167,6 +167,15 @@ class Case:
 
 
 @dataclass(frozen=True)
+class CaseRef:
+    """A case as a signal's page names it: a link and a title."""
+
+    id: str
+    title: str
+    status: str
+
+
+@dataclass(frozen=True)
 class NewCase:
     """A case from a match (`match_id`) or from chosen signals (`signal_ids`): one of them."""
 
@@ -417,6 +426,71 @@ class CaseService:
         rows = rows[:size]
         audit(session, actor, decision, resource, "list", cases=[r.id for r in rows])
         return Page(self._views(session, rows), encode_cursor(rows[-1].pk) if more else None)
+
+    def holding(
+        self, session: Session, actor: Actor, signal_ids: Sequence[str]
+    ) -> dict[str, tuple[CaseRef, ...]]:
+        """For each of `signal_ids`, the cases that hold it (oldest first); audited as a
+        list of those cases."""
+        resource = self._resource()
+        decision = self._decide(session, actor, resource)
+        found: dict[str, list[CaseRef]] = {sid: [] for sid in signal_ids}
+        rows = (
+            session.execute(
+                select(SignalRow.id, CaseRow)
+                .join(CaseSignalRow, CaseSignalRow.signal_pk == SignalRow.pk)
+                .join(CaseRow, CaseRow.pk == CaseSignalRow.case_pk)
+                .where(SignalRow.id.in_(list(signal_ids)))
+                .order_by(CaseRow.pk)
+            ).all()
+            if signal_ids
+            else []
+        )
+        for signal_id, case in rows:
+            found[signal_id].append(CaseRef(case.id, case.title, case.status))
+        cases = list(dict.fromkeys(ref.id for refs in found.values() for ref in refs))
+        audit(session, actor, decision, resource, "list", cases=cases)
+        return {sid: tuple(refs) for sid, refs in found.items()}
+
+    def link_match(
+        self, session: Session, actor: Actor, case_id: str, match_id: str, reason: str
+    ) -> tuple[Case, tuple[str, ...]]:
+        """Link the match's active signals that the case does not hold yet (a signal that
+        joined the match after the case was made), with a reason: one audit entry naming
+        them. Returns the case and the ids linked; none to link is invalid input."""
+        raise_if(check_text("/reason", reason, limit=500))
+        resource = self._resource(case_id)
+        decision = self._decide(session, actor, resource)
+        row = self._row(session, case_id)
+        match = get_match(session, match_id)
+        if match is None:
+            raise InvalidInput(
+                "No match with this id.", errors=[FieldError("/matchId", "Not a match")]
+            )
+        held = {s.id for s in self._signals(session, [row.pk])[row.pk]}
+        missing = [s.id for s in match.signals if s.status == "active" and s.id not in held]
+        if not missing:
+            raise InvalidInput(
+                "The case already holds every active signal of this match.",
+                errors=[FieldError("/signalIds", "No active signal of the match to add")],
+            )
+        now = self.clock()
+        for signal in self._active_signals(session, missing, "/signalIds"):
+            session.add(CaseSignalRow(case_pk=row.pk, signal_pk=signal.pk, linked_at=now))
+        row.updated_at = now
+        audit(
+            session,
+            actor,
+            decision,
+            resource,
+            "link",
+            subjects=subjects_of(session, missing),
+            matchId=match.id,
+            signals=missing,
+            reason=reason,
+        )
+        session.flush()
+        return self._view(session, row), tuple(missing)
 
     def link(
         self, session: Session, actor: Actor, case_id: str, signal_id: str, reason: str

@@ -46,7 +46,7 @@ from gateway.cases.service import (
     utc_now,
 )
 from gateway.crypto import jwe
-from gateway.errors import FieldError, NotFound
+from gateway.errors import FieldError, NotFound, PolicyDenied
 from gateway.keys import KeyStore
 from gateway.matching.models import NotificationRow
 from gateway.partners.models import Organisation
@@ -109,6 +109,27 @@ def _view(row: ShareRow, case_id: str) -> Share:
     )
 
 
+@dataclass(frozen=True)
+class RecipientClash:
+    """Which signal may not go to which organisation under the recipient rule: the
+    signal's reference and category, the organisation's id, name and kind (nothing that
+    identifies the person)."""
+
+    signal_reference: str
+    category: str
+    organisation: str
+    organisation_name: str
+    organisation_kind: str
+
+
+class RecipientRefused(PolicyDenied):
+    """The recipient rule's refusal (the same 403 problem), naming the clash for pages."""
+
+    def __init__(self, detail: str, *, rule: str | None, clash: RecipientClash) -> None:
+        super().__init__(detail, rule=rule)
+        self.clash = clash
+
+
 @dataclass
 class ShareService:
     engine: PolicyEngine
@@ -144,22 +165,48 @@ class ShareService:
                 return decision
             category = self.engine.category(name)
             assert category is not None  # the engine denies unknown categories
-            kinds = set(category.optional_recipient_kinds)
-            for org in receivers:
-                if org.kind not in kinds:
-                    return Decision(
-                        "deny",
-                        RECIPIENT_DENY_RULE,
-                        self.engine.digest,
-                        f"organisations of kind {org.kind!r} may not receive category "
-                        f"{name!r} (categories.{name}.optional_recipient_kinds)",
-                        CASE_SHARE,
-                        purpose=purpose,
-                        processing_activity=category.processing_activity,
-                    )
+            refused = self._refused_receivers(name, receivers)
+            if refused:
+                org = refused[0]
+                return Decision(
+                    "deny",
+                    RECIPIENT_DENY_RULE,
+                    self.engine.digest,
+                    f"organisations of kind {org.kind!r} may not receive category "
+                    f"{name!r} (categories.{name}.optional_recipient_kinds)",
+                    CASE_SHARE,
+                    purpose=purpose,
+                    processing_activity=category.processing_activity,
+                )
             allowed.append(decision)
         four_eyes = [d for d in allowed if d.needs_second_approval]
         return (four_eyes or allowed)[0]
+
+    def receiving_kinds(self, categories: Sequence[str]) -> dict[str, frozenset[str]]:
+        """For each category, the kinds of organisation the policy lets receive it in a
+        share (`optional_recipient_kinds`), so a page can say who may receive what."""
+        found: dict[str, frozenset[str]] = {}
+        for name in categories:
+            category = self.engine.category(name)
+            found[name] = frozenset(category.optional_recipient_kinds) if category else frozenset()
+        return found
+
+    def _refused_receivers(
+        self, category: str, receivers: Sequence[Organisation]
+    ) -> list[Organisation]:
+        kinds = self.receiving_kinds([category])[category]
+        return [org for org in receivers if org.kind not in kinds]
+
+    def _clash(
+        self, signals: Sequence[SignalRow], receivers: Sequence[Organisation]
+    ) -> RecipientClash | None:
+        """The first (category, organisation) pair the recipient rule refuses, in
+        `decide_share`'s order, with the first chosen signal of that category."""
+        for name in sorted({s.category for s in signals}):
+            for org in self._refused_receivers(name, receivers):
+                signal = next(s for s in signals if s.category == name)
+                return RecipientClash(signal.reference, name, org.id, org.name, org.kind)
+        return None
 
     # -- loading and checking ------------------------------------------------------------
     def _case(self, session: Session, case_id: str) -> CaseRow:
@@ -265,7 +312,15 @@ class ShareService:
         resource = Resource(type="case", id=case.id)
         decision = self.decide_share(actor, case.id, signals, receivers, purpose)
         if is_refusal(decision):
-            refuse(session, actor, resource, decision)
+            clash = (
+                self._clash(signals, receivers) if decision.rule == RECIPIENT_DENY_RULE else None
+            )
+            try:
+                refuse(session, actor, resource, decision)
+            except PolicyDenied as denied:
+                if clash is None:
+                    raise
+                raise RecipientRefused(denied.detail, rule=denied.rule, clash=clash) from None
         row = ShareRow(
             id=str(uuid.uuid4()),
             case_pk=case.pk,

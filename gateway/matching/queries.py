@@ -20,6 +20,7 @@ from gateway.errors import FieldError, InvalidInput, NotFound
 from gateway.matching.models import COORDINATOR, DISMISSAL_REASONS, MATCH_STATES
 from gateway.matching.service import (
     Match,
+    MatchLinks,
     Notification,
     get_match,
     list_matches,
@@ -45,13 +46,13 @@ def _decide(
 
 #: Which of the given matches are linked into a case (`gateway.cases.match_links`);
 #: given by the composition root, since cases build on matches, not the other way.
-LinkedMatches = Callable[[Session, Sequence[Match]], set[str]]
+LinkedMatches = Callable[[Session, Sequence[Match]], dict[str, MatchLinks]]
 #: Stored states a derived "linked" replaces (a dismissal stays what it is).
 _LINKABLE = frozenset({"new", "under-review", "confirmed"})
 
 
-def _no_links(_session: Session, _matches: Sequence[Match]) -> set[str]:
-    return set()
+def _no_links(_session: Session, _matches: Sequence[Match]) -> dict[str, MatchLinks]:
+    return {}
 
 
 @dataclass
@@ -60,7 +61,7 @@ class MatchService:
 
     Reading asks `match.read`; reviewing (under review, confirmed, dismissed with a
     reason code, or back to new) is case work and asks `case.write`. A match's state
-    shows "linked" once a case was made from it or holds one of its signals.
+    shows "linked" once it is in a case and every active signal of it is in one.
     """
 
     engine: PolicyEngine
@@ -70,9 +71,15 @@ class MatchService:
     drain: Callable[[], None] = field(default=lambda: None)
 
     def _with_links(self, session: Session, matches: Sequence[Match]) -> list[Match]:
-        candidates = [m for m in matches if m.state in _LINKABLE]
-        linked = self.linked(session, candidates) if candidates else set()
-        return [dataclasses.replace(m, state="linked") if m.id in linked else m for m in matches]
+        """Each match with the ids of its signals that cases hold, and "linked" for a
+        reviewable one whose every active signal is in a case."""
+        links = self.linked(session, matches) if matches else {}
+        found: list[Match] = []
+        for m in matches:
+            link = links.get(m.id, MatchLinks())
+            state = "linked" if m.state in _LINKABLE and link.linked(m) else m.state
+            found.append(dataclasses.replace(m, state=state, in_cases=link.in_cases))
+        return found
 
     def list(
         self,

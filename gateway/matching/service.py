@@ -120,6 +120,33 @@ class Match:
     #: For "dismissed": the reason code.
     state_reason: str | None = None
     state_changed_at: datetime | None = None
+    #: The ids of its signals that some case holds (filled by `MatchService` from the
+    #: case links; empty elsewhere).
+    in_cases: frozenset[str] = frozenset()
+
+    @property
+    def active_signals(self) -> tuple[MatchSignal, ...]:
+        return tuple(s for s in self.signals if s.status == "active")
+
+    @property
+    def outside_cases(self) -> tuple[MatchSignal, ...]:
+        """Its active signals that no case holds yet."""
+        return tuple(s for s in self.active_signals if s.id not in self.in_cases)
+
+
+@dataclass(frozen=True)
+class MatchLinks:
+    """How a match is tied to cases: which of its signals some case holds, and whether a
+    case was made from it (`gateway.cases.match_links`)."""
+
+    in_cases: frozenset[str] = frozenset()
+    case_made: bool = False
+
+    def linked(self, match: Match) -> bool:
+        """In a case, with every active signal in one (a new member makes it unlinked)."""
+        return (self.case_made or bool(self.in_cases)) and all(
+            s.id in self.in_cases for s in match.signals if s.status == "active"
+        )
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,9 @@ def init_app(app: Flask) -> None:
 
     from importlib import import_module
 
-    from gateway.web.views import bp
+    from gateway.web.views import add_form_pages, bp
 
     for module in PAGE_MODULES:  # their routes join the blueprint before it is registered
         import_module(module)
     app.register_blueprint(bp)
+    add_form_pages(app)

@@ -31,8 +31,12 @@ class NewCaseForm(FlaskForm):
 
 
 class LinkForm(FlaskForm):
+    """One signal by id (the case page), or a match's signals the case lacks (`match_id`,
+    the match page)."""
+
     signal_id = StringField()
     reason = StringField()
+    match_id = HiddenField()
 
 
 class UnlinkForm(FlaskForm):

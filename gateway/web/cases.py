@@ -17,12 +17,15 @@ from typing import Any, cast
 from flask import current_app, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from sqlalchemy import select
 
 from gateway.actors import Actor
 from gateway.cases.service import Case, CaseStatus, CaseUpdate, NewCase
+from gateway.cases.shares import RecipientRefused
 from gateway.errors import InvalidInput, PolicyDenied, ProblemError
 from gateway.logs import mark_sensitive
+from gateway.partners.models import Organisation
 from gateway.partners.registry import active_directory
 from gateway.services import db_session, services
 from gateway.users import accounts
@@ -121,6 +124,23 @@ def _rule_of(error: PolicyDenied) -> str:
 def friendly(error: ProblemError, fields: Fields) -> list[tuple[str, str]]:
     """A service's refusal as (field id, Dutch message) pairs for the error summary."""
     default_id = fields[""][0]
+    if isinstance(error, RecipientRefused):
+        clash = error.clash
+        return [
+            (
+                default_id,
+                _(
+                    "The privacy protocol does not allow this: %(organisation)s (%(kind)s) may "
+                    "not receive signal %(reference)s (%(category)s) (rule %(rule)s). Share "
+                    "that signal with another organisation, or leave it out.",
+                    organisation=clash.organisation_name,
+                    kind=KIND_NAMES.get(clash.organisation_kind, clash.organisation_kind),
+                    reference=clash.signal_reference,
+                    category=CATEGORY_NAMES.get(clash.category, clash.category),
+                    rule=_rule_of(error),
+                ),
+            )
+        ]
     if isinstance(error, PolicyDenied):
         return [
             (
@@ -158,14 +178,33 @@ def _coordinators() -> list[tuple[str, str]]:
     return [(name, name) for name in names.scalars()]
 
 
-def _receivers() -> list[tuple[str, str]]:
-    """The partner organisations a case can be shared with (the meldpunt is not one),
-    as (id, "name (kind)") options."""
+def _receiver_orgs() -> list[Organisation]:
+    """The partner organisations a case can be shared with (the meldpunt is not one)."""
     return [
-        (org.id, f"{org.name} ({KIND_NAMES.get(org.kind, org.kind)})")
+        org
         for org in sorted(active_directory(db_session()), key=lambda o: o.name.lower())
         if org.kind != "meldpunt"
     ]
+
+
+def _org_label(org: Organisation) -> str:
+    return f"{org.name} ({KIND_NAMES.get(org.kind, org.kind)})"
+
+
+def _share_options(case: Case, orgs: Sequence[Organisation]) -> list[tuple[str, str]]:
+    """The share form's organisations, each saying which of the case's active categories
+    the policy lets it receive (asked through `ShareService.receiving_kinds`)."""
+    active = sorted({s.category for s in case.signals if s.status == "active"})
+    kinds = services().cases.shares.receiving_kinds(active)
+    options = []
+    for org in orgs:
+        may = [str(CATEGORY_NAMES.get(c, c)) for c in active if org.kind in kinds[c]]
+        if may:
+            note = _("may receive: %(categories)s", categories=", ".join(may))
+        else:
+            note = _("may receive none of these signals")
+        options.append((org.id, f"{_org_label(org)} · {note}"))
+    return options
 
 
 def _signal_options(case: Case) -> list[tuple[str, str]]:
@@ -242,7 +281,7 @@ def cases() -> Any:
         values = {"title": title, "signal_ids": form.signal_ids.data or ""}
         return _list_page(400, errors, values)
     db.commit()
-    flash(_("The case has been created."), "info")
+    flash(_("The case has been created."), "success")
     return redirect(url_for("web.case", case_id=case.id))
 
 
@@ -263,10 +302,11 @@ def _case_page(
     notes = svc.cases.notes(db, actor, case_id)
     shares = svc.shares.of_case(db, actor, case_id)
     coordinators = _coordinators()
-    receivers = _receivers()
+    orgs = _receiver_orgs()
+    receivers = _share_options(case, orgs)
     db.commit()
     references = {s.id: s.reference for s in case.signals}
-    organisations = {org_id: label for org_id, label in receivers}
+    organisations = {org.id: _org_label(org) for org in orgs}
     return _render(
         "web/case.html",
         status,
@@ -312,7 +352,7 @@ def _act(
         status = 403 if isinstance(error, PolicyDenied) else 400
         return _case_page(case_id, status, friendly(error, fields), values)
     db.commit()
-    flash(message, "info")
+    flash(message, "success")
     return redirect(url_for("web.case", case_id=case_id))
 
 
@@ -322,6 +362,9 @@ def case_link(case_id: str) -> Any:
     form = LinkForm()
     signal_id = (form.signal_id.data or "").strip()
     reason = (form.reason.data or "").strip()
+    match_id = optional((form.match_id.data or "").strip())
+    if match_id is not None:
+        return _link_match(case_id, match_id, reason)
 
     def work() -> str:
         services().cases.cases.link(db_session(), _actor(), case_id, signal_id, reason)
@@ -329,6 +372,39 @@ def case_link(case_id: str) -> Any:
 
     values = {"link-signal": signal_id, "link-reason": reason}
     return _act(case_id, work, LINK_FIELDS, values)
+
+
+MATCH_LINK_FIELDS: Fields = {
+    "/reason": ("add-reason", _l("Give a reason of 1 to 500 characters, %(rules)s.")),
+    "/signalIds": ("add-reason", _l("The case already holds every active signal of this match.")),
+    "/matchId": ("add-reason", _l("This match no longer exists.")),
+    "": ("add-reason", _l("The signals could not be linked.")),
+}
+
+
+def _link_match(case_id: str, match_id: str, reason: str) -> Any:
+    """From the match page: the match's active signals the case does not hold yet go into
+    the case (`CaseService.link_match`); a refusal goes back to the match page, with why."""
+    db = db_session()
+    try:
+        _case, linked = services().cases.cases.link_match(db, _actor(), case_id, match_id, reason)
+    except ProblemError as error:
+        if error.status >= 500 or error.status == 404:
+            raise
+        db.rollback()
+        for _field, message in friendly(error, MATCH_LINK_FIELDS):
+            flash(message, "error")
+        return redirect(url_for("web.match", match_id=match_id), 303)
+    db.commit()
+    flash(
+        ngettext(
+            "%(num)d signal of the match has been linked to the case.",
+            "%(num)d signals of the match have been linked to the case.",
+            len(linked),
+        ),
+        "success",
+    )
+    return redirect(url_for("web.case", case_id=case_id), 303)
 
 
 @bp.post("/cases/<case_id>/signals/<signal_id>/unlink")

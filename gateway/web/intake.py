@@ -228,5 +228,5 @@ def intake_withdraw(signal_id: str) -> BaseResponse:
     db = db_session()
     done = services().domain.signals.withdraw(db, actor, signal_id)
     db.commit()
-    flash(_("Signal %(reference)s is withdrawn.", reference=done.signal.reference), "info")
+    flash(_("Signal %(reference)s is withdrawn.", reference=done.signal.reference), "success")
     return redirect(url_for("web.intake"), code=303)

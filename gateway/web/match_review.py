@@ -18,7 +18,7 @@ from gateway.web.labels import (
     agreement,
     supplied,
 )
-from gateway.web.views import _render, bp, current_user, page
+from gateway.web.views import _match_page, _render, bp, current_user, page
 
 #: The states a review button may set (a dismissal has its own form).
 _BUTTON_STATES = ("under-review", "confirmed", "new")
@@ -69,9 +69,7 @@ def match_dismissal(match_id: str) -> BaseResponse | tuple[str, int]:
     reason = request.form.get("reason", "")
     db = db_session()
     if reason not in DISMISSAL_REASONS:
-        found = services().domain.matches.get(db, actor, match_id)
-        db.commit()
         errors = [("reason", _("Choose why the match is dismissed"))]
-        return _render("web/match.html", 400, match=found, review_errors=errors)
+        return _match_page(match_id, 400, review_errors=errors)
     found = services().domain.matches.review(db, actor, match_id, "dismissed", reason)
     return _done(found.id)

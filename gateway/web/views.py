@@ -15,6 +15,7 @@ from typing import Any, ParamSpec
 
 from flask import (
     Blueprint,
+    Flask,
     current_app,
     flash,
     g,
@@ -28,6 +29,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RoutingException
 from werkzeug.wrappers import Response as BaseResponse
 
 from gateway.actors import Actor
@@ -444,29 +446,77 @@ def logout() -> BaseResponse:
     return redirect(url_for("web.login"))
 
 
-def _safe_next(target: str | None) -> str:
-    """Only a path on this site (no scheme, no host, no `//`)."""
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
-        return target
+#: The endpoint that answers a GET on a form's POST-only address (`add_form_pages`).
+FORM_PAGE = "web.form_page"
+
+
+def page_for(target: str | None) -> str:
+    """The web page (a GET address of this site) for `target`: itself if it is one, else
+    the nearest one above it, so a form's POST-only address (`/cases/X/shares`) gives
+    the page the form lives on (`/cases/X`); anything else (another host, the API, no
+    page above) gives the start page."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return url_for("web.start")
+    path, sep, query = target.partition("?")
+    adapter = current_app.url_map.bind("localhost")
+    candidate = path
+    while candidate not in ("", "/"):
+        try:
+            endpoint, _args = adapter.match(candidate, method="GET")
+        except HTTPException:  # no such page, another method, or a redirect
+            endpoint = None
+        except RoutingException:
+            endpoint = None
+        if endpoint is not None and endpoint.startswith("web.") and endpoint != FORM_PAGE:
+            return candidate + (sep + query if candidate == path else "")
+        candidate = candidate.rsplit("/", 1)[0]
     return url_for("web.start")
+
+
+def _form_page(**_args: str) -> BaseResponse:
+    """A GET on a form's POST-only address (a reload from the address bar): to the page
+    the form lives on, not a 405."""
+    return redirect(page_for(request.path), 303)
+
+
+def add_form_pages(app: Flask) -> None:
+    """After the blueprint is registered: every POST-only web address also answers GET,
+    with a redirect to its form's page (`_form_page`)."""
+    for rule in list(app.url_map.iter_rules()):
+        methods = rule.methods or set()
+        if rule.endpoint.startswith("web.") and "GET" not in methods and "POST" in methods:
+            app.add_url_rule(rule.rule, FORM_PAGE, _form_page, methods=["GET"])
 
 
 @bp.post("/language")
 def language() -> BaseResponse:
+    """Switch the language and go back to the page the switch was on; after a refused
+    form that page's address is the form's POST-only one, so `page_for` goes to the page
+    the form lives on."""
     form = LanguageForm()
     if form.validate_on_submit() and form.lang.data in LANGUAGES:
         session["lang"] = form.lang.data
-    return redirect(_safe_next(form.next.data))
+    return redirect(page_for(form.next.data))
 
 
 # -- coordinator ------------------------------------------------------------------------
 
 
+def _queue_group(m: Any) -> int:
+    """0: a match in a case that a signal joined since (it is in no case yet); 1: another
+    match with a signal in no case; 2: the rest (in a case, or dismissed)."""
+    if m.state == "dismissed" or not m.outside_cases:
+        return 2
+    return 0 if m.in_cases else 1
+
+
 @bp.get("/matches")
 @page("match.read")
 def matches() -> tuple[str, int]:
-    """The match queue: new first, then under review, confirmed, linked, dismissed; each
-    most recently updated first (the same `MatchService` as `GET /v1/matches`)."""
+    """The match queue: first a match in a case that a new signal joined, then matches
+    with signals in no case (new, under review, confirmed), then linked and dismissed
+    ones; each group most recently updated first (the same `MatchService` as
+    `GET /v1/matches`)."""
     user = current_user()
     assert user is not None
     actor = accounts.actor_of(user)
@@ -474,18 +524,33 @@ def matches() -> tuple[str, int]:
     found = services().domain.matches.list(db, actor, None, 100, fresh=True)
     db.commit()
     newest_first = sorted(found.items, key=lambda m: m.updated_at, reverse=True)
-    queue = sorted(newest_first, key=lambda m: QUEUE_ORDER.get(m.state, len(QUEUE_ORDER)))
+    queue = sorted(
+        newest_first,
+        key=lambda m: (_queue_group(m), QUEUE_ORDER.get(m.state, len(QUEUE_ORDER))),
+    )
     return _render("web/matches.html", matches=queue, more=found.next is not None)
 
 
 @bp.get("/matches/<match_id>")
 @page("match.read")
 def match(match_id: str) -> tuple[str, int]:
-    """One match: each signal's organisation, reference, category and status; no payloads."""
+    """One match: each signal's id, organisation, reference, category, status and the
+    cases that hold it; no payloads. A role that does case work also sees, for each case
+    holding a signal of the match, a form to add the signals it does not hold yet."""
+    return _match_page(match_id)
+
+
+def _match_page(match_id: str, status: int = 200, **extra: Any) -> tuple[str, int]:
     user = current_user()
     assert user is not None
     actor = accounts.actor_of(user)
     db = db_session()
     found = services().domain.matches.get(db, actor, match_id)
+    cases_of: dict[str, Any] = {}
+    if found.in_cases and decide(actor, "case.write", Resource(type="case")).allowed:
+        cases_of = services().cases.cases.holding(db, actor, [s.id for s in found.signals])
     db.commit()
-    return _render("web/match.html", match=found)
+    cases = list({ref.id: ref for refs in cases_of.values() for ref in refs}.values())
+    return _render(
+        "web/match.html", status, match=found, cases_of=cases_of, match_cases=cases, **extra
+    )

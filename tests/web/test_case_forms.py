@@ -172,3 +172,35 @@ def test_refusals_are_dutch_messages_and_unknown_cases_are_404(world: World) -> 
     assert closed.status_code == 302 and closed.headers["Location"] == case
     page = text(coordinator.get(case))
     assert "Gesloten: Hulp geregeld via COSM" in page and "De status is gewijzigd." in page
+
+
+def test_a_refused_share_names_the_signal_and_the_organisation(world: World) -> None:
+    """The policy's recipient rule in words: which signal (reference, category) may not go
+    to which organisation (name, kind); the form says beforehand who may receive what."""
+    coordinator = signed_in(world.app, "c.jansen", "coordinator")
+    world.partner("roc-oost", "education")
+    world.partner("zorg-oost", "care")
+    sid = world.signal("politie-oost", "police", "possible-victim", "x")
+    case = new_case(coordinator, "Casus Oost", sid)
+    page = text(coordinator.get(case))
+    assert re.search(r"roc-oost \(onderwijs\)[^<]*mag geen van deze signalen ontvangen", page)
+    assert re.search(r"zorg-oost \(zorg\)[^<]*mag ontvangen: mogelijk slachtoffer", page)
+    reference = re.search(r"(REF-[0-9a-f]{8})", page)
+    assert reference
+    refused = coordinator.post(
+        f"{case}/shares",
+        data={
+            "csrf_token": csrf_token(coordinator, case),
+            "signal_ids": sid,
+            "organisations": "roc-oost",
+            "purpose": "care-referral",
+        },
+    )
+    summary = re.search(r'id="error-summary">(.*?)</div>', text(refused), re.S)
+    assert refused.status_code == 403 and summary
+    message = summary.group(1)
+    assert (
+        f"roc-oost (onderwijs) mag signaal {reference.group(1)} (mogelijk slachtoffer) "
+        "niet ontvangen (regel deny:recipient-kind-not-allowed)" in message
+    )
+    assert sid not in message and "possible-victim" not in message and "education" not in message

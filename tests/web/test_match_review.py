@@ -4,6 +4,7 @@ forms (CSRF, audited through `MatchService.review`), with Flask's test client.""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from flask import Flask
 
@@ -103,3 +104,89 @@ def test_the_match_page_says_what_each_signal_was_sent_with(app: Flask, desk: Ma
     # care's signal was sent with the names only; both agree on them
     assert cells.count("achternaam, voornaam") == 3
     assert "2010" not in page and "van den Berg" not in page  # the kinds, never the values
+
+
+def test_a_new_signal_of_a_match_in_a_case_is_added_to_that_case(
+    app: Flask, desk: MatchDesk, token_headers: Any
+) -> None:
+    """A match's signals are in a case; a third partner's signal joins the match. The match
+    is no longer "linked", comes first in the queue, names every signal's id and offers
+    to add the new signal to the case (audited through `CaseService.link_match`)."""
+    match, first, second = desk.two_signals()
+    coordinator = app.test_client()
+    _signed_in(app, coordinator, "c.jansen", "coordinator")
+    path = f"/matches/{match['id']}"
+    token = csrf_token(coordinator, path)
+    made = coordinator.post(
+        "/cases", data={"csrf_token": token, "match_id": match["id"], "title": "Casus Hengelo"}
+    )
+    assert made.status_code == 302
+    case_path = made.headers["Location"]
+    page = coordinator.get(path).get_data(as_text=True)
+    assert "gekoppeld aan een casus" in page and "alle 2 actieve signalen" in page
+
+    third = desk.submit(token_headers("education"), ANNA, reference="ROC-2026-0007")
+    other = {"familyName": "Jansen", "givenNames": "Piet", "dateOfBirth": "2009-01-02"}
+    desk.submit(desk.police, other, reference="BVH-2026-00999")
+    desk.submit(desk.care, other, reference="ZRG-2026-00999")
+
+    queue = coordinator.get("/matches").get_data(as_text=True)
+    assert _match_id(queue) == match["id"]  # the match with the new signal comes first
+    assert "1 nieuw signaal in geen casus" in queue
+    page = coordinator.get(path).get_data(as_text=True)
+    assert "gekoppeld aan een casus" not in page
+    assert "2 van 3 actieve signalen; 1 nog in geen casus" in page
+    for signal_id in (first, second, third):
+        assert '<code class="kp-id"' in page and signal_id in page
+    assert "Casus Hengelo" in page and f'href="{case_path}"' in page
+    assert "ROC-2026-0007" in page and "Deze signalen aan de casus toevoegen" in page
+
+    case_id = case_path.rsplit("/", 1)[1]
+    no_reason = coordinator.post(
+        f"{case_path}/signals", data={"csrf_token": token, "match_id": match["id"]}
+    )
+    assert no_reason.status_code == 303 and no_reason.headers["Location"] == path
+    assert "Geef een reden" in coordinator.get(path).get_data(as_text=True)
+
+    added = coordinator.post(
+        f"{case_path}/signals",
+        data={"csrf_token": token, "match_id": match["id"], "reason": "Nieuw signaal school"},
+    )
+    assert added.status_code == 303 and added.headers["Location"] == case_path
+    case = coordinator.get(case_path).get_data(as_text=True)
+    assert "1 signaal van de treffer is aan de casus gekoppeld." in case
+    assert "ROC-2026-0007" in case
+    page = coordinator.get(path).get_data(as_text=True)
+    assert "gekoppeld aan een casus" in page and "alle 3 actieve signalen" in page
+    assert "Deze signalen aan de casus toevoegen" not in page
+    again = coordinator.post(
+        f"{case_path}/signals",
+        data={"csrf_token": token, "match_id": match["id"], "reason": "Nog een keer"},
+    )
+    assert again.status_code == 303 and again.headers["Location"] == path
+
+    from sqlalchemy import select
+
+    from gateway.audit.models import AuditEntryRow
+
+    with app.extensions["ketenpoort"].db.session() as s:
+        entries = [bytes(d).decode() for d in s.execute(select(AuditEntryRow.data)).scalars()]
+    links = [e for e in entries if case_id in e and '"step":"link"' in e.replace(" ", "")]
+    assert len(links) == 1 and third in links[0] and first not in links[0]
+
+
+def test_a_review_says_it_succeeded_in_the_success_style(app: Flask, desk: MatchDesk) -> None:
+    """ "De treffer is bijgewerkt." is no error: the success alert, not the red one."""
+    desk.two_signals()
+    coordinator = app.test_client()
+    _signed_in(app, coordinator, "c.jansen", "coordinator")
+    path = f"/matches/{_match_id(coordinator.get('/matches').get_data(as_text=True))}"
+    token = csrf_token(coordinator, path)
+    coordinator.post(f"{path}/review", data={"csrf_token": token, "state": "confirmed"})
+    page = coordinator.get(path).get_data(as_text=True)
+    alert = re.search(
+        r'<div class="utrecht-alert ([^"]+)"[^>]*>\s*(.*?)</div>\s*</div>', page, re.S
+    )
+    assert alert and "De treffer is bijgewerkt." in alert.group(2)
+    assert "utrecht-alert--ok" in alert.group(1) and "error" not in alert.group(1)
+    assert "Gelukt" in alert.group(2)

@@ -58,6 +58,48 @@ def test_the_language_switch_redirects_only_within_the_site(client: FlaskClient)
     assert '<html lang="en">' in page
 
 
+CASE = "/cases/6f1c2a4e-1d2b-4c3d-9e8f-0a1b2c3d4e5f"
+MATCH = "/matches/0b1c2d3e-4f50-4617-8829-3a4b5c6d7e8f"
+#: A form's POST-only address -> the page the form lives on (a GET page).
+FORM_PAGES = {
+    f"{CASE}/shares": CASE,
+    f"{CASE}/signals": CASE,
+    f"{CASE}/status": CASE,
+    f"{CASE}/notes": CASE,
+    f"{CASE}/assignee": CASE,
+    f"{CASE}/signals/6f1c2a4e-0000-4c3d-9e8f-0a1b2c3d4e5f/unlink": CASE,
+    f"{MATCH}/dismissal": MATCH,
+    f"{MATCH}/review": MATCH,
+    "/audit/subject/clear": "/audit",
+    "/logout": "/",
+    "/language": "/",
+}
+
+
+def test_the_language_switch_never_goes_to_a_post_only_address(client: FlaskClient) -> None:
+    """After a refused form the address is the form's POST-only one: switching the
+    language goes to the page the form lives on, never a 405 problem."""
+    token = csrf_token(client)
+    for target, expected in [*FORM_PAGES.items(), ("/v1/signals", "/"), ("/healthz", "/")]:
+        response = client.post(
+            "/language", data={"csrf_token": token, "lang": "en", "next": target}
+        )
+        assert response.status_code == 302, target
+        assert response.headers["Location"] == expected, target
+
+
+def test_a_get_on_a_forms_address_goes_to_its_page(client: FlaskClient) -> None:
+    """A reload of a POST-only web address (from the address bar) is no raw JSON: it goes
+    to the page the form lives on. The API still answers a wrong method as a problem."""
+    for target, expected in FORM_PAGES.items():
+        response = client.get(target)
+        assert response.status_code == 303, target
+        assert response.headers["Location"] == expected, target
+        assert response.mimetype == "text/html", target
+    api = client.get("/v1/cases/x/shares")
+    assert api.mimetype == "application/problem+json"
+
+
 def test_unknown_language_and_accept_language(client: FlaskClient) -> None:
     assert '<html lang="nl">' in client.get("/login").get_data(as_text=True)
     english = client.get("/login", headers={"Accept-Language": "en-US,en;q=0.9"})
@@ -211,3 +253,20 @@ def test_match_pages_answer_html_errors(app: Flask, client: FlaskClient) -> None
     officer = app.test_client()
     _signed_in(app, officer, "p.visser", "privacy-officer")
     assert officer.get("/matches/unknown").status_code == 403  # the role first, then the match
+
+
+def test_every_flash_category_has_its_own_style(app: Flask) -> None:
+    """Each category the pages flash: an error is red, success green, info blue; an
+    unknown one is never shown as an error."""
+    from flask import flash, render_template_string
+
+    used = set()
+    for source in WEB.glob("*.py"):
+        used |= set(re.findall(r'flash\((?:[^()]|\([^()]*\))*?,\s*"(\w+)"\)', source.read_text()))
+    assert used == {"info", "success", "error"}, used
+    expected = {"info": "info", "success": "ok", "error": "error", "other": "info"}
+    for category, style in expected.items():
+        with app.test_request_context("/"):
+            flash("Bericht", category)
+            page = render_template_string('{% extends "web/base.html" %}')
+        assert f"utrecht-alert--{style}" in page, category
