@@ -475,7 +475,9 @@ class CaseService:
                 errors=[FieldError("/signalIds", "No active signal of the match to add")],
             )
         now = self.clock()
-        for signal in self._active_signals(session, missing, "/signalIds"):
+        signals, errors = self._active_signals(session, missing, "/signalIds")
+        raise_if(errors)
+        for signal in signals:
             session.add(CaseSignalRow(case_pk=row.pk, signal_pk=signal.pk, linked_at=now))
         row.updated_at = now
         audit(
