@@ -108,6 +108,23 @@ ACTION_NAMES = {
     "payload.read": _l("Payload read"),
     "subject.search": _l("Subject search"),
     "subject.report": _l("Data-subject report"),
+    "match.read": _l("Matches read"),
+    "notification.read": _l("Notifications read"),
+    "signal.list": _l("Own signals listed"),
+    "directory.read": _l("Directory read"),
+    "policy.read": _l("Policy read"),
+    "audit.read": _l("Audit log read"),
+    "audit.export": _l("Audit log exported"),
+    "figures.read": _l("Figures read"),
+    "oprf.evaluate": _l("Blind pseudonyms evaluated"),
+    "token.issue": _l("Access token issued"),
+    "request.refuse": _l("Request refused"),
+    "alert.raised": _l("Alert raised"),
+    "user.sign-in": _l("Signed in"),
+    "user.sign-out": _l("Signed out"),
+    "user.lockout": _l("Account locked"),
+    "user.password-change": _l("Password changed"),
+    "user.session-timeout": _l("Session timed out"),
 }
 #: What a `case.write` or `case.share` entry did (its `detail.step`): one policy action
 #: covers a coordinator's reading and changing of cases, the step tells them apart.
