@@ -30,6 +30,10 @@ def test_the_queue_and_the_match_page_show_tier_state_and_keys(app: Flask, desk:
     # A typo in the family name: what agreed, in words, not the API's family codes.
     assert "achternaam, bijna" in text and "voornaam" in text and "geboortedatum" in text
     assert "del_dob" not in text
+    # each row's link says, to a screen reader, which match it opens (not only a time)
+    assert re.search(
+        r'href="/matches/[0-9a-f-]{36}"><span class="kp-visually-hidden">Treffer van ', text
+    )
     match_id = _match_id(text)
     page = coordinator.get(f"/matches/{match_id}").get_data(as_text=True)
     assert "Treffer afwijzen" in page and 'name="reason"' in page
