@@ -454,6 +454,10 @@ class ShareService:
         row.status = "refused"
 
     # -- what a partner receives -----------------------------------------------------------
+    def check_cursor(self, cursor: str) -> None:
+        """A `cursor` of this list, or `InvalidCursor` (checked with the rest of the query)."""
+        self._cursors.decode(cursor)
+
     def received(
         self, session: Session, actor: Actor, cursor: str | None = None, limit: int | None = None
     ) -> Page[ReceivedShare]:

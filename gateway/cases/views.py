@@ -9,6 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, Response
 
 from gateway.api.openapi import operation
+from gateway.api.paging import decode_cursor
 from gateway.api.validation import json_response, parse_body, parse_query, read_body
 from gateway.cases.schemas import (
     CaseCreate,
@@ -105,7 +106,7 @@ def create() -> Response:
     scopes=WRITE,
 )
 def list_cases() -> Response:
-    query = parse_query(PageQuery)
+    query = parse_query(PageQuery, checks={"cursor": decode_cursor})
     page = services().cases.cases.list(db_session(), current_actor(), query.cursor, query.limit)
     db_session().commit()
     return json_response(CasePage(items=[case_out(c) for c in page.items], next=page.next))
@@ -276,7 +277,7 @@ def received_out(share: ReceivedShare) -> ReceivedShareOut:
     scopes=("shares:read",),
 )
 def list_shares() -> Response:
-    query = parse_query(PageQuery)
+    query = parse_query(PageQuery, checks={"cursor": services().cases.shares.check_cursor})
     page = services().cases.shares.received(
         db_session(), current_actor(), query.cursor, query.limit
     )

@@ -160,6 +160,10 @@ class NotificationService:
     #: show the rows written for others in between (`gateway.api.paging.CursorCodec`).
     cursors: CursorCodec
 
+    def check_after(self, after: str) -> None:
+        """An `after` of this feed, or `InvalidCursor` (checked with the rest of the query)."""
+        self.cursors.decode(after, parameter="after")
+
     @staticmethod
     def feed_of(actor: Actor) -> str | None:
         """The feed an actor reads: its organisation's, or for the meldpunt's systems the

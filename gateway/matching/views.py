@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, Response
 
 from gateway.api.openapi import operation
+from gateway.api.paging import decode_cursor
 from gateway.api.validation import json_response, parse_body, parse_query
 from gateway.matching.jobs import catch_up
 from gateway.matching.schemas import (
@@ -79,10 +80,11 @@ def match_out(m: Match) -> MatchOut:
     scopes=("notifications:read",),
 )
 def notifications() -> Response:
-    query = parse_query(NotificationQuery)
+    feed = services().domain.notifications
+    query = parse_query(NotificationQuery, checks={"after": feed.check_after})
     catch_up(current_actor())  # before the session: on SQLite the drain takes the write lock
     session = db_session()
-    page = services().domain.notifications.list(session, current_actor(), query.after, query.limit)
+    page = feed.list(session, current_actor(), query.after, query.limit)
     session.commit()
     items = [notification_out(n) for n in page.items]
     return json_response(NotificationPage(items=items, next=page.next))
@@ -98,7 +100,7 @@ def notifications() -> Response:
     scopes=("cases:write",),
 )
 def matches() -> Response:
-    query = parse_query(MatchQuery)
+    query = parse_query(MatchQuery, checks={"cursor": decode_cursor})
     catch_up(current_actor())
     session = db_session()
     page = services().domain.matches.list(session, current_actor(), query.cursor, query.limit)

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from gateway.audit.models import AuditEntryRow
 from gateway.crypto.jwe import encrypt_for_recipients
 from gateway.signals.models import SignalRow
+from tests.conftest import MELDPUNT_SCOPES
 from tests.test_http_conventions import assert_problem
 
 BSN = "111222333"
@@ -358,3 +359,19 @@ def test_list_reports_a_bad_cursor_with_the_other_query_errors(
     assert alone["errors"] == [
         {"pointer": "/cursor", "detail": "Not a cursor this API issued", "parameter": "cursor"}
     ]
+
+
+def test_every_list_reports_a_bad_cursor_with_the_other_query_errors(
+    client: FlaskClient, police: dict[str, str], token_headers: Any
+) -> None:
+    meldpunt = token_headers("meldpunt", MELDPUNT_SCOPES)
+    care = token_headers("care", "shares:read")
+    for path, cursor, headers in (
+        ("/v1/notifications", "after", police),
+        ("/v1/shares", "cursor", care),
+        ("/v1/matches", "cursor", meldpunt),
+        ("/v1/cases", "cursor", meldpunt),
+    ):
+        response = client.get(f"{path}?limit=abc&{cursor}=garbage", headers=headers)
+        problem = assert_problem(response, 400, "invalid-input")
+        assert {e["pointer"] for e in problem["errors"]} == {"/limit", f"/{cursor}"}, path
