@@ -140,15 +140,14 @@ class InputErrors:
         if len(self._found) == 1:
             return first
         errors = self.errors
+        count = len(errors)
+        # The detail covers every error listed (a stage's own detail counted only its own).
+        detail = f"The request has {count} invalid value{'s' if count != 1 else ''}; see errors."
         if all(type(error) is type(first) for error in self._found):
             merged = type(first).__new__(type(first))
-            ProblemError.__init__(merged, first.detail, errors=errors, headers=first.headers)
+            ProblemError.__init__(merged, detail, errors=errors, headers=first.headers)
             return merged
-        count = len(errors)
-        return InvalidInput(
-            f"The request has {count} invalid value{'s' if count != 1 else ''}; see errors.",
-            errors=errors,
-        )
+        return InvalidInput(detail, errors=errors)
 
     def raise_if_any(self) -> None:
         problem = self.problem()

@@ -100,6 +100,22 @@ def test_parts_of_a_name_are_not_logged_either(logged: tuple[Flask, io.StringIO]
         assert needle not in text, needle
 
 
+def test_prefixes_and_digits_of_a_name_are_not_redacted_everywhere(
+    logged: tuple[Flask, io.StringIO],
+) -> None:
+    """Name parts are words of the name, not its prefixes ("van", "den") or digits: those
+    would blank out "denied" or a year in every request id (dates have their own rule)."""
+    app, stream = logged
+    subject = {"familyName": "van den Berg", "givenNames": "Eva Tim"}
+    response = app.test_client().post(
+        "/v1/echo-signals", json=body(**subject), headers={"X-Request-Id": "order-hidden-denied"}
+    )
+    assert response.status_code == 201
+    text = stream.getvalue()
+    assert "order-hidden-denied" in text
+    assert "Berg" not in text
+
+
 def test_400_logs_no_identifiers(logged: tuple[Flask, io.StringIO]) -> None:
     app, stream = logged
     response = app.test_client().post("/v1/echo-signals", json=body(givenNames=12))

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from gateway.errors import FieldError, InputErrors, InvalidInput, MalformedJson, PayloadTooLarge
 from gateway.logs import SENSITIVE_KEYS, mark_sensitive
 from gateway.pseudonyms.detector import names_of
+from gateway.pseudonyms.normalise import PREFIXES
 
 M = TypeVar("M", bound=BaseModel)
 #: Name parts this short are not marked apart (they would redact ordinary words).
@@ -200,7 +201,12 @@ def read_json_body() -> Any:
     found = _collect_sensitive(data)
     # Also each part of a name, as written and folded: a log line must not keep
     # "Plettenborgh" of "van Plettenborgh" (the audit's checks use the parts too).
-    words = {w for v in found for w in _WORDS.split(v) if len(w) >= MIN_NAME_PART}
+    words = {
+        w
+        for v in found
+        for w in _WORDS.split(v)
+        if len(w) >= MIN_NAME_PART and not w.isdigit() and w.lower() not in PREFIXES
+    }
     mark_sensitive([*found, *words, *names_of(found)])
     return data
 

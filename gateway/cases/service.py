@@ -468,6 +468,11 @@ class CaseService:
                 "No match with this id.", errors=[FieldError("/matchId", "Not a match")]
             )
         held = {s.id for s in self._signals(session, [row.pk])[row.pk]}
+        if not held & {s.id for s in match.signals}:
+            raise InvalidInput(
+                "The case holds no signal of this match; make a case from the match instead.",
+                errors=[FieldError("/matchId", "No signal of this match is in the case")],
+            )
         missing = [s.id for s in match.signals if s.status == "active" and s.id not in held]
         if not missing:
             raise InvalidInput(

@@ -7,6 +7,7 @@ its denial is an audit entry with the policy rule, as in the API.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -448,16 +449,30 @@ def logout() -> BaseResponse:
 
 #: The endpoint that answers a GET on a form's POST-only address (`add_form_pages`).
 FORM_PAGE = "web.form_page"
+#: Bounds of a `page_for` target: no page of ours is longer or deeper (a caller's
+#: `next` could otherwise make it try every shorter prefix of a huge path).
+MAX_TARGET_LENGTH = 512
+MAX_TARGET_DEPTH = 8
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def page_for(target: str | None) -> str:
     """The web page (a GET address of this site) for `target`: itself if it is one, else
     the nearest one above it, so a form's POST-only address (`/cases/X/shares`) gives
     the page the form lives on (`/cases/X`); anything else (another host, the API, no
-    page above) gives the start page."""
-    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+    page above) gives the start page, as does a target too long, too deep or with a
+    control character (a redirect cannot carry one)."""
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith(("//", "/\\"))
+        or len(target) > MAX_TARGET_LENGTH
+        or _CONTROL.search(target)
+    ):
         return url_for("web.start")
     path, sep, query = target.partition("?")
+    if path.count("/") > MAX_TARGET_DEPTH:
+        return url_for("web.start")
     adapter = current_app.url_map.bind("localhost")
     candidate = path
     while candidate not in ("", "/"):

@@ -168,6 +168,14 @@ def test_a_new_signal_of_a_match_in_a_case_is_added_to_that_case(
         data={"csrf_token": token, "match_id": match["id"], "reason": "Nog een keer"},
     )
     assert again.status_code == 303 and again.headers["Location"] == path
+    # a match none of whose signals the case holds is not added through this form
+    (unrelated,) = [m for m in desk.matches() if m["id"] != match["id"]]
+    refused = coordinator.post(
+        f"{case_path}/signals",
+        data={"csrf_token": token, "match_id": unrelated["id"], "reason": "Verkeerde treffer"},
+    )
+    assert refused.status_code == 303
+    assert "BVH-2026-00999" not in coordinator.get(case_path).get_data(as_text=True)
 
     from sqlalchemy import select
 

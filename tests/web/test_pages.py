@@ -49,6 +49,8 @@ def test_the_language_switch_redirects_only_within_the_site(client: FlaskClient)
         ("//evil.example/x", "/"),
         ("https://evil.example/", "/"),
         ("/\\evil.example", "/"),
+        ("/cases/a\nb", "/"),  # a redirect cannot carry a control character (was a 500)
+        ("/x" * 20_000, "/"),  # nor a huge path (it tried every shorter prefix: seconds)
     ]:
         response = client.post(
             "/language", data={"csrf_token": token, "lang": "en", "next": target}
@@ -98,6 +100,10 @@ def test_a_get_on_a_forms_address_goes_to_its_page(client: FlaskClient) -> None:
         assert response.mimetype == "text/html", target
     api = client.get("/v1/cases/x/shares")
     assert api.mimetype == "application/problem+json"
+    # a newline in the address (percent-encoded) goes to the start page, no 500
+    for target in ("/cases/a%0ab/shares", "/matches/a%0d%0ab/review"):
+        response = client.get(target)
+        assert response.status_code == 303 and response.headers["Location"] == "/", target
 
 
 def test_unknown_language_and_accept_language(client: FlaskClient) -> None:
