@@ -452,16 +452,23 @@ class CaseService:
         audit(session, actor, decision, resource, "list", cases=cases)
         return {sid: tuple(refs) for sid, refs in found.items()}
 
+    def _change(
+        self, session: Session, actor: Actor, case_id: str, reason: str
+    ) -> tuple[Resource, Decision, CaseRow]:
+        """What every change with a reason starts with: the reason checked, the one policy
+        decision, the case row (a 404 when there is none)."""
+        raise_if(check_text("/reason", reason, limit=500))
+        resource = self._resource(case_id)
+        decision = self._decide(session, actor, resource)
+        return resource, decision, self._row(session, case_id)
+
     def link_match(
         self, session: Session, actor: Actor, case_id: str, match_id: str, reason: str
     ) -> tuple[Case, tuple[str, ...]]:
         """Link the match's active signals that the case does not hold yet (a signal that
         joined the match after the case was made), with a reason: one audit entry naming
         them. Returns the case and the ids linked; none to link is invalid input."""
-        raise_if(check_text("/reason", reason, limit=500))
-        resource = self._resource(case_id)
-        decision = self._decide(session, actor, resource)
-        row = self._row(session, case_id)
+        resource, decision, row = self._change(session, actor, case_id, reason)
         match = get_match(session, match_id)
         if match is None:
             raise InvalidInput(
@@ -503,10 +510,7 @@ class CaseService:
         self, session: Session, actor: Actor, case_id: str, signal_id: str, reason: str
     ) -> Case:
         """Link an active signal into the case, with a reason (audited)."""
-        raise_if(check_text("/reason", reason, limit=500))
-        resource = self._resource(case_id)
-        decision = self._decide(session, actor, resource)
-        row = self._row(session, case_id)
+        resource, decision, row = self._change(session, actor, case_id, reason)
         found, errors = self._active_signals(session, [signal_id], "/signalIds")
         raise_if(errors)
         (signal,) = found
@@ -528,10 +532,7 @@ class CaseService:
     def unlink(
         self, session: Session, actor: Actor, case_id: str, signal_id: str, reason: str
     ) -> Case:
-        raise_if(check_text("/reason", reason, limit=500))
-        resource = self._resource(case_id)
-        decision = self._decide(session, actor, resource)
-        row = self._row(session, case_id)
+        resource, decision, row = self._change(session, actor, case_id, reason)
         link = session.execute(
             select(CaseSignalRow)
             .join(SignalRow, SignalRow.pk == CaseSignalRow.signal_pk)
