@@ -439,21 +439,21 @@ class SignalService:
                 self._add(found, [FieldError("/category", "Not a category of the active policy")])
         linkage = self._linkage_input(found, submission, subject, category)
         directory = self.directory.view()
-        inspected = None
+        required = set(category.required_recipients) | {MELDPUNT} if category else None
+        inspected = meldpunt_key = None
         if seal is None and not found.refused("/payload"):
+            meldpunt_key = self._meldpunt_key(submission.payload, directory)
             inspected = inspect_envelope(
                 submission.payload,
-                category_recipients=(
-                    set(category.required_recipients) | {MELDPUNT} if category else None
-                ),
+                category_recipients=required,
                 directory=directory,
-                meldpunt_kid=self._meldpunt_key(submission.payload, directory).kid,
+                meldpunt_kid=meldpunt_key.kid,
                 optional_kinds=category.optional_recipient_kinds if category else None,
                 kind_of=directory.kind_of,
             )
             found.absorb(inspected.errors)
         found.raise_if_any()
-        assert category is not None and linkage is not None
+        assert category is not None and required is not None and linkage is not None
 
         resource = Resource(type="signal", category=submission.category, organisation=organisation)
         # The one policy question; decided in memory, so the write transaction (SQLite's
@@ -463,7 +463,7 @@ class SignalService:
             payload = seal(category)
             check_envelope(
                 payload,
-                category_recipients=set(category.required_recipients) | {MELDPUNT},
+                category_recipients=required,
                 directory=directory,
                 meldpunt_private_jwk=self.keys.private_jwk(
                     self._meldpunt_key(payload, directory).kid
@@ -474,7 +474,7 @@ class SignalService:
         else:
             payload = submission.payload
             assert inspected is not None and inspected.parsed is not None
-            meldpunt_key = self._meldpunt_key(payload, directory)
+            assert meldpunt_key is not None
             check_decryption(inspected.parsed, self.keys.private_jwk(meldpunt_key.kid))
         pseudonymiser = self.pseudonymiser()
         uses = set(category.linkage_keys)
