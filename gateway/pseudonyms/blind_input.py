@@ -72,12 +72,12 @@ def pseudonyms_from_match_keys(
 
     `{family: element}` for any family (DESIGN.md's form), or `{family: [element, …]}`
     for one that may hold several (`matchkeys.MULTI_VALUED`: deletion neighbours, name
-    parts, ...); a `keyId` member is not an element (`blind_pseudonyms` reads it). Every
+    parts, ...); a `keyId` member is not an element (`check_match_keys` reads it). Every
     invalid entry is reported at once (400 `invalid-input`), never quoting a value.
     """
     if not isinstance(match_keys, Mapping):
         raise InvalidInput("matchKeys is invalid.", errors=[FieldError(pointer, MSG_NOT_OBJECT)])
-    match_keys = {f: v for f, v in match_keys.items() if f != KEY_ID}  # see blind_pseudonyms
+    match_keys = {f: v for f, v in match_keys.items() if f != KEY_ID}  # see check_match_keys
     if not match_keys:
         raise InvalidInput("matchKeys is invalid.", errors=[FieldError(pointer, MSG_EMPTY)])
     errors: list[FieldError] = []
@@ -153,16 +153,3 @@ def move_to_current(
         )
     rotation = earlier.rotation_to(current)
     return {family: frozenset(rotation.apply_all(values)) for family, values in found.items()}
-
-
-def blind_pseudonyms(
-    match_keys: object,
-    current: Pseudonymiser,
-    previous: Callable[[str], Pseudonymiser | None],
-    *,
-    pointer: str = "/matchKeys",
-) -> dict[str, frozenset[bytes]]:
-    """A blind submission's pseudonyms under the `current` key: `matchKeys` checked
-    (`check_match_keys`) and moved from the key its `keyId` names (`move_to_current`)."""
-    found, key_id = check_match_keys(match_keys, pointer=pointer)
-    return move_to_current(found, key_id, current, previous)

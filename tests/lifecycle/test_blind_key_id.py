@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,20 @@ from gateway.errors import InvalidInput
 from gateway.keys import KeyPurpose, KeyStore
 from gateway.keys.store import MasterKey
 from gateway.pseudonyms import Pseudonymiser
-from gateway.pseudonyms.blind_input import OprfKeyChanged, blind_pseudonyms
+from gateway.pseudonyms.blind_input import OprfKeyChanged, check_match_keys, move_to_current
 from gateway.pseudonyms.matchkeys import MULTI_VALUED
 
 SUBJECT = {"bsn": "123456782", "familyName": "Jansen", "dateOfBirth": "2010-05-06"}
+
+
+def blind_pseudonyms(
+    match_keys: object,
+    current: Pseudonymiser,
+    previous: Callable[[str], Pseudonymiser | None],
+) -> dict[str, frozenset[bytes]]:
+    """As a blind submission is read: checked, then moved to the current key."""
+    found, key_id = check_match_keys(match_keys)
+    return move_to_current(found, key_id, current, previous)
 
 
 def _match_keys(key: Pseudonymiser, **extra: str) -> dict[str, object]:
