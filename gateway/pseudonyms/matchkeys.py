@@ -39,6 +39,9 @@ its rule yields several keys (deletion neighbours, name parts):
     xname_dob   family and first given name each alone + dob (swapped fields with a typo)
     names_del   one-deletion neighbours of family, then of first given, + the other name
                 (no date: a typo in a name of a record without a date of birth)
+
+`del_dob` and `names_del` delete in fewer positions where long names would make a
+signal yield more than `MAX_LINKAGE_KEYS` keys (`_fit`).
     fgi_dob     first letter of the family name + first given name + dob
 
 `swap_dob` and `xname_dob` also read the given names as a family name would be read
@@ -66,6 +69,7 @@ from typing import TypeVar
 from gateway.errors import FieldError
 from gateway.pseudonyms.errors import InvalidSubject
 from gateway.pseudonyms.normalise import (
+    MAX_DELETION_NEIGHBOURS,
     FamilyName,
     deletion_neighbours,
     first_given_name,
@@ -129,6 +133,17 @@ MULTI_VALUED = frozenset(
         FAMILY_NAMES_YM,
     }
 )
+
+#: A signal never yields more keys than this: at about 48 µs of OPRF work a key (one
+#: core of the development machine, `bench/bench_linkage.py`), 38 keys are 1.8 ms,
+#: under issue 14's 2 ms a signal. The two deletion families give way (`_fit`), the
+#: others stay whole (at most 24 keys). Before this cap (2026-11) the longest Dutch
+#: test-set names gave 57 keys (2.75 ms) and FEBRL's 66; the cap costs FEBRL3's
+#: strong tier one pair in a thousand and FEBRL4 nothing.
+MAX_LINKAGE_KEYS = 38
+#: `part_dob` keys a family name's first parts only (real double names have two or
+#: three), so that the families other than the deletion ones stay within 24 keys.
+MAX_NAME_PARTS = 4
 
 _T = TypeVar("_T")
 
@@ -227,6 +242,9 @@ def linkage_keys(subject: NormalisedSubject) -> dict[str, frozenset[str]]:
         else ""
     )
 
+    # The deletion families, added last by `_fit` within the key budget.
+    deletions: list[tuple[str, Callable[[int], frozenset[str]]]] = []
+
     def put(name: str, *values: str) -> None:
         found = frozenset(v for v in values if v)
         if found:
@@ -242,17 +260,23 @@ def linkage_keys(subject: NormalisedSubject) -> dict[str, frozenset[str]]:
             # neighbour of the spelling form; only deletions inside "ij", "ue", ...
             # add keys, and only those of about the name's length are kept.
             written = subject.family_name.core if subject.family_name else family
-            neighbours = deletion_neighbours(family)
-            if written != family:
-                neighbours |= {
-                    spelt
-                    for n in deletion_neighbours(written)
-                    if len(family) - 1 <= len(spelt := spelling_form(n)) <= len(family)
-                }
-            put(FAMILY_DEL_DOB, *(label(FAMILY_DEL_DOB, n, dob) for n in sorted(neighbours)))
+
+            def del_dob(positions: int, dob: str = dob) -> frozenset[str]:
+                neighbours = deletion_neighbours(family, positions)
+                if written != family:
+                    neighbours |= {
+                        spelt
+                        for n in deletion_neighbours(written, positions)
+                        if len(family) - 1 <= len(spelt := spelling_form(n)) <= len(family)
+                    }
+                return frozenset(label(FAMILY_DEL_DOB, n, dob) for n in neighbours)
+
+            deletions.append((FAMILY_DEL_DOB, del_dob))
             assert subject.family_name is not None
             # The whole name too, so "de Vries" meets the "vries" part of "de Vries-Jansen".
-            parts = {family} | {spelling_form(p) for p in subject.family_name.parts}
+            parts = {family} | {
+                spelling_form(p) for p in subject.family_name.parts[:MAX_NAME_PARTS]
+            }
             put(FAMILY_PART_DOB, *(label(FAMILY_PART_DOB, p, dob) for p in sorted(parts) if p))
         if given:
             put(FAMILY_GIVEN_DOB, label(FAMILY_GIVEN_DOB, given, dob))
@@ -292,17 +316,43 @@ def linkage_keys(subject: NormalisedSubject) -> dict[str, frozenset[str]]:
         # The given name also as written (before short forms): "Hendrrik" is a typo of
         # "Hendrik", whose short form is "henk".
         assert subject.given_names is not None
-        written = spelling_form(subject.given_names.split()[0])
-        put(
-            FAMILY_NAMES_DEL,
-            *(label(FAMILY_NAMES_DEL, n, given) for n in deletion_neighbours(family)),
-            *(
-                label(FAMILY_NAMES_DEL, family, n)
-                for g in {given, written}
-                for n in deletion_neighbours(g)
-            ),
-        )
+        given_as_written = spelling_form(subject.given_names.split()[0])
+
+        def names_del(positions: int) -> frozenset[str]:
+            return frozenset(
+                {label(FAMILY_NAMES_DEL, n, given) for n in deletion_neighbours(family, positions)}
+                | {
+                    label(FAMILY_NAMES_DEL, family, n)
+                    for g in {given, given_as_written}
+                    for n in deletion_neighbours(g, positions)
+                }
+            )
+
+        deletions.append((FAMILY_NAMES_DEL, names_del))
+    _fit(keys, deletions)
     return keys
+
+
+def _fit(
+    keys: dict[str, frozenset[str]], deletions: list[tuple[str, Callable[[int], frozenset[str]]]]
+) -> None:
+    """Add the deletion families, each deleting in as many leading positions as
+    `MAX_LINKAGE_KEYS` leaves room for, in order (`del_dob` first: it weighs most).
+
+    Only long names are cut: a typo in their last letters then goes untolerated by that
+    family (a double name's parts still have `part_dob`) rather than the signal costing
+    over 2 ms of OPRF work. The names themselves (no deletion) always stay. Both sides
+    of a pair cut alike, so a typo before both cuts still links.
+    """
+    for i, (family, build) in enumerate(deletions):
+        floor = sum(len(later(0)) for _, later in deletions[i + 1 :])
+        room = MAX_LINKAGE_KEYS - sum(len(v) for v in keys.values()) - floor
+        for positions in range(MAX_DELETION_NEIGHBOURS, -1, -1):
+            found = build(positions)
+            if len(found) <= room:
+                break
+        if found:
+            keys[family] = found
 
 
 def derive_linkage_keys(

@@ -522,15 +522,16 @@ MAX_DELETION_NEIGHBOURS = 16
 MIN_DELETION_LENGTH = 4
 
 
-def deletion_neighbours(name: str) -> frozenset[str]:
+def deletion_neighbours(name: str, positions: int = MAX_DELETION_NEIGHBOURS) -> frozenset[str]:
     """The name itself and each form with one letter deleted (bounded).
 
     Two names within one substitution, insertion, deletion or adjacent swap share
     at least one member ("jansen"/"janssen" share "jansen", "smith"/"smtih" share
     "smth"). Names longer than `MAX_DELETION_NEIGHBOURS` letters only get deletions
-    in their first 16 positions, so a signal never yields more than 17 keys here.
+    in their first 16 positions, so a signal never yields more than 17 keys here;
+    `positions` lowers that bound (a typo past it is then not tolerated).
     """
     if len(name) < MIN_DELETION_LENGTH:
         return frozenset({name}) if name else frozenset()
-    positions = range(min(len(name), MAX_DELETION_NEIGHBOURS))
-    return frozenset({name} | {name[:i] + name[i + 1 :] for i in positions})
+    last = min(len(name), positions, MAX_DELETION_NEIGHBOURS)
+    return frozenset({name} | {name[:i] + name[i + 1 :] for i in range(last)})

@@ -21,10 +21,12 @@ from gateway.pseudonyms.matchkeys import (
     FAMILY_GIVEN_DOB,
     FAMILY_NAME_DOB,
     FAMILY_NAMES,
+    FAMILY_NAMES_DEL,
     FAMILY_PART_DOB,
     FAMILY_PHON_DOB,
     FAMILY_SWAP_DOB,
     LINKAGE_FAMILIES,
+    MAX_LINKAGE_KEYS,
     MSG_NO_KEY,
     derive_linkage_keys,
     derive_match_keys,
@@ -169,6 +171,45 @@ def test_deletion_neighbours_are_bounded() -> None:
     # del_dob and names_del (family and given) are bounded, the rest one or two each
     bound = 3 * (MAX_DELETION_NEIGHBOURS + 1) + 16
     assert sum(len(v) for v in derive_linkage_keys(subject, today=TODAY).values()) <= bound
+
+
+def count(found: dict[str, frozenset[str]]) -> int:
+    return sum(len(v) for v in found.values())
+
+
+def test_long_names_give_way_in_the_deletion_families_only() -> None:
+    long_family, long_given = "Vermeulen-Groenewegen", "Hendrikus Alexander"
+    found = keys(long_family, long_given)
+    without_date = keys(long_family, long_given, None)
+    assert count(found) == MAX_LINKAGE_KEYS
+    assert len(without_date[FAMILY_NAMES_DEL]) > len(found[FAMILY_NAMES_DEL])
+    assert found[FAMILY_NAMES_DEL] < without_date[FAMILY_NAMES_DEL]
+    # a typo early in a long name still links, with and without a date of birth
+    assert FAMILY_DEL_DOB in shared(found, keys("Vremeulen-Groenewegen", long_given))
+    ordinary = keys("Vermeulen", "Hendrikus")
+    assert count(ordinary) <= MAX_LINKAGE_KEYS
+    assert shared(ordinary, keys("Vremeulen", "Hendrikus", None)) == {FAMILY_NAMES_DEL}
+    many_parts = "-".join(f"{letter * 4}" for letter in "abcdefghijkl")
+    assert count(keys(many_parts, "Anna Maria Petra")) <= MAX_LINKAGE_KEYS
+    # ordinary names keep every deletion
+    assert len(keys("Jansen")[FAMILY_DEL_DOB]) == len("jansen") + 1
+    assert shared(keys("Jansen"), keys("Jansne", dob=None)) == {FAMILY_NAMES_DEL}
+
+
+@given(
+    st.text(alphabet="abcdeijklmnorstuvyz -", min_size=1, max_size=60),
+    st.text(alphabet="abeijklmnorstuy ", min_size=1, max_size=60),
+)
+def test_no_signal_yields_more_than_the_key_budget(family: str, given: str) -> None:
+    try:
+        found = keys(family, given)
+        without_date = keys(family, given, None)
+    except InvalidSubject:
+        return
+    assert count(found) <= MAX_LINKAGE_KEYS
+    assert found.get(FAMILY_NAMES_DEL, frozenset()) <= without_date.get(
+        FAMILY_NAMES_DEL, frozenset()
+    )
 
 
 def test_prefix_table_and_initials() -> None:
