@@ -45,9 +45,10 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{7,127}$")
 TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
-#: Pages: own stylesheets and images only; no script at all, inline or not.
+#: Pages: own stylesheets, images and script files (the session warning), nothing inline.
 HTML_CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; "
+    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "
+    "img-src 'self'; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 SECURITY_HEADERS = {

@@ -246,6 +246,10 @@ def start_session(session: Session, user: UserRow, *, now: datetime) -> str:
 class Resumed:
     user: UserRow | None
     timed_out: Literal["idle", "absolute"] | None = None
+    #: Seconds until the session ends if nothing more is done, and whether activity
+    #: can still push that back (not once the absolute limit is the nearer one).
+    expires_in: int = 0
+    extendable: bool = False
 
 
 def resume_session(
@@ -275,7 +279,8 @@ def resume_session(
             _audit(session, "user.session-timeout", "success", user, now, timeout=reason)
         return Resumed(None, reason)
     row.last_seen_at = now
-    return Resumed(user)
+    left = absolute - int((now - created).total_seconds())
+    return Resumed(user, expires_in=min(idle, left), extendable=left > idle)
 
 
 def end_session(session: Session, token: str, user: UserRow, *, now: datetime) -> None:

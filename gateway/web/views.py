@@ -181,6 +181,7 @@ def _resume_and_protect() -> None:
                 flash(_("Your session has expired. Please sign in again."), "info")
         else:
             g.web_user = resumed.user
+            g.session_left = resumed
     csrf.protect()
 
 
@@ -190,8 +191,11 @@ def _layout() -> dict[str, Any]:
     from flask_babel import get_locale
 
     user = current_user()
+    resumed = g.get("session_left")
     return {
         "web_user": user,
+        "session_expires_in": resumed.expires_in if resumed is not None else 0,
+        "session_warn_before": session_warning_lead(services().settings.web_idle_timeout),
         "role_name": ROLE_NAMES.get(user.role, user.role) if user is not None else None,
         "nav": nav_items(user),
         "lang": str(get_locale() or "nl"),
@@ -445,6 +449,27 @@ def logout() -> BaseResponse:
     _fresh_cookie()
     flash(_("You have signed out."), "info")
     return redirect(url_for("web.login"))
+
+
+def session_warning_lead(idle: int) -> int:
+    """Seconds before the end of a session that the page warns (WCAG 2.2.1: at least
+    20 s to act): two minutes, or half the idle time where that is shorter."""
+    return min(120, max(1, idle // 2))
+
+
+@bp.post("/session")
+def session_extend() -> tuple[dict[str, object], int]:
+    """Keep the session alive (the page's script, when its warning's button is pressed
+    or the person types): resuming it already counted as activity; this answers how
+    long it now lasts. CSRF-checked by header like every web POST."""
+    resumed = g.get("session_left")
+    if current_user() is None or resumed is None:
+        return {"signedIn": False, "expiresIn": 0, "extendable": False}, 401
+    return {
+        "signedIn": True,
+        "expiresIn": resumed.expires_in,
+        "extendable": resumed.extendable,
+    }, 200
 
 
 #: The endpoint that answers a GET on a form's POST-only address (`add_form_pages`).

@@ -166,10 +166,14 @@ def test_pages_carry_the_csp_and_no_inline_script_or_style(page: Any, live: WebG
     visit("/matches")
     for path, (headers, html) in seen.items():
         csp = headers["content-security-policy"]
-        assert "default-src 'none'" in csp and "script-src" not in csp, path
+        assert "default-src 'none'" in csp and "'unsafe-inline'" not in csp, path
+        assert "script-src 'self'" in csp and "connect-src 'self'" in csp, path
         assert "style-src 'self'" in csp and "frame-ancestors 'none'" in csp, path
         assert headers["cache-control"] == "no-store", path
-        assert "<script" not in html and " style=" not in html and "<style" not in html, path
+        # script files of our own only (the session warning), nothing inline
+        scripts = re.findall(r"<script([^>]*)>(.*?)</script>", html, flags=re.S)
+        assert all('src="/static/' in attrs and not body for attrs, body in scripts), path
+        assert " style=" not in html and "<style" not in html and " on" not in html, path
         assert '<html lang="nl">' in html, path
     assert foreign == []
     # the stylesheet loads (no CSP violation): the primary button is themed
@@ -219,3 +223,44 @@ def test_idle_timeout_ends_the_session(browser: Any, backend: str, tmp_path: Pat
                 assert entries[-1]["detail"] == {"timeout": "idle"}
             finally:
                 context.close()
+
+
+def test_the_page_warns_before_the_idle_timeout_and_the_session_can_be_kept(
+    browser: Any, tmp_path: Path
+) -> None:
+    """WCAG 2.2.1: a warning before the time-out, and one simple action to stay."""
+    url = next(iter(backend_url("sqlite", tmp_path)))
+    with web_gateway(url, tmp_path / "gw", KETENPOORT_WEB_IDLE_TIMEOUT="8") as live:
+        context = browser.new_context(base_url=live.base_url, locale="nl-NL")
+        page = context.new_page()
+        try:
+            sign_in(page, live.person("coordinator"))
+            page.wait_for_url(re.compile(r"/$"))
+            warning = page.get_by_role("alert")
+            assert warning.count() == 0  # hidden until the last 4 s (half the idle time)
+            warning.wait_for(state="visible", timeout=9000)
+            assert "Uw sessie eindigt over 1 minuut" in warning.inner_text()
+            warning.get_by_role("button", name="Aangemeld blijven").click()
+            warning.wait_for(state="hidden")
+            time.sleep(5)  # past the first idle limit, not past the one the click set
+            page.goto("/matches")
+            assert page.url.endswith("/matches")
+            # working in a page counts as activity (here every 4 s, half the idle time)
+            page.goto("/figures")
+            for turn in range(7):
+                page.get_by_label("kwartaal" if turn % 2 else "jaar").check()
+                time.sleep(2)
+            assert page.get_by_role("alert").count() == 0
+            page.goto("/matches")
+            assert page.url.endswith("/matches")
+            # left alone, the page says the session has ended, and it has
+            ended = page.get_by_text("Uw sessie is beëindigd")
+            ended.wait_for(state="visible", timeout=10000)
+            assert page.get_by_role("button", name="Aangemeld blijven").count() == 0
+            page.goto("/")
+            page.wait_for_url("**/login")
+            # the keep-alive address answers only a signed-in person with a CSRF token
+            refused = page.request.post(f"{live.base_url}/session")
+            assert refused.status in {400, 401}
+        finally:
+            context.close()
