@@ -36,7 +36,8 @@ def raise_refusals(app: Flask, actor: Actor = ANNA, now: datetime | None = None)
     now = now or datetime.now(UTC)
     refused = AuditEvent(action="signal.create", outcome="denied", actor=actor)
     _record(app, [(refused, now)] * 10)
-    [alert] = evaluate(app, now + timedelta(seconds=1))
+    raised: list[Alert] = evaluate(app, now + timedelta(seconds=1))
+    [alert] = raised
     assert alert.rule_id == "refusals-per-client" and not alert.handled
     return alert
 
