@@ -24,6 +24,7 @@ from gateway.alerts.service import (
 from gateway.audit import AuditEvent
 from gateway.audit.models import AuditEntryRow
 from gateway.errors import NotFound, PolicyDenied
+from gateway.pseudonyms.detector import safe_uuid
 from gateway.services import services_of
 from tests.alerts.test_alerts import ANNA, _record, entries, evaluate
 
@@ -39,6 +40,7 @@ def raise_refusals(app: Flask, actor: Actor = ANNA, now: datetime | None = None)
     raised: list[Alert] = evaluate(app, now + timedelta(seconds=1))
     [alert] = raised
     assert alert.rule_id == "refusals-per-client" and not alert.handled
+    assert safe_uuid(alert.id) == alert.id  # recorded as it is when a refusal names it
     return alert
 
 
