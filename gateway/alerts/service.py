@@ -5,39 +5,56 @@ over the threshold raises the alert — once: while an alert of the same rule fo
 same actor was raised within the window, it is not raised again. Evaluations in
 several gateway processes are serialised (SQLite: the write lock; PostgreSQL: an
 advisory lock), so two processes never raise the same alert twice.
+
+A privacy officer marks an alert handled (`AlertService.handle`) with a short note of
+what was done or concluded; the note stays on the alert row, and the audit entry says
+only which alert was handled, by whom, under which rule of the policy.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo
 
-from prometheus_client.core import CounterMetricFamily
-from sqlalchemy import func, select
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from sqlalchemy import case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from gateway.actors import SYSTEM, Actor
-from gateway.alerts.models import AlertRow
+from gateway.alerts.models import NOTE_MAX_LENGTH, AlertRow
 from gateway.audit import AuditEvent, record_event
 from gateway.audit.models import AuditEntryRow
 from gateway.db import Database, advisory_xact_lock
+from gateway.errors import Conflict, FieldError, InvalidInput, NotFound
 from gateway.jobs import BackgroundJob
-from gateway.logs import get_logger
+from gateway.logs import get_logger, looks_like_identifier
 from gateway.ops.metrics import DatabaseAway
-from gateway.policy.audited import record_decision
+from gateway.policy.audited import record_decision, refuse
 from gateway.policy.engine import PolicyEngine, Resource
 from gateway.policy.schema import AlertRule
+from gateway.pseudonyms.detector import recordable_uuid, safe_uuid
 
 log = get_logger(__name__)
 #: pg_advisory_xact_lock key serialising evaluations across processes ("KPalerts").
 _EVALUATION_LOCK = 0x4B50616C65727473
 INTERVAL_SECONDS = 60.0
+#: The policy action of the officer's work on alerts: reading them, running the rules
+#: and marking them handled are all part of reviewing the audit log.
+ALERT_ACTION = "audit.read"
+#: What can be wrong with a note (the web page says each in its own words).
+NoteProblem = Literal["empty", "too-long", "unprintable", "personal-data"]
+_NOTE_DETAILS: dict[NoteProblem, str] = {
+    "empty": "Must not be empty",
+    "too-long": f"Must be at most {NOTE_MAX_LENGTH} characters",
+    "unprintable": "Must be printable characters (line breaks allowed)",
+    "personal-data": "Looks like personal data (a BSN or a date); leave it out",
+}
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,13 @@ class Alert:
     window_end: datetime
     raised_at: datetime
     description: str | None = None
+    handled_at: datetime | None = None
+    handled_by: str | None = None
+    note: str | None = None
+
+    @property
+    def handled(self) -> bool:
+        return self.handled_at is not None
 
     @classmethod
     def of(cls, row: AlertRow, description: str | None = None) -> Alert:
@@ -66,7 +90,44 @@ class Alert:
             window_end=_utc(row.window_end),
             raised_at=_utc(row.raised_at),
             description=description,
+            handled_at=_utc(row.handled_at) if row.handled_at is not None else None,
+            handled_by=row.handled_by,
+            note=row.note,
         )
+
+
+class InvalidNote(InvalidInput):
+    """The note to mark an alert handled with is refused; `problem` says why."""
+
+    def __init__(self, problem: NoteProblem) -> None:
+        super().__init__(
+            "The note is invalid; see errors.", errors=[FieldError("/note", _NOTE_DETAILS[problem])]
+        )
+        self.problem: NoteProblem = problem
+
+
+class AlertAlreadyHandled(Conflict):
+    slug = "alert-already-handled"
+    title = "The alert has already been handled"
+
+
+def clean_note(note: str) -> str:
+    """The note as it is stored: every line break a line feed, no spaces around it."""
+    return note.replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+def note_problem(note: str) -> NoteProblem | None:
+    """What is wrong with a (cleaned) note, if anything. A BSN or a date of birth has no
+    place in it (names cannot be told from other words: the page asks to leave them out)."""
+    if not note:
+        return "empty"
+    if len(note) > NOTE_MAX_LENGTH:
+        return "too-long"
+    if not all(c.isprintable() or c == "\n" for c in note):
+        return "unprintable"
+    if looks_like_identifier(note):
+        return "personal-data"
+    return None
 
 
 def _utc(moment: datetime) -> datetime:
@@ -188,18 +249,73 @@ class AlertService:
         return raised
 
     def recent(self, session: Session, actor: Actor, limit: int = 200) -> list[Alert]:
-        """The latest alerts, newest first, for a reader of the audit log; audited."""
+        """The open alerts, then the handled ones, each newest first, for a reader of the
+        audit log; audited."""
         resource = Resource(type="alerts")
         decision = self.engine.decide(actor, "audit.read", resource)
         if not decision.allowed:
             raise PermissionError(decision.rule)
+        handled_last = case((AlertRow.handled_at.is_(None), 0), else_=1)
         rows = session.execute(
-            select(AlertRow).order_by(AlertRow.raised_at.desc(), AlertRow.id).limit(limit)
+            select(AlertRow)
+            .order_by(handled_last, AlertRow.raised_at.desc(), AlertRow.id)
+            .limit(limit)
         ).scalars()
         descriptions = {r.id: r.description for r in self.engine.loaded.policy.alerts}
         found = [Alert.of(row, descriptions.get(row.rule_id)) for row in rows]
         record_decision(session, actor, decision, resource, detail={"alerts": len(found)})
         return found
+
+    def handle(
+        self,
+        session: Session,
+        actor: Actor,
+        alert_id: str,
+        note: str,
+        now: datetime | None = None,
+    ) -> Alert:
+        """Mark one open alert handled, with the officer's `note` (the caller commits).
+
+        Decided as the page's own action (`audit.read`), once; the entry
+        (`alert.handle`) names the alert and that it was handled, never the note.
+        Refused: by the policy (403, audited), a note that is empty, too long or holds a
+        BSN or date (`InvalidNote`), an unknown alert (404, audited), an alert already
+        handled (`AlertAlreadyHandled`: the first officer's note stands).
+        """
+        resource = Resource(type="alert", id=safe_uuid(alert_id))
+        decision = self.engine.decide(actor, ALERT_ACTION, resource)
+        if not decision.allowed:
+            refuse(session, actor, decision, resource)
+        text = clean_note(note)
+        problem = note_problem(text)
+        if problem is not None:
+            raise InvalidNote(problem)
+        # Locked: two officers handling the same alert at once must not both succeed.
+        row = session.execute(
+            select(AlertRow).where(AlertRow.id == alert_id).with_for_update()
+        ).scalar_one_or_none()
+        if row is None:
+            refuse(session, actor, decision, resource, NotFound("No alert with this id."))
+        if row.handled_at is not None:
+            raise AlertAlreadyHandled("The alert has already been marked handled.")
+        row.handled_at = now or self.clock()
+        row.handled_by = actor.id
+        row.note = text
+        record_event(
+            session,
+            AuditEvent(
+                action="alert.handle",
+                outcome="success",
+                actor=actor,
+                resource_type="alert",
+                resource_id=row.id,
+                detail={"rule": row.rule_id, "state": "handled"},
+                **decision.audit_fields(),
+            ),
+            now=row.handled_at,
+        )
+        descriptions = {r.id: r.description for r in self.engine.loaded.policy.alerts}
+        return Alert.of(row, descriptions.get(row.rule_id))
 
     @staticmethod
     def _raised_within(session: Session, rule: AlertRule, actor_id: str, now: datetime) -> bool:
@@ -221,7 +337,9 @@ class AlertService:
         self, session: Session, rule: AlertRule, actor_id: str, count: int, now: datetime
     ) -> Alert:
         row = AlertRow(
-            id=str(uuid.uuid4()),
+            # An id the audit log records as it is, also when an officer's form sends it
+            # back (a random UUID holds a BSN or date shape about one time in 70).
+            id=recordable_uuid(),
             rule_id=rule.id,
             kind=rule.kind,
             actor_id=actor_id,
@@ -256,11 +374,15 @@ class AlertService:
         return Alert.of(row, rule.description)
 
 
-def raised_per_rule(db: Database) -> Iterator[tuple[str, int]]:
-    """How many alerts each rule raised, ever (for `/metrics`)."""
+def raised_per_rule(db: Database) -> Iterator[tuple[str, int, int]]:
+    """How many alerts each rule raised, ever, and how many of those are still open
+    (for `/metrics`)."""
+    still_open = func.sum(case((AlertRow.handled_at.is_(None), 1), else_=0))
     with db.transaction(write=False) as session:
-        rows = session.execute(select(AlertRow.rule_id, func.count()).group_by(AlertRow.rule_id))
-        yield from ((rule, int(n)) for rule, n in rows)
+        rows = session.execute(
+            select(AlertRow.rule_id, func.count(), still_open).group_by(AlertRow.rule_id)
+        )
+        yield from ((rule, int(n), int(o or 0)) for rule, n, o in rows)
 
 
 class AlertJob(BackgroundJob):
@@ -280,22 +402,30 @@ class AlertJob(BackgroundJob):
 
 
 class AlertCounter:
-    """`ketenpoort_alerts_raised_total{rule}`: counted from the stored alerts, so every
-    gateway process reports the same total, whichever raised them."""
+    """`ketenpoort_alerts_raised_total{rule}` and `ketenpoort_alerts_open{rule}` (not yet
+    marked handled): counted from the stored alerts, so every gateway process reports
+    the same numbers, whichever raised them."""
 
     def __init__(self, db: Database, away: DatabaseAway | None = None) -> None:
         self._db = db
         self._away = away or DatabaseAway()
 
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        family = CounterMetricFamily(
+    def collect(self) -> Iterator[Metric]:
+        raised = CounterMetricFamily(
             "ketenpoort_alerts_raised", "Misuse alerts raised, by alert rule.", labels=["rule"]
+        )
+        still_open = GaugeMetricFamily(
+            "ketenpoort_alerts_open",
+            "Misuse alerts not yet marked handled by a privacy officer, by alert rule.",
+            labels=["rule"],
         )
         if not self._away.now():
             try:
-                for rule, n in raised_per_rule(self._db):
-                    family.add_metric([rule], n)
+                for rule, n, o in raised_per_rule(self._db):
+                    raised.add_metric([rule], n)
+                    still_open.add_metric([rule], o)
             except SQLAlchemyError as exc:  # not initialised yet, or the database is away
                 log.warning("alerts.count_failed", error=type(exc).__name__)
                 self._away.saw(exc)
-        yield family
+        yield raised
+        yield still_open

@@ -42,6 +42,14 @@ class DecisionForm(FlaskForm):
     reason = TextAreaField(validators=[Length(max=500)])
 
 
+class HandleAlertForm(FlaskForm):
+    """Marking one alert handled: which alert, and the note (checked by the service,
+    `gateway.alerts.service.note_problem`, so the page and the service cannot differ)."""
+
+    alert = HiddenField(validators=[InputRequired(), Length(max=36)])
+    note = TextAreaField()
+
+
 class SubjectReportForm(FlaskForm):
     """Inputs named as the API's `subject` fields; sent by POST only."""
 

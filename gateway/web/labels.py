@@ -120,6 +120,7 @@ ACTION_NAMES = {
     "token.issue": _l("Access token issued"),
     "request.refuse": _l("Request refused"),
     "alert.raised": _l("Alert raised"),
+    "alert.handle": _l("Alert marked handled"),
     "user.sign-in": _l("Signed in"),
     "user.sign-out": _l("Signed out"),
     "user.lockout": _l("Account locked"),

@@ -9,14 +9,19 @@ from flask import Response, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
+from gateway.actors import Actor
+from gateway.alerts.models import NOTE_MAX_LENGTH
+from gateway.alerts.service import AlertAlreadyHandled, InvalidNote, NoteProblem
+from gateway.errors import NotFound
 from gateway.policy.history import DIGEST, PolicyOverview, UnknownVersion
 from gateway.pseudonyms.errors import InvalidSubject
 from gateway.reports.pdf import render_pdf
 from gateway.reports.subject import KINDS, REPORT_PURPOSES, Format, SubjectReport
 from gateway.services import close_request_session, db_session, services
-from gateway.web.forms import SubjectReportForm
+from gateway.web.forms import HandleAlertForm, SubjectReportForm
 from gateway.web.labels import ACTION_NAMES, CATEGORY_NAMES, OUTCOME_NAMES
 from gateway.web.views import ROLE_NAMES, _render, bp, current_actor, page
 
@@ -217,8 +222,8 @@ def _chosen(overview: PolicyOverview, old: str, new: str) -> dict[str, str]:
 @bp.route("/alerts", methods=["GET", "POST"])
 @page("audit.read")
 def alerts() -> Any:
-    """The raised alerts, newest first; POST runs the rules now (they also run every
-    minute in the background)."""
+    """The open alerts, then the handled ones, each newest first; POST runs the rules
+    now (they also run every minute in the background)."""
     actor = current_actor()
     assert actor is not None
     db = db_session()
@@ -234,11 +239,69 @@ def alerts() -> Any:
             "info",
         )
         return redirect(url_for("web.alerts"))
+    return _alerts_page(db, actor)
+
+
+@bp.post("/alerts/handled")
+@page("audit.read")
+def handle_alert() -> Any:
+    """Mark one alert handled with a note; a refusal shows the page again, saying why."""
+    actor = current_actor()
+    assert actor is not None
+    db = db_session()
+    form = HandleAlertForm()
+    alert_id, note = form.alert.data or "", form.note.data or ""
+    if not form.validate():
+        return _alerts_page(db, actor, 400, error=_("The form was not filled in correctly."))
+    try:
+        services().domain.alerts.handle(db, actor, alert_id, note)
+        db.commit()
+    except InvalidNote as invalid:
+        db.rollback()
+        return _alerts_page(
+            db, actor, 400, failed=alert_id, note=note, note_error=_note_error(invalid.problem)
+        )
+    except AlertAlreadyHandled:
+        db.rollback()
+        return _alerts_page(
+            db,
+            actor,
+            409,
+            error=_(
+                "This alert has already been marked handled; see who did so, and their "
+                "note, under Handled alerts."
+            ),
+        )
+    except NotFound:
+        db.rollback()  # the refusal's own entry is committed
+        return _alerts_page(db, actor, 404, error=_("There is no such alert."))
+    flash(_("The alert is marked handled."), "success")
+    return redirect(url_for("web.alerts"))
+
+
+def _note_error(problem: NoteProblem) -> str:
+    if problem == "empty":
+        message = _("Write down what was done or concluded.")
+    elif problem == "too-long":
+        message = _("The note is too long: at most %(max)s characters.", max=NOTE_MAX_LENGTH)
+    elif problem == "unprintable":
+        message = _("The note holds characters that cannot be shown; type it again.")
+    else:
+        message = _("The note seems to hold a BSN or a date: leave personal data out.")
+    return str(message)
+
+
+def _alerts_page(db: Session, actor: Actor, status: int = 200, **context: Any) -> Any:
     found = services().domain.alerts.recent(db, actor)
     db.commit()
     return _render(
         "web/alerts.html",
+        status,
         alerts=found,
+        open_alerts=[a for a in found if not a.handled],
+        handled_alerts=[a for a in found if a.handled],
         kinds=ALERT_KIND_NAMES,
         rules=services().policy.loaded.policy.alerts,
+        note_max=NOTE_MAX_LENGTH,
+        **context,
     )

@@ -1,6 +1,7 @@
 """The privacy officer's pages in a browser, on both databases: a subject report for a
 demo person (on the page and as a PDF that names the accesses), the policy and the diff
-between two versions, and an alert raised by a scripted probing burst."""
+between two versions, and an alert raised by a scripted probing burst, marked handled by
+keyboard."""
 
 from __future__ import annotations
 
@@ -144,7 +145,7 @@ def test_the_officer_reads_the_policy_and_a_diff(
     page.screenshot(path=str(SHOTS / f"policy-{backend}.png"), full_page=True)
 
 
-def test_a_probing_burst_raises_an_alert(
+def test_a_probing_burst_raises_an_alert_that_is_marked_handled(
     page: Any, live: WebGateway, world: dict[str, str], backend: str
 ) -> None:
     sign_in(page, live.person("privacy-officer"))
@@ -158,6 +159,18 @@ def test_a_probing_burst_raises_an_alert(
     assert [e["detail"]["actor"] for e in raised if e["detail"]["rule"] == "probing-bursts"] == [
         "municipality"
     ]
+    [burst] = [e["resource"]["id"] for e in raised if e["detail"]["rule"] == "probing-bursts"]
+
+    # Marked handled by keyboard alone: the note field, Tab to its button, Enter.
+    row.get_by_role("textbox").focus()
+    page.keyboard.type("Navraag bij de gemeente: een test van hun eigen koppeling.")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    handled = page.get_by_role("row", name=re.compile("probing-bursts"))
+    expect(handled).to_contain_text("Navraag bij de gemeente")
+    expect(handled.get_by_role("textbox")).to_have_count(0)
+    [entry] = [e for e in live.audit() if e["action"] == "alert.handle"]
+    assert entry["resource"]["id"] == burst and "Navraag" not in str(entry)
 
 
 def test_a_coordinator_gets_403_on_the_officers_pages(page: Any, live: WebGateway) -> None:
