@@ -41,7 +41,7 @@ from gateway.web.case_forms import (
     optional,
     split_ids,
 )
-from gateway.web.labels import CATEGORY_NAMES, SIGNAL_STATUS_NAMES
+from gateway.web.labels import CATEGORY_NAMES, KIND_NAMES, SIGNAL_STATUS_NAMES
 from gateway.web.views import _render, bp, current_user, page
 
 CASE_WRITE = "case.write"
@@ -57,14 +57,6 @@ SHARE_STATUS_NAMES = {
     "shared": _l("shared"),
     "pending": _l("waiting for approval"),
     "refused": _l("refused"),
-}
-KIND_NAMES = {
-    "police": _l("police"),
-    "justice": _l("justice"),
-    "care": _l("care"),
-    "education": _l("education"),
-    "municipality": _l("municipality"),
-    "meldpunt": _l("report desk"),
 }
 
 #: A form's fields: JSON pointer of the service's error -> (field id on the page, message).

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
@@ -20,12 +21,42 @@ SIGNAL_STATUS_NAMES = {
     "withdrawn": _l("withdrawn"),
     "expired": _l("expired"),
 }
-#: A signal's category, as a table cell shows it.
+#: A signal's category, as a table cell shows it (`capitalised` where a name opens a
+#: label or a table's row: "Mogelijk slachtoffer").
 CATEGORY_NAMES = {
     "possible-victim": _l("possible victim"),
     "possible-perpetrator": _l("possible perpetrator"),
     "concern": _l("concern"),
 }
+#: An organisation's kind (`gateway.partners.kinds`), in running text ("Zorg Oost
+#: (zorg)"); `capitalised` in the figures' tables.
+KIND_NAMES = {
+    "police": _l("police"),
+    "justice": _l("justice"),
+    "care": _l("care"),
+    "education": _l("education"),
+    "municipality": _l("municipality"),
+    "meldpunt": _l("report desk"),
+}
+
+
+def capital(name: object) -> str:
+    """A name, translated, with a capital first letter: "Mogelijk slachtoffer"."""
+    text = str(name)
+    return text[:1].upper() + text[1:]
+
+
+def capitalised(names: Mapping[str, Any]) -> dict[str, str]:
+    """A map of names with capital first letters, translated now (in a request)."""
+    return {code: capital(name) for code, name in names.items()}
+
+
+def capital_name(names: Mapping[str, Any], code: str | None) -> str:
+    """The code's name with a capital first letter; an unknown code as it is."""
+    name = names.get(code or "")
+    return capital(name) if name is not None else code or ""
+
+
 #: What each linkage key family means, for the match page (the API keeps the codes).
 LINKAGE_KEY_NAMES = {
     "bsn": _l("BSN"),

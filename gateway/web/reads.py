@@ -42,6 +42,7 @@ from gateway.policy.engine import Context, Resource
 from gateway.policy.service import decide, policy_engine
 from gateway.services import db_session, services
 from gateway.web.forms import DecisionForm, PurposeForm
+from gateway.web.labels import CATEGORY_NAMES, capital_name
 from gateway.web.views import _render, bp, current_actor, page
 
 #: How the policy's purposes are called on the page (the policy's text is the help).
@@ -50,11 +51,6 @@ PURPOSE_LABELS = {
     "safety-assessment": _l("Assessing acute danger"),
     "care-referral": _l("Referral to care and shelter"),
     "case-meeting": _l("Preparing the case meeting"),
-}
-CATEGORY_LABELS = {
-    "possible-victim": _l("Possible victim"),
-    "possible-perpetrator": _l("Possible perpetrator"),
-    "concern": _l("Concern"),
 }
 KIND_LABELS = {
     PAYLOAD_READ: _l("Reading a signal"),
@@ -90,7 +86,7 @@ def purpose_label(purpose: str | None) -> str:
 
 
 def category_label(category: str | None) -> str:
-    return str(CATEGORY_LABELS.get(category or "", category or ""))
+    return capital_name(CATEGORY_NAMES, category)
 
 
 def person(key: str | None) -> str:
