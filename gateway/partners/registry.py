@@ -345,6 +345,19 @@ def list_organisations(session: Session) -> list[dict[str, Any]]:
     ]
 
 
+def organisation_names(session: Session, org_ids: Iterable[str | None]) -> dict[str, str]:
+    """The display names of these organisations, in one query; an id no organisation has
+    (never registered, or a typo in an old audit entry) is left out. A disabled
+    organisation keeps its name."""
+    wanted = sorted({org_id for org_id in org_ids if org_id})
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(Organisation.id, Organisation.name).where(Organisation.id.in_(wanted))
+    )
+    return {org_id: name for org_id, name in rows}
+
+
 def active_directory(session: Session) -> list[Organisation]:
     return list(
         session.scalars(

@@ -31,7 +31,7 @@ from gateway.errors import ProblemError
 from gateway.services import db_session, services
 from gateway.signals.schemas import SubjectIn
 from gateway.users import accounts
-from gateway.web.labels import ACTION_NAMES, OUTCOME_NAMES, STEP_NAMES
+from gateway.web.labels import ACTION_NAMES, OUTCOME_NAMES, STEP_NAMES, organisation_names
 from gateway.web.views import _render, bp, current_actor, page
 
 PAGE_SIZE = 50
@@ -131,6 +131,7 @@ def audit() -> tuple[str, int]:
     return _render(
         "web/audit.html",
         rows=rows,
+        org_names=organisation_names(r["organisation"] for r in rows),
         filters=filters,
         outcomes=OUTCOMES,
         actions=ACTION_NAMES,
@@ -247,10 +248,12 @@ def audit_entry(index: int) -> tuple[str, int]:
     """One entry, its data and its inclusion proof checked against the latest checkpoint."""
     proven = services().audit.entry(_actor(), index)
     data = json.loads(proven.entry.data)
+    row = _row(index, proven.entry.data)
     return _render(
         "web/audit_entry.html",
         index=index,
-        row=_row(index, proven.entry.data),
+        row=row,
+        org_names=organisation_names([row["organisation"]]),
         pretty=json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True),
         leaf_hash=b64(proven.entry.leaf_hash),
         proof=proven.proof,

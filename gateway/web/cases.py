@@ -41,7 +41,13 @@ from gateway.web.case_forms import (
     optional,
     split_ids,
 )
-from gateway.web.labels import CATEGORY_NAMES, SIGNAL_STATUS_NAMES
+from gateway.web.labels import (
+    CATEGORY_NAMES,
+    KIND_NAMES,
+    SIGNAL_STATUS_NAMES,
+    OrganisationNames,
+    organisation_names,
+)
 from gateway.web.views import _render, bp, current_user, page
 
 CASE_WRITE = "case.write"
@@ -57,14 +63,6 @@ SHARE_STATUS_NAMES = {
     "shared": _l("shared"),
     "pending": _l("waiting for approval"),
     "refused": _l("refused"),
-}
-KIND_NAMES = {
-    "police": _l("police"),
-    "justice": _l("justice"),
-    "care": _l("care"),
-    "education": _l("education"),
-    "municipality": _l("municipality"),
-    "meldpunt": _l("report desk"),
 }
 
 #: A form's fields: JSON pointer of the service's error -> (field id on the page, message).
@@ -207,10 +205,14 @@ def _share_options(case: Case, orgs: Sequence[Organisation]) -> list[tuple[str, 
     return options
 
 
-def _signal_options(case: Case) -> list[tuple[str, str]]:
+def _signal_options(case: Case, names: OrganisationNames) -> list[tuple[str, str]]:
     """The case's active signals, as (id, "reference · category · organisation") options."""
     return [
-        (s.id, f"{s.reference} · {CATEGORY_NAMES.get(s.category, s.category)} · {s.organisation}")
+        (
+            s.id,
+            f"{s.reference} · {CATEGORY_NAMES.get(s.category, s.category)} · "
+            f"{names.label(s.organisation)}",
+        )
         for s in case.signals
         if s.status == "active"
     ]
@@ -304,6 +306,9 @@ def _case_page(
     coordinators = _coordinators()
     orgs = _receiver_orgs()
     receivers = _share_options(case, orgs)
+    names = organisation_names(
+        [s.organisation for s in case.signals] + [o for sh in shares for o in sh.organisations]
+    )
     db.commit()
     references = {s.id: s.reference for s in case.signals}
     organisations = {org.id: _org_label(org) for org in orgs}
@@ -315,10 +320,11 @@ def _case_page(
         shares=list(reversed(shares)),
         coordinators=coordinators,
         receivers=receivers,
-        signal_options=_signal_options(case),
+        signal_options=_signal_options(case, names),
         purposes=_purposes(),
         references=references,
         organisations=organisations,
+        org_names=names,
         payload_reading="web.payload" in current_app.view_functions,
         approvals_page="web.approvals" in current_app.view_functions,
         errors=list(errors),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -24,21 +24,9 @@ from gateway.figures.charts import Bar, bar_chart
 from gateway.figures.report import render_pdf
 from gateway.figures.service import ALL, AUDIT_READ, Figures, Granularity, Oversight, PeriodRefused
 from gateway.services import db_session, services
+from gateway.web.labels import CATEGORY_NAMES, KIND_NAMES, capital_name
 from gateway.web.views import _render, bp, current_actor, page
 
-KIND_NAMES = {
-    "police": _l("Police"),
-    "justice": _l("Justice"),
-    "care": _l("Care"),
-    "education": _l("Education"),
-    "municipality": _l("Municipality"),
-    "meldpunt": _l("Report desk"),
-}
-CATEGORY_NAMES = {
-    "possible-victim": _l("Possible victim"),
-    "possible-perpetrator": _l("Possible perpetrator"),
-    "concern": _l("Concern"),
-}
 OUTCOME_NAMES = {
     "care-started": _l("Care started"),
     "referred": _l("Referred"),
@@ -60,8 +48,10 @@ OVERVIEW = (
 HIDDEN = "x"
 
 
-def _name(names: dict[str, Any], value: str) -> str:
-    return str(names.get(value, value))
+def _name(names: Mapping[str, Any], value: str) -> str:
+    """A row's or a column's head: the value's name with a capital (the kinds' and the
+    categories' names are shared with pages that use them in running text)."""
+    return capital_name(names, value)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from gateway.policy.engine import Resource
 from gateway.policy.service import decide_and_record
 from gateway.services import db_session, services
 from gateway.signals.submission import REPORT_MAX_CHARS, Report
-from gateway.web.labels import SIGNAL_STATUS_NAMES
+from gateway.web.labels import CATEGORY_NAMES, SIGNAL_STATUS_NAMES, capitalised
 from gateway.web.views import (
     _error_page,
     _render,
@@ -43,11 +43,6 @@ SUBJECT_FIELDS = ("bsn", "familyName", "givenNames", "dateOfBirth")
 FIELD_MAX = 200
 _DUTCH_DATE = re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})$")
 RECEIPT = "intake_receipt"
-CATEGORY_NAMES = {
-    "possible-victim": _l("Possible victim"),
-    "possible-perpetrator": _l("Possible perpetrator"),
-    "concern": _l("Concern"),
-}
 MESSAGES = {
     "bsn": _l("Enter a valid BSN: 9 digits that pass the eleven test."),
     "familyName": _l("Enter a valid family name."),
@@ -134,12 +129,13 @@ def _form_page(
     status: int = 200,
 ) -> tuple[str, int]:
     errors = errors or {}
+    category_names = capitalised(CATEGORY_NAMES)  # they open a label or a cell
     return _render(
         "web/intake.html",
         status,
         categories=categories,
-        category_options=[(name, CATEGORY_NAMES.get(name, name)) for name in categories],
-        category_names=CATEGORY_NAMES,
+        category_options=[(name, category_names.get(name, name)) for name in categories],
+        category_names=category_names,
         category_descriptions={
             name: services().policy.engine.policy.categories[name].description
             for name in categories

@@ -1,8 +1,11 @@
-"""Names of the API's codes that more than one page shows (translated when shown)."""
+"""Names of the API's codes that more than one page shows (translated when shown), and
+the names of the organisations a page shows."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
@@ -12,7 +15,9 @@ from gateway.matching.scoring import (
     FULL_DATE_FAMILIES,
     GIVEN_NAME_EVIDENCE,
 )
+from gateway.partners import registry
 from gateway.pseudonyms.matchkeys import FAMILY_BSN
+from gateway.services import db_session
 
 #: A signal's status.
 SIGNAL_STATUS_NAMES = {
@@ -20,12 +25,42 @@ SIGNAL_STATUS_NAMES = {
     "withdrawn": _l("withdrawn"),
     "expired": _l("expired"),
 }
-#: A signal's category, as a table cell shows it.
+#: A signal's category, as a table cell shows it (`capitalised` where a name opens a
+#: label or a table's row: "Mogelijk slachtoffer").
 CATEGORY_NAMES = {
     "possible-victim": _l("possible victim"),
     "possible-perpetrator": _l("possible perpetrator"),
     "concern": _l("concern"),
 }
+#: An organisation's kind (`gateway.partners.kinds`), in running text ("Zorg Oost
+#: (zorg)"); `capitalised` in the figures' tables.
+KIND_NAMES = {
+    "police": _l("police"),
+    "justice": _l("justice"),
+    "care": _l("care"),
+    "education": _l("education"),
+    "municipality": _l("municipality"),
+    "meldpunt": _l("report desk"),
+}
+
+
+def capital(name: object) -> str:
+    """A name, translated, with a capital first letter: "Mogelijk slachtoffer"."""
+    text = str(name)
+    return text[:1].upper() + text[1:]
+
+
+def capitalised(names: Mapping[str, Any]) -> dict[str, str]:
+    """A map of names with capital first letters, translated now (in a request)."""
+    return {code: capital(name) for code, name in names.items()}
+
+
+def capital_name(names: Mapping[str, Any], code: str | None) -> str:
+    """The code's name with a capital first letter; an unknown code as it is."""
+    name = names.get(code or "")
+    return capital(name) if name is not None else code or ""
+
+
 #: What each linkage key family means, for the match page (the API keeps the codes).
 LINKAGE_KEY_NAMES = {
     "bsn": _l("BSN"),
@@ -148,3 +183,44 @@ STEP_NAMES = {
 }
 #: An audit entry's outcome.
 OUTCOME_NAMES = {"success": _l("done"), "denied": _l("refused"), "error": _l("failed")}
+
+
+@dataclass(frozen=True)
+class OrganisationNames:
+    """Organisation ids (`politie-oost`) → the names a person knows them by ("Politie
+    Oost-Nederland"), for one page: `organisation_names` looks them up once per request.
+    The ids stay in form values, URLs and filters; an id without a name (no longer
+    registered) shows as itself. Templates show them with `web/_organisations.html`."""
+
+    names: Mapping[str, str] = field(default_factory=dict)
+
+    def name(self, org_id: str | None) -> str:
+        """The name; the id itself where none is known."""
+        return self.names.get(org_id or "") or (org_id or "")
+
+    def shows_id(self, org_id: str | None) -> bool:
+        """Whether the id says more than the name: it differs from it (not only in case)."""
+        if not org_id:
+            return False
+        name = self.names.get(org_id)
+        return name is not None and name.casefold() != org_id.casefold()
+
+    def label(self, org_id: str | None) -> str:
+        """The name, with the id in brackets where another organisation on the page has
+        the same name ("Zorg Oost (zorg-oost-wijk)"), so that the two are told apart."""
+        name = self.name(org_id)
+        if self.shows_id(org_id) and self._shared(name):
+            return f"{name} ({org_id})"
+        return name
+
+    def labels(self, org_ids: Iterable[str | None]) -> list[str]:
+        """Each organisation's label once, in the order first met."""
+        return list(dict.fromkeys(self.label(o) for o in org_ids if o))
+
+    def _shared(self, name: str) -> bool:
+        return sum(1 for other in self.names.values() if other == name) > 1
+
+
+def organisation_names(org_ids: Iterable[str | None]) -> OrganisationNames:
+    """The names of these organisations, in one query of the request's session."""
+    return OrganisationNames(registry.organisation_names(db_session(), org_ids))

@@ -42,6 +42,12 @@ from gateway.policy.engine import Context, Resource
 from gateway.policy.service import decide, policy_engine
 from gateway.services import db_session, services
 from gateway.web.forms import DecisionForm, PurposeForm
+from gateway.web.labels import (
+    CATEGORY_NAMES,
+    OrganisationNames,
+    capital_name,
+    organisation_names,
+)
 from gateway.web.views import _render, bp, current_actor, page
 
 #: How the policy's purposes are called on the page (the policy's text is the help).
@@ -50,11 +56,6 @@ PURPOSE_LABELS = {
     "safety-assessment": _l("Assessing acute danger"),
     "care-referral": _l("Referral to care and shelter"),
     "case-meeting": _l("Preparing the case meeting"),
-}
-CATEGORY_LABELS = {
-    "possible-victim": _l("Possible victim"),
-    "possible-perpetrator": _l("Possible perpetrator"),
-    "concern": _l("Concern"),
 }
 KIND_LABELS = {
     PAYLOAD_READ: _l("Reading a signal"),
@@ -90,7 +91,7 @@ def purpose_label(purpose: str | None) -> str:
 
 
 def category_label(category: str | None) -> str:
-    return str(CATEGORY_LABELS.get(category or "", category or ""))
+    return capital_name(CATEGORY_NAMES, category)
 
 
 def person(key: str | None) -> str:
@@ -259,6 +260,7 @@ def payload(case_id: str, signal_id: str) -> BaseResponse:
             else:
                 content = _payload_text(read)
     board = services().cases.approvals.board(db, actor, target=signal.id)
+    names = organisation_names([signal.organisation])
     db.commit()  # the read (its approval used) and its audit entries, or the lists' entry
     requests = [item for item in board.own if item.approval.kind == PAYLOAD_READ]
     return _no_store(
@@ -282,6 +284,7 @@ def payload(case_id: str, signal_id: str) -> BaseResponse:
             state=state,
             purpose_label=purpose_label,
             person=person,
+            org_names=names,
         )
     )
 
@@ -289,8 +292,17 @@ def payload(case_id: str, signal_id: str) -> BaseResponse:
 # -- the approvals page --------------------------------------------------------------------
 
 
+def _board_names(board: ApprovalBoard) -> OrganisationNames:
+    """The names of the organisations the requests name (their signals', the receivers')."""
+    subjects = [item.subject for item in (*board.to_decide, *board.own)]
+    return organisation_names(
+        [s.organisation for s in subjects] + [r for s in subjects for r in s.receivers]
+    )
+
+
 def _board_page(
     board: ApprovalBoard,
+    names: OrganisationNames,
     status: int = 200,
     *,
     error: str | None = None,
@@ -311,6 +323,7 @@ def _board_page(
         category_label=category_label,
         person=person,
         payload_url=_payload_url,
+        org_names=names,
     )
 
 
@@ -352,11 +365,13 @@ def approvals() -> Any:
                 flash(_done(decided), "info")
                 return redirect(url_for("web.approvals"))
         board = service.board(db, actor)
+        names = _board_names(board)
         db.commit()
-        return _board_page(board, status, error=error, failed=approval_id, reason=reason)
+        return _board_page(board, names, status, error=error, failed=approval_id, reason=reason)
     board = service.board(db, actor)
+    names = _board_names(board)
     db.commit()
-    return _board_page(board)
+    return _board_page(board, names)
 
 
 def _done(approval: Approval) -> str:

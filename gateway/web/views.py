@@ -44,6 +44,7 @@ from gateway.services import db_session, services
 from gateway.users import accounts
 from gateway.users.models import UserRow
 from gateway.web.forms import LanguageForm, LoginForm, NewPasswordForm
+from gateway.web.labels import organisation_names
 from gateway.web.setup import LANGUAGES, csrf
 
 log = get_logger("gateway.web")
@@ -329,7 +330,9 @@ def _begin_session(user: UserRow) -> BaseResponse:
 @bp.get("/")
 @page(None)
 def start() -> tuple[str, int]:
-    return _render("web/start.html")
+    user = current_user()
+    names = organisation_names([user.organisation if user is not None else None])
+    return _render("web/start.html", org_names=names)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -562,13 +565,14 @@ def matches() -> tuple[str, int]:
     actor = accounts.actor_of(user)
     db = db_session()
     found = services().domain.matches.list(db, actor, None, 100, fresh=True)
+    names = organisation_names(s.organisation for m in found.items for s in m.signals)
     db.commit()
     newest_first = sorted(found.items, key=lambda m: m.updated_at, reverse=True)
     queue = sorted(
         newest_first,
         key=lambda m: (_queue_group(m), QUEUE_ORDER.get(m.state, len(QUEUE_ORDER))),
     )
-    return _render("web/matches.html", matches=queue, more=found.next is not None)
+    return _render("web/matches.html", matches=queue, more=found.next is not None, org_names=names)
 
 
 @bp.get("/matches/<match_id>")
@@ -589,8 +593,15 @@ def _match_page(match_id: str, status: int = 200, **extra: Any) -> tuple[str, in
     cases_of: dict[str, Any] = {}
     if found.in_cases and decide(actor, "case.write", Resource(type="case")).allowed:
         cases_of = services().cases.cases.holding(db, actor, [s.id for s in found.signals])
+    names = organisation_names(s.organisation for s in found.signals)
     db.commit()
     cases = list({ref.id: ref for refs in cases_of.values() for ref in refs}.values())
     return _render(
-        "web/match.html", status, match=found, cases_of=cases_of, match_cases=cases, **extra
+        "web/match.html",
+        status,
+        match=found,
+        cases_of=cases_of,
+        match_cases=cases,
+        org_names=names,
+        **extra,
     )

@@ -35,3 +35,25 @@ def test_agreement_names_the_identifiers(app: Flask) -> None:
     ]
     assert said(app, {"dm_swap"}) == ["geboortedatum, dag en maand verwisseld"]
     assert said(app, {"names_del"}) == ["achternaam, bijna", "voornaam, bijna"]
+
+
+def test_kinds_and_categories_have_one_map_and_a_capitalised_form(app: Flask) -> None:
+    """One map per code list (gateway.web.labels); where a name opens a label or a table
+    row (figures, intake, approvals) it takes a capital, in either language."""
+    from gateway.partners.kinds import KINDS
+    from gateway.web import cases, figures, intake, reads
+    from gateway.web.labels import CATEGORY_NAMES, KIND_NAMES, capital_name, capitalised
+
+    assert set(KIND_NAMES) == set(KINDS)
+    assert figures.KIND_NAMES is KIND_NAMES and cases.KIND_NAMES is KIND_NAMES
+    assert figures.CATEGORY_NAMES is CATEGORY_NAMES is intake.CATEGORY_NAMES
+    with app.test_request_context(headers={"Accept-Language": "nl"}):
+        assert capitalised(KIND_NAMES)["meldpunt"] == "Meldpunt"
+        assert str(KIND_NAMES["police"]) == "politie"
+        assert capital_name(CATEGORY_NAMES, "possible-victim") == "Mogelijk slachtoffer"
+        assert reads.category_label("concern") == "Zorgsignaal"
+        assert capital_name(CATEGORY_NAMES, "unknown-code") == "unknown-code"
+        assert capital_name(CATEGORY_NAMES, None) == ""
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        assert capitalised(KIND_NAMES)["meldpunt"] == "Report desk"
+        assert capital_name(CATEGORY_NAMES, "possible-perpetrator") == "Possible perpetrator"

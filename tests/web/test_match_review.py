@@ -202,3 +202,84 @@ def test_a_review_says_it_succeeded_in_the_success_style(app: Flask, desk: Match
     assert alert and "De treffer is bijgewerkt." in alert.group(2)
     assert "utrecht-alert--ok" in alert.group(1) and "error" not in alert.group(1)
     assert "Gelukt" in alert.group(2)
+
+
+def _rename(app: Flask, names: dict[str, str]) -> None:
+    from gateway.partners.models import Organisation
+
+    with app.extensions["ketenpoort"].db.transaction() as session:
+        for org_id, name in names.items():
+            found = session.get(Organisation, org_id)
+            assert found is not None
+            found.name = name
+
+
+def test_the_pages_name_the_organisations(app: Flask, desk: MatchDesk) -> None:
+    """A coordinator and a privacy officer read an organisation's name, not its id; the
+    id stays in a tooltip (and beside the name in the audit log, whose filter takes it).
+    A disabled organisation keeps its name. The names are looked up once per page."""
+    from sqlalchemy import event
+
+    from gateway.actors import cli_actor
+    from gateway.partners.registry import disable_organisation
+
+    match, _first, _second = desk.two_signals()
+    _rename(app, {"police": "Politie Oost-Nederland", "care": "Zorg Oost"})
+    with app.extensions["ketenpoort"].db.transaction() as session:
+        disable_organisation(session, "care", actor=cli_actor())
+    coordinator = app.test_client()
+    _signed_in(app, coordinator, "c.jansen", "coordinator")
+
+    lookups: list[str] = []
+
+    def statement(_c: Any, _cur: Any, text: str, *_rest: Any) -> None:
+        if "organisations.name" in text:
+            lookups.append(text)
+
+    engine = app.extensions["ketenpoort"].db.engine
+    event.listen(engine, "before_cursor_execute", statement)
+    try:
+        queue = coordinator.get("/matches").get_data(as_text=True)
+        page = coordinator.get(f"/matches/{match['id']}").get_data(as_text=True)
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+    assert len(lookups) == 2  # one per page, not one per row
+
+    assert '<span title="police">Politie Oost-Nederland</span>' in queue
+    assert '<span title="care">Zorg Oost</span>' in queue  # disabled since, still named
+    # the row's link, for a screen reader: the partners by name (in the signals' order)
+    pair = "(Politie Oost-Nederland, Zorg Oost|Zorg Oost, Politie Oost-Nederland)"
+    assert re.search(f"Treffer van {pair}, bijgewerkt", queue)
+    for text in (queue, page):
+        assert ">police<" not in text and ">care<" not in text
+    cells = re.findall(r'<td class="utrecht-table__cell">(<span title="[^"]+">[^<]+</span>)', page)
+    assert sorted(cells) == [
+        '<span title="care">Zorg Oost</span>',
+        '<span title="police">Politie Oost-Nederland</span>',
+    ]
+
+    officer = app.test_client()
+    _signed_in(app, officer, "p.visser", "privacy-officer")
+    log = officer.get("/audit?action=signal.create").get_data(as_text=True)
+    assert '<span class="kp-muted">Politie Oost-Nederland (police)</span>' in log
+    assert '<span class="kp-muted">Zorg Oost (care)</span>' in log
+    filtered = officer.get("/audit?action=signal.create&organisation=police").get_data(as_text=True)
+    assert "Politie Oost-Nederland (police)" in filtered and "Zorg Oost" not in filtered
+
+
+def test_an_organisation_without_a_name_shows_its_id(app: Flask) -> None:
+    """An id no organisation has (an old entry, a typo) shows as itself; two
+    organisations of one name are told apart by their ids."""
+    from gateway.web.labels import OrganisationNames, organisation_names
+
+    names = OrganisationNames({"zorg-oost": "Zorg", "zorg-west": "Zorg", "politie": "Politie"})
+    assert names.name("gone") == "gone" and names.label("gone") == "gone"
+    assert not names.shows_id("gone") and not names.shows_id(None) and names.name(None) == ""
+    assert names.label("politie") == "Politie" and not names.shows_id("politie")
+    assert names.labels(["zorg-oost", "zorg-west", "zorg-oost", None]) == [
+        "Zorg (zorg-oost)",
+        "Zorg (zorg-west)",
+    ]
+    with app.test_request_context():
+        assert organisation_names(["meldpunt", "gone", None]).names == {"meldpunt": "Meldpunt"}
+        assert organisation_names([]).names == {}
