@@ -261,7 +261,7 @@ class AlertService:
             .order_by(handled_last, AlertRow.raised_at.desc(), AlertRow.id)
             .limit(limit)
         ).scalars()
-        descriptions = {r.id: r.description for r in self.engine.loaded.policy.alerts}
+        descriptions = self._descriptions()
         found = [Alert.of(row, descriptions.get(row.rule_id)) for row in rows]
         record_decision(session, actor, decision, resource, detail={"alerts": len(found)})
         return found
@@ -314,8 +314,11 @@ class AlertService:
             ),
             now=row.handled_at,
         )
-        descriptions = {r.id: r.description for r in self.engine.loaded.policy.alerts}
-        return Alert.of(row, descriptions.get(row.rule_id))
+        return Alert.of(row, self._descriptions().get(row.rule_id))
+
+    def _descriptions(self) -> dict[str, str | None]:
+        """Each alert rule's description in the loaded policy, by rule id."""
+        return {r.id: r.description for r in self.engine.loaded.policy.alerts}
 
     @staticmethod
     def _raised_within(session: Session, rule: AlertRule, actor_id: str, now: datetime) -> bool:
