@@ -465,8 +465,8 @@ def session_extend() -> tuple[dict[str, object], int]:
     """Keep the session alive (the page's script, when its warning's button is pressed
     or the person types): resuming it already counted as activity; this answers how
     long it now lasts. CSRF-checked by header like every web POST."""
-    resumed = g.get("session_left")
-    if current_user() is None or resumed is None:
+    resumed = g.get("session_left")  # set together with the signed-in user
+    if resumed is None:
         return {"signedIn": False, "expiresIn": 0, "extendable": False}, 401
     return {
         "signedIn": True,
