@@ -168,6 +168,14 @@ class Unauthorized(ProblemError):
     title = "Missing or invalid access token"
 
 
+class SignedOut(ProblemError):
+    """A workspace call (the session warning's keep-alive) without a live web session."""
+
+    status = 401
+    slug = "signed-out"
+    title = "Not signed in"
+
+
 class Forbidden(ProblemError):
     """The token is valid but lacks a scope (RFC 6750 `insufficient_scope`)."""
 

@@ -7,6 +7,7 @@ its denial is an audit entry with the policy rule, as in the API.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from gateway.actors import Actor
 from gateway.audit import AuditEvent, record_event
 from gateway.db import database_unavailable
-from gateway.errors import DatabaseUnavailable, ProblemError
+from gateway.errors import PROBLEM_MEDIA_TYPE, DatabaseUnavailable, ProblemError, SignedOut
 from gateway.logs import get_logger
 from gateway.policy.engine import Resource
 from gateway.policy.service import decide, decide_and_record
@@ -461,13 +462,16 @@ def session_warning_lead(idle: int) -> int:
 
 
 @bp.post("/session")
-def session_extend() -> tuple[dict[str, object], int]:
+def session_extend() -> tuple[dict[str, object], int] | BaseResponse:
     """Keep the session alive (the page's script, when its warning's button is pressed
     or the person types): resuming it already counted as activity; this answers how
-    long it now lasts. CSRF-checked by header like every web POST."""
+    long it now lasts, or 401 `signed-out` (problem+json). CSRF-checked by header like
+    every web POST."""
     resumed = g.get("session_left")  # set together with the signed-in user
     if resumed is None:
-        return {"signedIn": False, "expiresIn": 0, "extendable": False}, 401
+        error = SignedOut("The session has ended; sign in again.")
+        body = error.body(services().settings.issuer, g.get("request_id") or request.path)
+        return BaseResponse(json.dumps(body), error.status, mimetype=PROBLEM_MEDIA_TYPE)
     return {
         "signedIn": True,
         "expiresIn": resumed.expires_in,

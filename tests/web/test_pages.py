@@ -276,3 +276,23 @@ def test_every_flash_category_has_its_own_style(app: Flask) -> None:
             flash("Bericht", category)
             page = render_template_string('{% extends "web/base.html" %}')
         assert f"utrecht-alert--{style}" in page, category
+
+
+def test_the_session_keep_alive_answers_json_or_a_signed_out_problem(
+    app: Flask, client: FlaskClient
+) -> None:
+    # not signed in (a CSRF token of the login page): 401 problem+json `signed-out`
+    token = csrf_token(client)
+    refused = client.post("/session", headers={"X-CSRFToken": token})
+    assert refused.status_code == 401
+    assert refused.mimetype == "application/problem+json"
+    problem = refused.get_json(force=True)
+    assert problem["type"].endswith("/problems/signed-out") and problem["status"] == 401
+    # without the CSRF header: refused as every web POST without its token
+    assert client.post("/session").status_code == 400
+    _signed_in(app, client, "c.jansen", "coordinator")
+    kept = client.post("/session", headers={"X-CSRFToken": csrf_token(client, "/")})
+    assert kept.status_code == 200
+    body = kept.get_json()
+    assert body["signedIn"] is True and body["extendable"] is True
+    assert 0 < body["expiresIn"] <= app.config["PERMANENT_SESSION_LIFETIME"].total_seconds()
